@@ -1,0 +1,125 @@
+"""python -m runner: the pipeline matrix.yaml -> cells -> images -> container runs -> records -> report.
+
+Exit codes: 0 all good, 1 some cell failed, 2 config or usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from runner import __version__, containers, datasets, engine, images, records
+from runner.cells import Cell, expand, images_of, matches
+from runner.config import Matrix, load_matrix
+from runner.errors import UserError
+from runner.report import render
+
+EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def progress(message: str) -> None:
+    """Progress goes to stderr, so that stdout carries only tables and JSON."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    matrix_options = argparse.ArgumentParser(add_help=False)
+    matrix_options.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="the matrix file (default: %(default)s)")
+    matrix_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="select cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
+    build_options = argparse.ArgumentParser(add_help=False)
+    build_options.add_argument("--offline-base", action="store_true", help="build base images from Debian packages (debootstrap), never from a registry")
+    results_options = argparse.ArgumentParser(add_help=False)
+    results_options.add_argument("--results", type=Path, default=Path("results"), help="where run folders go (default: %(default)s)")
+
+    top = argparse.ArgumentParser(prog="python -m runner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--version", action="version", version=f"cudnn-matrix {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    listing = commands.add_parser("list", parents=[matrix_options], help="show the cells, their ids and images")
+    listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
+    commands.add_parser("build", parents=[matrix_options, build_options], help="build the images the selected cells need")
+    commands.add_parser("run", parents=[matrix_options, build_options, results_options], help="build what is missing, run every selected cell, record results")
+    report = commands.add_parser("report", parents=[results_options], help="print the table of a run (default: the latest)")
+    report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
+    report.add_argument("--format", default="github", choices=["github", "plain", "simple", "grid"], help="table style (default: %(default)s)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def load(args) -> tuple[Matrix, list[Cell], list[Cell]]:
+    """The matrix, all its cells, and the ones -k selects; selecting nothing is a usage error."""
+    matrix = load_matrix(args.file)
+    if getattr(args, "offline_base", False):
+        matrix = dataclasses.replace(matrix, build=dataclasses.replace(matrix.build, offline_base=True))
+    cells = expand(matrix)
+    selected = [cell for cell in cells if matches(cell, args.pattern)]
+    if not selected:
+        raise UserError(f"{args.file}: -k {args.pattern!r} selects none of the {len(cells)} cells (see `python -m runner list`)")
+    return matrix, cells, selected
+
+
+def cmd_list(args) -> int:
+    _, cells, selected = load(args)
+    rows = [
+        {"id": cell.id, "kind": cell.kind, "image": cell.image.repository, "workload": cell.workload.name,
+         "tensorflow": cell.tensorflow, "status": "selected" if cell in selected else "deselected", "reason": "" if cell in selected else f"not matched by -k {args.pattern}"}
+        for cell in cells
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(tabulate([[r["id"], r["kind"], r["image"], r["status"]] for r in rows], headers=["cell", "kind", "image", "status"], tablefmt="github"))
+    return EXIT_OK
+
+
+def cmd_build(args) -> int:
+    matrix, _, selected = load(args)
+    built = images.build_images(engine.connect(), images_of(selected), matrix.build, progress)
+    failures = [outcome for outcome in built.values() if isinstance(outcome, images.BuildFailure)]
+    for failure in failures:
+        progress(f"{failure.spec.name}: {failure.reason}")
+    return EXIT_CELL_FAILED if failures else EXIT_OK
+
+
+def cmd_run(args) -> int:
+    matrix, _, selected = load(args)
+    data = {workload.name: datasets.prepare(workload, progress) for workload in matrix.workloads if any(c.workload == workload for c in selected)}
+    client = engine.connect()
+    built = images.build_images(client, images_of(selected), matrix.build, progress)
+    run_folder = records.new_run(args.results, matrix.path)
+    progress(f"run {run_folder.name}: {len(selected)} cell(s), results in {run_folder}")
+    failed = 0
+    for number, cell in enumerate(selected, 1):
+        progress(f"[{number}/{len(selected)}] {cell.id}")
+        record = containers.run_cell(client, cell, built[cell.image], data[cell.workload.name], run_folder.name, progress)
+        records.append(run_folder, record)
+        failed += record.status != "ok"
+        progress(f"[{number}/{len(selected)}] {cell.id}: {record.status}{': ' + record.reason if record.reason else ''}")
+    progress(f"results: {run_folder / records.RESULTS_FILE}")
+    return EXIT_CELL_FAILED if failed else EXIT_OK
+
+
+def cmd_report(args) -> int:
+    run_folder = args.run or records.latest_run(args.results)
+    loaded = records.load(run_folder)
+    print(f"run {run_folder.name}")
+    print(render(loaded, args.format))
+    return EXIT_CELL_FAILED if any(record.status != "ok" for record in loaded) else EXIT_OK
+
+
+COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report}

@@ -1,0 +1,280 @@
+"""Stage 1: matrix.yaml -> Matrix, validated strictly before anything runs.
+
+Every mistake becomes one UserError line naming the file, the line where YAML
+knows it, the key path and what was expected. Versions must be quoted strings:
+YAML reads an unquoted 12.10 as the float 12.1, which would silently select
+another release.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.errors import UserError
+
+WORKLOAD_NAMES = ("dogs-vs-cats",)
+VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
+IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
+DEFAULT_CPU_BASE = "python:3.11-slim"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One model to train, with the parameters every cell runs it with."""
+
+    name: str
+    epochs: int
+    warmup_epochs: int
+    batch_size: int
+    train_images: int
+    validation_images: int
+    data_dir: Path
+    jit_compile: bool
+    intra_op_threads: int
+    inter_op_threads: int
+
+
+@dataclass(frozen=True)
+class CpuImages:
+    base_image: str
+    tensorflow: tuple[str, ...]
+    keras: str | None
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    offline_base: bool
+    ca_certificates: tuple[Path, ...]
+    debian_mirror: str
+
+
+@dataclass(frozen=True)
+class Matrix:
+    path: Path
+    workloads: tuple[Workload, ...]
+    cpu: CpuImages | None
+    build: BuildSettings
+
+
+_MISSING = object()
+
+
+class _Document:
+    """The parsed file plus where each key stands in it, for error lines."""
+
+    def __init__(self, path: Path, lines: dict[tuple, int]):
+        self.path = path
+        self.lines = lines
+
+    def error(self, key_path: tuple, expected: str, got: Any = _MISSING, found: str | None = None) -> UserError:
+        """One line: file:line: key.path: expected X, got Y (found overrides the description of got)."""
+        line = self.lines.get(key_path)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        message = f"{where}: {_dotted(key_path) or '(top level)'}: expected {expected}"
+        if found is not None:
+            message += f", got {found}"
+        elif got is not _MISSING:
+            message += f", got {_describe(got)}"
+        return UserError(message)
+
+    def mapping(self, value: Any, key_path: tuple, required: set[str], optional: set[str]) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(key_path, "a mapping", value)
+        allowed = required | optional
+        for key in value:
+            if not isinstance(key, str) or key not in allowed:
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.error(key_path + (key,), f"one of {', '.join(sorted(allowed))}{hint}", found=f"unknown key {key!r}")
+        for key in sorted(required - set(value)):
+            raise self.error(key_path + (key,), "this key to be present")
+        return value
+
+    def integer(self, value: Any, key_path: tuple, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(key_path, f"a whole number of at least {minimum}", value)
+        return value
+
+    def boolean(self, value: Any, key_path: tuple) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(key_path, "true or false", value)
+        return value
+
+    def string(self, value: Any, key_path: tuple, pattern: re.Pattern, what: str) -> str:
+        if isinstance(value, float):
+            raise self.error(key_path, f"{what} in quotes (YAML reads an unquoted 12.10 as 12.1)", value)
+        if not isinstance(value, str) or not pattern.match(value):
+            raise self.error(key_path, what, value)
+        return value
+
+    def version_list(self, value: Any, key_path: tuple) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.error(key_path, 'a non-empty list of quoted versions such as ["2.21"]', value)
+        versions = tuple(
+            self.string(item, key_path + (index,), VERSION, 'a version in quotes such as "2.21"')
+            for index, item in enumerate(value)
+        )
+        for index, version in enumerate(versions):
+            if version in versions[:index]:
+                raise self.error(key_path + (index,), "each version once", found=f"{version!r} a second time")
+        return versions
+
+
+def load_matrix(path: Path) -> Matrix:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read the matrix file: {getattr(error, 'strerror', None) or error}")
+    data, lines = _parse_yaml(path, text)
+    document = _Document(path, lines)
+    top = document.mapping(data, (), {"workloads"}, {"cpu", "build"})
+    workloads = _workloads(document, top["workloads"], path.parent)
+    cpu = _cpu(document, top["cpu"]) if "cpu" in top else None
+    if cpu is None:
+        raise document.error(("cpu",), "at least one kind of image (cpu) to run the workloads on")
+    return Matrix(path=path, workloads=workloads, cpu=cpu, build=_build(document, top.get("build", {})))
+
+
+def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[tuple, int]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[tuple, int] = {}
+        if node is not None:
+            _record_lines(path, node, (), lines)
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: not valid YAML: {error.problem or error.context}")
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML: {error}")
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _record_lines(path: Path, node: yaml.Node, key_path: tuple, lines: dict[tuple, int]) -> None:
+    """Map each key path to its 1-based line, and refuse keys given twice (YAML keeps the last silently)."""
+    lines[key_path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                raise UserError(f"{path}:{key_node.start_mark.line + 1}: {_dotted(key_path + (key,))}: given twice")
+            seen.add(key)
+            _record_lines(path, value_node, key_path + (key,), lines)
+            lines[key_path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(path, item, key_path + (index,), lines)
+
+
+def _workloads(document: _Document, value: Any, base_dir: Path) -> tuple[Workload, ...]:
+    if not isinstance(value, dict) or not value:
+        raise document.error(("workloads",), f"a mapping of workload names ({', '.join(WORKLOAD_NAMES)}) to settings", value)
+    return tuple(_workload(document, name, settings, base_dir) for name, settings in value.items())
+
+
+def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Workload:
+    key_path = ("workloads", name)
+    if name not in WORKLOAD_NAMES:
+        raise document.error(key_path, f"a known workload ({', '.join(WORKLOAD_NAMES)})", found=repr(name))
+    settings = document.mapping(
+        value if value is not None else {},
+        key_path,
+        required=set(),
+        optional={"epochs", "warmup_epochs", "batch_size", "train_images", "validation_images", "data",
+                  "jit_compile", "intra_op_threads", "inter_op_threads"},
+    )
+
+    def number(key: str, default: int, minimum: int) -> int:
+        return document.integer(settings.get(key, default), key_path + (key,), minimum)
+
+    data = settings.get("data", "data")
+    if not isinstance(data, str) or not data:
+        raise document.error(key_path + ("data",), "a folder path", data)
+    workload = Workload(
+        name=name,
+        epochs=number("epochs", 3, 2),
+        warmup_epochs=number("warmup_epochs", 1, 1),
+        batch_size=number("batch_size", 32, 1),
+        train_images=number("train_images", 2000, 2),
+        validation_images=number("validation_images", 800, 2),
+        data_dir=(base_dir / data).resolve(),
+        jit_compile=document.boolean(settings.get("jit_compile", False), key_path + ("jit_compile",)),
+        intra_op_threads=number("intra_op_threads", 0, 0),
+        inter_op_threads=number("inter_op_threads", 0, 0),
+    )
+    if workload.epochs <= workload.warmup_epochs:
+        raise document.error(key_path + ("epochs",), f"more epochs than warmup_epochs ({workload.warmup_epochs}), so that some are timed", workload.epochs)
+    for key in ("train_images", "validation_images"):
+        if getattr(workload, key) % 2:
+            raise document.error(key_path + (key,), "an even number: half cats, half dogs", getattr(workload, key))
+    return workload
+
+
+def _cpu(document: _Document, value: Any) -> CpuImages:
+    settings = document.mapping(value, ("cpu",), required={"tensorflow"}, optional={"base_image", "keras"})
+    keras = settings.get("keras")
+    return CpuImages(
+        base_image=document.string(settings.get("base_image", DEFAULT_CPU_BASE), ("cpu", "base_image"), IMAGE_REFERENCE, "an image reference such as python:3.11-slim"),
+        tensorflow=document.version_list(settings["tensorflow"], ("cpu", "tensorflow")),
+        keras=None if keras is None else document.string(keras, ("cpu", "keras"), VERSION, 'a version in quotes such as "3.12"'),
+    )
+
+
+def _build(document: _Document, value: Any) -> BuildSettings:
+    settings = document.mapping(value, ("build",), required=set(), optional={"offline_base", "ca_certificates", "debian_mirror"})
+    mirror = settings.get("debian_mirror", "http://deb.debian.org/debian")
+    if not isinstance(mirror, str) or not re.match(r"^(https?|file)://[^\s'\"]+$", mirror):
+        raise document.error(("build", "debian_mirror"), "an http(s) or file URL of a Debian mirror", mirror)
+    return BuildSettings(
+        offline_base=document.boolean(settings.get("offline_base", False), ("build", "offline_base")),
+        ca_certificates=_ca_certificates(document, settings.get("ca_certificates", "host"), document.path.parent),
+        debian_mirror=mirror,
+    )
+
+
+def _ca_certificates(document: _Document, value: Any, base_dir: Path) -> tuple[Path, ...]:
+    """The host's locally added CAs by default: what a TLS-intercepting proxy needs trusted."""
+    key_path = ("build", "ca_certificates")
+    if value == "host":
+        return tuple(Path(p) for p in sorted(glob.glob(DEFAULT_CA_CERTIFICATES, recursive=True)))
+    if not isinstance(value, list):
+        raise document.error(key_path, '"host" or a list of PEM certificate files', value)
+    paths = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not (base_dir / item).is_file():
+            raise document.error(key_path + (index,), "a readable PEM certificate file", item)
+        paths.append((base_dir / item).resolve())
+    return tuple(paths)
+
+
+def _dotted(key_path: tuple) -> str:
+    text = ""
+    for part in key_path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return f"a {'list' if isinstance(value, list) else 'mapping' if isinstance(value, dict) else type(value).__name__}"

@@ -1,0 +1,121 @@
+"""Stage 4: one container per cell -> one Record.
+
+The container runs the workload script with the cell's parameters, the data
+mounted read-only. Its output is shown as it comes; the last line starting
+with the record prefix is the measurement. Whatever goes wrong becomes a
+failed Record with the reason and the log tail: a failure is data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Callable
+
+import docker
+import docker.errors
+
+from runner.cells import Cell
+from runner.datasets import Dataset
+from runner.images import LABEL_PREFIX, LOG_TAIL_LINES, BuildFailure, BuiltImage
+from runner.records import Record, now
+
+RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
+DATA_MOUNT = "/data"
+
+
+def workload_command(cell: Cell) -> list[str]:
+    workload = cell.workload
+    return [
+        "--cell-id", cell.id,
+        "--workload", workload.name,
+        "--data", DATA_MOUNT,
+        "--epochs", str(workload.epochs),
+        "--warmup-epochs", str(workload.warmup_epochs),
+        "--batch-size", str(workload.batch_size),
+        "--train-images", str(workload.train_images),
+        "--validation-images", str(workload.validation_images),
+        "--jit-compile", "true" if workload.jit_compile else "false",
+        "--intra-op-threads", str(workload.intra_op_threads),
+        "--inter-op-threads", str(workload.inter_op_threads),
+    ]
+
+
+def run_cell(
+    client: docker.DockerClient,
+    cell: Cell,
+    image: BuiltImage | BuildFailure,
+    dataset: Dataset,
+    run_id: str,
+    progress: Callable[[str], None],
+) -> Record:
+    started = now()
+
+    def record(status: str, reason: str = "", measurement=None, log_tail: str = "") -> Record:
+        built = image if isinstance(image, BuiltImage) else None
+        return Record(
+            cell_id=cell.id, status=status, reason=reason, kind=cell.kind, workload=cell.workload.name,
+            tensorflow_requested=cell.tensorflow, image=built.tag if built else cell.image.repository,
+            image_id=built.image_id if built else "", base_image=built.base.reference if built else "",
+            started=started, ended=now(), measurement=measurement, log_tail=log_tail,
+        )
+
+    if isinstance(image, BuildFailure):
+        return record("failed", image.reason, log_tail=image.log_tail)
+    container = client.containers.run(
+        image.tag,
+        workload_command(cell),
+        detach=True,
+        volumes={str(dataset.path): {"bind": DATA_MOUNT, "mode": "ro"}},
+        labels={f"{LABEL_PREFIX}.run-id": run_id, f"{LABEL_PREFIX}.cell": cell.id},
+    )
+    try:
+        tail, record_line = _follow(container, cell.id, progress)
+        exit_code = container.wait()["StatusCode"]
+    finally:
+        container.remove(force=True)
+    log_tail = "\n".join(tail)
+    if exit_code != 0:
+        return record("failed", f"the workload exited with code {exit_code}: {_last_words(tail)}", log_tail=log_tail)
+    measurement = _measurement(record_line)
+    if measurement is None:
+        return record("failed", "the workload printed no readable result record", log_tail=log_tail)
+    return record("ok", measurement=measurement, log_tail=log_tail)
+
+
+def _follow(container, cell_id: str, progress: Callable[[str], None]) -> tuple[deque[str], str | None]:
+    """Show the container's output line by line; keep its tail and its last record line."""
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    record_lines = []
+    pending = ""
+    for chunk in container.logs(stream=True, follow=True):
+        pending += chunk.decode("utf-8", errors="replace")
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            _sort_line(line.rstrip("\r"), tail, record_lines, cell_id, progress)
+    if pending:
+        _sort_line(pending, tail, record_lines, cell_id, progress)
+    return tail, (record_lines[-1] if record_lines else None)
+
+
+def _sort_line(line: str, tail: deque[str], record_lines: list[str], cell_id: str, progress) -> None:
+    if line.startswith(RECORD_PREFIX):
+        record_lines.append(line[len(RECORD_PREFIX):])
+    else:
+        tail.append(line)
+        progress(f"{cell_id} | {line}")
+
+
+def _measurement(record_line: str | None) -> dict | None:
+    if record_line is None:
+        return None
+    try:
+        value = json.loads(record_line)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) and value.get("epochs") else None
+
+
+def _last_words(lines) -> str:
+    meaningful = [line.strip() for line in lines if line.strip()]
+    return meaningful[-1] if meaningful else "no output"

@@ -1,0 +1,99 @@
+"""Records: one per cell, appended to results/<run-id>/results.jsonl as soon as the cell ends.
+
+A record carries the cell's outcome (ok or failed, with the reason), what it
+ran on (image tag and id, base image), and the measurement the workload
+printed, raw per-epoch times included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from runner import __version__
+from runner.errors import UserError
+
+RESULTS_SCHEMA = 1
+RESULTS_FILE = "results.jsonl"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Record:
+    cell_id: str
+    status: str  # "ok" or "failed"
+    reason: str
+    kind: str
+    workload: str
+    tensorflow_requested: str
+    image: str
+    image_id: str
+    base_image: str
+    started: str
+    ended: str
+    measurement: dict[str, Any] | None = None
+    log_tail: str = ""
+    schema: int = field(default=RESULTS_SCHEMA)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, line: str, where: str) -> "Record":
+        data = json.loads(line)
+        if data.get("schema") != RESULTS_SCHEMA:
+            raise UserError(f"{where}: results schema {data.get('schema')!r}, this runner reads schema {RESULTS_SCHEMA}: re-render it with the runner version that wrote it")
+        return cls(**data)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run(results_dir: Path, matrix_path: Path) -> Path:
+    """A fresh results/<run-id>/ folder, named by its UTC start time so that names sort by age."""
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder = results_dir / run_id
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = results_dir / f"{run_id}-{suffix}"
+    folder.mkdir(parents=True)
+    manifest = {
+        "schema": RESULTS_SCHEMA,
+        "runner_version": __version__,
+        "run_id": folder.name,
+        "matrix_file": str(matrix_path),
+        "matrix_sha256": hashlib.sha256(matrix_path.read_bytes()).hexdigest(),
+        "started": now(),
+    }
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder
+
+
+def append(run_folder: Path, record: Record) -> None:
+    """Write and flush one record, so nothing measured is lost if a later cell fails."""
+    with open(run_folder / RESULTS_FILE, "a", encoding="utf-8") as results:
+        results.write(record.to_json() + "\n")
+        results.flush()
+        os.fsync(results.fileno())
+
+
+def load(run_folder: Path) -> list[Record]:
+    path = run_folder / RESULTS_FILE
+    if not path.is_file():
+        raise UserError(f"{run_folder}: no {RESULTS_FILE} here: is this a run folder?")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [Record.from_json(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
+
+
+def latest_run(results_dir: Path) -> Path:
+    runs = sorted(p for p in results_dir.glob("*/") if (p / RESULTS_FILE).is_file()) if results_dir.is_dir() else []
+    if not runs:
+        raise UserError(f"{results_dir}: no runs yet: run `python -m runner run` (or `make matrix`) first")
+    return runs[-1]

@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", parents=[matrix_options], help="show the cells, their ids and images")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     commands.add_parser("build", parents=[matrix_options, build_options], help="build the images the selected cells need")
-    commands.add_parser("run", parents=[matrix_options, build_options, results_options], help="build what is missing, run every selected cell, record results")
+    commands.add_parser("run", parents=[matrix_options, build_options, results_options], help="build what is missing, run every selected cell, record and report results")
     report = commands.add_parser("report", parents=[results_options], help="print the table of a run (default: the latest)")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
     report.add_argument("--format", default="github", choices=["github", "plain", "simple", "grid"], help="table style (default: %(default)s)")
@@ -111,6 +111,7 @@ def cmd_run(args) -> int:
         failed += record.status != "ok"
         progress(f"[{number}/{len(selected)}] {cell.id}: {record.status}{': ' + record.reason if record.reason else ''}")
     progress(f"results: {run_folder / records.RESULTS_FILE}")
+    print(render(records.load(run_folder)))
     return EXIT_CELL_FAILED if failed else EXIT_OK
 
 

@@ -1,0 +1,27 @@
+# make matrix: build, run and report the matrix (MATRIX=other.yaml to override).
+# make test:   every test; the Docker ones need a running engine (see README).
+PYTHON ?= python3
+VENV ?= .venv
+MATRIX ?= matrix.yaml
+RUNNER = $(VENV)/bin/python -m runner
+
+.PHONY: matrix test unit-test docker-test
+
+matrix: $(VENV)/.installed
+	$(RUNNER) run -f $(MATRIX)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest
+
+unit-test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not docker"
+
+docker-test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m docker
+
+# The virtual environment is made on first use and remade when the dependencies change.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $@

@@ -1,0 +1,87 @@
+"""The walking skeleton for real: registry-free base, CPU image build, one tiny cell in a container."""
+
+import json
+
+import pytest
+
+from conftest import runner
+
+pytestmark = pytest.mark.docker
+
+TINY_MATRIX = """
+workloads:
+  dogs-vs-cats:
+    epochs: 2
+    warmup_epochs: 1
+    train_images: 64
+    validation_images: 32
+    data: data
+cpu:
+  tensorflow: ["2.21"]
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, docker_client):
+    folder = tmp_path_factory.mktemp("tiny")
+    (folder / "matrix.yaml").write_text(TINY_MATRIX)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def first_build(tiny):
+    return runner("build", "-f", tiny / "matrix.yaml", "--offline-base")
+
+
+def test_build_starts_from_the_registry_free_base(first_build):
+    assert first_build.returncode == 0, first_build.stderr[-3000:]
+    assert "registry-free base cudnn-matrix/base:bookworm-python3-" in first_build.stderr
+    assert "Successfully tagged cudnn-matrix/cpu-tf2.21:" in first_build.stderr or "up to date" in first_build.stderr
+
+
+def test_unchanged_matrix_rebuilds_nothing(first_build, tiny):
+    again = runner("build", "-f", tiny / "matrix.yaml", "--offline-base")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "cpu-tf2.21: up to date (cudnn-matrix/cpu-tf2.21:" in again.stderr
+    assert "Step 1/" not in again.stderr
+
+
+def test_unpullable_base_falls_back_and_says_so(first_build, tiny):
+    matrix = tiny / "unpullable.yaml"
+    matrix.write_text(TINY_MATRIX.replace('cpu:\n', 'cpu:\n  base_image: cudnn-matrix-test/not-in-any-registry:1\n'))
+    built = runner("build", "-f", matrix)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "cannot pull cudnn-matrix-test/not-in-any-registry:1" in built.stderr
+    assert "building an equivalent base from Debian packages instead" in built.stderr
+
+
+def test_tiny_cell_runs_end_to_end(first_build, tiny):
+    results = tiny / "results"
+    run = runner("run", "-f", tiny / "matrix.yaml", "--offline-base", "--results", results)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "cpu-tf2.21-dogs-vs-cats" in run.stdout
+
+    (run_folder,) = results.iterdir()
+    (line,) = (run_folder / "results.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record["status"] == "ok" and record["cell_id"] == "cpu-tf2.21-dogs-vs-cats"
+    assert record["image"].startswith("cudnn-matrix/cpu-tf2.21:")
+    assert record["base_image"].startswith("cudnn-matrix/base:bookworm-python3-")
+    measurement = record["measurement"]
+    assert measurement["cell_id"] == "cpu-tf2.21-dogs-vs-cats"
+    assert measurement["model"]["parameters"] == 1_212_513  # the seed's network, layer for layer
+    assert measurement["versions"]["tensorflow"].startswith("2.21.")
+    assert measurement["versions"]["keras"].startswith("3.")
+    assert measurement["data"]["kind"] == "synthetic"
+    assert measurement["warmup_epochs"] == 1
+    assert len(measurement["epochs"]) == 2
+    for epoch in measurement["epochs"]:
+        assert 0 < epoch["train_seconds"] <= epoch["seconds"]
+        assert epoch["images_per_second"] == pytest.approx(64 / epoch["train_seconds"])
+    assert measurement["host"]["cpu_model"]
+    assert measurement["settings"]["batch_size"] == 32
+
+    report = runner("report", run_folder)
+    assert report.returncode == 0
+    assert "cpu-tf2.21-dogs-vs-cats | ok" in report.stdout
+    assert "Synthetic data" in report.stdout

@@ -54,7 +54,7 @@ def resolve_base(client: docker.DockerClient, requested: str, settings: BuildSet
         return BaseImage(requested, requested, image.id, _digest(image), "pulled")
     except docker.errors.APIError as error:
         reason = (error.explanation or str(error)).splitlines()[0]
-        progress(f"cannot pull {requested} ({reason}); building an equivalent base from Debian packages instead")
+        progress(f"cannot pull {requested} ({reason}); using an equivalent base made from Debian packages instead")
         return offline_base(client, requested, settings, progress)
 
 

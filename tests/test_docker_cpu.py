@@ -52,7 +52,7 @@ def test_unpullable_base_falls_back_and_says_so(first_build, tiny):
     built = runner("build", "-f", matrix)
     assert built.returncode == 0, built.stderr[-3000:]
     assert "cannot pull cudnn-matrix-test/not-in-any-registry:1" in built.stderr
-    assert "building an equivalent base from Debian packages instead" in built.stderr
+    assert "using an equivalent base made from Debian packages instead" in built.stderr
 
 
 def test_tiny_cell_runs_end_to_end(first_build, tiny):

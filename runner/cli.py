@@ -98,8 +98,8 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     matrix, _, selected = load(args)
-    data = {workload.name: datasets.prepare(workload, progress) for workload in matrix.workloads if any(c.workload == workload for c in selected)}
     client = engine.connect()
+    data = {workload.name: datasets.prepare(workload, progress) for workload in matrix.workloads if any(c.workload == workload for c in selected)}
     built = images.build_images(client, images_of(selected), matrix.build, progress)
     run_folder = records.new_run(args.results, matrix.path)
     progress(f"run {run_folder.name}: {len(selected)} cell(s), results in {run_folder}")

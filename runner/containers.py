@@ -75,10 +75,13 @@ def run_cell(
     finally:
         container.remove(force=True)
     log_tail = "\n".join(tail)
+    measurement = _measurement(record_line)
+    if measurement is not None and measurement.get("failure"):
+        # The workload's own checks failed (no GPU, wrong cuDNN): keep what it saw as evidence.
+        return record("failed", measurement["failure"], measurement=measurement, log_tail=log_tail)
     if exit_code != 0:
         return record("failed", f"the workload exited with code {exit_code}: {_last_words(tail)}", log_tail=log_tail)
-    measurement = _measurement(record_line)
-    if measurement is None:
+    if measurement is None or not measurement.get("epochs"):
         return record("failed", "the workload printed no readable result record", log_tail=log_tail)
     return record("ok", measurement=measurement, log_tail=log_tail)
 
@@ -113,7 +116,7 @@ def _measurement(record_line: str | None) -> dict | None:
         value = json.loads(record_line)
     except json.JSONDecodeError:
         return None
-    return value if isinstance(value, dict) and value.get("epochs") else None
+    return value if isinstance(value, dict) else None
 
 
 def _last_words(lines) -> str:

@@ -12,6 +12,7 @@ positional argument is the stride, so the layers are spelled out here.
 """
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -42,6 +43,8 @@ def parse_args(argv):
     parser.add_argument("--inter-op-threads", type=int, default=0)
     parser.add_argument("--parallel-calls", type=int, default=2)
     parser.add_argument("--prefetch-batches", type=int, default=2)
+    parser.add_argument("--expect-gpu", action="store_true", help="fail unless TensorFlow registers a GPU")
+    parser.add_argument("--expect-cudnn", metavar="MAJOR.MINOR", help="fail unless this cuDNN is the one loaded")
     return parser.parse_args(argv)
 
 
@@ -180,6 +183,85 @@ def epoch_timer(keras, train_images, epochs_total):
     return EpochTimer()
 
 
+def loaded_library(name):
+    """The path of a shared library this process has mapped, e.g. libcudnn.so.9: what was loaded, not what was asked for."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                if os.path.basename(path).startswith(name + ".so"):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def library_version(path, function):
+    """An int from a C function of the library at path that writes or returns its version."""
+    try:
+        library = ctypes.CDLL(path)
+    except OSError:
+        return None
+    if function == "cudnnGetVersion":
+        library.cudnnGetVersion.restype = ctypes.c_size_t
+        return int(library.cudnnGetVersion())
+    value = ctypes.c_int()
+    return value.value if getattr(library, function)(ctypes.byref(value)) == 0 else None
+
+
+def cudnn_text(version):
+    # cuDNN 9 encodes major*10000 + minor*100 + patch; cuDNN 8 and older major*1000 + minor*100 + patch.
+    major, rest = (version // 10000, version % 10000) if version >= 90000 else (version // 1000, version % 1000)
+    return f"{major}.{rest // 100}.{rest % 100}"
+
+
+def cuda_text(version):
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
+def nvidia_driver():
+    try:
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+        if nvml.nvmlInit_v2() != 0:
+            return None
+        buffer = ctypes.create_string_buffer(96)
+        return buffer.value.decode() if nvml.nvmlSystemGetDriverVersion(buffer, 96) == 0 else None
+    except (OSError, AttributeError):
+        return None
+
+
+def gpu_facts(tf):
+    """What this process really has: registered GPUs, TensorFlow's build, and the CUDA/cuDNN libraries loaded."""
+    gpus = tf.config.list_physical_devices("GPU")
+    build = tf.sysconfig.get_build_info()
+    facts = {
+        "registered": [gpu.name for gpu in gpus],
+        "details": [{k: str(v) for k, v in tf.config.experimental.get_device_details(gpu).items()} for gpu in gpus],
+        "tensorflow_built_with": {k: str(build.get(k, "")) for k in ("is_cuda_build", "cuda_version", "cudnn_version")},
+        "driver": nvidia_driver(),
+    }
+    cudart = loaded_library("libcudart")
+    facts["cuda_runtime"] = {"path": cudart, "version": cuda_text(v) if cudart and (v := library_version(cudart, "cudaRuntimeGetVersion")) else None}
+    driver_cuda = library_version("libcuda.so.1", "cuDriverGetVersion") if loaded_library("libcuda") else None
+    facts["driver_cuda"] = cuda_text(driver_cuda) if driver_cuda else None
+    cudnn = loaded_library("libcudnn")
+    facts["cudnn"] = {"path": cudnn, "version": cudnn_text(v) if cudnn and (v := library_version(cudnn, "cudnnGetVersion")) else None}
+    return facts
+
+
+def gpu_failure(args, facts):
+    """The reason a GPU cell's numbers must not be trusted, or None."""
+    if not facts["registered"]:
+        return "expected a GPU, TensorFlow registered none"
+    if args.expect_cudnn:
+        loaded = facts["cudnn"]["version"]
+        if loaded is None:
+            return f"expected cuDNN {args.expect_cudnn}, but no cuDNN library was loaded"
+        if ".".join(loaded.split(".")[:2]) != args.expect_cudnn:
+            return f"expected cuDNN {args.expect_cudnn}, loaded {loaded} from {facts['cudnn']['path']}"
+    return None
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -214,9 +296,13 @@ def main(argv):
     import keras
 
     keras.utils.set_random_seed(SEED)
+    record = provenance(tf, keras, args)
+    if args.expect_gpu and not record["gpu"]["registered"]:
+        # Checked before training: a GPU cell silently trained on the CPU would look like a slow GPU.
+        finish(record, gpu_failure(args, record["gpu"]))
+
     train, train_count = input_pipeline(tf, args, "train", args.train_images, augment=True)
     validation, _ = input_pipeline(tf, args, "validation", args.validation_images, augment=False)
-
     model = seed_cnn(keras)
     model.compile(
         loss="binary_crossentropy",
@@ -228,14 +314,20 @@ def main(argv):
     print(f"{args.cell_id}: TensorFlow {tf.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=args.epochs, validation_data=validation, callbacks=[timer], verbose=0)
 
-    record = {
+    record["epochs"] = timer.epochs
+    record["model"] = {"parameters": int(model.count_params())}
+    record["gpu"] = gpu_facts(tf)  # again: cuDNN is loaded only by the first convolution
+    finish(record, gpu_failure(args, record["gpu"]) if args.expect_gpu else None)
+
+
+def provenance(tf, keras, args):
+    return {
         "schema": RECORD_SCHEMA,
         "cell_id": args.cell_id,
         "workload": args.workload,
         "data": data_description(args),
         "warmup_epochs": args.warmup_epochs,
-        "epochs": timer.epochs,
-        "model": {"parameters": int(model.count_params())},
+        "epochs": [],
         "versions": {
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
@@ -256,8 +348,17 @@ def main(argv):
             "tf_data_autotune": False,
         },
         "devices": [device.device_type + ":" + device.name for device in tf.config.list_physical_devices()],
+        "gpu": gpu_facts(tf),
     }
+
+
+def finish(record, failure):
+    """Print the record; a failed check is part of it and makes the exit status non-zero."""
+    if failure:
+        record["failure"] = failure
+        print(f"FAILED: {failure}", flush=True)
     print(RECORD_PREFIX + json.dumps(record), flush=True)
+    sys.exit(3 if failure else 0)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from tabulate import tabulate
 
 from runner import __version__, containers, datasets, engine, images, records
 from runner.cells import Cell, expand, images_of, matches
-from runner.config import Matrix, load_matrix
+from runner.compatibility import load_table
+from runner.config import Matrix, devices, load_matrix
 from runner.errors import UserError
 from runner.report import render
 
@@ -31,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
     matrix_options = argparse.ArgumentParser(add_help=False)
     matrix_options.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="the matrix file (default: %(default)s)")
     matrix_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="select cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
+    matrix_options.add_argument("--strict", action="store_true", help="make a selected cell that the compatibility table excludes an error")
     build_options = argparse.ArgumentParser(add_help=False)
     build_options.add_argument("--offline-base", action="store_true", help="build base images from Debian packages (debootstrap), never from a registry")
     results_options = argparse.ArgumentParser(add_help=False)
@@ -42,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", parents=[matrix_options], help="show the cells, their ids and images")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     commands.add_parser("build", parents=[matrix_options, build_options], help="build the images the selected cells need")
-    commands.add_parser("run", parents=[matrix_options, build_options, results_options], help="build what is missing, run every selected cell, record and report results")
+    run = commands.add_parser("run", parents=[matrix_options, build_options, results_options], help="build what is missing, run every selected cell, record and report results")
+    run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
     report = commands.add_parser("report", parents=[results_options], help="print the table of a run (default: the latest)")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
     report.add_argument("--format", default="github", choices=["github", "plain", "simple", "grid"], help="table style (default: %(default)s)")
@@ -66,30 +69,48 @@ def load(args) -> tuple[Matrix, list[Cell], list[Cell]]:
     matrix = load_matrix(args.file)
     if getattr(args, "offline_base", False):
         matrix = dataclasses.replace(matrix, build=dataclasses.replace(matrix.build, offline_base=True))
-    cells = expand(matrix)
+    if getattr(args, "gpus", None) and matrix.gpu:
+        which = devices(args.gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
+        matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
+    cells = expand(matrix, load_table())
     selected = [cell for cell in cells if matches(cell, args.pattern)]
     if not selected:
         raise UserError(f"{args.file}: -k {args.pattern!r} selects none of the {len(cells)} cells (see `python -m runner list`)")
+    excluded = [cell for cell in selected if cell.excluded]
+    if args.strict and excluded:
+        raise UserError(f"{args.file}: {len(excluded)} selected cell(s) excluded (--strict), first {excluded[0].id}: {excluded[0].excluded}")
     return matrix, cells, selected
 
 
 def cmd_list(args) -> int:
     _, cells, selected = load(args)
-    rows = [
-        {"id": cell.id, "kind": cell.kind, "image": cell.image.repository, "workload": cell.workload.name,
-         "tensorflow": cell.tensorflow, "status": "selected" if cell in selected else "deselected", "reason": "" if cell in selected else f"not matched by -k {args.pattern}"}
-        for cell in cells
-    ]
+    rows = [_listing(cell, cell in selected, args.pattern) for cell in cells]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(tabulate([[r["id"], r["kind"], r["image"], r["status"]] for r in rows], headers=["cell", "kind", "image", "status"], tablefmt="github"))
+        table = [[r["id"], r["image"], r["status"], r["reason"]] for r in rows]
+        print(tabulate(table, headers=["cell", "image", "status", "reason"], tablefmt="github"))
     return EXIT_OK
+
+
+def _listing(cell: Cell, selected: bool, pattern: str | None) -> dict:
+    if cell.excluded:
+        status, reason = "excluded", cell.excluded
+    elif not selected:
+        status, reason = "deselected", f"not matched by -k {pattern}"
+    else:
+        status, reason = "selected", ""
+    row = {"id": cell.id, "kind": cell.kind, "image": cell.image.repository, "workload": cell.workload.name,
+           "tensorflow": cell.tensorflow, "status": status, "reason": reason}
+    if cell.kind == "gpu":
+        row.update(cuda=cell.cuda, cudnn=cell.cudnn, base_image=cell.image.base_image)
+    return row
 
 
 def cmd_build(args) -> int:
     matrix, _, selected = load(args)
-    built = images.build_images(engine.connect(), images_of(selected), matrix.build, progress)
+    runnable = [cell for cell in selected if not cell.excluded]
+    built = images.build_images(engine.connect(), images_of(runnable), matrix.build, progress)
     failures = [outcome for outcome in built.values() if isinstance(outcome, images.BuildFailure)]
     for failure in failures:
         progress(f"{failure.spec.name}: {failure.reason}")
@@ -98,17 +119,25 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     matrix, _, selected = load(args)
+    runnable = [cell for cell in selected if not cell.excluded]
     client = engine.connect()
-    data = {workload.name: datasets.prepare(workload, progress) for workload in matrix.workloads if any(c.workload == workload for c in selected)}
-    built = images.build_images(client, images_of(selected), matrix.build, progress)
+    data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
+    built = images.build_images(client, images_of(runnable), matrix.build, progress)
+    gpu_devices = matrix.gpu.devices if matrix.gpu else "none"
+    no_gpu = containers.gpu_unavailable(client, [built[c.image] for c in runnable if c.kind == "gpu"], gpu_devices)
     run_folder = records.new_run(args.results, matrix.path)
-    progress(f"run {run_folder.name}: {len(selected)} cell(s), results in {run_folder}")
+    progress(f"run {run_folder.name}: {len(runnable)} cell(s) to run, results in {run_folder}")
     failed = 0
     for number, cell in enumerate(selected, 1):
-        progress(f"[{number}/{len(selected)}] {cell.id}")
-        record = containers.run_cell(client, cell, built[cell.image], data[cell.workload.name], run_folder.name, progress)
+        if cell.excluded:
+            record = containers.not_run(cell, "excluded", cell.excluded)
+        elif cell.kind == "gpu" and no_gpu:
+            record = containers.not_run(cell, "skipped", no_gpu)
+        else:
+            progress(f"[{number}/{len(selected)}] {cell.id}")
+            record = containers.run_cell(client, cell, built[cell.image], data[cell.workload.name], run_folder.name, gpu_devices, progress)
+            failed += record.status != "ok"
         records.append(run_folder, record)
-        failed += record.status != "ok"
         progress(f"[{number}/{len(selected)}] {cell.id}: {record.status}{': ' + record.reason if record.reason else ''}")
     progress(f"results: {run_folder / records.RESULTS_FILE}")
     print(render(records.load(run_folder)))
@@ -120,7 +149,7 @@ def cmd_report(args) -> int:
     loaded = records.load(run_folder)
     print(f"run {run_folder.name}")
     print(render(loaded, args.format))
-    return EXIT_CELL_FAILED if any(record.status != "ok" for record in loaded) else EXIT_OK
+    return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
 
 
 COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report}

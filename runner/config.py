@@ -50,6 +50,19 @@ class CpuImages:
 
 
 @dataclass(frozen=True)
+class GpuImages:
+    """The GPU axes. include/exclude follow GitHub Actions matrix semantics (see cells.py)."""
+
+    cuda: tuple[str, ...]
+    cudnn: tuple[str, ...]
+    tensorflow: tuple[str, ...]
+    keras: str | None
+    include: tuple[tuple[tuple[str, str], ...], ...]
+    exclude: tuple[tuple[tuple[str, str], ...], ...]
+    devices: str  # "all", "none" (run without a GPU: to test recipes), or GPU indices "0,1"
+
+
+@dataclass(frozen=True)
 class BuildSettings:
     offline_base: bool
     ca_certificates: tuple[Path, ...]
@@ -61,6 +74,7 @@ class Matrix:
     path: Path
     workloads: tuple[Workload, ...]
     cpu: CpuImages | None
+    gpu: GpuImages | None
     build: BuildSettings
 
 
@@ -136,12 +150,13 @@ def load_matrix(path: Path) -> Matrix:
         raise UserError(f"{path}: cannot read the matrix file: {getattr(error, 'strerror', None) or error}")
     data, lines = _parse_yaml(path, text)
     document = _Document(path, lines)
-    top = document.mapping(data, (), {"workloads"}, {"cpu", "build"})
+    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build"})
     workloads = _workloads(document, top["workloads"], path.parent)
+    if "cpu" not in top and "gpu" not in top:
+        raise document.error(("cpu",), "at least one kind of image (cpu or gpu) to run the workloads on")
     cpu = _cpu(document, top["cpu"]) if "cpu" in top else None
-    if cpu is None:
-        raise document.error(("cpu",), "at least one kind of image (cpu) to run the workloads on")
-    return Matrix(path=path, workloads=workloads, cpu=cpu, build=_build(document, top.get("build", {})))
+    gpu = _gpu(document, top["gpu"]) if "gpu" in top else None
+    return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=_build(document, top.get("build", {})))
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[tuple, int]]:
@@ -232,6 +247,45 @@ def _cpu(document: _Document, value: Any) -> CpuImages:
         tensorflow=document.version_list(settings["tensorflow"], ("cpu", "tensorflow")),
         keras=None if keras is None else document.string(keras, ("cpu", "keras"), VERSION, 'a version in quotes such as "3.12"'),
     )
+
+
+GPU_AXES = ("cuda", "cudnn", "tensorflow")
+
+
+def _gpu(document: _Document, value: Any) -> GpuImages:
+    settings = document.mapping(value, ("gpu",), required=set(GPU_AXES), optional={"keras", "include", "exclude", "devices"})
+    keras = settings.get("keras")
+    return GpuImages(
+        cuda=document.version_list(settings["cuda"], ("gpu", "cuda")),
+        cudnn=document.version_list(settings["cudnn"], ("gpu", "cudnn")),
+        tensorflow=document.version_list(settings["tensorflow"], ("gpu", "tensorflow")),
+        keras=None if keras is None else document.string(keras, ("gpu", "keras"), VERSION, 'a version in quotes such as "3.12"'),
+        include=_combinations(document, settings.get("include", []), ("gpu", "include"), GPU_AXES + ("keras",)),
+        exclude=_combinations(document, settings.get("exclude", []), ("gpu", "exclude"), GPU_AXES + ("keras",)),
+        devices=devices(settings.get("devices", "all"), lambda expected, got: document.error(("gpu", "devices"), expected, got)),
+    )
+
+
+def _combinations(document: _Document, value: Any, key_path: tuple, keys: tuple[str, ...]) -> tuple:
+    if not isinstance(value, list):
+        raise document.error(key_path, "a list of mappings such as {cuda: \"12.5\", cudnn: \"9.3\"}", value)
+    combinations = []
+    for index, item in enumerate(value):
+        entry = document.mapping(item, key_path + (index,), required=set(), optional=set(keys))
+        if not entry:
+            raise document.error(key_path + (index,), f"at least one of {', '.join(keys)}", entry)
+        pairs = {key: document.string(entry[key], key_path + (index, key), VERSION, 'a version in quotes such as "9.3"') for key in entry}
+        combinations.append(tuple(sorted(pairs.items())))
+    return tuple(combinations)
+
+
+def devices(value: Any, error) -> str:
+    """all, none, or GPU indices (a list of numbers, or "0,1"): which GPUs GPU cells get."""
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, str) and re.match(r"^(all|none|\d+(,\d+)*)$", value):
+        return value
+    raise error('all, none, or GPU indices such as [0, 1] or "0,1"', value)
 
 
 def _build(document: _Document, value: Any) -> BuildSettings:

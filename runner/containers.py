@@ -14,6 +14,7 @@ from typing import Callable
 
 import docker
 import docker.errors
+import docker.types
 
 from runner.cells import Cell
 from runner.datasets import Dataset
@@ -26,7 +27,7 @@ DATA_MOUNT = "/data"
 
 def workload_command(cell: Cell) -> list[str]:
     workload = cell.workload
-    return [
+    command = [
         "--cell-id", cell.id,
         "--workload", workload.name,
         "--data", DATA_MOUNT,
@@ -39,6 +40,45 @@ def workload_command(cell: Cell) -> list[str]:
         "--intra-op-threads", str(workload.intra_op_threads),
         "--inter-op-threads", str(workload.inter_op_threads),
     ]
+    if cell.kind == "gpu":
+        command += ["--expect-gpu", "--expect-cudnn", cell.cudnn]
+    return command
+
+
+def device_requests(devices: str) -> list[docker.types.DeviceRequest]:
+    """--gpus through the SDK: all GPUs, the listed indices, or none at all."""
+    if devices == "none":
+        return []
+    if devices == "all":
+        return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    return [docker.types.DeviceRequest(device_ids=devices.split(","), capabilities=[["gpu"]])]
+
+
+def gpu_unavailable(client: docker.DockerClient, images: list[BuiltImage | BuildFailure], devices: str) -> str | None:
+    """Why GPU cells cannot get a GPU on this engine, or None.
+
+    Asked by starting a no-op container with the same device request: an
+    engine without the NVIDIA runtime refuses it with 'could not select device
+    driver', and leaves the container in Created state, so it is removed here.
+    """
+    built = [image for image in images if isinstance(image, BuiltImage)]
+    if not built or devices == "none":
+        return None
+    container = client.containers.create(built[0].tag, entrypoint=["python", "-c", "pass"], device_requests=device_requests(devices))
+    try:
+        container.start()
+        container.wait()
+        return None
+    except docker.errors.APIError as error:
+        reason = (error.explanation or str(error)).strip()
+        return f"no GPU available to containers on this Docker engine ({reason}): install the NVIDIA Container Toolkit, or check gpu.devices / --gpus"
+    finally:
+        container.remove(force=True)
+
+
+def not_run(cell: Cell, status: str, reason: str) -> Record:
+    """The record of a cell that was excluded or skipped: listed with its reason, never silently left out."""
+    return _record(cell, None, status, reason, now())
 
 
 def run_cell(
@@ -47,27 +87,19 @@ def run_cell(
     image: BuiltImage | BuildFailure,
     dataset: Dataset,
     run_id: str,
+    devices: str,
     progress: Callable[[str], None],
 ) -> Record:
     started = now()
-
-    def record(status: str, reason: str = "", measurement=None, log_tail: str = "") -> Record:
-        built = image if isinstance(image, BuiltImage) else None
-        return Record(
-            cell_id=cell.id, status=status, reason=reason, kind=cell.kind, workload=cell.workload.name,
-            tensorflow_requested=cell.tensorflow, image=built.tag if built else cell.image.repository,
-            image_id=built.image_id if built else "", base_image=built.base.reference if built else "",
-            started=started, ended=now(), measurement=measurement, log_tail=log_tail,
-        )
-
     if isinstance(image, BuildFailure):
-        return record("failed", image.reason, log_tail=image.log_tail)
+        return _record(cell, None, "failed", image.reason, started, log_tail=image.log_tail)
     container = client.containers.run(
         image.tag,
         workload_command(cell),
         detach=True,
         volumes={str(dataset.path): {"bind": DATA_MOUNT, "mode": "ro"}},
         labels={f"{LABEL_PREFIX}.run-id": run_id, f"{LABEL_PREFIX}.cell": cell.id},
+        device_requests=device_requests(devices) if cell.kind == "gpu" else [],
     )
     try:
         tail, record_line = _follow(container, cell.id, progress)
@@ -78,12 +110,22 @@ def run_cell(
     measurement = _measurement(record_line)
     if measurement is not None and measurement.get("failure"):
         # The workload's own checks failed (no GPU, wrong cuDNN): keep what it saw as evidence.
-        return record("failed", measurement["failure"], measurement=measurement, log_tail=log_tail)
+        return _record(cell, image, "failed", measurement["failure"], started, measurement, log_tail)
     if exit_code != 0:
-        return record("failed", f"the workload exited with code {exit_code}: {_last_words(tail)}", log_tail=log_tail)
+        return _record(cell, image, "failed", f"the workload exited with code {exit_code}: {_last_words(tail)}", started, log_tail=log_tail)
     if measurement is None or not measurement.get("epochs"):
-        return record("failed", "the workload printed no readable result record", log_tail=log_tail)
-    return record("ok", measurement=measurement, log_tail=log_tail)
+        return _record(cell, image, "failed", "the workload printed no readable result record", started, log_tail=log_tail)
+    return _record(cell, image, "ok", "", started, measurement, log_tail)
+
+
+def _record(cell: Cell, image: BuiltImage | None, status: str, reason: str, started: str, measurement=None, log_tail: str = "") -> Record:
+    return Record(
+        cell_id=cell.id, status=status, reason=reason, kind=cell.kind, workload=cell.workload.name,
+        tensorflow_requested=cell.tensorflow, cuda_requested=cell.cuda, cudnn_requested=cell.cudnn,
+        image=image.tag if image else cell.image.repository, image_id=image.image_id if image else "",
+        base_image=image.base.reference if image else cell.image.base_image,
+        started=started, ended=now(), measurement=measurement, log_tail=log_tail,
+    )
 
 
 def _follow(container, cell_id: str, progress: Callable[[str], None]) -> tuple[deque[str], str | None]:

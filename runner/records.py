@@ -26,11 +26,13 @@ MANIFEST_FILE = "manifest.json"
 @dataclass(frozen=True)
 class Record:
     cell_id: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", "skipped" (no GPU here) or "excluded" (by the compatibility table)
     reason: str
     kind: str
     workload: str
     tensorflow_requested: str
+    cuda_requested: str
+    cudnn_requested: str
     image: str
     image_id: str
     base_image: str

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from runner.cells import expand
+from runner.compatibility import load_table
 from runner.config import load_matrix
 from runner.images import content_hash, context_files
 
@@ -13,7 +14,7 @@ def cpu_spec_and_settings(tmp_path, certificates="[]"):
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(f'workloads: {{dogs-vs-cats: {{}}}}\ncpu: {{tensorflow: ["2.21"]}}\nbuild: {{ca_certificates: {certificates}}}\n')
     loaded = load_matrix(matrix)
-    return expand(loaded)[0].image, loaded.build
+    return expand(loaded, load_table())[0].image, loaded.build
 
 
 def test_context_holds_the_kinds_dockerfile_the_workload_and_the_certificates(tmp_path):

@@ -1,0 +1,114 @@
+"""GPU expansion: the axes' product, GitHub-Actions include/exclude, and the compatibility rules' reasons."""
+
+import pytest
+
+from runner.cells import expand, gpu_combinations
+from runner.compatibility import CudaBase, Table, TensorflowRelease, cudnn_source, exclusion, load_table
+from runner.config import load_matrix
+from runner.errors import UserError
+
+TABLE = Table(
+    tensorflow={
+        "2.18": TensorflowRelease("2.18", cuda="12.5", cudnn="9.3", python=("3.9", "3.12"), keras="3"),
+        "2.14": TensorflowRelease("2.14", cuda="11.8", cudnn="8.7", python=("3.9", "3.11"), keras="2"),
+        "2.12": TensorflowRelease("2.12", cuda="11.8", cudnn="8.6", python=("3.8", "3.9"), keras="2"),
+    },
+    cuda={
+        "12.5": CudaBase("12.5", "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04", cudnn="9.3.0.75", python="3.10"),
+        "11.8": CudaBase("11.8", "nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04", cudnn="8.9.6.50", python="3.10"),
+    },
+    cudnn_pip={"12": {"9.3": "nvidia-cudnn-cu12==9.3.0.75", "9.5": "nvidia-cudnn-cu12==9.5.1.17"}},
+)
+
+
+def matrix_file(tmp_path, gpu):
+    path = tmp_path / "matrix.yaml"
+    path.write_text("workloads: {dogs-vs-cats: {}}\ngpu:\n" + "".join(f"  {line}\n" for line in gpu.strip().splitlines()))
+    return load_matrix(path)
+
+
+@pytest.mark.parametrize(
+    "cuda, cudnn, tensorflow, reason",
+    [
+        ("12.5", "9.3", "2.18", None),
+        ("12.5", "9.5", "2.18", None),
+        ("12.5", "9.2", "2.18", 'cuDNN 9.2 is an older minor'),
+        ("12.5", "9.1", "2.18", 'cuDNN 9.1 is an older minor and fails with "DNN library initialization failed"'),
+        ("12.5", "8.9", "2.18", "another major) it would skip the GPU silently and train on the CPU"),
+        ("11.8", "8.9", "2.18", "TensorFlow 2.18 was built with CUDA 12.5; CUDA 11.8 is another major"),
+        ("12.5", "9.4", "2.18", "no way to install cuDNN 9.4 for CUDA 12.5"),
+        ("11.8", "8.9", "2.14", None),  # the 11.8 base carries cuDNN 8.9: no pin needed
+        ("11.8", "8.9", "2.12", "TensorFlow 2.12 supports Python 3.8-3.9; the CUDA 11.8 base image has Python 3.10"),
+        ("12.5", "9.3", "2.99", "TensorFlow 2.99 is not in the compatibility table"),
+        ("12.9", "9.3", "2.18", "CUDA 12.9 is not in the compatibility table"),
+    ],
+)
+def test_exclusion_reasons(cuda, cudnn, tensorflow, reason):
+    found = exclusion(TABLE, cuda, cudnn, tensorflow)
+    if reason is None:
+        assert found is None
+    else:
+        assert reason in found
+
+
+def test_cudnn_comes_from_the_base_when_it_carries_that_minor_else_from_a_pip_pin():
+    assert cudnn_source(TABLE, "12.5", "9.3") == ""
+    assert cudnn_source(TABLE, "12.5", "9.5") == "nvidia-cudnn-cu12==9.5.1.17"
+    assert cudnn_source(TABLE, "11.8", "8.7") is None  # no cu11 pins in this table
+
+
+def test_product_then_exclude_then_include_like_github_actions(tmp_path):
+    matrix = matrix_file(tmp_path, '''
+cuda: ["12.5", "11.8"]
+cudnn: ["9.3", "9.5"]
+tensorflow: ["2.18"]
+exclude:
+  - {cuda: "11.8"}
+include:
+  - {cudnn: "9.5", keras: "3.6"}
+  - {cuda: "11.8", cudnn: "8.9", tensorflow: "2.14"}
+''')
+    assert gpu_combinations(matrix.gpu, matrix.path) == [
+        {"cuda": "12.5", "cudnn": "9.3", "tensorflow": "2.18"},
+        {"cuda": "12.5", "cudnn": "9.5", "tensorflow": "2.18", "keras": "3.6"},
+        {"cuda": "11.8", "cudnn": "8.9", "tensorflow": "2.14"},
+    ]
+
+
+def test_an_include_that_extends_nothing_must_name_a_whole_cell(tmp_path):
+    matrix = matrix_file(tmp_path, 'cuda: ["12.5"]\ncudnn: ["9.3"]\ntensorflow: ["2.18"]\ninclude:\n  - {cuda: "11.8", cudnn: "8.9"}')
+    with pytest.raises(UserError, match=r"matrix.yaml: gpu.include\[0\]: expected cuda, cudnn and tensorflow"):
+        gpu_combinations(matrix.gpu, matrix.path)
+
+
+def test_gpu_cells_carry_versions_base_image_and_cudnn_pin(tmp_path):
+    matrix = matrix_file(tmp_path, 'cuda: ["12.5"]\ncudnn: ["9.1", "9.3", "9.5"]\ntensorflow: ["2.18"]')
+    cells = expand(matrix, TABLE)
+    assert [c.id for c in cells] == [
+        "gpu-cuda12.5-cudnn9.1-tf2.18-dogs-vs-cats",
+        "gpu-cuda12.5-cudnn9.3-tf2.18-dogs-vs-cats",
+        "gpu-cuda12.5-cudnn9.5-tf2.18-dogs-vs-cats",
+    ]
+    older, from_base, pinned = cells
+    assert "older minor" in older.excluded
+    assert "cuDNN 9.1" in older.excluded
+    assert from_base.excluded == "" and dict(from_base.image.build_args)["CUDNN_PIP"] == ""
+    assert pinned.excluded == "" and dict(pinned.image.build_args)["CUDNN_PIP"] == "nvidia-cudnn-cu12==9.5.1.17"
+    assert pinned.image.base_image == "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04"
+    assert pinned.image.dockerfile == "Dockerfile.gpu"
+    assert (pinned.cuda, pinned.cudnn, pinned.tensorflow) == ("12.5", "9.5", "2.18")
+
+
+def test_gpu_devices_setting(tmp_path):
+    assert matrix_file(tmp_path, 'cuda: ["12.5"]\ncudnn: ["9.3"]\ntensorflow: ["2.18"]').gpu.devices == "all"
+    assert matrix_file(tmp_path, 'cuda: ["12.5"]\ncudnn: ["9.3"]\ntensorflow: ["2.18"]\ndevices: [0, 2]').gpu.devices == "0,2"
+    assert matrix_file(tmp_path, 'cuda: ["12.5"]\ncudnn: ["9.3"]\ntensorflow: ["2.18"]\ndevices: none').gpu.devices == "none"
+    with pytest.raises(UserError, match="gpu.devices: expected all, none, or GPU indices"):
+        matrix_file(tmp_path, 'cuda: ["12.5"]\ncudnn: ["9.3"]\ntensorflow: ["2.18"]\ndevices: some')
+
+
+def test_the_shipped_table_loads_and_every_cuda_base_carries_a_cudnn():
+    table = load_table()
+    assert table.tensorflow and table.cuda
+    for base in table.cuda.values():
+        assert base.base_image.startswith("nvidia/cuda:") and base.cudnn.count(".") >= 1

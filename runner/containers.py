@@ -64,7 +64,10 @@ def gpu_unavailable(client: docker.DockerClient, images: list[BuiltImage | Build
     built = [image for image in images if isinstance(image, BuiltImage)]
     if not built or devices == "none":
         return None
-    container = client.containers.create(built[0].tag, entrypoint=["python", "-c", "pass"], device_requests=device_requests(devices))
+    container = client.containers.create(
+        built[0].tag, entrypoint=["python", "-c", "pass"], device_requests=device_requests(devices),
+        labels={f"{LABEL_PREFIX}.probe": "gpu"},
+    )
     try:
         container.start()
         container.wait()

@@ -135,7 +135,7 @@ def cmd_run(args) -> int:
             record = containers.not_run(cell, "skipped", no_gpu)
         else:
             progress(f"[{number}/{len(selected)}] {cell.id}")
-            record = containers.run_cell(client, cell, built[cell.image], data[cell.workload.name], run_folder.name, gpu_devices, progress)
+            record = containers.run_cell(client, cell, built[cell.image], data[cell.workload.name], run_folder.name, gpu_devices, matrix.limits, progress)
             failed += record.status != "ok"
         records.append(run_folder, record)
         progress(f"[{number}/{len(selected)}] {cell.id}: {record.status}{': ' + record.reason if record.reason else ''}")

@@ -40,6 +40,7 @@ class Workload:
     jit_compile: bool
     intra_op_threads: int
     inter_op_threads: int
+    timeout_minutes: int
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,21 @@ class BuildSettings:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one benchmark container may use: it runs with no network and no privileges either way."""
+
+    memory: str  # as Docker takes it: "16g"
+    pids: int
+
+
+@dataclass(frozen=True)
 class Matrix:
     path: Path
     workloads: tuple[Workload, ...]
     cpu: CpuImages | None
     gpu: GpuImages | None
     build: BuildSettings
+    limits: Limits
 
 
 _MISSING = object()
@@ -150,13 +160,14 @@ def load_matrix(path: Path) -> Matrix:
         raise UserError(f"{path}: cannot read the matrix file: {getattr(error, 'strerror', None) or error}")
     data, lines = _parse_yaml(path, text)
     document = _Document(path, lines)
-    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build"})
+    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits"})
     workloads = _workloads(document, top["workloads"], path.parent)
     if "cpu" not in top and "gpu" not in top:
         raise document.error(("cpu",), "at least one kind of image (cpu or gpu) to run the workloads on")
     cpu = _cpu(document, top["cpu"]) if "cpu" in top else None
     gpu = _gpu(document, top["gpu"]) if "gpu" in top else None
-    return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=_build(document, top.get("build", {})))
+    build = _build(document, top.get("build", {}))
+    return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=build, limits=_limits(document, top.get("limits", {})))
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[tuple, int]]:
@@ -210,7 +221,7 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         key_path,
         required=set(),
         optional={"epochs", "warmup_epochs", "batch_size", "train_images", "validation_images", "data",
-                  "jit_compile", "intra_op_threads", "inter_op_threads"},
+                  "jit_compile", "intra_op_threads", "inter_op_threads", "timeout_minutes"},
     )
 
     def number(key: str, default: int, minimum: int) -> int:
@@ -230,6 +241,7 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         jit_compile=document.boolean(settings.get("jit_compile", False), key_path + ("jit_compile",)),
         intra_op_threads=number("intra_op_threads", 0, 0),
         inter_op_threads=number("inter_op_threads", 0, 0),
+        timeout_minutes=number("timeout_minutes", 120, 1),
     )
     if workload.epochs <= workload.warmup_epochs:
         raise document.error(key_path + ("epochs",), f"more epochs than warmup_epochs ({workload.warmup_epochs}), so that some are timed", workload.epochs)
@@ -286,6 +298,14 @@ def devices(value: Any, error) -> str:
     if isinstance(value, str) and re.match(r"^(all|none|\d+(,\d+)*)$", value):
         return value
     raise error('all, none, or GPU indices such as [0, 1] or "0,1"', value)
+
+
+def _limits(document: _Document, value: Any) -> Limits:
+    settings = document.mapping(value, ("limits",), required=set(), optional={"memory", "pids"})
+    memory = settings.get("memory", "16g")
+    if not isinstance(memory, str) or not re.match(r"^[1-9]\d*[kmg]$", memory):
+        raise document.error(("limits", "memory"), 'a size such as "16g" or "512m"', memory)
+    return Limits(memory=memory, pids=document.integer(settings.get("pids", 4096), ("limits", "pids"), 64))
 
 
 def _build(document: _Document, value: Any) -> BuildSettings:

@@ -9,6 +9,7 @@ failed Record with the reason and the log tail: a failure is data.
 from __future__ import annotations
 
 import json
+import threading
 from collections import deque
 from typing import Callable
 
@@ -17,6 +18,7 @@ import docker.errors
 import docker.types
 
 from runner.cells import Cell
+from runner.config import Limits
 from runner.datasets import Dataset
 from runner.images import LABEL_PREFIX, LOG_TAIL_LINES, BuildFailure, BuiltImage
 from runner.records import Record, now
@@ -91,6 +93,7 @@ def run_cell(
     dataset: Dataset,
     run_id: str,
     devices: str,
+    limits: Limits,
     progress: Callable[[str], None],
 ) -> Record:
     started = now()
@@ -100,25 +103,63 @@ def run_cell(
         image.tag,
         workload_command(cell),
         detach=True,
-        volumes={str(dataset.path): {"bind": DATA_MOUNT, "mode": "ro"}},
         labels={f"{LABEL_PREFIX}.run-id": run_id, f"{LABEL_PREFIX}.cell": cell.id},
         device_requests=device_requests(devices) if cell.kind == "gpu" else [],
+        **hardening(dataset, limits),
     )
+    timed_out = threading.Event()
+
+    def expire():
+        timed_out.set()
+        _kill_quietly(container)
+
+    timeout = threading.Timer(cell.workload.timeout_minutes * 60, expire)
+    timeout.start()
     try:
         tail, record_line = _follow(container, cell.id, progress)
         exit_code = container.wait()["StatusCode"]
+        container.reload()
+        out_of_memory = container.attrs["State"].get("OOMKilled", False)
     finally:
+        timeout.cancel()
         container.remove(force=True)
     log_tail = "\n".join(tail)
     measurement = _measurement(record_line)
     if measurement is not None and measurement.get("failure"):
         # The workload's own checks failed (no GPU, wrong cuDNN): keep what it saw as evidence.
         return _record(cell, image, "failed", measurement["failure"], started, measurement, log_tail)
+    if timed_out.is_set():
+        return _record(cell, image, "failed", f"exceeded its time limit of {cell.workload.timeout_minutes} min (workloads.{cell.workload.name}.timeout_minutes)", started, log_tail=log_tail)
+    if out_of_memory:
+        return _record(cell, image, "failed", f"killed for running out of memory (limit {limits.memory}, limits.memory)", started, log_tail=log_tail)
     if exit_code != 0:
         return _record(cell, image, "failed", f"the workload exited with code {exit_code}: {_last_words(tail)}", started, log_tail=log_tail)
     if measurement is None or not measurement.get("epochs"):
         return _record(cell, image, "failed", "the workload printed no readable result record", started, log_tail=log_tail)
     return _record(cell, image, "ok", "", started, measurement, log_tail)
+
+
+def hardening(dataset: Dataset, limits: Limits) -> dict:
+    """A benchmark container is no way into the host: no privileges, no network, read-only but for scratch."""
+    return {
+        "volumes": {str(dataset.path): {"bind": DATA_MOUNT, "mode": "ro"}},
+        "network_mode": "none",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=2g", "/home/bench": "rw,nosuid,nodev,size=256m"},
+        "mem_limit": limits.memory,
+        "memswap_limit": limits.memory,  # no swap beyond the limit: an over-budget cell is killed, not slowed
+        "pids_limit": limits.pids,
+        "privileged": False,
+    }
+
+
+def _kill_quietly(container) -> None:
+    try:
+        container.kill()
+    except docker.errors.APIError:
+        pass  # it ended on its own meanwhile
 
 
 def _record(cell: Cell, image: BuiltImage | None, status: str, reason: str, started: str, measurement=None, log_tail: str = "") -> Record:

@@ -122,9 +122,8 @@ def cmd_run(args) -> int:
     runnable = [cell for cell in selected if not cell.excluded]
     client = engine.connect()
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
-    built = images.build_images(client, images_of(runnable), matrix.build, progress)
     gpu_devices = matrix.gpu.devices if matrix.gpu else "none"
-    no_gpu = containers.gpu_unavailable(client, [built[c.image] for c in runnable if c.kind == "gpu"], gpu_devices)
+    built, no_gpu = build_and_probe(client, matrix, runnable, gpu_devices)
     run_folder = records.new_run(args.results, matrix.path)
     progress(f"run {run_folder.name}: {len(runnable)} cell(s) to run, results in {run_folder}")
     failed = 0
@@ -142,6 +141,29 @@ def cmd_run(args) -> int:
     progress(f"results: {run_folder / records.RESULTS_FILE}")
     print(render(records.load(run_folder)))
     return EXIT_CELL_FAILED if failed else EXIT_OK
+
+
+def build_and_probe(client, matrix: Matrix, runnable: list[Cell], gpu_devices: str):
+    """Build the CPU images, ask the engine for a GPU, and build GPU images only if one can be had.
+
+    Returns the built images and, when GPU cells cannot get a GPU here, the reason they are skipped.
+    """
+    cpu_specs = images_of([cell for cell in runnable if cell.kind == "cpu"])
+    gpu_specs = images_of([cell for cell in runnable if cell.kind == "gpu"])
+    built = images.build_images(client, cpu_specs, matrix.build, progress)
+    if not gpu_specs:
+        return built, None
+    at_hand = [image for image in built.values() if isinstance(image, images.BuiltImage)]
+    if not at_hand:
+        first = images.build_images(client, gpu_specs[:1], matrix.build, progress)
+        built.update(first)
+        at_hand = [image for image in first.values() if isinstance(image, images.BuiltImage)]
+    no_gpu = containers.gpu_unavailable(client, at_hand[0].tag, gpu_devices) if at_hand else None
+    if no_gpu:
+        progress(f"GPU cells will be skipped: {no_gpu}")
+    else:
+        built.update(images.build_images(client, gpu_specs, matrix.build, progress))
+    return built, no_gpu
 
 
 def cmd_report(args) -> int:

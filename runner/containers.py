@@ -41,6 +41,7 @@ def workload_command(cell: Cell) -> list[str]:
         "--jit-compile", "true" if workload.jit_compile else "false",
         "--intra-op-threads", str(workload.intra_op_threads),
         "--inter-op-threads", str(workload.inter_op_threads),
+        "--fault", workload.fault,
     ]
     if cell.kind == "gpu":
         command += ["--expect-gpu", "--expect-cudnn", cell.cudnn]
@@ -56,18 +57,18 @@ def device_requests(devices: str) -> list[docker.types.DeviceRequest]:
     return [docker.types.DeviceRequest(device_ids=devices.split(","), capabilities=[["gpu"]])]
 
 
-def gpu_unavailable(client: docker.DockerClient, images: list[BuiltImage | BuildFailure], devices: str) -> str | None:
+def gpu_unavailable(client: docker.DockerClient, probe_image: str, devices: str) -> str | None:
     """Why GPU cells cannot get a GPU on this engine, or None.
 
-    Asked by starting a no-op container with the same device request: an
-    engine without the NVIDIA runtime refuses it with 'could not select device
-    driver', and leaves the container in Created state, so it is removed here.
+    Asked by starting a no-op container (from any image at hand) with the same
+    device request: an engine without the NVIDIA runtime refuses it with 'could
+    not select device driver', and leaves the container in Created state, so it
+    is removed here.
     """
-    built = [image for image in images if isinstance(image, BuiltImage)]
-    if not built or devices == "none":
+    if devices == "none":
         return None
     container = client.containers.create(
-        built[0].tag, entrypoint=["python", "-c", "pass"], device_requests=device_requests(devices),
+        probe_image, entrypoint=["python3", "-c", "pass"], device_requests=device_requests(devices),
         labels={f"{LABEL_PREFIX}.probe": "gpu"},
     )
     try:
@@ -113,7 +114,7 @@ def run_cell(
         timed_out.set()
         _kill_quietly(container)
 
-    timeout = threading.Timer(cell.workload.timeout_minutes * 60, expire)
+    timeout = threading.Timer(cell.workload.timeout_minutes * 60.0, expire)
     timeout.start()
     try:
         tail, record_line = _follow(container, cell.id, progress)
@@ -129,7 +130,7 @@ def run_cell(
         # The workload's own checks failed (no GPU, wrong cuDNN): keep what it saw as evidence.
         return _record(cell, image, "failed", measurement["failure"], started, measurement, log_tail)
     if timed_out.is_set():
-        return _record(cell, image, "failed", f"exceeded its time limit of {cell.workload.timeout_minutes} min (workloads.{cell.workload.name}.timeout_minutes)", started, log_tail=log_tail)
+        return _record(cell, image, "failed", f"exceeded its time limit of {cell.workload.timeout_minutes:g} min (workloads.{cell.workload.name}.timeout_minutes)", started, log_tail=log_tail)
     if out_of_memory:
         return _record(cell, image, "failed", f"killed for running out of memory (limit {limits.memory}, limits.memory)", started, log_tail=log_tail)
     if exit_code != 0:

@@ -1,11 +1,16 @@
 """GPU expansion: the axes' product, GitHub-Actions include/exclude, and the compatibility rules' reasons."""
 
+from pathlib import Path
+
 import pytest
 
 from runner.cells import expand, gpu_combinations
 from runner.compatibility import CudaBase, Table, TensorflowRelease, cudnn_source, exclusion, load_table
 from runner.config import load_matrix
 from runner.errors import UserError
+from runner.images import context_files
+
+REPO = Path(__file__).resolve().parent.parent
 
 TABLE = Table(
     tensorflow={
@@ -112,3 +117,33 @@ def test_the_shipped_table_loads_and_every_cuda_base_carries_a_cudnn():
     assert table.tensorflow and table.cuda
     for base in table.cuda.values():
         assert base.base_image.startswith("nvidia/cuda:") and base.cudnn.count(".") >= 1
+
+
+def test_the_table_covers_tensorflow_2_12_to_2_21_and_its_pins_name_their_minor():
+    table = load_table()
+    assert list(table.tensorflow) == [f"2.{minor}" for minor in range(12, 22)]
+    for release in table.tensorflow.values():
+        assert release.cuda in table.cuda, f"TensorFlow {release.version}'s own CUDA line has a base image"
+    for cuda_major, pins in table.cudnn_pip.items():
+        for minor, requirement in pins.items():
+            assert requirement.startswith(f"nvidia-cudnn-cu{cuda_major}=={minor}.")
+
+
+def test_every_default_gpu_cell_renders_a_complete_recipe():
+    matrix = load_matrix(REPO / "matrix.yaml")
+    table = load_table()
+    gpu_cells = [cell for cell in expand(matrix, table) if cell.kind == "gpu"]
+    runnable = [cell for cell in gpu_cells if not cell.excluded]
+    assert len({cell.cuda for cell in runnable}) >= 2  # at least two CUDA 12 lines
+    assert len({cell.cudnn for cell in runnable if cell.tensorflow == "2.21"}) >= 3  # cuDNN minors side by side
+    assert [cell.id for cell in gpu_cells if cell.excluded] == ["gpu-cuda12.5-cudnn9.2-tf2.21-dogs-vs-cats"]
+    for cell in runnable:
+        args = dict(cell.image.build_args)
+        assert args["BASE_IMAGE"] == table.cuda[cell.cuda].base_image
+        assert args["TENSORFLOW_VERSION"] == cell.tensorflow
+        base_carries_it = table.cuda[cell.cuda].cudnn.startswith(cell.cudnn + ".")
+        assert args["CUDNN_PIP"] == ("" if base_carries_it else table.cudnn_pip["12"][cell.cudnn])
+        files = context_files(cell.image, matrix.build)
+        assert files["Dockerfile"] == (REPO / "docker" / "Dockerfile.gpu").read_bytes()
+        for arg in args:
+            assert f"ARG {arg}".encode() in files["Dockerfile"]

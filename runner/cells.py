@@ -54,11 +54,14 @@ class Cell:
 
 def expand(matrix: Matrix, table: Table) -> list[Cell]:
     """Every cell of the matrix: CPU images first, then GPU ones; workloads within each image."""
-    cells = []
+    cells = {}
     for image, versions, excluded in [*_cpu_images(matrix), *_gpu_images(matrix, table)]:
         for workload in matrix.workloads:
-            cells.append(Cell(f"{image.name}-{workload.name}", image.kind, image, workload, excluded=excluded, **versions))
-    return cells
+            cell = Cell(f"{image.name}-{workload.name}", image.kind, image, workload, excluded=excluded, **versions)
+            if cell.id in cells:
+                raise UserError(f"{matrix.path}: cell {cell.id} comes out of the matrix twice: check gpu.include for repeated entries")
+            cells[cell.id] = cell
+    return list(cells.values())
 
 
 def _cpu_images(matrix: Matrix):

@@ -20,6 +20,7 @@ import yaml
 from runner.errors import UserError
 
 WORKLOAD_NAMES = ("dogs-vs-cats",)
+FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
 VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
 IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
@@ -40,7 +41,8 @@ class Workload:
     jit_compile: bool
     intra_op_threads: int
     inter_op_threads: int
-    timeout_minutes: int
+    timeout_minutes: float
+    fault: str
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ class _Document:
 
     def string(self, value: Any, key_path: tuple, pattern: re.Pattern, what: str) -> str:
         if isinstance(value, float):
-            raise self.error(key_path, f"{what} in quotes (YAML reads an unquoted 12.10 as 12.1)", value)
+            raise self.error(key_path, f"{what} (YAML reads an unquoted 12.10 as 12.1)", value)
         if not isinstance(value, str) or not pattern.match(value):
             raise self.error(key_path, what, value)
         return value
@@ -170,9 +172,15 @@ def load_matrix(path: Path) -> Matrix:
     return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=build, limits=_limits(document, top.get("limits", {})))
 
 
+MAX_MATRIX_BYTES = 1024 * 1024
+
+
 def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[tuple, int]]:
+    if len(text) > MAX_MATRIX_BYTES:
+        raise UserError(f"{path}: {len(text)} bytes; a matrix file is expected to be under {MAX_MATRIX_BYTES} bytes")
     loader = yaml.SafeLoader(text)
     try:
+        _refuse_tags_and_aliases(path, text)
         node = loader.get_single_node()
         lines: dict[tuple, int] = {}
         if node is not None:
@@ -182,11 +190,20 @@ def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[tuple, int]]:
         mark = error.problem_mark or error.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"{where}: not valid YAML: {error.problem or error.context}")
-    except yaml.YAMLError as error:
-        raise UserError(f"{path}: not valid YAML: {error}")
+    except (yaml.YAMLError, ValueError, TypeError) as error:
+        raise UserError(f"{path}: not valid YAML: {str(error).splitlines()[0]}")
     finally:
         loader.dispose()
     return data, lines
+
+
+def _refuse_tags_and_aliases(path: Path, text: str) -> None:
+    """A matrix is plain data: tags (!!python/..., !!int) and anchors/aliases (alias bombs) are refused."""
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, yaml.TagToken):
+            raise UserError(f"{path}:{token.start_mark.line + 1}: YAML tags such as {''.join(token.value)} are not allowed: write the plain value")
+        if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+            raise UserError(f"{path}:{token.start_mark.line + 1}: YAML anchors and aliases (&{token.value}, *{token.value}) are not allowed: write the value out")
 
 
 def _record_lines(path: Path, node: yaml.Node, key_path: tuple, lines: dict[tuple, int]) -> None:
@@ -196,6 +213,9 @@ def _record_lines(path: Path, node: yaml.Node, key_path: tuple, lines: dict[tupl
         seen = set()
         for key_node, value_node in node.value:
             key = key_node.value
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                got = repr(key_node.value) if isinstance(key_node, yaml.ScalarNode) else f"a {key_node.id}"
+                raise UserError(f"{path}:{key_node.start_mark.line + 1}: {_dotted(key_path) or '(top level)'}: expected keys that are plain names, got {got}")
             if key in seen:
                 raise UserError(f"{path}:{key_node.start_mark.line + 1}: {_dotted(key_path + (key,))}: given twice")
             seen.add(key)
@@ -221,7 +241,7 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         key_path,
         required=set(),
         optional={"epochs", "warmup_epochs", "batch_size", "train_images", "validation_images", "data",
-                  "jit_compile", "intra_op_threads", "inter_op_threads", "timeout_minutes"},
+                  "jit_compile", "intra_op_threads", "inter_op_threads", "timeout_minutes", "fault"},
     )
 
     def number(key: str, default: int, minimum: int) -> int:
@@ -241,7 +261,8 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         jit_compile=document.boolean(settings.get("jit_compile", False), key_path + ("jit_compile",)),
         intra_op_threads=number("intra_op_threads", 0, 0),
         inter_op_threads=number("inter_op_threads", 0, 0),
-        timeout_minutes=number("timeout_minutes", 120, 1),
+        timeout_minutes=_positive_number(document, settings.get("timeout_minutes", 120), key_path + ("timeout_minutes",)),
+        fault=_choice(document, settings.get("fault", "none"), key_path + ("fault",), FAULTS),
     )
     if workload.epochs <= workload.warmup_epochs:
         raise document.error(key_path + ("epochs",), f"more epochs than warmup_epochs ({workload.warmup_epochs}), so that some are timed", workload.epochs)
@@ -249,6 +270,18 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         if getattr(workload, key) % 2:
             raise document.error(key_path + (key,), "an even number: half cats, half dogs", getattr(workload, key))
     return workload
+
+
+def _positive_number(document: _Document, value: Any, key_path: tuple) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise document.error(key_path, "a number of minutes above 0", value)
+    return float(value)
+
+
+def _choice(document: _Document, value: Any, key_path: tuple, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise document.error(key_path, f"one of {', '.join(choices)}", value)
+    return value
 
 
 def _cpu(document: _Document, value: Any) -> CpuImages:

@@ -94,8 +94,15 @@ def load(run_folder: Path) -> list[Record]:
     return [Record.from_json(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
 
 
+def _start_order(folder: Path) -> tuple[str, int]:
+    """Run ids are UTC start times, with -2, -3... for runs started in the same second."""
+    stamp, _, suffix = folder.name.partition("-")[2].partition("-")
+    return folder.name.partition("-")[0] + stamp, int(suffix) if suffix.isdigit() else 1
+
+
 def latest_run(results_dir: Path) -> Path:
-    runs = sorted(p for p in results_dir.glob("*/") if (p / RESULTS_FILE).is_file()) if results_dir.is_dir() else []
+    runs = [p for p in results_dir.glob("*/") if (p / RESULTS_FILE).is_file()] if results_dir.is_dir() else []
+    runs.sort(key=_start_order)
     if not runs:
         raise UserError(f"{results_dir}: no runs yet: run `python -m runner run` (or `make matrix`) first")
     return runs[-1]

@@ -1,0 +1,171 @@
+"""The CLI without Docker: list, selection and config errors, in-process and as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+MATRIX = (
+    "workloads: {dogs-vs-cats: {}}\n"
+    'cpu: {tensorflow: ["2.20", "2.21"]}\n'
+    'gpu: {cuda: ["12.5"], cudnn: ["9.3", "8.9"], tensorflow: ["2.21"]}\n'
+    "build: {ca_certificates: []}\n"
+)
+BROKEN = 'workloads:\n  dogs-vs-cats:\n    epoch: 3\ncpu: {tensorflow: ["2.21"]}\n'
+
+
+def runner(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "runner", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def matrix(tmp_path):
+    path = tmp_path / "cells.yaml"
+    path.write_text(MATRIX)
+    return path
+
+
+def test_list_json_describes_every_cell(matrix, capsys):
+    assert main(["list", "--json", "-f", str(matrix)]) == 0
+
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    assert isinstance(rows, list)
+    assert [row["id"] for row in rows] == [
+        "cpu-tf2.20-dogs-vs-cats",
+        "cpu-tf2.21-dogs-vs-cats",
+        "gpu-cuda12.5-cudnn9.3-tf2.21-dogs-vs-cats",
+        "gpu-cuda12.5-cudnn8.9-tf2.21-dogs-vs-cats",
+    ]
+    for row in rows:
+        assert {"id", "kind", "image", "status", "reason"} <= set(row)
+    assert [row["kind"] for row in rows] == ["cpu", "cpu", "gpu", "gpu"]
+    assert rows[0]["image"] == "cudnn-matrix/cpu-tf2.20"
+    assert [(row["status"], row["reason"]) for row in rows[:3]] == [("selected", "")] * 3
+    assert rows[3]["status"] == "excluded"
+    assert "another major" in rows[3]["reason"]
+    assert rows[2]["cudnn"] == "9.3" and rows[2]["base_image"].startswith("nvidia/cuda:12.5")
+    assert err == ""
+
+
+def test_list_json_marks_cells_that_k_leaves_out(matrix, capsys):
+    assert main(["list", "--json", "-f", str(matrix), "-k", "cpu-tf2.21"]) == 0
+
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["cpu-tf2.21-dogs-vs-cats"]["status"] == "selected"
+    assert rows["cpu-tf2.20-dogs-vs-cats"]["status"] == "deselected"
+    assert rows["cpu-tf2.20-dogs-vs-cats"]["reason"] == "not matched by -k cpu-tf2.21"
+    assert rows["gpu-cuda12.5-cudnn8.9-tf2.21-dogs-vs-cats"]["status"] == "excluded"
+
+
+def test_list_table_names_cells_and_images(matrix, capsys):
+    assert main(["list", "-f", str(matrix)]) == 0
+
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split("|")[1].strip() == "cell"
+    assert "| cpu-tf2.20-dogs-vs-cats " in out
+    assert "cudnn-matrix/gpu-cuda12.5-cudnn9.3-tf2.21" in out
+
+
+def test_k_selecting_nothing_is_a_usage_error(matrix, capsys):
+    assert main(["list", "--json", "-f", str(matrix), "-k", "mnist"]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {matrix}: -k 'mnist' selects none of the 4 cells")
+
+
+def test_strict_refuses_selected_excluded_cells(matrix, capsys):
+    assert main(["list", "-f", str(matrix), "-k", "cudnn8.9", "--strict"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "excluded (--strict), first gpu-cuda12.5-cudnn8.9-tf2.21-dogs-vs-cats" in err
+
+
+def test_broken_matrix_is_one_error_line(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+
+    assert main(["list", "-f", str(path)]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {path}:3: workloads.dogs-vs-cats.epoch: ")
+
+
+def test_report_without_runs_is_one_error_line(tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path / "results")]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {tmp_path / 'results'}: no runs yet")
+
+
+# --- as a user types it ----------------------------------------------------------------------
+
+
+def test_module_lists_the_default_matrix_as_json():
+    result = runner("list", "--json")
+
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert (rows[0]["id"], rows[0]["kind"], rows[0]["image"], rows[0]["status"], rows[0]["reason"]) == (
+        "cpu-tf2.21-dogs-vs-cats", "cpu", "cudnn-matrix/cpu-tf2.21", "selected", "",
+    )
+    gpu = [row for row in rows if row["kind"] == "gpu"]
+    assert {row["status"] for row in gpu} == {"selected", "excluded"}
+    for row in gpu:
+        assert {"cuda", "cudnn", "tensorflow", "base_image"} <= set(row)
+        assert row["base_image"].startswith("nvidia/cuda:")
+        assert (row["status"] == "excluded") == bool(row["reason"])
+
+
+def test_module_k_selecting_nothing_exits_2_with_one_line(tmp_path):
+    result = runner("list", "-k", "no-such-cell", "-f", REPO / "matrix.yaml", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: ")
+    assert "'no-such-cell' selects none of the 8 cells" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("typo.yaml", BROKEN),
+        ("float.yaml", "workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: [2.10]}\n"),
+        ("syntax.yaml", "workloads:\n  dogs-vs-cats: {}\n cpu: x\n"),
+        ("list.yaml", "- cpu\n"),
+        ("empty.yaml", ""),
+    ],
+)
+def test_module_broken_matrix_exits_2_with_one_error_line_and_no_traceback(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+
+    result = runner("list", "-f", name, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.endswith("\n")
+    assert result.stderr.startswith(f"error: {name}")
+
+
+def test_module_missing_matrix_exits_2_with_one_error_line(tmp_path):
+    result = runner("run", "-f", "absent.yaml", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: absent.yaml: cannot read the matrix file")

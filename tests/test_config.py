@@ -1,0 +1,401 @@
+"""matrix.yaml -> Matrix: defaults on a valid file, one precise line for every broken one."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from runner.config import DEFAULT_CPU_BASE, BuildSettings, CpuImages, Matrix, Workload, load_matrix
+from runner.errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+
+MINIMAL = 'workloads:\n  dogs-vs-cats:\ncpu:\n  tensorflow: ["2.21"]\nbuild:\n  ca_certificates: []\n'
+
+
+def write(folder: Path, text: str, name: str = "matrix.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+# --- valid files ---------------------------------------------------------------------------
+
+
+def test_minimal_file_loads_with_the_documented_defaults(tmp_path, monkeypatch):
+    path = write(tmp_path / "project", MINIMAL)
+    monkeypatch.chdir(tmp_path)  # not the matrix file's folder: data must not resolve against cwd
+
+    matrix = load_matrix(path)
+
+    assert isinstance(matrix, Matrix)
+    assert matrix.path == path
+    assert len(matrix.workloads) == 1
+    workload = matrix.workloads[0]
+    assert isinstance(workload, Workload)
+    assert workload.name == "dogs-vs-cats"
+    assert (workload.epochs, workload.warmup_epochs, workload.batch_size) == (3, 1, 32)
+    assert (workload.train_images, workload.validation_images) == (2000, 800)
+    assert workload.data_dir == (tmp_path / "project" / "data").resolve()
+    assert workload.jit_compile is False
+    assert (workload.intra_op_threads, workload.inter_op_threads) == (0, 0)
+    assert matrix.cpu == CpuImages(base_image=DEFAULT_CPU_BASE, tensorflow=("2.21",), keras=None)
+    assert DEFAULT_CPU_BASE == "python:3.11-slim"
+    assert matrix.gpu is None
+    assert matrix.build == BuildSettings(offline_base=False, ca_certificates=(), debian_mirror="http://deb.debian.org/debian")
+
+
+def test_relative_matrix_path_resolves_data_against_the_files_folder(tmp_path, monkeypatch):
+    write(tmp_path / "conf", MINIMAL.replace("dogs-vs-cats:\n", "dogs-vs-cats:\n    data: ../images\n"))
+    monkeypatch.chdir(tmp_path)
+
+    matrix = load_matrix(Path("conf/matrix.yaml"))
+
+    assert matrix.workloads[0].data_dir == (tmp_path / "images").resolve()
+    assert matrix.workloads[0].data_dir.is_absolute()
+
+
+def test_every_setting_given_is_kept(tmp_path):
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "proxy.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    path = write(
+        tmp_path,
+        "workloads:\n"
+        "  dogs-vs-cats:\n"
+        "    epochs: 6\n"
+        "    warmup_epochs: 2\n"
+        "    batch_size: 16\n"
+        "    train_images: 200\n"
+        "    validation_images: 80\n"
+        "    data: /srv/cats\n"
+        "    jit_compile: true\n"
+        "    intra_op_threads: 4\n"
+        "    inter_op_threads: 2\n"
+        "cpu:\n"
+        "  base_image: registry.example.com/python:3.12-slim\n"
+        '  tensorflow: ["2.20", "2.21"]\n'
+        '  keras: "3.12"\n'
+        "gpu:\n"
+        '  cuda: ["12.5"]\n'
+        '  cudnn: ["9.3", "8.9"]\n'
+        '  tensorflow: ["2.21"]\n'
+        "  devices: [0, 1]\n"
+        "  exclude:\n"
+        '    - {cudnn: "8.9"}\n'
+        "  include:\n"
+        '    - {cudnn: "9.3", keras: "3.11"}\n'
+        "build:\n"
+        "  offline_base: true\n"
+        "  ca_certificates: [certs/proxy.pem]\n"
+        "  debian_mirror: http://mirror.example/debian\n",
+    )
+
+    matrix = load_matrix(path)
+
+    workload = matrix.workloads[0]
+    assert (workload.epochs, workload.warmup_epochs, workload.batch_size) == (6, 2, 16)
+    assert (workload.train_images, workload.validation_images) == (200, 80)
+    assert workload.data_dir == Path("/srv/cats")
+    assert workload.jit_compile is True
+    assert (workload.intra_op_threads, workload.inter_op_threads) == (4, 2)
+    assert matrix.cpu == CpuImages("registry.example.com/python:3.12-slim", ("2.20", "2.21"), "3.12")
+    assert matrix.gpu.cuda == ("12.5",)
+    assert matrix.gpu.cudnn == ("9.3", "8.9")
+    assert matrix.gpu.devices == "0,1"
+    assert matrix.gpu.exclude == ((("cudnn", "8.9"),),)
+    assert matrix.gpu.include == ((("cudnn", "9.3"), ("keras", "3.11")),)
+    assert matrix.gpu.keras is None
+    assert matrix.build == BuildSettings(True, ((tmp_path / "certs" / "proxy.pem").resolve(),), "http://mirror.example/debian")
+
+
+def test_the_repositorys_matrix_file_loads():
+    matrix = load_matrix(REPO / "matrix.yaml")
+
+    assert [w.name for w in matrix.workloads] == ["dogs-vs-cats"]
+    assert matrix.workloads[0].epochs == 4
+    assert matrix.workloads[0].data_dir == (REPO / "data").resolve()
+    assert matrix.cpu.tensorflow == ("2.21",)
+    assert (matrix.gpu.cuda, matrix.gpu.cudnn, matrix.gpu.tensorflow) == (("12.6", "12.8"), ("9.3", "9.5", "9.8"), ("2.21",))
+
+
+# --- broken files --------------------------------------------------------------------------
+
+# (id, file text, line the message must name or None, substrings the message must contain)
+BROKEN = [
+    (
+        "unquoted-float-version",
+        "workloads: {dogs-vs-cats: {}}\ncpu:\n  tensorflow: [2.10]\n",
+        3,
+        ["cpu.tensorflow[0]", "in quotes", "got the number 2.1"],
+    ),
+    (
+        "unknown-key-close-match",
+        'workloads:\n  dogs-vs-cats:\n    epoch: 3\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.dogs-vs-cats.epoch:", "did you mean 'epochs'", "unknown key 'epoch'"],
+    ),
+    (
+        "unknown-top-level-key",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\ntimeout: 5\n',
+        3,
+        ["timeout:", "expected one of build, cpu, gpu, ", "unknown key 'timeout'"],
+    ),
+    (
+        "misspelt-top-level-key",
+        'wrokloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\n',
+        1,
+        ["wrokloads:", "did you mean 'workloads'"],
+    ),
+    (
+        "epochs-wrong-type",
+        'workloads:\n  dogs-vs-cats:\n    epochs: "three"\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.dogs-vs-cats.epochs:", "expected a whole number of at least 2", "got the text 'three'"],
+    ),
+    (
+        "batch-size-boolean",
+        'workloads:\n  dogs-vs-cats:\n    batch_size: yes\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.dogs-vs-cats.batch_size:", "whole number", "got the boolean true"],
+    ),
+    (
+        "epochs-not-above-warmup",
+        'workloads:\n  dogs-vs-cats:\n    warmup_epochs: 2\n    epochs: 2\ncpu: {tensorflow: ["2.21"]}\n',
+        4,
+        ["workloads.dogs-vs-cats.epochs:", "more epochs than warmup_epochs (2)", "got the number 2"],
+    ),
+    (
+        "odd-train-images",
+        'workloads:\n  dogs-vs-cats:\n    train_images: 1001\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.dogs-vs-cats.train_images:", "even number", "got the number 1001"],
+    ),
+    (
+        "empty-tensorflow-list",
+        "workloads: {dogs-vs-cats: {}}\ncpu:\n  tensorflow: []\n",
+        3,
+        ["cpu.tensorflow:", "non-empty list", "got a list"],
+    ),
+    (
+        "tensorflow-not-a-list",
+        'workloads: {dogs-vs-cats: {}}\ncpu:\n  tensorflow: "2.21"\n',
+        3,
+        ["cpu.tensorflow:", "non-empty list", "got the text '2.21'"],
+    ),
+    (
+        "duplicate-version",
+        'workloads: {dogs-vs-cats: {}}\ncpu:\n  tensorflow:\n    - "2.21"\n    - "2.20"\n    - "2.21"\n',
+        6,
+        ["cpu.tensorflow[2]:", "each version once", "'2.21' a second time"],
+    ),
+    (
+        "duplicate-top-level-key",
+        'cpu: {tensorflow: ["2.21"]}\nworkloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.20"]}\n',
+        3,
+        ["cpu: given twice"],
+    ),
+    (
+        "duplicate-nested-key",
+        'workloads:\n  dogs-vs-cats:\n    epochs: 4\n    epochs: 5\ncpu: {tensorflow: ["2.21"]}\n',
+        4,
+        ["workloads.dogs-vs-cats.epochs: given twice"],
+    ),
+    (
+        "invalid-yaml-indentation",
+        'workloads:\n  dogs-vs-cats: {}\n cpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["not valid YAML"],
+    ),
+    (
+        "invalid-yaml-tab",
+        "workloads:\n\tdogs-vs-cats: {}\n",
+        2,
+        ["not valid YAML", "'\\t'"],
+    ),
+    (
+        "top-level-list",
+        "- workloads\n- cpu\n",
+        1,
+        ["(top level):", "expected a mapping", "got a list"],
+    ),
+    (
+        "top-level-scalar",
+        "hello\n",
+        1,
+        ["(top level):", "expected a mapping", "got the text 'hello'"],
+    ),
+    (
+        "empty-file",
+        "",
+        None,
+        ["(top level):", "expected a mapping", "got nothing"],
+    ),
+    (
+        "comments-only",
+        "# nothing here yet\n",
+        None,
+        ["(top level):", "expected a mapping", "got nothing"],
+    ),
+    (
+        "unknown-workload",
+        'workloads:\n  mnist: {}\ncpu: {tensorflow: ["2.21"]}\n',
+        2,
+        ["workloads.mnist:", "a known workload (dogs-vs-cats)", "got 'mnist'"],
+    ),
+    (
+        "no-workloads",
+        'workloads: {}\ncpu: {tensorflow: ["2.21"]}\n',
+        1,
+        ["workloads:", "a mapping of workload names (dogs-vs-cats)"],
+    ),
+    (
+        "missing-cpu-section",
+        "workloads:\n  dogs-vs-cats: {}\n",
+        None,
+        ["cpu:", "at least one kind of image (cpu or gpu)"],
+    ),
+    (
+        "cpu-without-tensorflow",
+        "workloads: {dogs-vs-cats: {}}\ncpu:\n  base_image: python:3.11-slim\n",
+        None,
+        ["cpu.tensorflow:", "this key to be present"],
+    ),
+    (
+        "bad-base-image",
+        'workloads: {dogs-vs-cats: {}}\ncpu:\n  base_image: "not an image!"\n  tensorflow: ["2.21"]\n',
+        3,
+        ["cpu.base_image:", "an image reference such as python:3.11-slim", "got the text 'not an image!'"],
+    ),
+    (
+        "missing-ca-certificate",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild:\n  ca_certificates: [missing.pem]\n',
+        4,
+        ["build.ca_certificates[0]:", "a readable PEM certificate file", "got the text 'missing.pem'"],
+    ),
+    (
+        "ca-certificates-wrong-word",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild:\n  ca_certificates: system\n',
+        4,
+        ["build.ca_certificates:", '"host" or a list of PEM certificate files'],
+    ),
+    (
+        "offline-base-not-boolean",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild:\n  offline_base: "maybe"\n',
+        4,
+        ["build.offline_base:", "true or false", "got the text 'maybe'"],
+    ),
+    (
+        "bad-debian-mirror",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild:\n  debian_mirror: deb.debian.org\n',
+        4,
+        ["build.debian_mirror:", "URL of a Debian mirror"],
+    ),
+    (
+        "gpu-bad-devices",
+        'workloads: {dogs-vs-cats: {}}\ngpu:\n  cuda: ["12.5"]\n  cudnn: ["9.3"]\n  tensorflow: ["2.21"]\n  devices: first\n',
+        6,
+        ["gpu.devices:", "all, none, or GPU indices", "got the text 'first'"],
+    ),
+    (
+        "gpu-empty-include-entry",
+        'workloads: {dogs-vs-cats: {}}\ngpu:\n  cuda: ["12.5"]\n  cudnn: ["9.3"]\n  tensorflow: ["2.21"]\n  include:\n    - {}\n',
+        7,
+        ["gpu.include[0]:", "at least one of cuda, cudnn, tensorflow, keras"],
+    ),
+    # Hostile input: none of these may escape as a traceback.
+    (
+        "non-scalar-key",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\n? [a, b]\n: 1\n',
+        3,
+        ["(top level): expected keys that are plain names, got a sequence"],
+    ),
+    (
+        "number-as-key",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\n1: x\n',
+        3,
+        ["expected keys that are plain names, got '1'"],
+    ),
+    (
+        "self-referencing-alias",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild: &x [*x]\n',
+        3,
+        ["anchors and aliases", "are not allowed"],
+    ),
+    (
+        "alias-bomb",
+        'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: &c [*b, *b]\nd: [*c, *c]\n',
+        1,
+        ["anchors and aliases (&a, *a) are not allowed"],
+    ),
+    (
+        "explicit-tag",
+        'workloads: {dogs-vs-cats: {epochs: !!int abc}}\ncpu: {tensorflow: ["2.21"]}\n',
+        1,
+        ["YAML tags such as !!int are not allowed"],
+    ),
+    (
+        "python-tag",
+        'workloads: !!python/object/apply:os.system ["true"]\n',
+        1,
+        ["YAML tags such as !!python/object/apply:os.system are not allowed"],
+    ),
+]
+
+
+@pytest.mark.parametrize("text, line, expected", [case[1:] for case in BROKEN], ids=[case[0] for case in BROKEN])
+def test_broken_file_gives_one_precise_line(tmp_path, text, line, expected):
+    path = write(tmp_path, text, "broken-matrix.yaml")
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:")
+    if line is None:
+        assert not re.match(re.escape(str(path)) + r":\d+:", message), message
+    else:
+        assert message.startswith(f"{path}:{line}: "), message
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert caught.value.exit_code == 2
+
+
+def test_unknown_key_without_a_close_match_suggests_nothing(tmp_path):
+    path = write(tmp_path, 'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\ntimeout: 5\n')
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert "did you mean" not in str(caught.value)
+
+
+def test_missing_file_is_a_user_error_naming_it(tmp_path):
+    path = tmp_path / "nowhere" / "matrix.yaml"
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert "cannot read the matrix file" in message
+    assert "No such file or directory" in message
+    assert "\n" not in message
+
+
+def test_file_that_is_not_utf8_is_a_user_error(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_bytes(b"workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: [\"2.21\"]}\n# caf\xe9\n")
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert str(caught.value).startswith(f"{path}: cannot read the matrix file")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_huge_file_is_refused_before_parsing(tmp_path):
+    path = write(tmp_path, "# padding\n" * 200_000)
+    with pytest.raises(UserError, match=r"bytes; a matrix file is expected to be under"):
+        load_matrix(path)

@@ -45,7 +45,26 @@ def parse_args(argv):
     parser.add_argument("--prefetch-batches", type=int, default=2)
     parser.add_argument("--expect-gpu", action="store_true", help="fail unless TensorFlow registers a GPU")
     parser.add_argument("--expect-cudnn", metavar="MAJOR.MINOR", help="fail unless this cuDNN is the one loaded")
+    parser.add_argument("--fault", choices=["none", "crash", "hang", "memory", "garbage"], default="none",
+                        help="misbehave on purpose, to prove the runner turns each failure into data")
     return parser.parse_args(argv)
+
+
+def inject(fault):
+    """Fail the way real cells fail: crash, hang, outgrow the memory limit, or print an unreadable record."""
+    if fault == "crash":
+        raise SystemExit("injected fault: crash")
+    if fault == "hang":
+        while True:
+            time.sleep(60)
+    if fault == "memory":
+        hoard = []
+        while True:
+            hoard.append(bytearray(64 * 1024 * 1024))
+            hoard[-1][::4096] = b"x" * len(hoard[-1][::4096])  # touch every page so it is really used
+    if fault == "garbage":
+        print(RECORD_PREFIX + '{"epochs": [1, 2', flush=True)
+        sys.exit(0)
 
 
 def class_files(split_dir, count):
@@ -285,6 +304,7 @@ def data_description(args):
 
 def main(argv):
     args = parse_args(argv)
+    inject(args.fault)
     if args.epochs <= args.warmup_epochs:
         raise SystemExit("--epochs must be larger than --warmup-epochs: nothing would be timed")
 

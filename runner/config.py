@@ -19,7 +19,8 @@ import yaml
 
 from runner.errors import UserError
 
-WORKLOAD_NAMES = ("dogs-vs-cats",)
+MODELS = ("dogs-vs-cats",)
+WORKLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
 VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
 IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
@@ -32,6 +33,7 @@ class Workload:
     """One model to train, with the parameters every cell runs it with."""
 
     name: str
+    model: str
     epochs: int
     warmup_epochs: int
     batch_size: int
@@ -228,19 +230,19 @@ def _record_lines(path: Path, node: yaml.Node, key_path: tuple, lines: dict[tupl
 
 def _workloads(document: _Document, value: Any, base_dir: Path) -> tuple[Workload, ...]:
     if not isinstance(value, dict) or not value:
-        raise document.error(("workloads",), f"a mapping of workload names ({', '.join(WORKLOAD_NAMES)}) to settings", value)
+        raise document.error(("workloads",), f"a mapping of workload names (such as {', '.join(MODELS)}) to settings", value)
     return tuple(_workload(document, name, settings, base_dir) for name, settings in value.items())
 
 
 def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Workload:
     key_path = ("workloads", name)
-    if name not in WORKLOAD_NAMES:
-        raise document.error(key_path, f"a known workload ({', '.join(WORKLOAD_NAMES)})", found=repr(name))
+    if not isinstance(name, str) or not WORKLOAD_NAME.match(name):
+        raise document.error(key_path, "a workload name of lowercase letters, digits and dashes", found=repr(name))
     settings = document.mapping(
         value if value is not None else {},
         key_path,
         required=set(),
-        optional={"epochs", "warmup_epochs", "batch_size", "train_images", "validation_images", "data",
+        optional={"model", "epochs", "warmup_epochs", "batch_size", "train_images", "validation_images", "data",
                   "jit_compile", "intra_op_threads", "inter_op_threads", "timeout_minutes", "fault"},
     )
 
@@ -250,8 +252,14 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
     data = settings.get("data", "data")
     if not isinstance(data, str) or not data:
         raise document.error(key_path + ("data",), "a folder path", data)
+    model = settings.get("model", name)
+    if model not in MODELS:
+        if "model" in settings:
+            raise document.error(key_path + ("model",), f"a known model ({', '.join(MODELS)})", model)
+        raise document.error(key_path, f"a known model ({', '.join(MODELS)}) as the name, or a model: key", found=repr(name))
     workload = Workload(
         name=name,
+        model=model,
         epochs=number("epochs", 3, 2),
         warmup_epochs=number("warmup_epochs", 1, 1),
         batch_size=number("batch_size", 32, 1),

@@ -31,7 +31,7 @@ def workload_command(cell: Cell) -> list[str]:
     workload = cell.workload
     command = [
         "--cell-id", cell.id,
-        "--workload", workload.name,
+        "--workload", workload.model,
         "--data", DATA_MOUNT,
         "--epochs", str(workload.epochs),
         "--warmup-epochs", str(workload.warmup_epochs),

@@ -61,15 +61,15 @@ def _jpegs(folder: Path) -> list[Path]:
 def _synthetic(workload: Workload, progress: Callable[[str], None]) -> Dataset:
     spec = {
         "version": SYNTHETIC_VERSION,
-        "workload": workload.name,
+        "model": workload.model,
         "train_images": workload.train_images,
         "validation_images": workload.validation_images,
     }
-    folder = workload.data_dir / "synthetic" / f"{workload.name}-{workload.train_images}-{workload.validation_images}"
+    folder = workload.data_dir / "synthetic" / f"{workload.model}-{workload.train_images}-{workload.validation_images}"
     marker = folder / SYNTHETIC_MARKER
     if marker.is_file() and json.loads(marker.read_text()) == spec:
         return Dataset(workload.name, folder, "synthetic")
-    progress(f"no real data in {workload.data_dir}: generating a synthetic {workload.name} set in {folder}")
+    progress(f"no real data in {workload.data_dir}: generating a synthetic {workload.model} set in {folder}")
     rng = random.Random(SYNTHETIC_VERSION)
     for split, count in (("train", workload.train_images), ("validation", workload.validation_images)):
         for label, name in enumerate(CLASSES):

@@ -241,13 +241,25 @@ BROKEN = [
         "unknown-workload",
         'workloads:\n  mnist: {}\ncpu: {tensorflow: ["2.21"]}\n',
         2,
-        ["workloads.mnist:", "a known workload (dogs-vs-cats)", "got 'mnist'"],
+        ["workloads.mnist:", "a known model (dogs-vs-cats) as the name, or a model: key", "got 'mnist'"],
+    ),
+    (
+        "unknown-model",
+        'workloads:\n  small:\n    model: resnet\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.small.model:", "a known model (dogs-vs-cats)", "got the text 'resnet'"],
+    ),
+    (
+        "bad-workload-name",
+        'workloads:\n  "Dogs vs Cats": {}\ncpu: {tensorflow: ["2.21"]}\n',
+        2,
+        ["a workload name of lowercase letters, digits and dashes"],
     ),
     (
         "no-workloads",
         'workloads: {}\ncpu: {tensorflow: ["2.21"]}\n',
         1,
-        ["workloads:", "a mapping of workload names (dogs-vs-cats)"],
+        ["workloads:", "a mapping of workload names (such as dogs-vs-cats)"],
     ),
     (
         "missing-cpu-section",

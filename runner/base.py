@@ -26,7 +26,7 @@ from runner.errors import UserError
 OFFLINE_SUITE = "bookworm"  # Python 3.11, as in the default python:3.11-slim
 OFFLINE_PACKAGES = ("python3", "python3-pip", "python3-venv", "ca-certificates")
 OFFLINE_REPOSITORY = "cudnn-matrix/base"
-IMAGE_CHANGES = ['ENV LANG=C.UTF-8', 'CMD ["python3"]']
+IMAGE_CHANGES = ['ENV LANG=C.UTF-8', 'CMD ["python3"]', "LABEL io.cudnn-matrix.kind=base"]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -45,15 +46,24 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     commands.add_parser("build", parents=[matrix_options, build_options], help="build the images the selected cells need")
     run = commands.add_parser("run", parents=[matrix_options, build_options, results_options], help="build what is missing, run every selected cell, record and report results")
+    run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
+    clean = commands.add_parser("clean", help="remove containers (and with --images, images) that cudnn-matrix made, found by label")
+    clean.add_argument("--images", action="store_true", help="also remove the images it built (the next build starts over)")
     report = commands.add_parser("report", parents=[results_options], help="print the table of a run (default: the latest)")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
     report.add_argument("--format", default="github", choices=["github", "plain", "simple", "grid"], help="table style (default: %(default)s)")
     return top
 
 
+def interrupt(signum, frame):
+    """SIGTERM (docker stop, a cloud VM's shutdown) ends a run the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         return COMMANDS[args.command](args)
     except UserError as error:
@@ -73,6 +83,8 @@ def load(args) -> tuple[Matrix, list[Cell], list[Cell]]:
         which = devices(args.gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
         matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
     cells = expand(matrix, load_table())
+    if not cells:
+        raise UserError(f"{args.file}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
     selected = [cell for cell in cells if matches(cell, args.pattern)]
     if not selected:
         raise UserError(f"{args.file}: -k {args.pattern!r} selects none of the {len(cells)} cells (see `python -m runner list`)")
@@ -119,28 +131,52 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     matrix, _, selected = load(args)
-    runnable = [cell for cell in selected if not cell.excluded]
     client = engine.connect()
+    run_folder = records.resume_run(args.results, args.resume) if args.resume else None
+    done = {record.cell_id for record in records.load(run_folder) if record.status == "ok"} if run_folder else set()
+    todo = [cell for cell in selected if cell.id not in done]
+    runnable = [cell for cell in todo if not cell.excluded]
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
     gpu_devices = matrix.gpu.devices if matrix.gpu else "none"
     built, no_gpu = build_and_probe(client, matrix, runnable, gpu_devices)
-    run_folder = records.new_run(args.results, matrix.path)
-    progress(f"run {run_folder.name}: {len(runnable)} cell(s) to run, results in {run_folder}")
+    run_folder = run_folder or records.new_run(args.results, matrix.path)
+    progress(f"run {run_folder.name}: {len(runnable)} cell(s) to run, {len(done)} already done, results in {run_folder}")
+    state = "interrupted"
+    try:
+        failed = run_cells(client, matrix, todo, built, data, no_gpu, gpu_devices, run_folder)
+        state = "finished"
+    finally:
+        records.finish_run(run_folder, state)
+        if state == "interrupted":
+            containers.remove_run(client, run_folder.name)
+            progress(f"interrupted: finished cells are in {run_folder / records.RESULTS_FILE}; "
+                     f"`python -m runner run --resume {run_folder.name}` runs the rest")
+    progress(f"results: {run_folder / records.RESULTS_FILE}")
+    print(render(records.load(run_folder)))
+    return EXIT_CELL_FAILED if failed else EXIT_OK
+
+
+def run_cells(client, matrix: Matrix, cells: list[Cell], built, data, no_gpu, gpu_devices: str, run_folder: Path) -> int:
+    """Run each cell in its own container and append its record at once; returns how many failed."""
     failed = 0
-    for number, cell in enumerate(selected, 1):
+    for number, cell in enumerate(cells, 1):
         if cell.excluded:
             record = containers.not_run(cell, "excluded", cell.excluded)
         elif cell.kind == "gpu" and no_gpu:
             record = containers.not_run(cell, "skipped", no_gpu)
         else:
-            progress(f"[{number}/{len(selected)}] {cell.id}")
+            progress(f"[{number}/{len(cells)}] {cell.id}")
             record = containers.run_cell(client, cell, built[cell.image], data[cell.workload.name], run_folder.name, gpu_devices, matrix.limits, progress)
-            failed += record.status != "ok"
+            failed += record.status == "failed"
         records.append(run_folder, record)
-        progress(f"[{number}/{len(selected)}] {cell.id}: {record.status}{': ' + record.reason if record.reason else ''}")
-    progress(f"results: {run_folder / records.RESULTS_FILE}")
-    print(render(records.load(run_folder)))
-    return EXIT_CELL_FAILED if failed else EXIT_OK
+        progress(f"[{number}/{len(cells)}] {cell.id}: {record.status}{': ' + record.reason if record.reason else ''}")
+    return failed
+
+
+def cmd_clean(args) -> int:
+    removed = containers.remove_leftovers(engine.connect(), images=args.images)
+    progress(f"removed {removed['containers']} container(s) and {removed['images']} image(s) made by cudnn-matrix")
+    return EXIT_OK
 
 
 def build_and_probe(client, matrix: Matrix, runnable: list[Cell], gpu_devices: str):
@@ -174,4 +210,4 @@ def cmd_report(args) -> int:
     return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
 
 
-COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report}
+COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report, "clean": cmd_clean}

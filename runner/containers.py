@@ -82,6 +82,26 @@ def gpu_unavailable(client: docker.DockerClient, probe_image: str, devices: str)
         container.remove(force=True)
 
 
+def remove_run(client: docker.DockerClient, run_id: str) -> None:
+    """Remove every container this run started, whatever state it is in."""
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL_PREFIX}.run-id={run_id}"}):
+        container.remove(force=True)
+
+
+def remove_leftovers(client: docker.DockerClient, images: bool) -> dict[str, int]:
+    """Containers (and optionally images) cudnn-matrix made, found by its labels; nothing else is touched."""
+    removed = {"containers": 0, "images": 0}
+    for label in (f"{LABEL_PREFIX}.run-id", f"{LABEL_PREFIX}.probe"):
+        for container in client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
+            removed["containers"] += 1
+    if images:
+        for image in client.images.list(filters={"label": f"{LABEL_PREFIX}.kind"}):
+            client.images.remove(image.id, force=True)
+            removed["images"] += 1
+    return removed
+
+
 def not_run(cell: Cell, status: str, reason: str) -> Record:
     """The record of a cell that was excluded or skipped: listed with its reason, never silently left out."""
     return _record(cell, None, status, reason, now())

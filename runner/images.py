@@ -23,6 +23,7 @@ import docker.errors
 from runner.base import BaseImage, resolve_base
 from runner.cells import ImageSpec
 from runner.config import BuildSettings
+from runner.errors import UserError
 
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 LABEL_PREFIX = "io.cudnn-matrix"
@@ -75,20 +76,30 @@ def build_image(client, spec: ImageSpec, base: BaseImage, settings: BuildSetting
               f"{LABEL_PREFIX}.base-image-digest": base.digest}
     labels.update({f"{LABEL_PREFIX}.arg.{key.lower()}": value for key, value in build_args.items()})
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-    stream = client.api.build(
-        fileobj=_tar(files), custom_context=True, tag=tag, buildargs=build_args, labels=labels,
-        rm=True, forcerm=True, decode=True,
-    )
-    for chunk in stream:
-        if "error" in chunk:
-            reason = chunk["error"].strip().splitlines()[-1]
-            return BuildFailure(spec, f"image build failed: {reason}", "\n".join(tail))
-        for line in chunk.get("stream", "").splitlines():
-            if line.strip():
-                tail.append(line)
-                progress(f"{spec.name} | {line}")
+    try:
+        stream = client.api.build(
+            fileobj=_tar(files), custom_context=True, tag=tag, buildargs=build_args, labels=labels,
+            rm=True, forcerm=True, decode=True,
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                return _failure(spec, chunk["error"], tail)
+            for line in chunk.get("stream", "").splitlines():
+                if line.strip():
+                    tail.append(line)
+                    progress(f"{spec.name} | {line}")
+    except docker.errors.APIError as error:
+        return _failure(spec, error.explanation or str(error), tail)
     image = client.images.get(tag)
     return BuiltImage(spec, tag, image.id, base)
+
+
+def _failure(spec: ImageSpec, error: str, tail: deque[str]) -> BuildFailure:
+    """A failed build is a failed cell, except a full disk, which fails every build after it."""
+    reason = error.strip().splitlines()[-1] if error.strip() else "no reason given"
+    if "no space left on device" in error:
+        raise UserError(f"no space left on device while building {spec.name}: free space for Docker (docker system prune, or a larger disk) and run again")
+    return BuildFailure(spec, f"image build failed: {reason}", "\n".join(tail))
 
 
 def context_files(spec: ImageSpec, settings: BuildSettings) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,18 +87,49 @@ def append(run_folder: Path, record: Record) -> None:
         os.fsync(results.fileno())
 
 
+def finish_run(run_folder: Path, state: str) -> None:
+    """Note in the manifest how the run ended: finished or interrupted."""
+    path = run_folder / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    manifest.update(ended=now(), state=state)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
 def load(run_folder: Path) -> list[Record]:
+    """The run's records. A last line cut short (power loss, a killed runner) is left out with a warning."""
     path = run_folder / RESULTS_FILE
     if not path.is_file():
         raise UserError(f"{run_folder}: no {RESULTS_FILE} here: is this a run folder?")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [Record.from_json(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    loaded = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            loaded.append(Record.from_json(line, f"{path}:{number}"))
+        except json.JSONDecodeError:
+            if number == len(lines) and not text.endswith("\n"):
+                print(f"warning: {path}:{number}: the last record was cut short and is left out (rerun its cell with --resume)", file=sys.stderr)
+                continue
+            raise UserError(f"{path}:{number}: not a JSON record: the results file is damaged")
+    return loaded
 
 
 def _start_order(folder: Path) -> tuple[str, int]:
     """Run ids are UTC start times, with -2, -3... for runs started in the same second."""
     stamp, _, suffix = folder.name.partition("-")[2].partition("-")
     return folder.name.partition("-")[0] + stamp, int(suffix) if suffix.isdigit() else 1
+
+
+def resume_run(results_dir: Path, which: str) -> Path:
+    """The run folder --resume continues: the latest, a run id under results_dir, or a path."""
+    if which == "latest":
+        return latest_run(results_dir)
+    for folder in (results_dir / which, Path(which)):
+        if (folder / MANIFEST_FILE).is_file():
+            return folder
+    raise UserError(f"--resume {which}: no such run under {results_dir}")
 
 
 def latest_run(results_dir: Path) -> Path:

@@ -1,0 +1,166 @@
+"""Failures are data, interrupts lose nothing, containers hold no privileges: shown with real containers."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, runner
+from runner.config import Limits
+from runner.containers import hardening
+from runner.datasets import Dataset
+
+pytestmark = pytest.mark.docker
+
+SMALL = "model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32"
+
+FAULTS_MATRIX = f"""
+workloads:
+  dogs-vs-cats: {{{SMALL}}}
+  crash: {{{SMALL}, fault: crash}}
+  garbage: {{{SMALL}, fault: garbage}}
+  hang: {{{SMALL}, fault: hang, timeout_minutes: 0.1}}
+  memory: {{{SMALL}, fault: memory}}
+cpu:
+  tensorflow: ["2.21", "2.999"]
+limits:
+  memory: 1500m
+build:
+  offline_base: true
+"""
+
+
+def records_of(results):
+    (run_folder,) = results.iterdir()
+    lines = (run_folder / "results.jsonl").read_text().splitlines()
+    return run_folder, {record["cell_id"]: record for record in map(json.loads, lines)}
+
+
+def test_each_failure_becomes_a_record_and_the_other_cells_still_run(tmp_path, docker_client):
+    (tmp_path / "matrix.yaml").write_text(FAULTS_MATRIX)
+    run = runner("run", "-f", tmp_path / "matrix.yaml", "--results", tmp_path / "results")
+    assert run.returncode == 1, run.stderr[-3000:]
+    _, records = records_of(tmp_path / "results")
+    assert len(records) == 10
+
+    assert records["cpu-tf2.21-dogs-vs-cats"]["status"] == "ok"
+    reasons = {cell: record["reason"] for cell, record in records.items() if record["status"] == "failed"}
+    assert reasons["cpu-tf2.21-crash"] == "the workload exited with code 1: injected fault: crash"
+    assert reasons["cpu-tf2.21-garbage"] == "the workload printed no readable result record"
+    assert reasons["cpu-tf2.21-hang"] == "exceeded its time limit of 0.1 min (workloads.hang.timeout_minutes)"
+    assert reasons["cpu-tf2.21-memory"] == "killed for running out of memory (limit 1500m, limits.memory)"
+    for workload in ("dogs-vs-cats", "crash", "garbage", "hang", "memory"):
+        assert reasons[f"cpu-tf2.999-{workload}"].startswith("image build failed: ")
+    assert "tensorflow==2.999" in records["cpu-tf2.999-crash"]["log_tail"]
+    assert "injected fault: crash" in records["cpu-tf2.21-crash"]["log_tail"]
+    assert docker_client.containers.list(all=True, filters={"label": "io.cudnn-matrix.run-id"}) == []
+
+
+INTERRUPT_MATRIX = f"""
+workloads:
+  dogs-vs-cats: {{{SMALL}}}
+  stuck: {{{SMALL}, fault: hang}}
+cpu:
+  tensorflow: ["2.21"]
+build:
+  offline_base: true
+"""
+
+
+def test_sigint_removes_containers_keeps_finished_records_and_resume_runs_the_rest(tmp_path, docker_client):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(INTERRUPT_MATRIX)
+    results = tmp_path / "results"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", "-f", str(matrix), "--results", str(results)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 600
+    for line in process.stderr:
+        if line.startswith("[2/2] cpu-tf2.21-stuck") or time.monotonic() > deadline:
+            break
+    for _ in range(60):  # until the hanging container is really there
+        if docker_client.containers.list(filters={"label": "io.cudnn-matrix.cell=cpu-tf2.21-stuck"}):
+            break
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    assert process.returncode == 130
+
+    run_folder, records = records_of(results)
+    assert list(records) == ["cpu-tf2.21-dogs-vs-cats"] and records["cpu-tf2.21-dogs-vs-cats"]["status"] == "ok"
+    assert json.loads((run_folder / "manifest.json").read_text())["state"] == "interrupted"
+    assert docker_client.containers.list(all=True, filters={"label": f"io.cudnn-matrix.run-id={run_folder.name}"}) == []
+
+    matrix.write_text(INTERRUPT_MATRIX.replace("fault: hang", "fault: crash"))
+    resumed = runner("run", "-f", matrix, "--results", results, "--resume", run_folder.name)
+    assert resumed.returncode == 1, resumed.stderr[-3000:]
+    assert "1 cell(s) to run, 1 already done" in resumed.stderr
+    _, records = records_of(results)
+    assert [records[cell]["status"] for cell in ("cpu-tf2.21-dogs-vs-cats", "cpu-tf2.21-stuck")] == ["ok", "failed"]
+    assert json.loads((run_folder / "manifest.json").read_text())["state"] == "finished"
+
+
+PROBE = """
+import json, os, socket
+facts = {"uid": os.getuid()}
+try:
+    open("/opt/written-by-benchmark", "w")
+    facts["root_writable"] = True
+except OSError:
+    facts["root_writable"] = False
+try:
+    socket.create_connection(("1.1.1.1", 80), timeout=3)
+    facts["network"] = True
+except OSError:
+    facts["network"] = False
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+facts["cap_eff"] = status["CapEff"].strip()
+facts["no_new_privs"] = status["NoNewPrivs"].strip()
+open("/tmp/scratch", "w").write("ok")
+try:
+    open("/data/new", "w")
+    facts["data_writable"] = True
+except OSError:
+    facts["data_writable"] = False
+print(json.dumps(facts))
+"""
+
+
+def test_the_benchmark_container_is_unprivileged_offline_and_read_only(tmp_path, docker_client):
+    (tmp_path / "matrix.yaml").write_text(INTERRUPT_MATRIX)
+    built = runner("build", "-f", tmp_path / "matrix.yaml")
+    assert built.returncode == 0, built.stderr[-3000:]
+    image = docker_client.images.list("cudnn-matrix/cpu-tf2.21")[0]
+    data = tmp_path / "data"
+    data.mkdir()
+    options = hardening(Dataset("dogs-vs-cats", data, "synthetic"), Limits(memory="1g", pids=256))
+    output = docker_client.containers.run(image.id, entrypoint=["python", "-c", PROBE], remove=True, **options)
+    facts = json.loads(output.decode().strip().splitlines()[-1])
+    assert facts == {
+        "uid": 10001,
+        "root_writable": False,
+        "network": False,
+        "cap_eff": "0000000000000000",
+        "no_new_privs": "1",
+        "data_writable": False,
+    }
+
+
+def test_clean_removes_what_cudnn_matrix_left_and_nothing_else(tmp_path, docker_client):
+    (tmp_path / "matrix.yaml").write_text(INTERRUPT_MATRIX)
+    assert runner("build", "-f", tmp_path / "matrix.yaml").returncode == 0
+    image = docker_client.images.list("cudnn-matrix/cpu-tf2.21")[0]
+    leftover = docker_client.containers.create(image.id, labels={"io.cudnn-matrix.run-id": "test-leftover"})
+    stranger = docker_client.containers.create(image.id)
+    try:
+        cleaned = runner("clean")
+        assert cleaned.returncode == 0
+        remaining = {container.id for container in docker_client.containers.list(all=True)}
+        assert leftover.id not in remaining
+        assert stranger.id in remaining
+    finally:
+        stranger.remove(force=True)

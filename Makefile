@@ -1,4 +1,5 @@
-# make matrix: build, run and report the matrix (MATRIX=other.yaml to override).
+# make matrix: build, run and report the matrix (MATRIX=other.yaml to override;
+#              RESUME=1 continues the latest run with the cells it has not measured).
 # make test:   every test; the Docker ones need a running engine (see README).
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ RUNNER = $(VENV)/bin/python -m runner
 .PHONY: matrix test unit-test docker-test
 
 matrix: $(VENV)/.installed
-	$(RUNNER) run -f $(MATRIX)
+	$(RUNNER) run -f $(MATRIX) $(if $(RESUME),--resume)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest

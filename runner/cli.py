@@ -21,7 +21,7 @@ from runner.config import Matrix, devices, load_matrix
 from runner.errors import UserError
 from runner.report import render
 
-EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
 
 
 def progress(message: str) -> None:

@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from runner.records import Record
 
-HEADERS = ["cell", "status", "epoch s (median, min-max)", "first epoch s", "images/s", "data", "TF loaded"]
+HEADERS = ["cell", "status", "epoch s (median, min-max)", "first epoch s", "images/s", "data", "TF loaded", "cuDNN named / loaded"]
 
 
 def render(records: list[Record], table_format: str = "github") -> str:
@@ -27,9 +27,17 @@ def render(records: list[Record], table_format: str = "github") -> str:
     return text
 
 
+def _cudnn(record: Record) -> str:
+    """For GPU cells, the cuDNN the cell names beside the one the process really loaded."""
+    if record.kind != "gpu":
+        return "-"
+    loaded = ((record.measurement or {}).get("gpu") or {}).get("cudnn", {}).get("version")
+    return f"{record.cudnn_requested} / {loaded or '-'}"
+
+
 def _row(record: Record) -> list[str]:
     if record.status != "ok":
-        return [record.cell_id, record.status, "-", "-", "-", "-", "-"]
+        return [record.cell_id, record.status, "-", "-", "-", "-", "-", _cudnn(record)]
     measurement = record.measurement
     warmup = measurement["warmup_epochs"]
     epochs = measurement["epochs"]
@@ -44,4 +52,5 @@ def _row(record: Record) -> list[str]:
         f"{median(rates):.0f}",
         measurement["data"]["kind"],
         measurement["versions"]["tensorflow"],
+        _cudnn(record),
     ]

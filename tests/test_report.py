@@ -49,8 +49,8 @@ def test_ok_row_shows_median_and_range_of_timed_epochs_and_the_first_apart():
     rows = table_rows(render([OK, FAILED]))
 
     assert rows[0] == HEADERS
-    assert rows[1] == ["cpu-tf2.21-dogs-vs-cats", "ok", "5.50 (4.00-7.00)", "9.50", "350", "synthetic", "2.21.0"]
-    assert rows[2] == ["cpu-tf2.20-dogs-vs-cats", "failed", "-", "-", "-", "-", "-"]
+    assert rows[1] == ["cpu-tf2.21-dogs-vs-cats", "ok", "5.50 (4.00-7.00)", "9.50", "350", "synthetic", "2.21.0", "-"]
+    assert rows[2] == ["cpu-tf2.20-dogs-vs-cats", "failed", "-", "-", "-", "-", "-", "-"]
     assert len(rows) == 3
 
 
@@ -59,7 +59,7 @@ def test_several_warmup_epochs_are_all_shown_apart_and_left_out_of_the_median():
 
     rows = table_rows(render([ok]))
 
-    assert rows[1] == ["cpu-tf2.21-dogs-vs-cats", "ok", "2.50 (2.00-3.00)", "12.00, 8.25", "650", "real", "2.21.0"]
+    assert rows[1] == ["cpu-tf2.21-dogs-vs-cats", "ok", "2.50 (2.00-3.00)", "12.00, 8.25", "650", "real", "2.21.0", "-"]
 
 
 def test_failed_cells_are_listed_with_their_reason():
@@ -89,7 +89,7 @@ def test_all_ok_on_real_data_has_neither_section():
 
     assert "Not measured" not in text
     assert "Synthetic" not in text
-    assert table_rows(text)[1] == ["cpu-tf2.21-dogs-vs-cats", "ok", "2.00 (2.00-2.00)", "3.00", "200", "real", "2.21.0"]
+    assert table_rows(text)[1] == ["cpu-tf2.21-dogs-vs-cats", "ok", "2.00 (2.00-2.00)", "3.00", "200", "real", "2.21.0", "-"]
 
 
 def test_failed_record_that_kept_its_measurement_still_renders_as_failed():
@@ -99,7 +99,7 @@ def test_failed_record_that_kept_its_measurement_still_renders_as_failed():
 
     text = render([failed])
 
-    assert table_rows(text)[1] == ["gpu-cuda12.5-cudnn9.3-tf2.21-dogs-vs-cats", "failed", "-", "-", "-", "-", "-"]
+    assert table_rows(text)[1] == ["gpu-cuda12.5-cudnn9.3-tf2.21-dogs-vs-cats", "failed", "-", "-", "-", "-", "-", "-"]
     assert "- gpu-cuda12.5-cudnn9.3-tf2.21-dogs-vs-cats: failed: expected a GPU, TensorFlow registered none" in text
 
 
@@ -181,3 +181,16 @@ def test_new_run_folders_are_distinct_and_carry_a_manifest(tmp_path):
     assert manifest["schema"] == RESULTS_SCHEMA
     assert manifest["matrix_file"] == str(matrix)
     assert len(manifest["matrix_sha256"]) == 64
+
+
+def test_gpu_rows_show_the_cudnn_named_beside_the_one_loaded():
+    loaded = measurement([epoch(3.0, 900.0), epoch(1.0, 2000.0)], data_kind="real")
+    loaded["gpu"] = {"cudnn": {"path": "/opt/venv/.../libcudnn.so.9", "version": "9.5.1"}}
+    gpu = record("gpu-cuda12.6-cudnn9.5-tf2.21-dogs-vs-cats", kind="gpu", cuda_requested="12.6", cudnn_requested="9.5", measurement=loaded)
+    no_gpu = record("gpu-cuda12.6-cudnn9.3-tf2.21-dogs-vs-cats", "failed", "expected a GPU, TensorFlow registered none",
+                    kind="gpu", cuda_requested="12.6", cudnn_requested="9.3")
+
+    rows = table_rows(render([gpu, no_gpu]))
+
+    assert rows[1][-1] == "9.5 / 9.5.1"
+    assert rows[2][-1] == "9.3 / -"

@@ -10,23 +10,26 @@ import dataclasses
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import __version__, containers, datasets, engine, images, records
+from runner import __version__, containers, datasets, engine, host, images, records
 from runner.cells import Cell, expand, images_of, matches
 from runner.compatibility import load_table
 from runner.config import Matrix, devices, load_matrix
 from runner.errors import UserError
-from runner.report import render
+from runner.plot import plot
+from runner.progress import Progress
+from runner.report import FORMATS, compare, render
 
+CHART_FILE = "epochs.png"
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
 
 
-def progress(message: str) -> None:
-    """Progress goes to stderr, so that stdout carries only tables and JSON."""
-    print(message, file=sys.stderr, flush=True)
+# Progress goes to stderr, so that stdout carries only tables and JSON.
+progress = Progress()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,13 +50,27 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("build", parents=[matrix_options, build_options], help="build the images the selected cells need")
     run = commands.add_parser("run", parents=[matrix_options, build_options, results_options], help="build what is missing, run every selected cell, record and report results")
     run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
+    run.add_argument("--repeats", type=positive, default=1, metavar="N", help="run each cell N times, a fresh container each; the report pools them (default: 1)")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
     clean = commands.add_parser("clean", help="remove containers (and with --images, images) that cudnn-matrix made, found by label")
     clean.add_argument("--images", action="store_true", help="also remove the images it built (the next build starts over)")
-    report = commands.add_parser("report", parents=[results_options], help="print the table of a run (default: the latest)")
+    report_options = argparse.ArgumentParser(add_help=False)
+    report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (default: %(default)s)")
+    report_options.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
-    report.add_argument("--format", default="github", choices=["github", "plain", "simple", "grid"], help="table style (default: %(default)s)")
+    report.add_argument("--baseline", metavar="CELL", help="the cell speed-ups are measured against (default: each workload's CPU cell)")
+    report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the timed epoch times as a chart")
+    compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios")
+    compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder or run id")
+    compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or run id")
     return top
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def interrupt(signum, frame):
@@ -139,11 +156,11 @@ def cmd_run(args) -> int:
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
     gpu_devices = matrix.gpu.devices if matrix.gpu else "none"
     built, no_gpu = build_and_probe(client, matrix, runnable, gpu_devices)
-    run_folder = run_folder or records.new_run(args.results, matrix.path)
+    run_folder = run_folder or records.new_run(args.results, matrix.path, host.facts(client))
     progress(f"run {run_folder.name}: {len(runnable)} cell(s) to run, {len(done)} already done, results in {run_folder}")
     state = "interrupted"
     try:
-        failed = run_cells(client, matrix, todo, built, data, no_gpu, gpu_devices, run_folder)
+        failed = run_cells(client, matrix, todo, built, data, no_gpu, gpu_devices, run_folder, args.repeats)
         state = "finished"
     finally:
         records.finish_run(run_folder, state)
@@ -152,12 +169,15 @@ def cmd_run(args) -> int:
             progress(f"interrupted: finished cells are in {run_folder / records.RESULTS_FILE}; "
                      f"`python -m runner run --resume {run_folder.name}` runs the rest")
     progress(f"results: {run_folder / records.RESULTS_FILE}")
-    print(render(records.load(run_folder)))
+    finished = records.load(run_folder)
+    print(render(finished))
+    if any(record.status == "ok" for record in finished):
+        print(f"\nChart: {plot(finished, run_folder / CHART_FILE)}")
     return EXIT_CELL_FAILED if failed else EXIT_OK
 
 
-def run_cells(client, matrix: Matrix, cells: list[Cell], built, data, no_gpu, gpu_devices: str, run_folder: Path) -> int:
-    """Run each cell in its own container and append its record at once; returns how many failed."""
+def run_cells(client, matrix: Matrix, cells: list[Cell], built, data, no_gpu, gpu_devices: str, run_folder: Path, repeats: int) -> int:
+    """Run each cell (repeats times, a fresh container each) and append each record at once; returns how many failed."""
     failed = 0
     for number, cell in enumerate(cells, 1):
         if cell.excluded:
@@ -165,11 +185,18 @@ def run_cells(client, matrix: Matrix, cells: list[Cell], built, data, no_gpu, gp
         elif cell.kind == "gpu" and no_gpu:
             record = containers.not_run(cell, "skipped", no_gpu)
         else:
-            progress(f"[{number}/{len(cells)}] {cell.id}")
-            record = containers.run_cell(client, cell, built[cell.image], data[cell.workload.name], run_folder.name, gpu_devices, matrix.limits, progress)
-            failed += record.status == "failed"
+            for repeat in range(repeats):
+                label = f"[{number}/{len(cells)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
+                progress(label)
+                started = time.monotonic()
+                record = containers.run_cell(client, cell, built[cell.image], data[cell.workload.name], run_folder.name, gpu_devices, matrix.limits, progress)
+                record = dataclasses.replace(record, repeat=repeat)
+                failed += record.status == "failed"
+                records.append(run_folder, record)
+                progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
+            continue
         records.append(run_folder, record)
-        progress(f"[{number}/{len(cells)}] {cell.id}: {record.status}{': ' + record.reason if record.reason else ''}")
+        progress(f"[{number}/{len(cells)}] {cell.id}: {record.status}: {record.reason}")
     return failed
 
 
@@ -204,10 +231,27 @@ def build_and_probe(client, matrix: Matrix, runnable: list[Cell], gpu_devices: s
 
 def cmd_report(args) -> int:
     run_folder = args.run or records.latest_run(args.results)
-    loaded = records.load(run_folder)
-    print(f"run {run_folder.name}")
-    print(render(loaded, args.format))
+    loaded = records.load(records.resume_run(args.results, str(run_folder)))
+    if args.baseline and args.baseline not in {record.cell_id for record in loaded if record.status == "ok"}:
+        raise UserError(f"--baseline {args.baseline}: no measured cell of run {run_folder.name} has that id")
+    emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + render(loaded, args.format, args.baseline), args.output)
+    if args.plot:
+        progress(f"chart: {plot(loaded, args.plot, args.baseline)}")
     return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
 
 
-COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report, "clean": cmd_clean}
+def cmd_compare(args) -> int:
+    run_a, run_b = (records.resume_run(args.results, str(run)) for run in (args.run_a, args.run_b))
+    emit(compare(records.load(run_a), records.load(run_b), run_a.name, run_b.name, args.format), args.output)
+    return EXIT_OK
+
+
+def emit(text: str, output: Path | None) -> None:
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n")
+        progress(f"written: {output}")
+
+
+COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "clean": cmd_clean}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from typing import Callable
 
 import docker
 import docker.errors
@@ -21,6 +20,7 @@ from runner.cells import Cell
 from runner.config import Limits
 from runner.datasets import Dataset
 from runner.images import LABEL_PREFIX, LOG_TAIL_LINES, BuildFailure, BuiltImage
+from runner.progress import Progress
 from runner.records import Record, now
 
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
@@ -115,7 +115,7 @@ def run_cell(
     run_id: str,
     devices: str,
     limits: Limits,
-    progress: Callable[[str], None],
+    progress: Progress,
 ) -> Record:
     started = now()
     if isinstance(image, BuildFailure):
@@ -193,7 +193,7 @@ def _record(cell: Cell, image: BuiltImage | None, status: str, reason: str, star
     )
 
 
-def _follow(container, cell_id: str, progress: Callable[[str], None]) -> tuple[deque[str], str | None]:
+def _follow(container, cell_id: str, progress: Progress) -> tuple[deque[str], str | None]:
     """Show the container's output line by line; keep its tail and its last record line."""
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     record_lines = []
@@ -213,7 +213,7 @@ def _sort_line(line: str, tail: deque[str], record_lines: list[str], cell_id: st
         record_lines.append(line[len(RECORD_PREFIX):])
     else:
         tail.append(line)
-        progress(f"{cell_id} | {line}")
+        progress.cell_line(cell_id, line)
 
 
 def _measurement(record_line: str | None) -> dict | None:

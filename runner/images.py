@@ -15,7 +15,6 @@ import tarfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import docker
 import docker.errors
@@ -24,6 +23,7 @@ from runner.base import BaseImage, resolve_base
 from runner.cells import ImageSpec
 from runner.config import BuildSettings
 from runner.errors import UserError
+from runner.progress import Progress
 
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 LABEL_PREFIX = "io.cudnn-matrix"
@@ -49,7 +49,7 @@ def build_images(
     client: docker.DockerClient,
     specs: list[ImageSpec],
     settings: BuildSettings,
-    progress: Callable[[str], None],
+    progress: Progress,
 ) -> dict[ImageSpec, BuiltImage | BuildFailure]:
     bases: dict[str, BaseImage] = {}
     outcome = {}
@@ -87,7 +87,7 @@ def build_image(client, spec: ImageSpec, base: BaseImage, settings: BuildSetting
             for line in chunk.get("stream", "").splitlines():
                 if line.strip():
                     tail.append(line)
-                    progress(f"{spec.name} | {line}")
+                    progress.build_line(spec.name, line)
     except docker.errors.APIError as error:
         return _failure(spec, error.explanation or str(error), tail)
     image = client.images.get(tag)

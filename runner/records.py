@@ -19,7 +19,7 @@ from typing import Any
 from runner import __version__
 from runner.errors import UserError
 
-RESULTS_SCHEMA = 1
+RESULTS_SCHEMA = 2  # 2: CUDA/cuDNN requested, repeats
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 
@@ -41,24 +41,31 @@ class Record:
     ended: str
     measurement: dict[str, Any] | None = None
     log_tail: str = ""
+    repeat: int = 0
     schema: int = field(default=RESULTS_SCHEMA)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, line: str, where: str) -> "Record":
+    def from_json(cls, line: str, where: str, written_by: str) -> "Record":
         data = json.loads(line)
-        if data.get("schema") != RESULTS_SCHEMA:
-            raise UserError(f"{where}: results schema {data.get('schema')!r}, this runner reads schema {RESULTS_SCHEMA}: re-render it with the runner version that wrote it")
-        return cls(**data)
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema != RESULTS_SCHEMA:
+            age = "older" if isinstance(schema, int) and schema < RESULTS_SCHEMA else "newer"
+            raise UserError(f"{where}: results schema {schema!r} is {age} than this runner's {RESULTS_SCHEMA}: "
+                            f"render it with cudnn-matrix {written_by}, which wrote it, or run the matrix again")
+        try:
+            return cls(**data)
+        except TypeError:
+            raise UserError(f"{where}: not a record of results schema {RESULTS_SCHEMA}: the results file is damaged")
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def new_run(results_dir: Path, matrix_path: Path) -> Path:
+def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
     """A fresh results/<run-id>/ folder, named by its UTC start time so that names sort by age."""
     run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     folder = results_dir / run_id
@@ -73,6 +80,7 @@ def new_run(results_dir: Path, matrix_path: Path) -> Path:
         "run_id": folder.name,
         "matrix_file": str(matrix_path),
         "matrix_sha256": hashlib.sha256(matrix_path.read_bytes()).hexdigest(),
+        "host": host,
         "started": now(),
     }
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -102,12 +110,13 @@ def load(run_folder: Path) -> list[Record]:
         raise UserError(f"{run_folder}: no {RESULTS_FILE} here: is this a run folder?")
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
+    written_by = _manifest(run_folder).get("runner_version", "of that time")
     loaded = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            loaded.append(Record.from_json(line, f"{path}:{number}"))
+            loaded.append(Record.from_json(line, f"{path}:{number}", written_by))
         except json.JSONDecodeError:
             if number == len(lines) and not text.endswith("\n"):
                 print(f"warning: {path}:{number}: the last record was cut short and is left out (rerun its cell with --resume)", file=sys.stderr)
@@ -120,6 +129,13 @@ def _start_order(folder: Path) -> tuple[str, int]:
     """Run ids are UTC start times, with -2, -3... for runs started in the same second."""
     stamp, _, suffix = folder.name.partition("-")[2].partition("-")
     return folder.name.partition("-")[0] + stamp, int(suffix) if suffix.isdigit() else 1
+
+
+def _manifest(run_folder: Path) -> dict:
+    try:
+        return json.loads((run_folder / MANIFEST_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def resume_run(results_dir: Path, which: str) -> Path:

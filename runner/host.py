@@ -1,0 +1,58 @@
+"""Facts about the machine a run happens on, for the run's manifest: results must carry their provenance."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import docker
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def facts(client: docker.DockerClient) -> dict:
+    version = client.version()
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "os": platform.platform(),
+        "docker_engine": version.get("Version", "unknown"),
+        "docker_api": version.get("ApiVersion", "unknown"),
+        "gpus": _gpus(),
+        "project_commit": _git("rev-parse", "HEAD"),
+        "project_dirty": bool(_git("status", "--porcelain")),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _gpus() -> list[dict]:
+    """The host's NVIDIA GPUs and driver as nvidia-smi reports them; none where it is absent."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    query = ["nvidia-smi", "--query-gpu=index,name,driver_version,memory.total", "--format=csv,noheader"]
+    try:
+        output = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    keys = ("index", "name", "driver", "memory")
+    return [dict(zip(keys, (part.strip() for part in line.split(",")))) for line in output.strip().splitlines()]
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", "-C", str(PROJECT), *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (subprocess.SubprocessError, OSError):
+        return "unknown"

@@ -1,0 +1,145 @@
+"""The results folder: records appended and loaded, schema versions, run folders and manifests."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from runner import records
+from runner.errors import UserError
+from runner.records import RESULTS_FILE, RESULTS_SCHEMA, Record
+
+
+def epoch(seconds, images_per_second, train_seconds=None):
+    """One epoch as docker/workload/benchmark.py's timer records it (plus the Keras logs)."""
+    return {"seconds": seconds, "train_seconds": train_seconds or seconds * 0.8,
+            "images_per_second": images_per_second, "loss": 0.69, "accuracy": 0.5}
+
+
+def measurement(epochs, warmup=1, data_kind="synthetic", tensorflow="2.21.0"):
+    data = {"kind": data_kind, "train_images": 2000, "validation_images": 800}
+    if data_kind == "synthetic":
+        data["synthetic"] = {"seed": 1}
+    return {"schema": 1, "cell_id": "x", "workload": "dogs-vs-cats", "data": data, "warmup_epochs": warmup,
+            "epochs": epochs, "versions": {"python": "3.11.9", "tensorflow": tensorflow, "keras": "3.12.0"}}
+
+
+def record(cell_id="cpu-tf2.21-dogs-vs-cats", status="ok", reason="", measurement=None, **overrides):
+    fields = dict(cell_id=cell_id, status=status, reason=reason, kind="cpu", workload="dogs-vs-cats",
+                  tensorflow_requested="2.21", cuda_requested="", cudnn_requested="",
+                  image="cudnn-matrix/cpu-tf2.21:0123456789abcdef", image_id="sha256:00", base_image="python:3.11-slim",
+                  started="2026-01-01T00:00:00+00:00", ended="2026-01-01T00:01:00+00:00", measurement=measurement)
+    fields.update(overrides)
+    return Record(**fields)
+
+
+# warm-up 9.50 s; timed 4, 6, 5, 7 -> median 5.50, range 4.00-7.00; timed rates median (300+400)/2 = 350
+OK = record(measurement=measurement([epoch(9.5, 50.0), epoch(4.0, 500.0), epoch(6.0, 300.0), epoch(5.0, 400.0), epoch(7.0, 200.0)]))
+FAILED = record("cpu-tf2.20-dogs-vs-cats", "failed", "the workload exited with code 137: Killed", tensorflow_requested="2.20")
+
+
+def test_append_then_load_gives_the_same_records(tmp_path):
+    records.append(tmp_path, OK)
+    records.append(tmp_path, FAILED)
+
+    lines = (tmp_path / RESULTS_FILE).read_text().splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[0])["schema"] == RESULTS_SCHEMA
+    assert records.load(tmp_path) == [OK, FAILED]
+
+
+def test_load_skips_blank_lines(tmp_path):
+    (tmp_path / RESULTS_FILE).write_text(OK.to_json() + "\n\n" + FAILED.to_json() + "\n")
+
+    assert [r.cell_id for r in records.load(tmp_path)] == ["cpu-tf2.21-dogs-vs-cats", "cpu-tf2.20-dogs-vs-cats"]
+
+
+def test_other_schema_is_a_user_error_naming_the_line(tmp_path):
+    newer = json.loads(FAILED.to_json())
+    newer["schema"] = RESULTS_SCHEMA + 1
+    (tmp_path / RESULTS_FILE).write_text(OK.to_json() + "\n" + json.dumps(newer) + "\n")
+
+    with pytest.raises(UserError) as caught:
+        records.load(tmp_path)
+
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / RESULTS_FILE}:2: ")
+    assert f"results schema {RESULTS_SCHEMA + 1}" in message
+    assert f"is newer than this runner's {RESULTS_SCHEMA}" in message
+    assert "\n" not in message
+
+
+def test_load_of_a_folder_without_results_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no results.jsonl here"):
+        records.load(tmp_path)
+
+
+def test_latest_run_is_the_newest_folder_with_results(tmp_path):
+    for name in ["20260101-120000", "20260102-090000", "20260102-090000-2", "20251231-235959"]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / RESULTS_FILE).write_text("")
+    (tmp_path / "20260103-000000").mkdir()  # started, nothing recorded yet
+    (tmp_path / "20260104-000000").write_text("a file, not a run")
+    os.utime(tmp_path / "20251231-235959", (2_000_000_000, 2_000_000_000))  # newest by mtime, oldest by name
+
+    assert records.latest_run(tmp_path) == tmp_path / "20260102-090000-2"
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty", "no-results"])
+def test_latest_run_without_runs_is_a_user_error(tmp_path, layout):
+    results = tmp_path / "results"
+    if layout != "missing":
+        results.mkdir()
+    if layout == "no-results":
+        (results / "20260101-000000").mkdir()
+
+    with pytest.raises(UserError) as caught:
+        records.latest_run(results)
+
+    assert str(caught.value).startswith(f"{results}: no runs yet")
+
+
+def test_new_run_folders_are_distinct_and_carry_a_manifest(tmp_path):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("workloads: {}\n")
+
+    host = {"cpu_model": "Test CPU", "cpu_cores": 2, "docker_engine": "20.10.24"}
+    first = records.new_run(tmp_path / "results", matrix, host)
+    second = records.new_run(tmp_path / "results", matrix, host)
+
+    assert first != second and first.parent == second.parent == tmp_path / "results"
+    assert sorted([first.name, second.name]) == [first.name, second.name]
+    manifest = json.loads((first / records.MANIFEST_FILE).read_text())
+    assert manifest["run_id"] == first.name
+    assert manifest["schema"] == RESULTS_SCHEMA
+    assert manifest["matrix_file"] == str(matrix)
+    assert len(manifest["matrix_sha256"]) == 64
+    assert manifest["host"] == host
+    assert manifest["started"]
+
+
+def test_finish_run_notes_how_the_run_ended(tmp_path):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("workloads: {}\n")
+    folder = records.new_run(tmp_path / "results", matrix, {})
+    records.finish_run(folder, "interrupted")
+    manifest = json.loads((folder / records.MANIFEST_FILE).read_text())
+    assert manifest["state"] == "interrupted" and manifest["ended"] >= manifest["started"]
+
+
+def test_stored_runs_of_the_current_schema_load(tmp_path):
+    for folder in sorted((Path(__file__).parent / "fixtures" / "runs").iterdir()):
+        loaded = records.load(folder)
+        assert loaded and all(record.schema == RESULTS_SCHEMA for record in loaded)
+
+
+def test_an_older_schema_says_which_runner_wrote_it(tmp_path):
+    folder = tmp_path / "old-run"
+    folder.mkdir()
+    (folder / records.MANIFEST_FILE).write_text(json.dumps({"runner_version": "0.0.9"}))
+    old = json.loads(OK.to_json())
+    old["schema"] = 1
+    (folder / RESULTS_FILE).write_text(json.dumps(old) + "\n")
+    with pytest.raises(UserError, match=r"results.jsonl:1: results schema 1 is older than this runner's 2: render it with cudnn-matrix 0.0.9"):
+        records.load(folder)

@@ -4,4 +4,4 @@ The package reads as its pipeline, one module a stage:
 matrix.yaml -> config -> cells -> images -> containers -> records -> report.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -157,7 +157,9 @@ def cmd_run(args) -> int:
     gpu_devices = matrix.gpu.devices if matrix.gpu else "none"
     built, no_gpu = build_and_probe(client, matrix, runnable, gpu_devices)
     run_folder = run_folder or records.new_run(args.results, matrix.path, host.facts(client))
-    progress(f"run {run_folder.name}: {len(runnable)} cell(s) to run, {len(done)} already done, results in {run_folder}")
+    ready = [cell for cell in runnable if not (cell.kind == "gpu" and no_gpu)]
+    progress(f"run {run_folder.name}: {len(ready)} cell(s) to run, {len(done)} already done, "
+             f"{len(todo) - len(ready)} skipped or excluded, results in {run_folder}")
     state = "interrupted"
     try:
         failed = run_cells(client, matrix, todo, built, data, no_gpu, gpu_devices, run_folder, args.repeats)

@@ -23,12 +23,12 @@ def plot(records: list[Record], path: Path, baseline: str | None = None) -> Path
     if not results:
         raise UserError(f"{path}: no measured cell in this run, so there is no chart to draw")
     chosen = baselines(results, baseline)
-    workloads = list(dict.fromkeys(result.workload for result in results))
-    heights = [sum(r.workload == w for r in results) for w in workloads]
+    workloads = list(dict.fromkeys(result.model for result in results))
+    heights = [sum(r.model == w for r in results) for w in workloads]
     figure, axes = plt.subplots(len(workloads), 1, figsize=(10, 1.2 + 0.55 * sum(heights)), squeeze=False,
                                 gridspec_kw={"height_ratios": heights})
     for axis, workload in zip(axes[:, 0], workloads):
-        _draw(axis, [r for r in results if r.workload == workload], chosen.get(workload))
+        _draw(axis, [r for r in results if r.model == workload], chosen.get(workload))
         axis.set_title(workload, loc="left", fontsize=11)
     axes[-1, 0].set_xlabel("timed epoch, seconds (median; bars: min-max)")
     figure.tight_layout()

@@ -34,6 +34,7 @@ class CellResult:
     status: str
     reason: str
     workload: str
+    model: str  # cells of one model share a baseline, whatever their workload settings
     kind: str
     cuda: str
     cudnn_named: str
@@ -68,7 +69,7 @@ def _pool(group: list[Record]) -> CellResult:
     versions = measured.get("versions", {})
     return CellResult(
         cell_id=last.cell_id, status=status, reason="" if status == "ok" else next(r.reason for r in reversed(group) if r.status != "ok"),
-        workload=last.workload, kind=last.kind, cuda=last.cuda_requested, cudnn_named=last.cudnn_requested,
+        workload=last.workload, model=measured.get("workload", last.workload), kind=last.kind, cuda=last.cuda_requested, cudnn_named=last.cudnn_requested,
         cudnn_loaded=((measured.get("gpu") or {}).get("cudnn") or {}).get("version") or "",
         versions=f"{versions['tensorflow']} / {versions['keras']}" if versions else "",
         data_kind=(measured.get("data") or {}).get("kind", ""),
@@ -78,21 +79,21 @@ def _pool(group: list[Record]) -> CellResult:
 
 
 def baselines(results: list[CellResult], baseline: str | None) -> dict[str, CellResult]:
-    """Per workload, the cell speed-ups are measured against: the named one, else the first measured CPU cell."""
+    """Per model, the cell speed-ups are measured against: the named one, else the first measured CPU cell."""
     chosen: dict[str, CellResult] = {}
     for result in results:
-        if result.timed and result.kind == "cpu" and result.workload not in chosen:
-            chosen[result.workload] = result
+        if result.timed and result.kind == "cpu" and result.model not in chosen:
+            chosen[result.model] = result
     for result in results:
         if result.timed and result.cell_id == baseline:
-            chosen[result.workload] = result
+            chosen[result.model] = result
     return chosen
 
 
 def table_rows(results: list[CellResult], chosen: dict[str, CellResult]) -> list[dict[str, str]]:
     rows = []
     for result in results:
-        reference = chosen.get(result.workload)
+        reference = chosen.get(result.model)
         ratio = speedup(reference.timed, result.timed) if reference and result.timed else None
         rows.append(dict(zip(COLUMNS, [
             result.cell_id,
@@ -111,10 +112,10 @@ def table_rows(results: list[CellResult], chosen: dict[str, CellResult]) -> list
 
 
 def sentences(results: list[CellResult], chosen: dict[str, CellResult]) -> list[str]:
-    """The seed's kind of answer, per workload: the GPU against the CPU, then each cuDNN against the previous."""
+    """The seed's kind of answer, per model: the GPU against the CPU, then each cuDNN against the previous."""
     said = []
-    for workload in dict.fromkeys(result.workload for result in results):
-        measured = [r for r in results if r.workload == workload and r.timed]
+    for workload in dict.fromkeys(result.model for result in results):
+        measured = [r for r in results if r.model == workload and r.timed]
         gpus = [r for r in measured if r.kind == "gpu"]
         reference = chosen.get(workload)
         if reference and gpus:
@@ -136,10 +137,10 @@ def _name(result: CellResult) -> str:
 def _cudnn_steps(workload: str, gpus: list[CellResult]) -> list[str]:
     """Within one CUDA line and TensorFlow, each cuDNN minor against the one before it."""
     lines = []
-    groups: dict[tuple[str, str], list[CellResult]] = {}
+    groups: dict[tuple[str, str, str], list[CellResult]] = {}
     for result in gpus:
-        groups.setdefault((result.cuda, result.versions), []).append(result)
-    for (cuda, versions), group in groups.items():
+        groups.setdefault((result.workload, result.cuda, result.versions), []).append(result)
+    for (_, cuda, versions), group in groups.items():
         ordered = sorted(group, key=lambda r: tuple(int(p) for p in r.cudnn_named.split(".")))
         for previous, current in zip(ordered, ordered[1:]):
             ratio: Ratio = speedup(previous.timed, current.timed)

@@ -52,6 +52,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
     run.add_argument("--repeats", type=positive, default=1, metavar="N", help="run each cell N times, a fresh container each; the report pools them (default: 1)")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
+    data = commands.add_parser("data", help="prepare real data on the host: Kaggle's Dogs vs Cats, or MNIST")
+    data.add_argument("model", choices=["dogs-vs-cats", "mnist"])
+    data.add_argument("--from", dest="source", type=Path, metavar="FILE",
+                      help="dogs-vs-cats: Kaggle's train.zip (required); mnist: an mnist.npz you have (default: download it once)")
+    data.add_argument("--data", type=Path, default=Path("data"), help="the data folder (default: %(default)s)")
+    data.add_argument("--train-per-class", type=positive, default=1000, metavar="N", help="dogs-vs-cats: training images per class (default: %(default)s)")
+    data.add_argument("--validation-per-class", type=positive, default=400, metavar="N", help="dogs-vs-cats: validation images per class (default: %(default)s)")
     clean = commands.add_parser("clean", help="remove containers (and with --images, images) that cudnn-matrix made, found by label")
     clean.add_argument("--images", action="store_true", help="also remove the images it built (the next build starts over)")
     report_options = argparse.ArgumentParser(add_help=False)
@@ -202,6 +209,16 @@ def run_cells(client, matrix: Matrix, cells: list[Cell], built, data, no_gpu, gp
     return failed
 
 
+def cmd_data(args) -> int:
+    if args.model == "mnist":
+        datasets.fetch_mnist(args.source, args.data, progress)
+    elif args.source is None:
+        raise UserError("data dogs-vs-cats: --from PATH/train.zip is needed (Kaggle's Dogs vs. Cats training archive)")
+    else:
+        datasets.arrange_dogs_vs_cats(args.source, args.data, args.train_per_class, args.validation_per_class, progress)
+    return EXIT_OK
+
+
 def cmd_clean(args) -> int:
     removed = containers.remove_leftovers(engine.connect(), images=args.images)
     progress(f"removed {removed['containers']} container(s) and {removed['images']} image(s) made by cudnn-matrix")
@@ -256,4 +273,4 @@ def emit(text: str, output: Path | None) -> None:
         progress(f"written: {output}")
 
 
-COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "clean": cmd_clean}
+COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "data": cmd_data, "clean": cmd_clean}

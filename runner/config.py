@@ -19,13 +19,28 @@ import yaml
 
 from runner.errors import UserError
 
-MODELS = ("dogs-vs-cats",)
+# The seed's two models and their defaults: the seed's batch sizes and data set sizes.
+MODELS = {
+    "dogs-vs-cats": {"batch_size": 32, "train_images": 2000, "validation_images": 800},
+    "mnist": {"batch_size": 128, "train_images": 60000, "validation_images": 10000},
+}
+INPUTS = ("jpeg", "cached")
 WORKLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
 VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
 IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
 DEFAULT_CPU_BASE = "python:3.11-slim"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The input pipeline's tuning: explicit, recorded, and fixed by default (autotuning stalled small hosts)."""
+
+    input: str  # "jpeg", or "cached": decoded, augmented batches from memory after the warm-up epoch
+    autotune: bool
+    parallel_calls: int
+    prefetch_batches: int
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,7 @@ class Workload:
     inter_op_threads: int
     timeout_minutes: float
     fault: str
+    pipeline: Pipeline
 
 
 @dataclass(frozen=True)
@@ -243,7 +259,8 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         key_path,
         required=set(),
         optional={"model", "epochs", "warmup_epochs", "batch_size", "train_images", "validation_images", "data",
-                  "jit_compile", "intra_op_threads", "inter_op_threads", "timeout_minutes", "fault"},
+                  "jit_compile", "intra_op_threads", "inter_op_threads", "timeout_minutes", "fault",
+                  "input", "autotune", "parallel_calls", "prefetch_batches"},
     )
 
     def number(key: str, default: int, minimum: int) -> int:
@@ -257,24 +274,31 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         if "model" in settings:
             raise document.error(key_path + ("model",), f"a known model ({', '.join(MODELS)})", model)
         raise document.error(key_path, f"a known model ({', '.join(MODELS)}) as the name, or a model: key", found=repr(name))
+    defaults = MODELS[model]
     workload = Workload(
         name=name,
         model=model,
         epochs=number("epochs", 3, 2),
         warmup_epochs=number("warmup_epochs", 1, 1),
-        batch_size=number("batch_size", 32, 1),
-        train_images=number("train_images", 2000, 2),
-        validation_images=number("validation_images", 800, 2),
+        batch_size=number("batch_size", defaults["batch_size"], 1),
+        train_images=number("train_images", defaults["train_images"], 2),
+        validation_images=number("validation_images", defaults["validation_images"], 2),
         data_dir=(base_dir / data).resolve(),
         jit_compile=document.boolean(settings.get("jit_compile", False), key_path + ("jit_compile",)),
         intra_op_threads=number("intra_op_threads", 0, 0),
         inter_op_threads=number("inter_op_threads", 0, 0),
         timeout_minutes=_positive_number(document, settings.get("timeout_minutes", 120), key_path + ("timeout_minutes",)),
         fault=_choice(document, settings.get("fault", "none"), key_path + ("fault",), FAULTS),
+        pipeline=Pipeline(
+            input=_choice(document, settings.get("input", "jpeg"), key_path + ("input",), INPUTS),
+            autotune=document.boolean(settings.get("autotune", False), key_path + ("autotune",)),
+            parallel_calls=number("parallel_calls", 2, 1),
+            prefetch_batches=number("prefetch_batches", 2, 1),
+        ),
     )
     if workload.epochs <= workload.warmup_epochs:
         raise document.error(key_path + ("epochs",), f"more epochs than warmup_epochs ({workload.warmup_epochs}), so that some are timed", workload.epochs)
-    for key in ("train_images", "validation_images"):
+    for key in ("train_images", "validation_images") if model == "dogs-vs-cats" else ():
         if getattr(workload, key) % 2:
             raise document.error(key_path + (key,), "an even number: half cats, half dogs", getattr(workload, key))
     return workload

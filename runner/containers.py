@@ -42,6 +42,10 @@ def workload_command(cell: Cell) -> list[str]:
         "--intra-op-threads", str(workload.intra_op_threads),
         "--inter-op-threads", str(workload.inter_op_threads),
         "--fault", workload.fault,
+        "--input", workload.pipeline.input,
+        "--autotune", "true" if workload.pipeline.autotune else "false",
+        "--parallel-calls", str(workload.pipeline.parallel_calls),
+        "--prefetch-batches", str(workload.pipeline.prefetch_batches),
     ]
     if cell.kind == "gpu":
         command += ["--expect-gpu", "--expect-cudnn", cell.cudnn]

@@ -239,15 +239,15 @@ BROKEN = [
     ),
     (
         "unknown-workload",
-        'workloads:\n  mnist: {}\ncpu: {tensorflow: ["2.21"]}\n',
+        'workloads:\n  cifar: {}\ncpu: {tensorflow: ["2.21"]}\n',
         2,
-        ["workloads.mnist:", "a known model (dogs-vs-cats) as the name, or a model: key", "got 'mnist'"],
+        ["workloads.cifar:", "a known model (dogs-vs-cats, mnist) as the name, or a model: key", "got 'cifar'"],
     ),
     (
         "unknown-model",
         'workloads:\n  small:\n    model: resnet\ncpu: {tensorflow: ["2.21"]}\n',
         3,
-        ["workloads.small.model:", "a known model (dogs-vs-cats)", "got the text 'resnet'"],
+        ["workloads.small.model:", "a known model (dogs-vs-cats, mnist)", "got the text 'resnet'"],
     ),
     (
         "bad-workload-name",
@@ -259,7 +259,7 @@ BROKEN = [
         "no-workloads",
         'workloads: {}\ncpu: {tensorflow: ["2.21"]}\n',
         1,
-        ["workloads:", "a mapping of workload names (such as dogs-vs-cats)"],
+        ["workloads:", "a mapping of workload names (such as dogs-vs-cats, mnist)"],
     ),
     (
         "missing-cpu-section",

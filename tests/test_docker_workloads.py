@@ -1,0 +1,60 @@
+"""Both seed networks, layer for layer, in a Keras 2 image (TF 2.15) and a Keras 3 image (TF 2.21)."""
+
+import json
+
+import pytest
+
+from conftest import runner
+
+pytestmark = pytest.mark.docker
+
+MATRIX = """
+workloads:
+  dogs-vs-cats: {epochs: 2, train_images: 64, validation_images: 32}
+  dogs-vs-cats-cached: {model: dogs-vs-cats, epochs: 3, train_images: 64, validation_images: 32, input: cached}
+  mnist: {epochs: 2, train_images: 512, validation_images: 128}
+cpu:
+  tensorflow: ["2.15", "2.21"]
+build:
+  offline_base: true
+"""
+PARAMETERS = {"dogs-vs-cats": 1_212_513, "mnist": 600_810}  # the seed-era summaries' "Total params"
+# By hand, 2 x multiply-adds. Dogs vs Cats: conv 148*148*3*3*3*32 + 72*72*3*3*32*32 + 34*34*3*3*32*64,
+# dense 18496*64 + 64*1. MNIST: conv 26*26*3*3*1*32 + 24*24*3*3*32*32, dense 4608*128 + 128*10.
+FORWARD_FLOPS = {"dogs-vs-cats": 178_384_000, "mnist": 12_188_416}
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory, docker_client):
+    folder = tmp_path_factory.mktemp("workloads")
+    (folder / "matrix.yaml").write_text(MATRIX)
+    run = runner("run", "-f", folder / "matrix.yaml", "--results", folder / "results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    (run_folder,) = (folder / "results").iterdir()
+    return {record["cell_id"]: record for record in map(json.loads, (run_folder / "results.jsonl").read_text().splitlines())}
+
+
+@pytest.mark.parametrize("tensorflow, keras_major", [("2.15", "2."), ("2.21", "3.")])
+@pytest.mark.parametrize("model", ["dogs-vs-cats", "mnist"])
+def test_the_same_network_in_keras_2_and_keras_3(measured, tensorflow, keras_major, model):
+    record = measured[f"cpu-tf{tensorflow}-{model}"]
+    assert record["status"] == "ok", record["reason"]
+    measurement = record["measurement"]
+    assert measurement["versions"]["tensorflow"].startswith(tensorflow + ".")
+    assert measurement["versions"]["keras"].startswith(keras_major)
+    assert measurement["model"]["parameters"] == PARAMETERS[model]
+    assert measurement["model"]["forward_flops_per_image"] == FORWARD_FLOPS[model]
+    assert measurement["data"]["kind"] == "synthetic"
+    for epoch in measurement["epochs"]:
+        assert epoch["gflops_per_second"] == pytest.approx(epoch["images_per_second"] * 3 * FORWARD_FLOPS[model] / 1e9)
+        assert 0 < epoch["step_seconds_median"] <= epoch["step_seconds_max"] <= epoch["train_seconds"]
+    expected_steps = {"dogs-vs-cats": 2, "mnist": 4}[model]  # 64 / 32 and 512 / 128
+    assert [epoch["steps"] for epoch in measurement["epochs"]] == [expected_steps] * 2
+
+
+def test_pipeline_settings_are_recorded(measured):
+    jpeg = measured["cpu-tf2.21-dogs-vs-cats"]["measurement"]["settings"]["pipeline"]
+    cached = measured["cpu-tf2.21-dogs-vs-cats-cached"]["measurement"]["settings"]["pipeline"]
+    assert jpeg == {"input": "jpeg", "autotune": False, "parallel_calls": 2, "prefetch_batches": 2}
+    assert cached["input"] == "cached"
+    assert measured["cpu-tf2.15-dogs-vs-cats-cached"]["status"] == "ok"

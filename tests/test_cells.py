@@ -20,12 +20,12 @@ def matrix_file(tmp_path, cpu='{tensorflow: ["2.21"]}', extra=""):
     return load_matrix(path)
 
 
-def test_the_default_matrix_expands_to_the_cpu_cell_then_the_gpu_cells():
+def test_the_default_matrix_expands_to_the_cpu_cells_then_the_gpu_cells():
     cells = expand(load_matrix(REPO / "matrix.yaml"), TABLE)
 
-    assert [cell.id for cell in cells] == ["cpu-tf2.21-dogs-vs-cats"] + [
-        f"gpu-cuda{cuda}-cudnn{cudnn}-tf2.21-dogs-vs-cats" for cuda in ("12.6", "12.8") for cudnn in ("9.3", "9.5", "9.8")
-    ] + ["gpu-cuda12.5-cudnn9.2-tf2.21-dogs-vs-cats"]
+    images = ["cpu-tf2.21"] + [f"gpu-cuda{cuda}-cudnn{cudnn}-tf2.21" for cuda in ("12.6", "12.8") for cudnn in ("9.3", "9.5", "9.8")]
+    images.append("gpu-cuda12.5-cudnn9.2-tf2.21")
+    assert [cell.id for cell in cells] == [f"{image}-{workload}" for image in images for workload in ("dogs-vs-cats", "mnist")]
     cell = cells[0]
     assert (cell.kind, cell.tensorflow, cell.cuda, cell.cudnn, cell.excluded) == ("cpu", "2.21", "", "", "")
     assert cell.workload.name == "dogs-vs-cats"

@@ -136,7 +136,7 @@ def test_module_k_selecting_nothing_exits_2_with_one_line(tmp_path):
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("error: ")
-    assert "'no-such-cell' selects none of the 8 cells" in result.stderr
+    assert "'no-such-cell' selects none of the 16 cells" in result.stderr
 
 
 @pytest.mark.parametrize(

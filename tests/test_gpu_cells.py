@@ -136,7 +136,7 @@ def test_every_default_gpu_cell_renders_a_complete_recipe():
     runnable = [cell for cell in gpu_cells if not cell.excluded]
     assert len({cell.cuda for cell in runnable}) >= 2  # at least two CUDA 12 lines
     assert len({cell.cudnn for cell in runnable if cell.tensorflow == "2.21"}) >= 3  # cuDNN minors side by side
-    assert [cell.id for cell in gpu_cells if cell.excluded] == ["gpu-cuda12.5-cudnn9.2-tf2.21-dogs-vs-cats"]
+    assert [cell.id for cell in gpu_cells if cell.excluded] == ["gpu-cuda12.5-cudnn9.2-tf2.21-dogs-vs-cats", "gpu-cuda12.5-cudnn9.2-tf2.21-mnist"]
     for cell in runnable:
         args = dict(cell.image.build_args)
         assert args["BASE_IMAGE"] == table.cuda[cell.cuda].base_image

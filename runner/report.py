@@ -56,8 +56,11 @@ def cell_results(records: list[Record]) -> list[CellResult]:
 
 def _pool(group: list[Record]) -> CellResult:
     ok = [record for record in group if record.status == "ok"]
+    failed = [record for record in group if record.status == "failed"]
     last = group[-1]
-    status = "ok" if len(ok) == len(group) else (f"{last.status} ({len(group) - len(ok)} of {len(group)})" if ok else last.status)
+    # Measured cells are ok, with any failed repeat counted; skipped/excluded records left by a run
+    # that --resume completed later do not count against them.
+    status = (f"ok ({len(failed)} of {len(ok) + len(failed)} failed)" if failed else "ok") if ok else last.status
     measured = ok[-1].measurement if ok else (last.measurement or {})
     timed, first, rates = [], [], []
     for record in ok:
@@ -68,7 +71,7 @@ def _pool(group: list[Record]) -> CellResult:
         rates += [epoch["images_per_second"] for epoch in epochs[warmup:]]
     versions = measured.get("versions", {})
     return CellResult(
-        cell_id=last.cell_id, status=status, reason="" if status == "ok" else next(r.reason for r in reversed(group) if r.status != "ok"),
+        cell_id=last.cell_id, status=status, reason=(failed or [last])[-1].reason if status != "ok" else "",
         workload=last.workload, model=measured.get("workload", last.workload), kind=last.kind, cuda=last.cuda_requested, cudnn_named=last.cudnn_requested,
         cudnn_loaded=((measured.get("gpu") or {}).get("cudnn") or {}).get("version") or "",
         versions=f"{versions['tensorflow']} / {versions['keras']}" if versions else "",

@@ -115,3 +115,13 @@ def test_the_chart_is_a_real_png_with_something_drawn(tmp_path):
 def test_a_chart_needs_a_measured_cell(tmp_path):
     with pytest.raises(UserError, match="no measured cell in this run"):
         plot([record("cpu-x", "failed", "x")], tmp_path / "none.png")
+
+
+def test_a_failed_repeat_is_counted_and_a_resumed_skip_is_not():
+    failed_repeat = record(GPU_93.cell_id, "failed", "the workload exited with code 137: Killed", kind="gpu", cudnn_requested="9.3", cuda_requested="12.6", repeat=1)
+    skipped_before_resume = record(GPU_95.cell_id, "skipped", "no GPU here", kind="gpu", cudnn_requested="9.5", cuda_requested="12.6")
+    rows = json.loads(render([CPU, GPU_93, failed_repeat, skipped_before_resume, GPU_95], "json"))
+    statuses = {row["cell"]: row["status"] for row in rows["cells"]}
+    assert statuses[GPU_93.cell_id] == "ok (1 of 2 failed)"
+    assert statuses[GPU_95.cell_id] == "ok"
+    assert rows["not_measured"] == [f"- {GPU_93.cell_id}: ok (1 of 2 failed): the workload exited with code 137: Killed"]

@@ -9,6 +9,7 @@ failed Record with the reason and the log tail: a failure is data.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections import deque
 
@@ -139,12 +140,16 @@ def run_cell(
         _kill_quietly(container)
 
     timeout = threading.Timer(cell.workload.timeout_minutes * 60.0, expire)
-    timeout.start()
+    timeout.daemon = True  # an interrupt must never leave the runner waiting for this timer at exit
     try:
-        tail, record_line = _follow(container, cell.id, progress)
+        _start_deaf_to_signals(timeout)
+        _show(container, cell.id, progress)
         exit_code = container.wait()["StatusCode"]
         container.reload()
         out_of_memory = container.attrs["State"].get("OOMKilled", False)
+        # The whole output, read once the container has ended: the live stream is only for show,
+        # and a read timeout ends it early when a cell is silent for long (a slow epoch, XLA compiling).
+        tail, record_line = _sort_output(container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace"))
     finally:
         timeout.cancel()
         container.remove(force=True)
@@ -197,27 +202,42 @@ def _record(cell: Cell, image: BuiltImage | None, status: str, reason: str, star
     )
 
 
-def _follow(container, cell_id: str, progress: Progress) -> tuple[deque[str], str | None]:
-    """Show the container's output line by line; keep its tail and its last record line."""
-    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-    record_lines = []
+def _start_deaf_to_signals(thread: threading.Thread) -> None:
+    """Start a helper thread that never receives SIGINT/SIGTERM (threads inherit the signal mask).
+
+    The kernel may hand a process's signal to any thread that does not block
+    it; delivered to a helper, it would leave the main thread asleep in a read
+    from Docker, and Ctrl-C would seem ignored.
+    """
+    stopping = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _show(container, cell_id: str, progress: Progress) -> None:
+    """Pass the container's output on, line by line, while it runs."""
     pending = ""
     for chunk in container.logs(stream=True, follow=True):
         pending += chunk.decode("utf-8", errors="replace")
         *complete, pending = pending.split("\n")
         for line in complete:
-            _sort_line(line.rstrip("\r"), tail, record_lines, cell_id, progress)
-    if pending:
-        _sort_line(pending, tail, record_lines, cell_id, progress)
-    return tail, (record_lines[-1] if record_lines else None)
+            if not line.startswith(RECORD_PREFIX):
+                progress.cell_line(cell_id, line.rstrip("\r"))
 
 
-def _sort_line(line: str, tail: deque[str], record_lines: list[str], cell_id: str, progress) -> None:
-    if line.startswith(RECORD_PREFIX):
-        record_lines.append(line[len(RECORD_PREFIX):])
-    else:
-        tail.append(line)
-        progress.cell_line(cell_id, line)
+def _sort_output(output: str) -> tuple[deque[str], str | None]:
+    """The last lines of the output, and the last record line in it."""
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    record_line = None
+    for line in output.splitlines():
+        if line.startswith(RECORD_PREFIX):
+            record_line = line[len(RECORD_PREFIX):]
+        else:
+            tail.append(line)
+    return tail, record_line
 
 
 def _measurement(record_line: str | None) -> dict | None:

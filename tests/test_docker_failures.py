@@ -87,8 +87,9 @@ def test_sigint_removes_containers_keeps_finished_records_and_resume_runs_the_re
             break
         time.sleep(0.5)
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=120)
-    assert process.returncode == 130
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "interrupted: finished cells are in" in stderr
 
     run_folder, records = records_of(results)
     assert list(records) == ["cpu-tf2.21-dogs-vs-cats"] and records["cpu-tf2.21-dogs-vs-cats"]["status"] == "ok"

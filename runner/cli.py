@@ -81,12 +81,15 @@ def positive(text: str) -> int:
 
 
 def interrupt(signum, frame):
-    """SIGTERM (docker stop, a cloud VM's shutdown) ends a run the way Ctrl-C does."""
+    """SIGINT (Ctrl-C) and SIGTERM (docker stop, a cloud VM's shutdown) end a run alike."""
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Both explicitly: a process started in the background by a shell (as CI jobs are) inherits
+    # SIGINT ignored, and Python then installs no Ctrl-C handler of its own.
+    signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:
         return COMMANDS[args.command](args)

@@ -159,7 +159,7 @@ def cmd_build(args) -> int:
 def cmd_run(args) -> int:
     matrix, _, selected = load(args)
     client = engine.connect()
-    run_folder = records.resume_run(args.results, args.resume) if args.resume else None
+    run_folder = records.find_run(args.results, args.resume) if args.resume else None
     done = {record.cell_id for record in records.load(run_folder) if record.status == "ok"} if run_folder else set()
     todo = [cell for cell in selected if cell.id not in done]
     runnable = [cell for cell in todo if not cell.excluded]
@@ -252,8 +252,8 @@ def build_and_probe(client, matrix: Matrix, runnable: list[Cell], gpu_devices: s
 
 
 def cmd_report(args) -> int:
-    run_folder = args.run or records.latest_run(args.results)
-    loaded = records.load(records.resume_run(args.results, str(run_folder)))
+    run_folder = records.find_run(args.results, str(args.run) if args.run else "latest")
+    loaded = records.load(run_folder)
     if args.baseline and args.baseline not in {record.cell_id for record in loaded if record.status == "ok"}:
         raise UserError(f"--baseline {args.baseline}: no measured cell of run {run_folder.name} has that id")
     emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + render(loaded, args.format, args.baseline), args.output)
@@ -263,7 +263,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    run_a, run_b = (records.resume_run(args.results, str(run)) for run in (args.run_a, args.run_b))
+    run_a, run_b = (records.find_run(args.results, str(run)) for run in (args.run_a, args.run_b))
     emit(compare(records.load(run_a), records.load(run_b), run_a.name, run_b.name, args.format), args.output)
     return EXIT_OK
 

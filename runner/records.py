@@ -138,14 +138,14 @@ def _manifest(run_folder: Path) -> dict:
         return {}
 
 
-def resume_run(results_dir: Path, which: str) -> Path:
-    """The run folder --resume continues: the latest, a run id under results_dir, or a path."""
+def find_run(results_dir: Path, which: str) -> Path:
+    """A run folder named on the command line: "latest", a run id under results_dir, or a path."""
     if which == "latest":
         return latest_run(results_dir)
     for folder in (results_dir / which, Path(which)):
         if (folder / MANIFEST_FILE).is_file():
             return folder
-    raise UserError(f"--resume {which}: no such run under {results_dir}")
+    raise UserError(f"{which}: no such run under {results_dir}")
 
 
 def latest_run(results_dir: Path) -> Path:

@@ -107,7 +107,7 @@ def table_rows(results: list[CellResult], chosen: dict[str, CellResult]) -> list
             f"{result.cudnn_named} / {result.cudnn_loaded or '-'}" if result.kind == "gpu" else "-",
             result.versions or "-",
             ", ".join(f"{s:.2f}" for s in result.first_epochs) or "-",
-            f"{result.timed.median:.2f} ({result.timed.low:.2f}-{result.timed.high:.2f})" if result.timed else "-",
+            _timing(result, missing="-"),
             f"{result.images_per_second:.0f}" if result.images_per_second else "-",
             ("baseline" if reference is result else ratio.as_times()) if ratio else "-",
         ])))
@@ -173,14 +173,9 @@ def render(records: list[Record], table_format: str = "github", baseline: str | 
     rows = table_rows(results, chosen)
     if table_format == "json":
         return json.dumps({"cells": rows, "sentences": sentences(results, chosen), "not_measured": not_measured(results)}, indent=2)
+    text = _table(COLUMNS, [list(row.values()) for row in rows], table_format)
     if table_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue().rstrip("\n")
-    text = tabulate([list(row.values()) for row in rows], headers=COLUMNS, disable_numparse=True,
-                    tablefmt={"markdown": "pipe"}.get(table_format, table_format))
+        return text
     said = sentences(results, chosen)
     if said:
         text += "\n\n" + "\n".join(said)
@@ -204,14 +199,12 @@ def compare(records_a: list[Record], records_b: list[Record], name_a: str, name_
     for cell_id in (cell for cell in results_a if cell in results_b):
         a, b = results_a[cell_id], results_b[cell_id]
         ratio = speedup(a.timed, b.timed) if a.timed and b.timed else None
-        rows.append([cell_id, _timing(a), _timing(b), ratio.as_times() if ratio else "-"])
-    if table_format == "csv":
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows([headers, *rows])
-        return buffer.getvalue().rstrip("\n")
+        rows.append([cell_id, _timing(a, missing=a.status), _timing(b, missing=b.status), ratio.as_times() if ratio else "-"])
     if table_format == "json":
         return json.dumps([dict(zip(headers, row)) for row in rows], indent=2)
-    text = tabulate(rows, headers=headers, disable_numparse=True, tablefmt={"markdown": "pipe"}.get(table_format, table_format))
+    text = _table(headers, rows, table_format)
+    if table_format == "csv":
+        return text
     text += "\n\nB vs A above 1.00x: B is faster. " + NOISE_NOTE
     for label, only in (("A", [c for c in results_a if c not in results_b]), ("B", [c for c in results_b if c not in results_a])):
         if only:
@@ -219,5 +212,15 @@ def compare(records_a: list[Record], records_b: list[Record], name_a: str, name_
     return text
 
 
-def _timing(result: CellResult) -> str:
-    return f"{result.timed.median:.2f} ({result.timed.low:.2f}-{result.timed.high:.2f})" if result.timed else result.status
+def _timing(result: CellResult, missing: str) -> str:
+    """The timed epochs' median and range, or `missing` for a cell without them."""
+    return f"{result.timed.median:.2f} ({result.timed.low:.2f}-{result.timed.high:.2f})" if result.timed else missing
+
+
+def _table(headers: list[str], rows: list[list[str]], table_format: str) -> str:
+    """CSV, or a tabulate table (markdown is tabulate's pipe format)."""
+    if table_format == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([headers, *rows])
+        return buffer.getvalue().rstrip("\n")
+    return tabulate(rows, headers=headers, disable_numparse=True, tablefmt={"markdown": "pipe"}.get(table_format, table_format))

@@ -25,3 +25,12 @@ def docker_client():
 def runner(*args, cwd=REPO):
     """python -m runner as a user types it; returns the CompletedProcess with text output."""
     return subprocess.run([sys.executable, "-m", "runner", *map(str, args)], cwd=cwd, capture_output=True, text=True)
+
+
+UNIT_TEST_SECONDS = 60  # fast tests get a tight limit; Docker tests keep pyproject's, which covers image builds
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("docker") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(UNIT_TEST_SECONDS))

@@ -20,12 +20,15 @@ sys.path.insert(0, str(BENCH.parent))
 
 from runner import records  # noqa: E402
 from runner.report import cell_results  # noqa: E402
+from runner.session import plan  # noqa: E402
 from runner.stats import speedup  # noqa: E402
 
+MATRIX = BENCH / "pipeline.yaml"
+# (label, slower workload, faster workload): workloads of the matrix, whatever cells they expand to.
 COMPARISONS = [
-    ("JPEG + augment / cached", "cpu-tf2.21-dogs-vs-cats", "cpu-tf2.21-dogs-vs-cats-cached"),
-    ("autotune / fixed, Dogs vs Cats", "cpu-tf2.21-dogs-vs-cats-autotune", "cpu-tf2.21-dogs-vs-cats"),
-    ("autotune / fixed, MNIST", "cpu-tf2.21-mnist-autotune", "cpu-tf2.21-mnist"),
+    ("JPEG + augment / cached", "dogs-vs-cats", "dogs-vs-cats-cached"),
+    ("autotune / fixed, Dogs vs Cats", "dogs-vs-cats-autotune", "dogs-vs-cats"),
+    ("autotune / fixed, MNIST", "mnist-autotune", "mnist"),
 ]
 
 
@@ -33,13 +36,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=BENCH / "results")
     args = parser.parse_args()
-    command = [sys.executable, "-m", "runner", "run", "-f", str(BENCH / "pipeline.yaml"), "--results", str(args.results)]
+    command = [sys.executable, "-m", "runner", "run", "-f", str(MATRIX), "--results", str(args.results)]
     if subprocess.run(command, cwd=BENCH.parent).returncode != 0:
         return 1
     run = records.latest_run(args.results)
     results = {result.cell_id: result for result in cell_results(records.load(run))}
+    cell_of = {cell.workload.name: cell.id for cell in plan(MATRIX).cells}  # the matrix has one CPU environment
     rows = []
-    for label, slower, faster in COMPARISONS:
+    for label, slower_workload, faster_workload in COMPARISONS:
+        slower, faster = cell_of[slower_workload], cell_of[faster_workload]
         # The slower variant's time over the faster one's: speedup() of the faster against it.
         ratio = speedup(results[faster].timed, results[slower].timed)
         rows.append([label, f"{results[slower].timed.median:.2f}", f"{results[faster].timed.median:.2f}",

@@ -1,8 +1,9 @@
 """Stage 2: Matrix -> ordered cells. Pure: no files, no Docker.
 
-A cell is one workload on one image. Cells that need the same image share one
-ImageSpec (and so one build): the image axes are the build axes, the workloads
-are the run axis.
+A cell is one workload in one environment, described by its axes: `kind`,
+`framework` and `framework_version`, and for GPU cells `cuda` and `cudnn`
+(plus `keras` when pinned). Cells whose build axes agree share one
+EnvironmentSpec, and so one build; the workloads are the run axis.
 """
 
 from __future__ import annotations
@@ -13,82 +14,73 @@ from pathlib import Path
 
 from runner.compatibility import Table, cudnn_source, exclusion
 from runner.config import GPU_AXES, GpuImages, Matrix, Workload
+from runner.environments import EnvironmentSpec, environment_for, environment_name
 from runner.errors import UserError
-
-IMAGE_NAMESPACE = "cudnn-matrix"
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    """What one image is built from: a Dockerfile of its kind and the build ARGs."""
-
-    kind: str
-    name: str
-    dockerfile: str
-    build_args: tuple[tuple[str, str], ...]
-
-    @property
-    def repository(self) -> str:
-        return f"{IMAGE_NAMESPACE}/{self.name}"
-
-    @property
-    def base_image(self) -> str:
-        return dict(self.build_args)["BASE_IMAGE"]
-
-    def with_base(self, base_image: str) -> "ImageSpec":
-        args = tuple((k, base_image if k == "BASE_IMAGE" else v) for k, v in self.build_args)
-        return ImageSpec(self.kind, self.name, self.dockerfile, args)
 
 
 @dataclass(frozen=True)
 class Cell:
     id: str
-    kind: str
-    image: ImageSpec
+    axes: tuple[tuple[str, str], ...]  # sorted (axis, value) pairs; see `axis` and `axes_dict`
     workload: Workload
-    tensorflow: str
-    cuda: str = ""
-    cudnn: str = ""
+    environment: EnvironmentSpec
     excluded: str = ""  # why the compatibility table rules the cell out; "" when it runs
+
+    @property
+    def kind(self) -> str:
+        return self.axis("kind")
+
+    def axis(self, name: str) -> str:
+        return self.axes_dict.get(name, "")
+
+    @property
+    def axes_dict(self) -> dict[str, str]:
+        return dict(self.axes)
+
+
+def cell_id(axes: dict[str, str], workload: str) -> str:
+    """The one way a cell's id is made: its environment's name, then its workload's."""
+    return f"{environment_name(axes)}-{workload}"
+
+
+def make_cell(axes: dict[str, str], workload: Workload, environment: EnvironmentSpec, excluded: str = "") -> Cell:
+    return Cell(cell_id(axes, workload.name), tuple(sorted(axes.items())), workload, environment, excluded)
 
 
 def expand(matrix: Matrix, table: Table) -> list[Cell]:
-    """Every cell of the matrix: CPU images first, then GPU ones; workloads within each image."""
+    """Every cell of the matrix: CPU environments first, then GPU ones; workloads within each."""
     cells = {}
-    for image, versions, excluded in [*_cpu_images(matrix), *_gpu_images(matrix, table)]:
+    for axes, environment, excluded in [*_cpu_environments(matrix), *_gpu_environments(matrix, table)]:
         for workload in matrix.workloads:
-            cell = Cell(f"{image.name}-{workload.name}", image.kind, image, workload, excluded=excluded, **versions)
+            cell = make_cell(axes, workload, environment, excluded)
             if cell.id in cells:
                 raise UserError(f"{matrix.path}: cell {cell.id} comes out of the matrix twice: check gpu.include for repeated entries")
             cells[cell.id] = cell
     return list(cells.values())
 
 
-def _cpu_images(matrix: Matrix):
+def _cpu_environments(matrix: Matrix):
     cpu = matrix.cpu
     for tensorflow in cpu.tensorflow if cpu else ():
-        args = {"BASE_IMAGE": cpu.base_image, "TENSORFLOW_VERSION": tensorflow, "KERAS_VERSION": cpu.keras or ""}
-        name = f"cpu-tf{tensorflow}" + (f"-keras{cpu.keras}" if cpu.keras else "")
-        yield ImageSpec("cpu", name, "Dockerfile.cpu", tuple(sorted(args.items()))), {"tensorflow": tensorflow}, ""
+        axes = {"kind": "cpu", "framework": "tensorflow", "framework_version": tensorflow}
+        if cpu.keras:
+            axes["keras"] = cpu.keras
+        yield axes, environment_for(axes, cpu.base_image), ""
 
 
-def _gpu_images(matrix: Matrix, table: Table):
+def _gpu_environments(matrix: Matrix, table: Table):
     if matrix.gpu is None:
         return
     for combination in gpu_combinations(matrix.gpu, matrix.path):
         cuda, cudnn, tensorflow = (combination[axis] for axis in GPU_AXES)
+        axes = {"kind": "gpu", "framework": "tensorflow", "framework_version": tensorflow, "cuda": cuda, "cudnn": cudnn}
         keras = combination.get("keras", matrix.gpu.keras or "")
+        if keras:
+            axes["keras"] = keras
         excluded = exclusion(table, cuda, cudnn, tensorflow) or ""
         base = table.cuda.get(cuda)
-        args = {
-            "BASE_IMAGE": base.base_image if base else "",
-            "TENSORFLOW_VERSION": tensorflow,
-            "KERAS_VERSION": keras,
-            "CUDNN_PIP": "" if excluded else cudnn_source(table, cuda, cudnn),
-        }
-        name = f"gpu-cuda{cuda}-cudnn{cudnn}-tf{tensorflow}" + (f"-keras{keras}" if keras else "")
-        image = ImageSpec("gpu", name, "Dockerfile.gpu", tuple(sorted(args.items())))
-        yield image, {"tensorflow": tensorflow, "cuda": cuda, "cudnn": cudnn}, excluded
+        environment = environment_for(axes, base.base_image if base else "", "" if excluded else cudnn_source(table, cuda, cudnn))
+        yield axes, environment, excluded
 
 
 def gpu_combinations(gpu: GpuImages, path: Path) -> list[dict[str, str]]:
@@ -126,6 +118,6 @@ def matches(cell: Cell, pattern: str | None) -> bool:
     return pattern is None or fnmatchcase(cell.id, f"*{pattern}*")
 
 
-def images_of(cells: list[Cell]) -> list[ImageSpec]:
-    """The distinct images the cells need, in first-use order."""
-    return list(dict.fromkeys(cell.image for cell in cells))
+def environments_of(cells: list[Cell]) -> list[EnvironmentSpec]:
+    """The distinct environments the cells need, in first-use order."""
+    return list(dict.fromkeys(cell.environment for cell in cells))

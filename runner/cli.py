@@ -1,4 +1,4 @@
-"""python -m runner: the pipeline matrix.yaml -> cells -> images -> container runs -> records -> report.
+"""python -m runner: the pipeline matrix.yaml -> cells -> environments -> runs -> records -> report.
 
 Exit codes: 0 all good, 1 some cell failed, 2 config or usage error, 130 interrupted.
 """
@@ -6,20 +6,19 @@ Exit codes: 0 all good, 1 some cell failed, 2 config or usage error, 130 interru
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import __version__, containers, datasets, engine, host, images, records
-from runner.cells import Cell, expand, images_of, matches
-from runner.compatibility import load_table
-from runner.config import Matrix, devices, load_matrix
+from runner import __version__, datasets, records, session
+from runner.cells import Cell
 from runner.errors import UserError
+from runner.executors.docker_executor import DockerExecutor, connect
+from runner.executors.docker_run import remove_leftovers
+from runner.executors.docker_images import repository
 from runner.plot import plot
 from runner.progress import Progress
 from runner.report import FORMATS, compare, render
@@ -101,29 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def load(args) -> tuple[Matrix, list[Cell], list[Cell]]:
-    """The matrix, all its cells, and the ones -k selects; selecting nothing is a usage error."""
-    matrix = load_matrix(args.file)
-    if getattr(args, "offline_base", False):
-        matrix = dataclasses.replace(matrix, build=dataclasses.replace(matrix.build, offline_base=True))
-    if getattr(args, "gpus", None) and matrix.gpu:
-        which = devices(args.gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
-        matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
-    cells = expand(matrix, load_table())
-    if not cells:
-        raise UserError(f"{args.file}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
-    selected = [cell for cell in cells if matches(cell, args.pattern)]
-    if not selected:
-        raise UserError(f"{args.file}: -k {args.pattern!r} selects none of the {len(cells)} cells (see `python -m runner list`)")
-    excluded = [cell for cell in selected if cell.excluded]
-    if args.strict and excluded:
-        raise UserError(f"{args.file}: {len(excluded)} selected cell(s) excluded (--strict), first {excluded[0].id}: {excluded[0].excluded}")
-    return matrix, cells, selected
+def plan(args) -> session.Plan:
+    return session.plan(args.file, args.pattern, args.strict, getattr(args, "offline_base", False), getattr(args, "gpus", None))
+
+
+def docker_executor(chosen: session.Plan) -> DockerExecutor:
+    return DockerExecutor(chosen.matrix.build, chosen.gpu_devices, progress)
 
 
 def cmd_list(args) -> int:
-    _, cells, selected = load(args)
-    rows = [_listing(cell, cell in selected, args.pattern) for cell in cells]
+    chosen = plan(args)
+    rows = [_listing(cell, cell in chosen.selected, args.pattern) for cell in chosen.cells]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -139,77 +126,28 @@ def _listing(cell: Cell, selected: bool, pattern: str | None) -> dict:
         status, reason = "deselected", f"not matched by -k {pattern}"
     else:
         status, reason = "selected", ""
-    row = {"id": cell.id, "kind": cell.kind, "image": cell.image.repository, "workload": cell.workload.name,
-           "tensorflow": cell.tensorflow, "status": status, "reason": reason}
+    axes = cell.axes_dict
+    row = {"id": cell.id, "kind": cell.kind, "image": repository(cell.environment), "workload": cell.workload.name,
+           axes["framework"]: axes["framework_version"], "status": status, "reason": reason,
+           "axes": axes, "executor": DockerExecutor.name, "environment": cell.environment.describe()}
     if cell.kind == "gpu":
-        row.update(cuda=cell.cuda, cudnn=cell.cudnn, base_image=cell.image.base_image)
+        row.update(cuda=cell.axis("cuda"), cudnn=cell.axis("cudnn"), base_image=cell.environment.base)
     return row
 
 
 def cmd_build(args) -> int:
-    matrix, _, selected = load(args)
-    runnable = [cell for cell in selected if not cell.excluded]
-    built = images.build_images(engine.connect(), images_of(runnable), matrix.build, progress)
-    failures = [outcome for outcome in built.values() if isinstance(outcome, images.BuildFailure)]
-    for failure in failures:
-        progress(f"{failure.spec.name}: {failure.reason}")
+    chosen = plan(args)
+    failures = session.build(chosen, docker_executor(chosen), progress)
     return EXIT_CELL_FAILED if failures else EXIT_OK
 
 
 def cmd_run(args) -> int:
-    matrix, _, selected = load(args)
-    client = engine.connect()
-    run_folder = records.find_run(args.results, args.resume) if args.resume else None
-    done = {record.cell_id for record in records.load(run_folder) if record.status == "ok"} if run_folder else set()
-    todo = [cell for cell in selected if cell.id not in done]
-    runnable = [cell for cell in todo if not cell.excluded]
-    data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
-    gpu_devices = matrix.gpu.devices if matrix.gpu else "none"
-    built, no_gpu = build_and_probe(client, matrix, runnable, gpu_devices)
-    run_folder = run_folder or records.new_run(args.results, matrix.path, host.facts(client))
-    ready = [cell for cell in runnable if not (cell.kind == "gpu" and no_gpu)]
-    progress(f"run {run_folder.name}: {len(ready)} cell(s) to run, {len(done)} already done, "
-             f"{len(todo) - len(ready)} skipped or excluded, results in {run_folder}")
-    state = "interrupted"
-    try:
-        failed = run_cells(client, matrix, todo, built, data, no_gpu, gpu_devices, run_folder, args.repeats)
-        state = "finished"
-    finally:
-        records.finish_run(run_folder, state)
-        if state == "interrupted":
-            containers.remove_run(client, run_folder.name)
-            progress(f"interrupted: finished cells are in {run_folder / records.RESULTS_FILE}; "
-                     f"`python -m runner run --resume {run_folder.name}` runs the rest")
-    progress(f"results: {run_folder / records.RESULTS_FILE}")
-    finished = records.load(run_folder)
-    print(render(finished))
-    if any(record.status == "ok" for record in finished):
-        print(f"\nChart: {plot(finished, run_folder / CHART_FILE)}")
-    return EXIT_CELL_FAILED if failed else EXIT_OK
-
-
-def run_cells(client, matrix: Matrix, cells: list[Cell], built, data, no_gpu, gpu_devices: str, run_folder: Path, repeats: int) -> int:
-    """Run each cell (repeats times, a fresh container each) and append each record at once; returns how many failed."""
-    failed = 0
-    for number, cell in enumerate(cells, 1):
-        if cell.excluded:
-            record = containers.not_run(cell, "excluded", cell.excluded)
-        elif cell.kind == "gpu" and no_gpu:
-            record = containers.not_run(cell, "skipped", no_gpu)
-        else:
-            for repeat in range(repeats):
-                label = f"[{number}/{len(cells)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
-                progress(label)
-                started = time.monotonic()
-                record = containers.run_cell(client, cell, built[cell.image], data[cell.workload.name], run_folder.name, gpu_devices, matrix.limits, progress)
-                record = dataclasses.replace(record, repeat=repeat)
-                failed += record.status == "failed"
-                records.append(run_folder, record)
-                progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
-            continue
-        records.append(run_folder, record)
-        progress(f"[{number}/{len(cells)}] {cell.id}: {record.status}: {record.reason}")
-    return failed
+    chosen = plan(args)
+    result = session.run(chosen, docker_executor(chosen), args.results, args.resume, args.repeats, progress)
+    print(render(result.records))
+    if any(record.status == "ok" for record in result.records):
+        print(f"\nChart: {plot(result.records, result.folder / CHART_FILE)}")
+    return EXIT_CELL_FAILED if result.failed else EXIT_OK
 
 
 def cmd_data(args) -> int:
@@ -223,32 +161,9 @@ def cmd_data(args) -> int:
 
 
 def cmd_clean(args) -> int:
-    removed = containers.remove_leftovers(engine.connect(), images=args.images)
+    removed = remove_leftovers(connect(), images=args.images)
     progress(f"removed {removed['containers']} container(s) and {removed['images']} image(s) made by cudnn-matrix")
     return EXIT_OK
-
-
-def build_and_probe(client, matrix: Matrix, runnable: list[Cell], gpu_devices: str):
-    """Build the CPU images, ask the engine for a GPU, and build GPU images only if one can be had.
-
-    Returns the built images and, when GPU cells cannot get a GPU here, the reason they are skipped.
-    """
-    cpu_specs = images_of([cell for cell in runnable if cell.kind == "cpu"])
-    gpu_specs = images_of([cell for cell in runnable if cell.kind == "gpu"])
-    built = images.build_images(client, cpu_specs, matrix.build, progress)
-    if not gpu_specs:
-        return built, None
-    at_hand = [image for image in built.values() if isinstance(image, images.BuiltImage)]
-    if not at_hand:
-        first = images.build_images(client, gpu_specs[:1], matrix.build, progress)
-        built.update(first)
-        at_hand = [image for image in first.values() if isinstance(image, images.BuiltImage)]
-    no_gpu = containers.gpu_unavailable(client, at_hand[0].tag, gpu_devices) if at_hand else None
-    if no_gpu:
-        progress(f"GPU cells will be skipped: {no_gpu}")
-    else:
-        built.update(images.build_images(client, gpu_specs, matrix.build, progress))
-    return built, no_gpu
 
 
 def cmd_report(args) -> int:

@@ -18,29 +18,18 @@ from typing import Any
 import yaml
 
 from runner.errors import UserError
+from workload.contract import FAULTS, INPUTS, Pipeline
 
 # The seed's two models and their defaults: the seed's batch sizes and data set sizes.
 MODELS = {
     "dogs-vs-cats": {"batch_size": 32, "train_images": 2000, "validation_images": 800},
     "mnist": {"batch_size": 128, "train_images": 60000, "validation_images": 10000},
 }
-INPUTS = ("jpeg", "cached")
 WORKLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
 VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
 IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
 DEFAULT_CPU_BASE = "python:3.11-slim"
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """The input pipeline's tuning: explicit, recorded, and fixed by default (autotuning stalled small hosts)."""
-
-    input: str  # "jpeg", or "cached": decoded, augmented batches from memory after the warm-up epoch
-    autotune: bool
-    parallel_calls: int
-    prefetch_batches: int
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,10 @@ from PIL import Image
 
 from runner.config import Workload
 from runner.errors import UserError
+from workload.contract import CLASSES, MNIST_FILE, SYNTHETIC_MARKER
 
-CLASSES = ("cats", "dogs")
 SPLITS = ("train", "validation")
-SYNTHETIC_MARKER = "SYNTHETIC.json"
 SYNTHETIC_VERSION = 1
-MNIST_FILE = "mnist.npz"
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 KAGGLE_NAME = re.compile(r"(?:^|/)(cat|dog)\.(\d+)\.jpg$")
 

@@ -8,34 +8,26 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import docker
+from runner.executors import Executor
+from workload.contract import cpu_model
 
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def facts(client: docker.DockerClient) -> dict:
-    version = client.version()
+def facts(executor: Executor) -> dict:
+    """The machine, the project's commit, and what the executor says of itself (for Docker: the engine's version)."""
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "os": platform.platform(),
-        "docker_engine": version.get("Version", "unknown"),
-        "docker_api": version.get("ApiVersion", "unknown"),
+        "executor": executor.name,
+        "isolation": executor.isolation,
+        **executor.describe_host(),
         "gpus": _gpus(),
         "project_commit": _git("rev-parse", "HEAD"),
         "project_dirty": bool(_git("status", "--porcelain")),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _gpus() -> list[dict]:

@@ -8,18 +8,24 @@ stay readable; the full output of each cell is kept in its record's log tail.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 
-EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): ")
+from workload.contract import EPOCH_LINE
 
 
 class Progress:
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.live = stream.isatty()
+    def __init__(self, stream=None):
+        self._stream = stream  # None: whatever sys.stderr is when a line is written
         self.cell_started: dict[str, float] = {}
+
+    @property
+    def stream(self):
+        return self._stream or sys.stderr
+
+    @property
+    def live(self) -> bool:
+        return self.stream.isatty()
 
     def __call__(self, message: str) -> None:
         """A line everyone sees: stages, decisions, each cell's outcome."""

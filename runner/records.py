@@ -1,8 +1,10 @@
 """Records: one per cell, appended to results/<run-id>/results.jsonl as soon as the cell ends.
 
-A record carries the cell's outcome (ok or failed, with the reason), what it
-ran on (image tag and id, base image), and the measurement the workload
-printed, raw per-epoch times included.
+A record carries the cell's outcome (ok or failed, with the reason), its axes,
+the executor that ran it and that executor's provenance of the environment
+(for Docker: image tag and id, base image), and the measurement the workload
+printed, raw per-epoch times included. Runs of older schemas are converted
+as they are read, never rewritten.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 
 from runner import __version__
 from runner.errors import UserError
+from workload.contract import ContractError, Measurement
 
-RESULTS_SCHEMA = 2  # 2: CUDA/cuDNN requested, repeats
+RESULTS_SCHEMA = 3  # 2: CUDA/cuDNN requested, repeats; 3: axes, executor, environment provenance
+READABLE_SCHEMAS = (2, 3)
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 
@@ -29,20 +33,20 @@ class Record:
     cell_id: str
     status: str  # "ok", "failed", "skipped" (no GPU here) or "excluded" (by the compatibility table)
     reason: str
-    kind: str
+    axes: dict[str, str]  # kind, framework, framework_version, and cuda, cudnn, keras where the cell has them
     workload: str
-    tensorflow_requested: str
-    cuda_requested: str
-    cudnn_requested: str
-    image: str
-    image_id: str
-    base_image: str
+    executor: str
+    environment: dict[str, str]  # the executor's provenance: for Docker the image tag and id, the base used
     started: str
     ended: str
-    measurement: dict[str, Any] | None = None
+    measurement: Measurement | None = None
     log_tail: str = ""
     repeat: int = 0
     schema: int = field(default=RESULTS_SCHEMA)
+
+    @property
+    def kind(self) -> str:
+        return self.axes["kind"]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -51,14 +55,29 @@ class Record:
     def from_json(cls, line: str, where: str, written_by: str) -> "Record":
         data = json.loads(line)
         schema = data.get("schema") if isinstance(data, dict) else None
-        if schema != RESULTS_SCHEMA:
+        if schema not in READABLE_SCHEMAS:
             age = "older" if isinstance(schema, int) and schema < RESULTS_SCHEMA else "newer"
-            raise UserError(f"{where}: results schema {schema!r} is {age} than this runner's {RESULTS_SCHEMA}: "
+            raise UserError(f"{where}: results schema {schema!r} is {age} than this runner reads ({', '.join(map(str, READABLE_SCHEMAS))}): "
                             f"render it with cudnn-matrix {written_by}, which wrote it, or run the matrix again")
+        if schema == 2:
+            data = _from_schema_2(data)
         try:
-            return cls(**data)
-        except TypeError:
-            raise UserError(f"{where}: not a record of results schema {RESULTS_SCHEMA}: the results file is damaged")
+            measurement = data.pop("measurement", None)
+            return cls(**data, measurement=None if measurement is None else Measurement.from_dict(measurement))
+        except (TypeError, ContractError) as error:
+            raise UserError(f"{where}: not a record of results schema {schema}: the results file is damaged ({str(error)[:200]})")
+
+
+def _from_schema_2(data: dict) -> dict:
+    """A schema-2 record (every cell a TensorFlow cell in a Docker image) in schema 3's terms."""
+    data = dict(data)
+    axes = {"kind": data.pop("kind"), "framework": "tensorflow", "framework_version": data.pop("tensorflow_requested")}
+    for axis in ("cuda", "cudnn"):
+        requested = data.pop(f"{axis}_requested")
+        if requested:
+            axes[axis] = requested
+    environment = {key: data.pop(key) for key in ("image", "image_id", "base_image")}
+    return {**data, "axes": axes, "executor": "docker", "environment": environment, "schema": RESULTS_SCHEMA}
 
 
 def now() -> str:

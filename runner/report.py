@@ -61,24 +61,29 @@ def _pool(group: list[Record]) -> CellResult:
     # Measured cells are ok, with any failed repeat counted; skipped/excluded records left by a run
     # that --resume completed later do not count against them.
     status = (f"ok ({len(failed)} of {len(ok) + len(failed)} failed)" if failed else "ok") if ok else last.status
-    measured = ok[-1].measurement if ok else (last.measurement or {})
+    measured = ok[-1].measurement if ok else last.measurement
     timed, first, rates = [], [], []
     for record in ok:
-        warmup = record.measurement["warmup_epochs"]
-        epochs = record.measurement["epochs"]
+        warmup = record.measurement.warmup_epochs
+        epochs = record.measurement.epochs
         first += [epoch["seconds"] for epoch in epochs[:warmup]]
         timed += [epoch["seconds"] for epoch in epochs[warmup:]]
         rates += [epoch["images_per_second"] for epoch in epochs[warmup:]]
-    versions = measured.get("versions", {})
     return CellResult(
         cell_id=last.cell_id, status=status, reason=(failed or [last])[-1].reason if status != "ok" else "",
-        workload=last.workload, model=measured.get("workload", last.workload), kind=last.kind, cuda=last.cuda_requested, cudnn_named=last.cudnn_requested,
-        cudnn_loaded=((measured.get("gpu") or {}).get("cudnn") or {}).get("version") or "",
-        versions=f"{versions['tensorflow']} / {versions['keras']}" if versions else "",
-        data_kind=(measured.get("data") or {}).get("kind", ""),
+        workload=last.workload, model=measured.workload if measured else last.workload, kind=last.kind,
+        cuda=last.axes.get("cuda", ""), cudnn_named=last.axes.get("cudnn", ""),
+        cudnn_loaded=((measured.gpu if measured else {}).get("cudnn") or {}).get("version") or "",
+        versions=_versions_loaded(last.axes["framework"], measured.versions) if measured else "",
+        data_kind=measured.data.get("kind", "") if measured else "",
         first_epochs=tuple(first), timed=summarize(timed) if timed else None,
         images_per_second=median(rates) if rates else None, repeats=len(ok),
     )
+
+
+def _versions_loaded(framework: str, versions: dict) -> str:
+    """The framework's and Keras' versions as the workload imported them: "2.21.0 / 3.15.1"."""
+    return f"{versions.get(framework, '?')} / {versions.get('keras', '?')}" if versions else ""
 
 
 def baselines(results: list[CellResult], baseline: str | None) -> dict[str, CellResult]:

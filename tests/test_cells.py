@@ -1,4 +1,4 @@
-"""Matrix -> cells: a pure expansion with stable, readable ids and one image per build."""
+"""Matrix -> cells: a pure expansion with axes as data, stable readable ids, and one environment per build."""
 
 import dataclasses
 import re
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.cells import Cell, ImageSpec, expand, images_of, matches
+from runner.cells import cell_id, environments_of, expand, make_cell, matches
+from runner.environments import EnvironmentSpec, environment_for, environment_name
 from runner.compatibility import load_table
 from runner.config import load_matrix
 
@@ -27,23 +28,24 @@ def test_the_default_matrix_expands_to_the_cpu_cells_then_the_gpu_cells():
     images.append("gpu-cuda12.5-cudnn9.2-tf2.21")
     assert [cell.id for cell in cells] == [f"{image}-{workload}" for image in images for workload in ("dogs-vs-cats", "mnist")]
     cell = cells[0]
-    assert (cell.kind, cell.tensorflow, cell.cuda, cell.cudnn, cell.excluded) == ("cpu", "2.21", "", "", "")
+    assert cell.axes_dict == {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}
+    assert (cell.kind, cell.axis("cuda"), cell.axis("cudnn"), cell.excluded) == ("cpu", "", "", "")
     assert cell.workload.name == "dogs-vs-cats"
-    assert cell.image.name == "cpu-tf2.21"
-    assert cell.image.repository == "cudnn-matrix/cpu-tf2.21"
-    assert cell.image.dockerfile == "Dockerfile.cpu"
-    assert dict(cell.image.build_args) == {"BASE_IMAGE": "python:3.11-slim", "TENSORFLOW_VERSION": "2.21", "KERAS_VERSION": ""}
+    assert cell.environment == EnvironmentSpec(
+        kind="cpu", name="cpu-tf2.21", base="python:3.11-slim", requirements=("tensorflow==2.21.*",),
+        libraries=(), variables=(("TF_CPP_MIN_LOG_LEVEL", "1"),),
+    )
 
 
 def test_two_tensorflow_versions_give_two_cells_on_distinct_images(tmp_path):
     cells = expand(matrix_file(tmp_path, '{tensorflow: ["2.20", "2.21"]}'), TABLE)
 
     assert [cell.id for cell in cells] == ["cpu-tf2.20-dogs-vs-cats", "cpu-tf2.21-dogs-vs-cats"]
-    assert [cell.tensorflow for cell in cells] == ["2.20", "2.21"]
-    assert cells[0].image != cells[1].image
-    assert [cell.image.repository for cell in cells] == ["cudnn-matrix/cpu-tf2.20", "cudnn-matrix/cpu-tf2.21"]
-    assert [dict(cell.image.build_args)["TENSORFLOW_VERSION"] for cell in cells] == ["2.20", "2.21"]
-    assert images_of(cells) == [cells[0].image, cells[1].image]
+    assert [cell.axis("framework_version") for cell in cells] == ["2.20", "2.21"]
+    assert cells[0].environment != cells[1].environment
+    assert [cell.environment.name for cell in cells] == ["cpu-tf2.20", "cpu-tf2.21"]
+    assert [cell.environment.requirements for cell in cells] == [("tensorflow==2.20.*",), ("tensorflow==2.21.*",)]
+    assert environments_of(cells) == [cells[0].environment, cells[1].environment]
 
 
 def test_workloads_on_one_image_share_one_image_spec(tmp_path):
@@ -56,20 +58,43 @@ def test_workloads_on_one_image_share_one_image_spec(tmp_path):
     assert [cell.id for cell in cells] == [
         "cpu-tf2.20-dogs-vs-cats", "cpu-tf2.20-other", "cpu-tf2.21-dogs-vs-cats", "cpu-tf2.21-other",
     ]
-    assert cells[0].image is cells[1].image
-    assert cells[2].image is cells[3].image
-    assert images_of(cells) == [cells[0].image, cells[2].image]
+    assert cells[0].environment is cells[1].environment
+    assert cells[2].environment is cells[3].environment
+    assert environments_of(cells) == [cells[0].environment, cells[2].environment]
 
 
-def test_images_of_deduplicates_equal_specs_in_first_use_order(tmp_path):
+def test_environments_of_deduplicates_equal_specs_in_first_use_order(tmp_path):
     workload = matrix_file(tmp_path).workloads[0]
-    a = ImageSpec("cpu", "a", "Dockerfile.cpu", (("BASE_IMAGE", "x"),))
-    b = ImageSpec("cpu", "b", "Dockerfile.cpu", (("BASE_IMAGE", "x"),))
-    b_again = ImageSpec("cpu", "b", "Dockerfile.cpu", (("BASE_IMAGE", "x"),))  # equal, not the same object
-    cells = [Cell(f"c{i}", "cpu", image, workload, "2.21") for i, image in enumerate([b, a, b_again, a])]
+    a = EnvironmentSpec("cpu", "a", "x", ("tensorflow==2.21.*",))
+    b = EnvironmentSpec("cpu", "b", "x", ("tensorflow==2.21.*",))
+    b_again = EnvironmentSpec("cpu", "b", "x", ("tensorflow==2.21.*",))  # equal, not the same object
+    axes = {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}
+    cells = [make_cell(axes, workload, environment) for environment in [b, a, b_again, a]]
 
-    assert images_of(cells) == [b, a]
-    assert images_of([]) == []
+    assert environments_of(cells) == [b, a]
+    assert environments_of([]) == []
+
+
+@pytest.mark.parametrize("axes, expected", [
+    ({"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}, "cpu-tf2.21-dogs-vs-cats"),
+    ({"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21", "keras": "3.12"}, "cpu-tf2.21-keras3.12-dogs-vs-cats"),
+    ({"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21", "cuda": "12.6", "cudnn": "9.3"},
+     "gpu-cuda12.6-cudnn9.3-tf2.21-dogs-vs-cats"),
+    ({"cudnn": "9.3", "framework_version": "2.21", "cuda": "12.6", "framework": "tensorflow", "kind": "gpu"},
+     "gpu-cuda12.6-cudnn9.3-tf2.21-dogs-vs-cats"),
+])
+def test_one_function_makes_ids_from_axes_as_they_always_read(axes, expected):
+    assert cell_id(axes, "dogs-vs-cats") == expected
+    assert environment_name(axes) == expected.removesuffix("-dogs-vs-cats")
+
+
+def test_the_recipe_is_data_a_keras_pin_and_a_cudnn_pin_included():
+    axes = {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21", "cuda": "12.6", "cudnn": "9.3", "keras": "3.12"}
+    spec = environment_for(axes, "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04", "nvidia-cudnn-cu12==9.3.0.75")
+    assert spec.name == "gpu-cuda12.6-cudnn9.3-tf2.21-keras3.12"
+    assert spec.requirements == ("tensorflow==2.21.*", "keras==3.12.*")
+    assert spec.libraries == ("nvidia-cudnn-cu12==9.3.0.75",)
+    assert spec.describe()["variables"] == {"TF_CPP_MIN_LOG_LEVEL": "1"}
 
 
 def test_ids_are_stable_and_readable(tmp_path):
@@ -109,17 +134,15 @@ def test_gpu_cells_carry_their_axes_and_the_tables_verdict(tmp_path):
     gpu = [cell for cell in expand(matrix, TABLE) if cell.kind == "gpu"]
 
     runs, excluded = gpu
-    assert (runs.cuda, runs.cudnn, runs.tensorflow, runs.excluded) == ("12.5", "9.3", "2.21", "")
-    assert runs.image.dockerfile == "Dockerfile.gpu"
-    assert dict(runs.image.build_args) == {
-        "BASE_IMAGE": "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04",
-        "TENSORFLOW_VERSION": "2.21",
-        "KERAS_VERSION": "",
-        "CUDNN_PIP": "nvidia-cudnn-cu12==9.3.0.75",
-    }
-    assert excluded.cudnn == "8.9"
+    assert runs.axes_dict == {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21", "cuda": "12.5", "cudnn": "9.3"}
+    assert runs.excluded == ""
+    assert runs.environment.kind == "gpu"
+    assert runs.environment.base == "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04"
+    assert runs.environment.requirements == ("tensorflow==2.21.*",)
+    assert runs.environment.libraries == ("nvidia-cudnn-cu12==9.3.0.75",)
+    assert excluded.axis("cudnn") == "8.9"
     assert "another major" in excluded.excluded
-    assert dict(excluded.image.build_args)["CUDNN_PIP"] == ""
+    assert excluded.environment.libraries == ()
 
 
 @pytest.fixture
@@ -146,19 +169,3 @@ def cells(tmp_path):
 )
 def test_k_selects_by_substring_or_glob(cells, pattern, selected):
     assert [cell.id for cell in cells if matches(cell, pattern)] == selected
-
-
-def test_with_base_replaces_only_the_base_image():
-    spec = ImageSpec("cpu", "cpu-tf2.21", "Dockerfile.cpu",
-                     (("BASE_IMAGE", "python:3.11-slim"), ("KERAS_VERSION", ""), ("TENSORFLOW_VERSION", "2.21")))
-
-    rebased = spec.with_base("cudnn-matrix/base:bookworm-python3-abc")
-
-    assert rebased.build_args == (
-        ("BASE_IMAGE", "cudnn-matrix/base:bookworm-python3-abc"), ("KERAS_VERSION", ""), ("TENSORFLOW_VERSION", "2.21"),
-    )
-    assert rebased.base_image == "cudnn-matrix/base:bookworm-python3-abc"
-    assert (rebased.kind, rebased.name, rebased.dockerfile) == (spec.kind, spec.name, spec.dockerfile)
-    assert rebased.repository == "cudnn-matrix/cpu-tf2.21"
-    assert spec.base_image == "python:3.11-slim"  # the original is untouched
-    assert rebased != spec

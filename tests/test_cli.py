@@ -114,7 +114,7 @@ def test_report_without_runs_is_one_error_line(tmp_path, capsys):
 
 
 def test_module_lists_the_default_matrix_as_json():
-    result = runner("list", "--json")
+    result = runner("list", "--json")  # the one test of the real entry point: the rest call main() in-process
 
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
@@ -127,16 +127,30 @@ def test_module_lists_the_default_matrix_as_json():
         assert {"cuda", "cudnn", "tensorflow", "base_image"} <= set(row)
         assert row["base_image"].startswith("nvidia/cuda:")
         assert (row["status"] == "excluded") == bool(row["reason"])
+        assert row["axes"] == {"kind": "gpu", "framework": "tensorflow", "framework_version": row["tensorflow"],
+                               "cuda": row["cuda"], "cudnn": row["cudnn"]}
+        assert row["environment"]["base"] == row["base_image"]
+    assert {row["executor"] for row in rows} == {"docker"}
+    assert rows[0]["axes"] == {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}
+    assert rows[0]["environment"]["requirements"] == ["tensorflow==2.21.*"]
 
 
-def test_module_k_selecting_nothing_exits_2_with_one_line(tmp_path):
-    result = runner("list", "-k", "no-such-cell", "-f", REPO / "matrix.yaml", cwd=tmp_path)
+def in_process(capsys, *args):
+    """main() as `python -m runner` would call it: exit code, stdout, stderr."""
+    code = main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith("error: ")
-    assert "'no-such-cell' selects none of the 16 cells" in result.stderr
+
+def test_k_selecting_nothing_in_the_default_matrix_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = in_process(capsys, "list", "-k", "no-such-cell", "-f", REPO / "matrix.yaml")
+
+    assert code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert err.startswith("error: ")
+    assert "'no-such-cell' selects none of the 16 cells" in err
 
 
 @pytest.mark.parametrize(
@@ -149,23 +163,25 @@ def test_module_k_selecting_nothing_exits_2_with_one_line(tmp_path):
         ("empty.yaml", ""),
     ],
 )
-def test_module_broken_matrix_exits_2_with_one_error_line_and_no_traceback(tmp_path, name, text):
+def test_broken_matrix_exits_2_with_one_error_line_and_no_traceback(tmp_path, monkeypatch, capsys, name, text):
     (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
 
-    result = runner("list", "-f", name, cwd=tmp_path)
+    code, out, err = in_process(capsys, "list", "-f", name)
 
-    assert result.returncode == 2
-    assert "Traceback" not in result.stdout + result.stderr
-    assert result.stdout == ""
-    assert len(result.stderr.splitlines()) == 1
-    assert result.stderr.endswith("\n")
-    assert result.stderr.startswith(f"error: {name}")
+    assert code == 2
+    assert "Traceback" not in out + err
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert err.endswith("\n")
+    assert err.startswith(f"error: {name}")
 
 
-def test_module_missing_matrix_exits_2_with_one_error_line(tmp_path):
-    result = runner("run", "-f", "absent.yaml", cwd=tmp_path)
+def test_missing_matrix_exits_2_with_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = in_process(capsys, "run", "-f", "absent.yaml")
 
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == [result.stderr.strip()]
-    assert result.stderr.startswith("error: absent.yaml: cannot read the matrix file")
+    assert code == 2
+    assert "Traceback" not in err
+    assert err.splitlines() == [err.strip()]
+    assert err.startswith("error: absent.yaml: cannot read the matrix file")

@@ -65,8 +65,12 @@ def test_tiny_cell_runs_end_to_end(first_build, tiny):
     (line,) = (run_folder / "results.jsonl").read_text().splitlines()
     record = json.loads(line)
     assert record["status"] == "ok" and record["cell_id"] == "cpu-tf2.21-dogs-vs-cats"
-    assert record["image"].startswith("cudnn-matrix/cpu-tf2.21:")
-    assert record["base_image"].startswith("cudnn-matrix/base:bookworm-python3-")
+    assert record["executor"] == "docker"
+    assert record["axes"] == {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}
+    environment = record["environment"]
+    assert environment["image"].startswith("cudnn-matrix/cpu-tf2.21:") and environment["image_id"].startswith("sha256:")
+    assert environment["base_image"].startswith("cudnn-matrix/base:bookworm-python3-")
+    assert (environment["base_image_requested"], environment["base_image_how"]) == ("python:3.11-slim", "debootstrap")
     measurement = record["measurement"]
     assert measurement["cell_id"] == "cpu-tf2.21-dogs-vs-cats"
     assert measurement["model"]["parameters"] == 1_212_513  # the seed's network, layer for layer

@@ -9,21 +9,15 @@ import time
 import pytest
 
 from conftest import REPO, runner
+from fake_executor import fault_workloads
 from runner.config import Limits
-from runner.containers import hardening
-from runner.datasets import Dataset
+from runner.executors.docker_run import hardening
 
 pytestmark = pytest.mark.docker
 
 SMALL = "model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32"
 
-FAULTS_MATRIX = f"""
-workloads:
-  dogs-vs-cats: {{{SMALL}}}
-  crash: {{{SMALL}, fault: crash}}
-  garbage: {{{SMALL}, fault: garbage}}
-  hang: {{{SMALL}, fault: hang, timeout_minutes: 0.1}}
-  memory: {{{SMALL}, fault: memory}}
+FAULTS_MATRIX = fault_workloads("dogs-vs-cats") + """
 cpu:
   tensorflow: ["2.21", "2.999"]
 limits:
@@ -138,7 +132,7 @@ def test_the_benchmark_container_is_unprivileged_offline_and_read_only(tmp_path,
     image = docker_client.images.list("cudnn-matrix/cpu-tf2.21")[0]
     data = tmp_path / "data"
     data.mkdir()
-    options = hardening(Dataset("dogs-vs-cats", data, "synthetic"), Limits(memory="1g", pids=256))
+    options = hardening(str(data), Limits(memory="1g", pids=256))
     output = docker_client.containers.run(image.id, entrypoint=["python", "-c", PROBE], remove=True, **options)
     facts = json.loads(output.decode().strip().splitlines()[-1])
     assert facts == {

@@ -50,7 +50,7 @@ def test_the_chosen_cell_needs_a_pin():
 
 def test_the_image_loads_exactly_the_pinned_cudnn(gpu_matrix, docker_client):
     image = docker_client.images.list(f"cudnn-matrix/gpu-cuda{CUDA}-cudnn{CUDNN}-tf{TENSORFLOW}")[0]
-    assert image.labels["io.cudnn-matrix.arg.cudnn_pip"] == load_table().cudnn_pip["12"][CUDNN]
+    assert image.labels["io.cudnn-matrix.libraries"] == load_table().cudnn_pip["12"][CUDNN]
     probe = (
         "import ctypes; lib = ctypes.CDLL('libcudnn.so.9'); lib.cudnnGetVersion.restype = ctypes.c_size_t;"
         "print(lib.cudnnGetVersion());"

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from conftest import REPO
-from runner import base, records
+from runner import records
+from runner.executors import docker_base as base
 from runner.config import BuildSettings
 from runner.errors import UserError
 
@@ -49,7 +50,7 @@ def test_a_results_file_cut_short_still_loads_with_a_warning(tmp_path, capsys):
     good = json.dumps({
         "cell_id": "cpu-tf2.21-dogs-vs-cats", "status": "failed", "reason": "x", "kind": "cpu", "workload": "dogs-vs-cats",
         "tensorflow_requested": "2.21", "cuda_requested": "", "cudnn_requested": "", "image": "i", "image_id": "",
-        "base_image": "", "started": "s", "ended": "e", "measurement": None, "log_tail": "", "schema": records.RESULTS_SCHEMA,
+        "base_image": "", "started": "s", "ended": "e", "measurement": None, "log_tail": "", "schema": 2,
     })
     (run_folder / records.RESULTS_FILE).write_text(good + "\n" + good[: len(good) // 2])
 

@@ -8,7 +8,7 @@ from runner.cells import expand, gpu_combinations
 from runner.compatibility import CudaBase, Table, TensorflowRelease, cudnn_source, exclusion, load_table
 from runner.config import load_matrix
 from runner.errors import UserError
-from runner.images import context_files
+from runner.executors.docker_images import context_files
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -97,11 +97,11 @@ def test_gpu_cells_carry_versions_base_image_and_cudnn_pin(tmp_path):
     older, from_base, pinned = cells
     assert "older minor" in older.excluded
     assert "cuDNN 9.1" in older.excluded
-    assert from_base.excluded == "" and dict(from_base.image.build_args)["CUDNN_PIP"] == ""
-    assert pinned.excluded == "" and dict(pinned.image.build_args)["CUDNN_PIP"] == "nvidia-cudnn-cu12==9.5.1.17"
-    assert pinned.image.base_image == "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04"
-    assert pinned.image.dockerfile == "Dockerfile.gpu"
-    assert (pinned.cuda, pinned.cudnn, pinned.tensorflow) == ("12.5", "9.5", "2.18")
+    assert from_base.excluded == "" and from_base.environment.libraries == ()
+    assert pinned.excluded == "" and pinned.environment.libraries == ("nvidia-cudnn-cu12==9.5.1.17",)
+    assert pinned.environment.base == "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04"
+    assert pinned.environment.kind == "gpu"
+    assert pinned.axes_dict == {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.18", "cuda": "12.5", "cudnn": "9.5"}
 
 
 def test_gpu_devices_setting(tmp_path):
@@ -134,16 +134,18 @@ def test_every_default_gpu_cell_renders_a_complete_recipe():
     table = load_table()
     gpu_cells = [cell for cell in expand(matrix, table) if cell.kind == "gpu"]
     runnable = [cell for cell in gpu_cells if not cell.excluded]
-    assert len({cell.cuda for cell in runnable}) >= 2  # at least two CUDA 12 lines
-    assert len({cell.cudnn for cell in runnable if cell.tensorflow == "2.21"}) >= 3  # cuDNN minors side by side
+    assert len({cell.axis("cuda") for cell in runnable}) >= 2  # at least two CUDA 12 lines
+    assert len({cell.axis("cudnn") for cell in runnable if cell.axis("framework_version") == "2.21"}) >= 3  # cuDNN minors side by side
     assert [cell.id for cell in gpu_cells if cell.excluded] == ["gpu-cuda12.5-cudnn9.2-tf2.21-dogs-vs-cats", "gpu-cuda12.5-cudnn9.2-tf2.21-mnist"]
     for cell in runnable:
-        args = dict(cell.image.build_args)
-        assert args["BASE_IMAGE"] == table.cuda[cell.cuda].base_image
-        assert args["TENSORFLOW_VERSION"] == cell.tensorflow
-        base_carries_it = table.cuda[cell.cuda].cudnn.startswith(cell.cudnn + ".")
-        assert args["CUDNN_PIP"] == ("" if base_carries_it else table.cudnn_pip["12"][cell.cudnn])
-        files = context_files(cell.image, matrix.build)
+        cuda, cudnn, environment = cell.axis("cuda"), cell.axis("cudnn"), cell.environment
+        assert environment.base == table.cuda[cuda].base_image
+        assert environment.requirements == (f"tensorflow=={cell.axis('framework_version')}.*",)
+        base_carries_it = table.cuda[cuda].cudnn.startswith(cudnn + ".")
+        assert environment.libraries == (() if base_carries_it else (table.cudnn_pip["12"][cudnn],))
+        files = context_files(environment, matrix.build)
         assert files["Dockerfile"] == (REPO / "docker" / "Dockerfile.gpu").read_bytes()
-        for arg in args:
-            assert f"ARG {arg}".encode() in files["Dockerfile"]
+        assert files["requirements.txt"] == "".join(f"{line}\n" for line in environment.requirements).encode()
+        assert files["libraries.txt"] == "".join(f"{line}\n" for line in environment.libraries).encode()
+        for name in ("ARG BASE_IMAGE", "requirements.txt", "libraries.txt"):
+            assert name.encode() in files["Dockerfile"]

@@ -9,34 +9,39 @@ import pytest
 from runner import records
 from runner.errors import UserError
 from runner.records import RESULTS_FILE, RESULTS_SCHEMA, Record
+from workload.contract import MEASUREMENT_SCHEMA, Measurement
 
 
 def epoch(seconds, images_per_second, train_seconds=None):
-    """One epoch as docker/workload/benchmark.py's timer records it (plus the Keras logs)."""
+    """One epoch as workload/benchmark.py's timer records it (plus the Keras logs)."""
     return {"seconds": seconds, "train_seconds": train_seconds or seconds * 0.8,
             "images_per_second": images_per_second, "loss": 0.69, "accuracy": 0.5}
 
 
 def measurement(epochs, warmup=1, data_kind="synthetic", tensorflow="2.21.0"):
+    """A measurement as the workload prints it, as a dict (record() makes it typed)."""
     data = {"kind": data_kind, "train_images": 2000, "validation_images": 800}
     if data_kind == "synthetic":
         data["synthetic"] = {"seed": 1}
-    return {"schema": 1, "cell_id": "x", "workload": "dogs-vs-cats", "data": data, "warmup_epochs": warmup,
-            "epochs": epochs, "versions": {"python": "3.11.9", "tensorflow": tensorflow, "keras": "3.12.0"}}
+    return {"schema": MEASUREMENT_SCHEMA, "cell_id": "x", "workload": "dogs-vs-cats", "data": data, "warmup_epochs": warmup,
+            "epochs": epochs, "versions": {"python": "3.11.9", "tensorflow": tensorflow, "keras": "3.12.0"},
+            "host": {}, "settings": {}, "devices": [], "gpu": {}}
 
 
-def record(cell_id="cpu-tf2.21-dogs-vs-cats", status="ok", reason="", measurement=None, **overrides):
-    fields = dict(cell_id=cell_id, status=status, reason=reason, kind="cpu", workload="dogs-vs-cats",
-                  tensorflow_requested="2.21", cuda_requested="", cudnn_requested="",
-                  image="cudnn-matrix/cpu-tf2.21:0123456789abcdef", image_id="sha256:00", base_image="python:3.11-slim",
-                  started="2026-01-01T00:00:00+00:00", ended="2026-01-01T00:01:00+00:00", measurement=measurement)
+def record(cell_id="cpu-tf2.21-dogs-vs-cats", status="ok", reason="", measurement=None, kind="cpu", cuda="", cudnn="", **overrides):
+    axes = {"kind": kind, "framework": "tensorflow", "framework_version": "2.21"}
+    axes.update({axis: value for axis, value in (("cuda", cuda), ("cudnn", cudnn)) if value})
+    fields = dict(cell_id=cell_id, status=status, reason=reason, axes=axes, workload="dogs-vs-cats", executor="docker",
+                  environment={"image": "cudnn-matrix/cpu-tf2.21:0123456789abcdef", "image_id": "sha256:00", "base_image": "python:3.11-slim"},
+                  started="2026-01-01T00:00:00+00:00", ended="2026-01-01T00:01:00+00:00",
+                  measurement=Measurement.from_dict(measurement) if measurement else None)
     fields.update(overrides)
     return Record(**fields)
 
 
 # warm-up 9.50 s; timed 4, 6, 5, 7 -> median 5.50, range 4.00-7.00; timed rates median (300+400)/2 = 350
 OK = record(measurement=measurement([epoch(9.5, 50.0), epoch(4.0, 500.0), epoch(6.0, 300.0), epoch(5.0, 400.0), epoch(7.0, 200.0)]))
-FAILED = record("cpu-tf2.20-dogs-vs-cats", "failed", "the workload exited with code 137: Killed", tensorflow_requested="2.20")
+FAILED = record("cpu-tf2.20-dogs-vs-cats", "failed", "the workload exited with code 137: Killed")
 
 
 def test_append_then_load_gives_the_same_records(tmp_path):
@@ -66,7 +71,7 @@ def test_other_schema_is_a_user_error_naming_the_line(tmp_path):
     message = str(caught.value)
     assert message.startswith(f"{tmp_path / RESULTS_FILE}:2: ")
     assert f"results schema {RESULTS_SCHEMA + 1}" in message
-    assert f"is newer than this runner's {RESULTS_SCHEMA}" in message
+    assert f"is newer than this runner reads (2, {RESULTS_SCHEMA})" in message
     assert "\n" not in message
 
 
@@ -128,10 +133,21 @@ def test_finish_run_notes_how_the_run_ended(tmp_path):
     assert manifest["state"] == "interrupted" and manifest["ended"] >= manifest["started"]
 
 
-def test_stored_runs_of_the_current_schema_load(tmp_path):
+def test_schema_2_runs_are_converted_as_they_are_read_and_never_rewritten(capsys):
+    from runner.cli import main
+
     for folder in sorted((Path(__file__).parent / "fixtures" / "runs").iterdir()):
+        before = (folder / RESULTS_FILE).read_bytes()
+        assert {json.loads(line)["schema"] for line in before.splitlines()} == {2}
         loaded = records.load(folder)
-        assert loaded and all(record.schema == RESULTS_SCHEMA for record in loaded)
+        assert loaded and all(record.schema == RESULTS_SCHEMA and record.executor == "docker" for record in loaded)
+        for record in loaded:
+            gpu_axes = {"cuda", "cudnn"} if record.kind == "gpu" else set()
+            assert set(record.axes) == {"kind", "framework", "framework_version"} | gpu_axes
+        assert all(record.environment["image"].startswith("cudnn-matrix/") for record in loaded)
+        assert main(["report", str(folder), "--format", "json"]) in (0, 1)
+        assert json.loads(capsys.readouterr().out)["cells"]
+        assert (folder / RESULTS_FILE).read_bytes() == before
 
 
 def test_an_older_schema_says_which_runner_wrote_it(tmp_path):
@@ -141,5 +157,5 @@ def test_an_older_schema_says_which_runner_wrote_it(tmp_path):
     old = json.loads(OK.to_json())
     old["schema"] = 1
     (folder / RESULTS_FILE).write_text(json.dumps(old) + "\n")
-    with pytest.raises(UserError, match=r"results.jsonl:1: results schema 1 is older than this runner's 2: render it with cudnn-matrix 0.0.9"):
+    with pytest.raises(UserError, match=r"results.jsonl:1: results schema 1 is older than this runner reads \(2, 3\): render it with cudnn-matrix 0.0.9"):
         records.load(folder)

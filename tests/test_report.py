@@ -33,7 +33,7 @@ def timed(cell_id, seconds, kind="gpu", cudnn="", repeat=0, cuda="12.6"):
     data = measurement([epoch(5.0, 10.0)] + [epoch(s, 2000 / s) for s in seconds], data_kind="real")
     if kind == "gpu":
         data["gpu"] = {"cudnn": {"path": "/x/libcudnn.so.9", "version": f"{cudnn}.0"}}
-    return record(cell_id, measurement=data, kind=kind, cudnn_requested=cudnn, cuda_requested=cuda if kind == "gpu" else "", repeat=repeat)
+    return record(cell_id, measurement=data, kind=kind, cudnn=cudnn, cuda=cuda if kind == "gpu" else "", repeat=repeat)
 
 
 CPU = timed("cpu-tf2.21-dogs-vs-cats", [10.0, 10.2, 9.9], kind="cpu")
@@ -118,8 +118,8 @@ def test_a_chart_needs_a_measured_cell(tmp_path):
 
 
 def test_a_failed_repeat_is_counted_and_a_resumed_skip_is_not():
-    failed_repeat = record(GPU_93.cell_id, "failed", "the workload exited with code 137: Killed", kind="gpu", cudnn_requested="9.3", cuda_requested="12.6", repeat=1)
-    skipped_before_resume = record(GPU_95.cell_id, "skipped", "no GPU here", kind="gpu", cudnn_requested="9.5", cuda_requested="12.6")
+    failed_repeat = record(GPU_93.cell_id, "failed", "the workload exited with code 137: Killed", kind="gpu", cudnn="9.3", cuda="12.6", repeat=1)
+    skipped_before_resume = record(GPU_95.cell_id, "skipped", "no GPU here", kind="gpu", cudnn="9.5", cuda="12.6")
     rows = json.loads(render([CPU, GPU_93, failed_repeat, skipped_before_resume, GPU_95], "json"))
     statuses = {row["cell"]: row["status"] for row in rows["cells"]}
     assert statuses[GPU_93.cell_id] == "ok (1 of 2 failed)"

@@ -12,10 +12,9 @@ import json
 import math
 import os
 
+from contract import CLASSES, MNIST_FILE, SYNTHETIC_MARKER
+
 IMAGE_SIZE = (150, 150)
-CLASSES = ("cats", "dogs")
-SYNTHETIC_MARKER = "SYNTHETIC.json"
-MNIST_FILE = "mnist.npz"
 SEED = 1337
 
 
@@ -31,14 +30,14 @@ def data_description(data_dir, train_images, validation_images):
 
 def tuned(tf, dataset, settings):
     """The pipeline's tuning, the same for every workload: fixed unless autotune is asked for."""
-    dataset = dataset.prefetch(tf.data.AUTOTUNE if settings["autotune"] else settings["prefetch_batches"])
+    dataset = dataset.prefetch(tf.data.AUTOTUNE if settings.autotune else settings.prefetch_batches)
     options = tf.data.Options()
-    options.autotune.enabled = settings["autotune"]
+    options.autotune.enabled = settings.autotune
     return dataset.with_options(options)
 
 
 def parallelism(tf, settings):
-    return tf.data.AUTOTUNE if settings["autotune"] else settings["parallel_calls"]
+    return tf.data.AUTOTUNE if settings.autotune else settings.parallel_calls
 
 
 # --- Dogs vs Cats: JPEGs on disk, the seed's ImageDataGenerator augmentation ---------------
@@ -110,7 +109,7 @@ def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
     dataset = dataset.map(load, num_parallel_calls=parallelism(tf, settings))
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(rescale_and_augment if augment else rescale, num_parallel_calls=parallelism(tf, settings))
-    if settings["input"] == "cached":
+    if settings.input == "cached":
         dataset = dataset.cache()
     return tuned(tf, dataset, settings), len(paths)
 

@@ -1,9 +1,10 @@
-"""Stage 3: image specs -> built images, through the Docker SDK.
+"""Environment specs -> built images, through the Docker SDK.
 
 An image's tag is a hash of everything it is built from: the Dockerfile, the
-workload script, the extra CA certificates, the build ARGs and the base image
-actually used. An unchanged matrix therefore rebuilds nothing, and any change
-to the recipe or its inputs builds a new image.
+workload, the extra CA certificates, the environment spec (its generated
+requirements files and variables) and the base image actually used. An
+unchanged matrix therefore rebuilds nothing, and any change to the recipe or
+its inputs builds a new image.
 """
 
 from __future__ import annotations
@@ -19,20 +20,27 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from runner.base import BaseImage, resolve_base
-from runner.cells import ImageSpec
 from runner.config import BuildSettings
+from runner.environments import EnvironmentSpec
 from runner.errors import UserError
+from runner.executors.docker_base import BaseImage, resolve_base
+from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
 
-DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
+PROJECT = Path(__file__).resolve().parents[2]
+DOCKER_DIR = PROJECT / "docker"
+WORKLOAD_DIR = PROJECT / "workload"
 LABEL_PREFIX = "io.cudnn-matrix"
-LOG_TAIL_LINES = 20
+IMAGE_NAMESPACE = "cudnn-matrix"
+
+
+def repository(spec: EnvironmentSpec) -> str:
+    return f"{IMAGE_NAMESPACE}/{spec.name}"
 
 
 @dataclass(frozen=True)
 class BuiltImage:
-    spec: ImageSpec
+    spec: EnvironmentSpec
     tag: str
     image_id: str
     base: BaseImage
@@ -40,30 +48,28 @@ class BuiltImage:
 
 @dataclass(frozen=True)
 class BuildFailure:
-    spec: ImageSpec
+    spec: EnvironmentSpec
     reason: str
     log_tail: str
 
 
-def build_images(
-    client: docker.DockerClient,
-    specs: list[ImageSpec],
-    settings: BuildSettings,
-    progress: Progress,
-) -> dict[ImageSpec, BuiltImage | BuildFailure]:
-    bases: dict[str, BaseImage] = {}
-    outcome = {}
-    for spec in specs:
-        if spec.base_image not in bases:
-            bases[spec.base_image] = resolve_base(client, spec.base_image, settings, progress)
-        outcome[spec] = build_image(client, spec, bases[spec.base_image], settings, progress)
-    return outcome
+class Builder:
+    """Builds images, resolving each base image once however many images start from it."""
+
+    def __init__(self, client: docker.DockerClient, settings: BuildSettings, progress: Progress):
+        self.client, self.settings, self.progress = client, settings, progress
+        self.bases: dict[str, BaseImage] = {}
+
+    def build(self, spec: EnvironmentSpec) -> BuiltImage | BuildFailure:
+        if spec.base not in self.bases:
+            self.bases[spec.base] = resolve_base(self.client, spec.base, self.settings, self.progress)
+        return build_image(self.client, spec, self.bases[spec.base], self.settings, self.progress)
 
 
-def build_image(client, spec: ImageSpec, base: BaseImage, settings: BuildSettings, progress) -> BuiltImage | BuildFailure:
+def build_image(client, spec: EnvironmentSpec, base: BaseImage, settings: BuildSettings, progress) -> BuiltImage | BuildFailure:
     files = context_files(spec, settings)
-    build_args = dict(spec.with_base(base.reference).build_args)
-    tag = f"{spec.repository}:{content_hash(files, build_args, base.image_id)}"
+    build_args = {"BASE_IMAGE": base.reference}
+    tag = f"{repository(spec)}:{content_hash(files, build_args, base.image_id)}"
     try:
         image = client.images.get(tag)
         progress(f"{spec.name}: up to date ({tag})")
@@ -74,7 +80,8 @@ def build_image(client, spec: ImageSpec, base: BaseImage, settings: BuildSetting
     labels = {f"{LABEL_PREFIX}.kind": spec.kind, f"{LABEL_PREFIX}.base-image": base.requested,
               f"{LABEL_PREFIX}.base-image-used": base.reference, f"{LABEL_PREFIX}.base-image-id": base.image_id,
               f"{LABEL_PREFIX}.base-image-digest": base.digest}
-    labels.update({f"{LABEL_PREFIX}.arg.{key.lower()}": value for key, value in build_args.items()})
+    labels.update({f"{LABEL_PREFIX}.environment": spec.name, f"{LABEL_PREFIX}.requirements": " ".join(spec.requirements),
+                   f"{LABEL_PREFIX}.libraries": " ".join(spec.libraries)})
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     try:
         stream = client.api.build(
@@ -94,7 +101,7 @@ def build_image(client, spec: ImageSpec, base: BaseImage, settings: BuildSetting
     return BuiltImage(spec, tag, image.id, base)
 
 
-def _failure(spec: ImageSpec, error: str, tail: deque[str]) -> BuildFailure:
+def _failure(spec: EnvironmentSpec, error: str, tail: deque[str]) -> BuildFailure:
     """A failed build is a failed cell, except a full disk, which fails every build after it."""
     reason = error.strip().splitlines()[-1] if error.strip() else "no reason given"
     if "no space left on device" in error:
@@ -102,16 +109,24 @@ def _failure(spec: ImageSpec, error: str, tail: deque[str]) -> BuildFailure:
     return BuildFailure(spec, f"image build failed: {reason}", "\n".join(tail))
 
 
-def context_files(spec: ImageSpec, settings: BuildSettings) -> dict[str, bytes]:
-    """The build context: the kind's Dockerfile, the workload, and the CA certificates to trust."""
-    files = {"Dockerfile": (DOCKER_DIR / spec.dockerfile).read_bytes()}
-    for path in sorted((DOCKER_DIR / "workload").glob("*.py")):
+def context_files(spec: EnvironmentSpec, settings: BuildSettings) -> dict[str, bytes]:
+    """The build context: the kind's Dockerfile, the workload, the spec as files, and the CA certificates to trust."""
+    files = {"Dockerfile": (DOCKER_DIR / f"Dockerfile.{spec.kind}").read_bytes()}
+    for path in sorted(WORKLOAD_DIR.glob("*.py")):
         files[f"workload/{path.name}"] = path.read_bytes()
+    files["requirements.txt"] = _lines(spec.requirements)
+    files["libraries.txt"] = _lines(spec.libraries)
+    # Set at run time, not in the image; hashed all the same, so that a tag names the whole spec.
+    files["variables.json"] = json.dumps(dict(spec.variables), sort_keys=True).encode()
     files["certs/README"] = b"Extra CA certificates trusted during the build.\n"
     for index, path in enumerate(settings.ca_certificates):
         # update-ca-certificates only picks up files ending in .crt.
         files[f"certs/{index:02d}-{path.stem}.crt"] = path.read_bytes()
     return files
+
+
+def _lines(items: tuple[str, ...]) -> bytes:
+    return "".join(f"{item}\n" for item in items).encode()
 
 
 def content_hash(files: dict[str, bytes], build_args: dict[str, str], base_image_id: str) -> str:

@@ -47,6 +47,9 @@ def mnist(keras, jit_compile):
 MODELS = {"dogs-vs-cats": dogs_vs_cats, "mnist": mnist}
 
 
+TRAINING_FLOPS_PER_FORWARD = 3  # forward, plus backward for inputs and for weights
+
+
 def forward_flops(model):
     """Floating-point operations of one image's forward pass: a multiply-add counts 2.
 
@@ -54,14 +57,15 @@ def forward_flops(model):
     rounding error. Training costs about 3x this (forward, and backward for
     inputs and weights).
     """
-    total = 0
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind == "Conv2D":
-            kernel_h, kernel_w, channels_in, channels_out = layer.kernel.shape
-            _, out_h, out_w, _ = layer.output.shape
-            total += 2 * out_h * out_w * kernel_h * kernel_w * channels_in * channels_out
-        elif kind == "Dense":
-            inputs, outputs = layer.kernel.shape
-            total += 2 * inputs * outputs
-    return int(total)
+    return sum(layer_flops(type(layer).__name__, tuple(layer.kernel.shape), tuple(layer.output.shape))
+               for layer in model.layers if type(layer).__name__ in ("Conv2D", "Dense"))
+
+
+def layer_flops(kind, kernel_shape, output_shape):
+    """One layer's forward FLOPs from its kernel and output shapes (batch first in the output)."""
+    if kind == "Conv2D":
+        kernel_h, kernel_w, channels_in, channels_out = kernel_shape
+        _, out_h, out_w, _ = output_shape
+        return int(2 * out_h * out_w * kernel_h * kernel_w * channels_in * channels_out)
+    inputs, outputs = kernel_shape
+    return int(2 * inputs * outputs)

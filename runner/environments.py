@@ -1,0 +1,60 @@
+"""What a cell's software environment is made of, as data: a base, requirements, variables.
+
+Pure: no files, no Docker. Every executor builds the same spec its own way (an
+image for Docker), so the install recipe is written once, here, and the spec's
+content is what names and hashes an environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Short names in ids: cpu-tf2.21-dogs-vs-cats.
+FRAMEWORK_ABBREVIATIONS = {"tensorflow": "tf"}
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """One environment, shared by every cell whose build axes agree."""
+
+    kind: str  # "cpu" or "gpu": which recipe builds it
+    name: str  # cpu-tf2.21, gpu-cuda12.6-cudnn9.3-tf2.21
+    base: str  # the base image (for Docker) the recipe starts from
+    requirements: tuple[str, ...]  # pip requirements, installed together
+    libraries: tuple[str, ...] = ()  # pip requirements installed without dependencies, first on the loader path (a pinned cuDNN)
+    variables: tuple[tuple[str, str], ...] = ()  # set for every run of the workload
+
+    def describe(self) -> dict:
+        """The spec as `list --json` shows it."""
+        return {"name": self.name, "base": self.base, "requirements": list(self.requirements),
+                "libraries": list(self.libraries), "variables": dict(self.variables)}
+
+
+def environment_name(axes: dict[str, str]) -> str:
+    """The name of the environment the build axes describe; a cell's id is this and its workload's name."""
+    parts = [axes["kind"]]
+    parts += [f"{axis}{axes[axis]}" for axis in ("cuda", "cudnn") if axis in axes]
+    parts.append(FRAMEWORK_ABBREVIATIONS[axes["framework"]] + axes["framework_version"])
+    if "keras" in axes:
+        parts.append(f"keras{axes['keras']}")
+    return "-".join(parts)
+
+
+def environment_for(axes: dict[str, str], base: str, cudnn_requirement: str = "") -> EnvironmentSpec:
+    """The TensorFlow recipe: TensorFlow (and a Keras pin) from PyPI, a pinned cuDNN on its own.
+
+    Plain tensorflow, never tensorflow[and-cuda]: the extra would bring pip
+    copies of CUDA and cuDNN that shadow the base image's, and the cell would
+    not time the versions it names.
+    """
+    requirements = [f"tensorflow=={axes['framework_version']}.*"]
+    if "keras" in axes:
+        requirements.append(f"keras=={axes['keras']}.*")
+    return EnvironmentSpec(
+        kind=axes["kind"],
+        name=environment_name(axes),
+        base=base,
+        requirements=tuple(requirements),
+        libraries=(cudnn_requirement,) if cudnn_requirement else (),
+        variables=(("TF_CPP_MIN_LOG_LEVEL", "1"),),
+    )

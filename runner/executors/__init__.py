@@ -1,0 +1,62 @@
+"""Stage 4's seam: the ways a cell can be run, behind one small protocol.
+
+An executor makes the environment a cell needs, says whether this host can
+run cells of a kind (and why not), runs the workload with a job spec, cleans up
+after a run, and describes the host and the isolation it gives. It reports what
+it saw as a RawRun; deciding the outcome is outcome.decide's, the same for all.
+Docker is the first implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from runner.cells import Cell
+from runner.config import Limits
+from runner.environments import EnvironmentSpec
+from runner.outcome import RawRun
+from workload.contract import JobSpec
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An environment ready to run cells in."""
+
+    spec: EnvironmentSpec
+    handle: str  # what the executor runs: an image tag for Docker
+    provenance: tuple[tuple[str, str], ...]  # what it was really made from, for every record run in it
+
+
+@dataclass(frozen=True)
+class PrepareFailure:
+    spec: EnvironmentSpec
+    reason: str
+    log_tail: str
+
+
+class Executor(Protocol):
+    name: str  # recorded in every record
+    isolation: str  # what separates a cell from the host: "container", or "none"
+
+    def describe_host(self) -> dict:
+        """Facts about the executor on this host, for the run's manifest (engine version, ...)."""
+
+    def prepare(self, spec: EnvironmentSpec) -> Prepared | PrepareFailure:
+        """Make the environment, or reuse it when nothing it is made from has changed."""
+
+    def unavailable(self, kind: str, probe: Prepared) -> str | None:
+        """Why cells of this kind ("gpu") cannot run on this host, found out with a prepared environment; None if they can."""
+
+    def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_id: str) -> RawRun:
+        """Run the workload once with this job spec and report what was seen; never raises for the workload's failures."""
+
+    def cleanup(self, run_id: str) -> None:
+        """Remove whatever the run left behind (after an interrupt)."""
+
+
+def provenance(prepared: Prepared | PrepareFailure | None, spec: EnvironmentSpec) -> dict[str, str]:
+    """A record's `environment` mapping: the executor's provenance, or what was asked for when nothing was made."""
+    if isinstance(prepared, Prepared):
+        return dict(prepared.provenance)
+    return {"name": spec.name, "base": spec.base}

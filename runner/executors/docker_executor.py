@@ -1,0 +1,74 @@
+"""The Docker executor: an image per environment, a fresh hardened container per run."""
+
+from __future__ import annotations
+
+import os
+
+import docker
+import docker.errors
+
+from runner.cells import Cell
+from runner.config import BuildSettings, Limits
+from runner.environments import EnvironmentSpec
+from runner.errors import UserError
+from runner.executors import Prepared, PrepareFailure, docker_run
+from runner.executors.docker_images import LABEL_PREFIX, Builder, BuiltImage
+from runner.outcome import RawRun
+from runner.progress import Progress
+from workload.contract import JobSpec
+
+
+def connect() -> docker.DockerClient:
+    """The engine DOCKER_HOST names (default the local socket), or one line saying why it cannot be reached."""
+    endpoint = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        if "Permission denied" in str(error):
+            raise UserError(f"permission denied on the Docker engine at {endpoint}: add yourself to the docker group or run as root")
+        raise UserError(
+            f"cannot reach the Docker engine at {endpoint}: start it (systemctl start docker, or dockerd) or point DOCKER_HOST at a running one"
+        )
+    return client
+
+
+class DockerExecutor:
+    name = "docker"
+    isolation = "container"
+
+    def __init__(self, build: BuildSettings, gpu_devices: str, progress: Progress, client: docker.DockerClient | None = None):
+        self.client = client or connect()
+        self.gpu_devices = gpu_devices  # "all", "none" or indices: what GPU cells are given
+        self.builder = Builder(self.client, build, progress)
+        self.progress = progress
+
+    def describe_host(self) -> dict:
+        version = self.client.version()
+        return {"docker_engine": version.get("Version", "unknown"), "docker_api": version.get("ApiVersion", "unknown")}
+
+    def prepare(self, spec: EnvironmentSpec) -> Prepared | PrepareFailure:
+        built = self.builder.build(spec)
+        if not isinstance(built, BuiltImage):
+            return PrepareFailure(spec, built.reason, built.log_tail)
+        base = built.base
+        provenance = {"name": spec.name, "image": built.tag, "image_id": built.image_id, "base_image": base.reference,
+                      "base_image_requested": base.requested, "base_image_id": base.image_id,
+                      "base_image_digest": base.digest, "base_image_how": base.how}
+        return Prepared(spec, built.tag, tuple(provenance.items()))
+
+    def unavailable(self, kind: str, probe: Prepared) -> str | None:
+        if kind != "gpu":
+            return None
+        return docker_run.gpu_unavailable(self.client, probe.handle, self.gpu_devices)
+
+    def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_id: str) -> RawRun:
+        devices = docker_run.device_requests(self.gpu_devices) if cell.kind == "gpu" else []
+        labels = {f"{LABEL_PREFIX}.run-id": run_id, f"{LABEL_PREFIX}.cell": cell.id}
+        return docker_run.run_container(
+            self.client, prepared.handle, job, dict(prepared.spec.variables), devices, limits,
+            cell.workload.timeout_minutes * 60.0, labels, self.progress,
+        )
+
+    def cleanup(self, run_id: str) -> None:
+        docker_run.remove_run(self.client, run_id)

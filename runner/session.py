@@ -1,0 +1,183 @@
+"""One session of the pipeline: plan the cells, prepare data and environments, run, record, resume.
+
+The CLI parses arguments and calls these; an executor (runner.executors) does
+what is specific to where cells run. Nothing here prints results: the caller
+renders the records it gets back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner import datasets, host, records
+from runner.cells import Cell, environments_of, expand, matches
+from runner.compatibility import load_table
+from runner.config import Matrix, devices, load_matrix
+from runner.datasets import Dataset
+from runner.environments import EnvironmentSpec
+from runner.errors import UserError
+from runner.executors import Executor, Prepared, PrepareFailure, provenance
+from runner.outcome import decide
+from runner.progress import Progress
+from runner.records import Record, now
+from workload.contract import JobSpec
+
+
+@dataclass(frozen=True)
+class Plan:
+    matrix: Matrix
+    cells: list[Cell]  # every cell of the matrix, in order
+    selected: list[Cell]  # the ones -k picked
+
+    @property
+    def gpu_devices(self) -> str:
+        return self.matrix.gpu.devices if self.matrix.gpu else "none"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    folder: Path
+    records: list[Record]
+    failed: int  # runs that ended failed in this session
+
+
+def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_base: bool = False, gpus: str | None = None) -> Plan:
+    """The matrix, all its cells, and the ones PATTERN selects; selecting nothing is a usage error."""
+    matrix = load_matrix(path)
+    if offline_base:
+        matrix = dataclasses.replace(matrix, build=dataclasses.replace(matrix.build, offline_base=True))
+    if gpus and matrix.gpu:
+        which = devices(gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
+        matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
+    cells = expand(matrix, load_table())
+    if not cells:
+        raise UserError(f"{path}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
+    selected = [cell for cell in cells if matches(cell, pattern)]
+    if not selected:
+        raise UserError(f"{path}: -k {pattern!r} selects none of the {len(cells)} cells (see `python -m runner list`)")
+    excluded = [cell for cell in selected if cell.excluded]
+    if strict and excluded:
+        raise UserError(f"{path}: {len(excluded)} selected cell(s) excluded (--strict), first {excluded[0].id}: {excluded[0].excluded}")
+    return Plan(matrix, cells, selected)
+
+
+def job_spec(cell: Cell, dataset: Dataset) -> JobSpec:
+    """The whole job, as the workload receives it: every setting from the cell, none left to defaults."""
+    workload = cell.workload
+    return JobSpec(
+        cell_id=cell.id, model=workload.model, data_dir=str(dataset.path), epochs=workload.epochs,
+        warmup_epochs=workload.warmup_epochs, batch_size=workload.batch_size, train_images=workload.train_images,
+        validation_images=workload.validation_images, jit_compile=workload.jit_compile,
+        intra_op_threads=workload.intra_op_threads, inter_op_threads=workload.inter_op_threads, fault=workload.fault,
+        pipeline=workload.pipeline, expect_gpu=cell.kind == "gpu", expect_cudnn=cell.axis("cudnn"),
+    )
+
+
+Provisioned = dict[EnvironmentSpec, Prepared | PrepareFailure]
+
+
+def provision(executor: Executor, cells: list[Cell], progress: Progress) -> tuple[Provisioned, str | None]:
+    """Prepare the CPU environments, ask whether GPU cells can run here, and prepare GPU environments only if so.
+
+    Returns the environments and, when GPU cells cannot run here, the reason they are skipped.
+    """
+    cpu_specs = environments_of([cell for cell in cells if cell.kind == "cpu"])
+    gpu_specs = environments_of([cell for cell in cells if cell.kind == "gpu"])
+    prepared: Provisioned = {spec: executor.prepare(spec) for spec in cpu_specs}
+    if not gpu_specs:
+        return prepared, None
+    if not _ready(prepared):  # the question needs an environment to ask with
+        prepared[gpu_specs[0]] = executor.prepare(gpu_specs[0])
+    at_hand = _ready(prepared)
+    no_gpu = executor.unavailable("gpu", at_hand[0]) if at_hand else None
+    if no_gpu:
+        progress(f"GPU cells will be skipped: {no_gpu}")
+    else:
+        prepared.update({spec: executor.prepare(spec) for spec in gpu_specs if spec not in prepared})
+    return prepared, no_gpu
+
+
+def _ready(prepared: Provisioned) -> list[Prepared]:
+    return [environment for environment in prepared.values() if isinstance(environment, Prepared)]
+
+
+def build(plan: Plan, executor: Executor, progress: Progress) -> list[PrepareFailure]:
+    """Prepare the environments of the selected cells; the ones that failed, each said once."""
+    runnable = [cell for cell in plan.selected if not cell.excluded]
+    failures = [p for p in map(executor.prepare, environments_of(runnable)) if isinstance(p, PrepareFailure)]
+    for failure in failures:
+        progress(f"{failure.spec.name}: {failure.reason}")
+    return failures
+
+
+def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int, progress: Progress) -> RunResult:
+    """Run every selected cell not yet done (repeats times), appending each record as it ends."""
+    run_folder = records.find_run(results_dir, resume) if resume else None
+    done = {record.cell_id for record in records.load(run_folder) if record.status == "ok"} if run_folder else set()
+    todo = [cell for cell in plan.selected if cell.id not in done]
+    runnable = [cell for cell in todo if not cell.excluded]
+    data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
+    prepared, no_gpu = provision(executor, runnable, progress)
+    run_folder = run_folder or records.new_run(results_dir, plan.matrix.path, host.facts(executor))
+    ready = [cell for cell in runnable if not (cell.kind == "gpu" and no_gpu)]
+    progress(f"run {run_folder.name}: {len(ready)} cell(s) to run, {len(done)} already done, "
+             f"{len(todo) - len(ready)} skipped or excluded, results in {run_folder}")
+    state = "interrupted"
+    try:
+        failed = _run_cells(executor, plan.matrix, todo, prepared, data, no_gpu, run_folder, repeats, progress)
+        state = "finished"
+    finally:
+        records.finish_run(run_folder, state)
+        if state == "interrupted":
+            executor.cleanup(run_folder.name)
+            progress(f"interrupted: finished cells are in {run_folder / records.RESULTS_FILE}; "
+                     f"`python -m runner run --resume {run_folder.name}` runs the rest")
+    progress(f"results: {run_folder / records.RESULTS_FILE}")
+    return RunResult(run_folder, records.load(run_folder), failed)
+
+
+def _run_cells(executor: Executor, matrix: Matrix, cells: list[Cell], prepared: Provisioned, data: dict[str, Dataset],
+               no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress) -> int:
+    """Run each cell (repeats times, afresh each) and append each record at once; returns how many failed."""
+    failed = 0
+    for number, cell in enumerate(cells, 1):
+        if cell.excluded or (cell.kind == "gpu" and no_gpu):
+            status, reason = ("excluded", cell.excluded) if cell.excluded else ("skipped", no_gpu)
+            records.append(run_folder, _record(executor, cell, None, status, reason, now()))
+            progress(f"[{number}/{len(cells)}] {cell.id}: {status}: {reason}")
+            continue
+        for repeat in range(repeats):
+            label = f"[{number}/{len(cells)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
+            progress(label)
+            started = time.monotonic()
+            record = dataclasses.replace(run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder.name), repeat=repeat)
+            failed += record.status == "failed"
+            records.append(run_folder, record)
+            progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
+    return failed
+
+
+def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepared | PrepareFailure, dataset: Dataset, run_id: str) -> Record:
+    """One run of one cell, whatever happens to it, as a record."""
+    started = now()
+    if isinstance(environment, PrepareFailure):
+        return _record(executor, cell, environment, "failed", environment.reason, started, log_tail=environment.log_tail)
+    raw = executor.run(cell, job_spec(cell, dataset), environment, matrix.limits, run_id)
+    outcome = decide(
+        raw,
+        time_limit=f"{cell.workload.timeout_minutes:g} min (workloads.{cell.workload.name}.timeout_minutes)",
+        memory_limit=f"limit {matrix.limits.memory}, limits.memory",
+    )
+    return _record(executor, cell, environment, outcome.status, outcome.reason, started, outcome.measurement, outcome.log_tail)
+
+
+def _record(executor: Executor, cell: Cell, environment: Prepared | PrepareFailure | None, status: str, reason: str,
+            started: str, measurement=None, log_tail: str = "") -> Record:
+    return Record(
+        cell_id=cell.id, status=status, reason=reason, axes=cell.axes_dict, workload=cell.workload.name,
+        executor=executor.name, environment=provenance(environment, cell.environment),
+        started=started, ended=now(), measurement=measurement, log_tail=log_tail,
+    )

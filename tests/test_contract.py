@@ -1,0 +1,161 @@
+"""The one contract between runner and workload, checked from both sides, and the workload's pure helpers."""
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.cells import expand
+from runner.compatibility import load_table
+from runner.config import MODELS, load_matrix
+from runner.datasets import Dataset
+from runner.outcome import RawRun, decide, split_output
+from runner.session import job_spec
+from workload import contract
+from workload.contract import ContractError, JobSpec, Measurement
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "workload"))  # as the workload runs: its modules side by side
+
+import benchmark  # noqa: E402
+import gpu_facts  # noqa: E402
+import models  # noqa: E402
+
+
+def default_jobs():
+    matrix = load_matrix(REPO / "matrix.yaml")
+    return [job_spec(cell, Dataset(cell.workload.name, Path("/data"), "synthetic")) for cell in expand(matrix, load_table())]
+
+
+def test_every_cell_of_the_default_matrix_makes_a_job_spec_the_workload_accepts():
+    jobs = default_jobs()
+    assert len(jobs) == 16
+    for job in jobs:
+        accepted = benchmark.read_job(["--job", job.to_json()])
+        assert dataclasses.asdict(accepted) == dataclasses.asdict(job)
+    gpu = [job for job in jobs if job.cell_id.startswith("gpu-")]
+    assert all(job.expect_gpu and job.expect_cudnn for job in gpu)
+
+
+def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
+    assert tuple(MODELS) == contract.MODELS == tuple(models.MODELS)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.pop("epochs"), "job spec: epochs: missing"),
+    (lambda d: d.update(batch_size="32"), "job spec: batch_size: expected int"),
+    (lambda d: d.update(jit_compile=1), "job spec: jit_compile: expected bool"),
+    (lambda d: d.update(epochs=True), "job spec: epochs: expected int"),
+    (lambda d: d.update(surprise=1), "job spec: unknown key 'surprise'"),
+    (lambda d: d.update(schema=99), "job spec: expected schema 1"),
+    (lambda d: d.update(model="resnet"), "job spec: model: expected one of dogs-vs-cats, mnist"),
+    (lambda d: d.update(fault="explode"), "job spec: fault: expected one of none, crash"),
+    (lambda d: d["pipeline"].pop("autotune"), "job spec: pipeline: autotune: missing"),
+    (lambda d: d["pipeline"].update(input="png"), "job spec: pipeline.input: expected one of jpeg, cached"),
+    (lambda d: d.update(epochs=1), "job spec: epochs: expected more than warmup_epochs"),
+])
+def test_a_job_spec_that_breaks_the_contract_is_refused_naming_the_key(change, message):
+    data = json.loads(default_jobs()[0].to_json())
+    change(data)
+    with pytest.raises(ContractError) as caught:
+        JobSpec.from_json(json.dumps(data))
+    assert str(caught.value).startswith(message)
+
+
+def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
+    with pytest.raises(SystemExit) as caught:
+        benchmark.read_job(["--job", "{}"])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.startswith("error: job spec: expected schema 1")
+    with pytest.raises(SystemExit, match="usage: benchmark.py --job"):
+        benchmark.read_job(["--epochs", "3"])
+
+
+MEASURED = {"schema": contract.MEASUREMENT_SCHEMA, "cell_id": "c", "workload": "mnist", "data": {}, "warmup_epochs": 1,
+            "epochs": [{"seconds": 2.0, "train_seconds": 1.5, "images_per_second": 40.0}], "versions": {}, "host": {},
+            "settings": {}, "devices": [], "gpu": {}}
+
+
+def test_a_measurement_is_typed_and_its_schema_checked():
+    measurement = Measurement.from_dict(dict(MEASURED))
+    assert measurement.epochs[0]["seconds"] == 2.0 and measurement.failure is None
+    with pytest.raises(ContractError, match="measurement: expected schema 1, got 7"):
+        Measurement.from_dict(dict(MEASURED, schema=7))
+    with pytest.raises(ContractError, match=r"measurement: epochs\[1\]: expected seconds"):
+        Measurement.from_dict(dict(MEASURED, epochs=[{"seconds": float("nan"), "train_seconds": 1, "images_per_second": 1}]))
+    with pytest.raises(ContractError, match="measurement: versions: missing"):
+        Measurement.from_dict({k: v for k, v in MEASURED.items() if k != "versions"})
+
+
+# --- the outcome ladder, pure ---------------------------------------------------------------
+
+
+def outcome(**raw):
+    return decide(RawRun(**{"exit_code": 0, "output": "", **raw}), "0.1 min (workloads.x.timeout_minutes)", "limit 1g, limits.memory")
+
+
+def line(data):
+    return contract.RECORD_PREFIX + json.dumps(data)
+
+
+@pytest.mark.parametrize("raw, status, reason", [
+    ({"output": line(MEASURED)}, "ok", ""),
+    ({"output": line(dict(MEASURED, failure="expected cuDNN 9.3, loaded 9.5.1")), "exit_code": 3}, "failed", "expected cuDNN 9.3, loaded 9.5.1"),
+    ({"output": "epoch 1/3\n", "timed_out": True, "exit_code": 137}, "failed", "exceeded its time limit of 0.1 min (workloads.x.timeout_minutes)"),
+    ({"out_of_memory": True, "exit_code": 137}, "failed", "killed for running out of memory (limit 1g, limits.memory)"),
+    ({"output": "loading\nValueError: bad\n\n", "exit_code": 1}, "failed", "the workload exited with code 1: ValueError: bad"),
+    ({"exit_code": 139}, "failed", "the workload exited with code 139: no output"),
+    ({"output": contract.RECORD_PREFIX + '{"epochs": [1, 2'}, "failed", "the workload printed no readable result record"),
+    ({"output": "no record at all"}, "failed", "the workload printed no readable result record"),
+    ({"output": line(dict(MEASURED, epochs=[]))}, "failed", "the workload printed no readable result record"),
+    ({"output": line(dict(MEASURED, schema=9))}, "failed",
+     "the workload printed no readable result record (measurement: expected schema 1, got 9: the workload in the environment and this runner are from different versions)"),
+    ({"exit_code": None, "error": "the engine refused the container: bad memory"}, "failed", "the engine refused the container: bad memory"),
+])
+def test_the_outcome_ladder(raw, status, reason):
+    decided = outcome(**raw)
+    assert (decided.status, decided.reason) == (status, reason)
+    assert (decided.measurement is not None) == (status == "ok" or "expected cuDNN" in reason)
+
+
+def test_the_log_tail_keeps_the_last_lines_without_the_record():
+    output = "\n".join(f"line {n}" for n in range(30)) + "\n" + line(MEASURED) + "\n"
+    tail, record_line = split_output(output)
+    assert list(tail) == [f"line {n}" for n in range(10, 30)]
+    assert json.loads(record_line)["cell_id"] == "c"
+
+
+# --- the workload's pure helpers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoded, text", [(90300, "9.3.0"), (91001, "9.10.1"), (8906, "8.9.6"), (7605, "7.6.5")])
+def test_cudnn_versions_decode_both_encodings(encoded, text):
+    assert gpu_facts.cudnn_text(encoded) == text
+
+
+def test_cuda_versions_decode():
+    assert (gpu_facts.cuda_text(12060), gpu_facts.cuda_text(11080)) == ("12.6", "11.8")
+
+
+@pytest.mark.parametrize("facts, expect, failure", [
+    ({"registered": []}, "9.3", "expected a GPU, TensorFlow registered none"),
+    ({"registered": ["/gpu:0"], "cudnn": {"version": None, "path": None}}, "9.3", "expected cuDNN 9.3, but no cuDNN library was loaded"),
+    ({"registered": ["/gpu:0"], "cudnn": {"version": "9.5.1", "path": "/x/libcudnn.so.9"}}, "9.3", "expected cuDNN 9.3, loaded 9.5.1 from /x/libcudnn.so.9"),
+    ({"registered": ["/gpu:0"], "cudnn": {"version": "9.3.0", "path": "/x/libcudnn.so.9"}}, "9.3", None),
+    ({"registered": ["/gpu:0"], "cudnn": {"version": "9.10.2", "path": "/x/libcudnn.so.9"}}, "9.1", "expected cuDNN 9.1, loaded 9.10.2 from /x/libcudnn.so.9"),
+    ({"registered": ["/gpu:0"]}, "", None),
+])
+def test_gpu_failure_names_what_was_expected_and_what_was_loaded(facts, expect, failure):
+    assert gpu_facts.gpu_failure(expect, facts) == failure
+
+
+def test_the_flop_counter_gives_the_seed_networks_hand_counts():
+    # Dogs vs Cats: three convolutions and two dense layers; the same hand count as in the Docker test.
+    dogs = [("Conv2D", (3, 3, 3, 32), (None, 148, 148, 32)), ("Conv2D", (3, 3, 32, 32), (None, 72, 72, 32)),
+            ("Conv2D", (3, 3, 32, 64), (None, 34, 34, 64)), ("Dense", (18496, 64), (None, 64)), ("Dense", (64, 1), (None, 1))]
+    mnist = [("Conv2D", (3, 3, 1, 32), (None, 26, 26, 32)), ("Conv2D", (3, 3, 32, 32), (None, 24, 24, 32)),
+             ("Dense", (4608, 128), (None, 128)), ("Dense", (128, 10), (None, 10))]
+    assert sum(models.layer_flops(*layer) for layer in dogs) == 178_384_000
+    assert sum(models.layer_flops(*layer) for layer in mnist) == 12_188_416

@@ -1,0 +1,145 @@
+"""The session with a fake executor at the seam: the outcome ladder, records, resume and the CLI, in milliseconds.
+
+tests/test_docker_failures.py proves the same ladder with real containers.
+"""
+
+import json
+
+import pytest
+
+from fake_executor import FakeExecutor, fault_workloads
+from runner import cli, records, session
+from runner.progress import Progress
+
+SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
+MATRIX = fault_workloads("mnist") + """
+cpu:
+  tensorflow: ["2.21", "2.999"]
+gpu:
+  cuda: ["12.5"]
+  cudnn: ["9.3", "8.9"]
+  tensorflow: ["2.21"]
+limits:
+  memory: 1500m
+build:
+  ca_certificates: []
+"""
+
+
+@pytest.fixture
+def matrix(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(MATRIX)
+    return path
+
+
+def run(matrix, executor, **options):
+    plan = session.plan(matrix, options.pop("pattern", None))
+    return session.run(plan, executor, matrix.parent / "results", options.pop("resume", None), options.pop("repeats", 1), Progress())
+
+
+def by_cell(result):
+    return {record.cell_id: record for record in result.records}
+
+
+def test_every_rung_of_the_outcome_ladder_becomes_a_record_and_the_other_cells_run(matrix):
+    executor = FakeExecutor(failing_environments={"cpu-tf2.999"}, no_gpu="no GPU here")
+    result = run(matrix, executor)
+
+    cells = by_cell(result)
+    assert len(cells) == 20
+    reasons = {cell: (record.status, record.reason) for cell, record in cells.items()}
+    assert reasons["cpu-tf2.21-mnist"] == ("ok", "")
+    assert reasons["cpu-tf2.21-crash"] == ("failed", "the workload exited with code 1: injected fault: crash")
+    assert reasons["cpu-tf2.21-garbage"] == ("failed", "the workload printed no readable result record")
+    assert reasons["cpu-tf2.21-hang"] == ("failed", "exceeded its time limit of 0.1 min (workloads.hang.timeout_minutes)")
+    assert reasons["cpu-tf2.21-memory"] == ("failed", "killed for running out of memory (limit 1500m, limits.memory)")
+    for workload in ("mnist", "crash", "garbage", "hang", "memory"):
+        assert reasons[f"cpu-tf2.999-{workload}"] == ("failed", "image build failed: no matching distribution")
+        assert reasons[f"gpu-cuda12.5-cudnn9.3-tf2.21-{workload}"] == ("skipped", "no GPU here")
+        assert reasons[f"gpu-cuda12.5-cudnn8.9-tf2.21-{workload}"][0] == "excluded"
+    assert result.failed == 9
+    assert "pip: no matching distribution" in cells["cpu-tf2.999-mnist"].log_tail
+    assert "injected fault: crash" in cells["cpu-tf2.21-crash"].log_tail
+
+
+def test_records_carry_axes_executor_and_environment_provenance(matrix):
+    result = run(matrix, FakeExecutor(no_gpu="no GPU here"), pattern="tf2.21-mnist")
+    ok, skipped = result.records[0], result.records[1]
+    assert (ok.cell_id, ok.executor, ok.schema) == ("cpu-tf2.21-mnist", "fake", records.RESULTS_SCHEMA)
+    assert ok.axes == {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}
+    assert ok.environment == {"name": "cpu-tf2.21", "handle": "fake/cpu-tf2.21"}
+    assert len(ok.measurement.epochs) == 2
+    assert skipped.axes == {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21", "cuda": "12.5", "cudnn": "9.3"}
+    assert skipped.environment == {"name": "gpu-cuda12.5-cudnn9.3-tf2.21", "base": "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04"}
+    manifest = json.loads((result.folder / records.MANIFEST_FILE).read_text())
+    assert (manifest["host"]["executor"], manifest["host"]["isolation"], manifest["host"]["fake"]) == ("fake", "none", True)
+
+
+def test_gpu_environments_are_prepared_only_where_gpu_cells_can_run(matrix):
+    without = FakeExecutor(no_gpu="no GPU here")
+    run(matrix, without, pattern="mnist")
+    assert without.prepared == ["cpu-tf2.21", "cpu-tf2.999"]
+
+    with_gpu = FakeExecutor()
+    result = run(matrix, with_gpu, pattern="mnist")
+    assert with_gpu.prepared == ["cpu-tf2.21", "cpu-tf2.999", "gpu-cuda12.5-cudnn9.3-tf2.21"]
+    gpu = by_cell(result)["gpu-cuda12.5-cudnn9.3-tf2.21-mnist"]
+    assert (gpu.status, gpu.reason) == ("failed", "expected a GPU, TensorFlow registered none")
+    assert gpu.measurement.epochs == []  # the workload's evidence is kept
+
+
+def test_a_gpu_only_matrix_prepares_one_gpu_environment_to_ask_with(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f'workloads: {{mnist: {{{SMALL}}}}}\ngpu: {{cuda: ["12.5", "12.6"], cudnn: ["9.3"], tensorflow: ["2.21"]}}\nbuild: {{ca_certificates: []}}\n')
+    executor = FakeExecutor(no_gpu="no GPU here")
+    result = run(path, executor)
+    assert executor.prepared == ["gpu-cuda12.5-cudnn9.3-tf2.21"]
+    assert [record.status for record in result.records] == ["skipped", "skipped"]
+
+
+def test_the_job_spec_carries_every_setting_of_the_cell(matrix):
+    executor = FakeExecutor()
+    run(matrix, executor, pattern="cudnn9.3-tf2.21-hang")
+    (job,) = executor.jobs
+    assert (job.cell_id, job.model, job.fault, job.epochs, job.warmup_epochs) == ("gpu-cuda12.5-cudnn9.3-tf2.21-hang", "mnist", "hang", 2, 1)
+    assert (job.expect_gpu, job.expect_cudnn, job.batch_size, job.train_images) == (True, "9.3", 128, 64)
+    assert job.data_dir.endswith("synthetic/mnist-64-32")
+
+
+def test_repeats_run_afresh_and_resume_runs_only_what_is_missing(matrix):
+    first = run(matrix, FakeExecutor(no_gpu="no GPU here"), pattern="tf2.21-", repeats=2)
+    assert [(r.cell_id, r.repeat) for r in first.records if r.cell_id == "cpu-tf2.21-mnist"] == [("cpu-tf2.21-mnist", 0), ("cpu-tf2.21-mnist", 1)]
+
+    again = FakeExecutor(no_gpu="no GPU here")
+    resumed = run(matrix, again, pattern="tf2.21-", resume=first.folder.name)
+    assert resumed.folder == first.folder
+    assert "cpu-tf2.21-mnist" not in {job.cell_id for job in again.jobs}
+    assert {job.cell_id for job in again.jobs} == {"cpu-tf2.21-crash", "cpu-tf2.21-garbage", "cpu-tf2.21-hang", "cpu-tf2.21-memory"}
+
+
+def test_an_interrupt_keeps_finished_records_and_cleans_up(matrix):
+    class Interrupted(FakeExecutor):
+        def run(self, cell, job, prepared, limits, run_id):
+            if job.fault == "crash":
+                raise KeyboardInterrupt
+            return super().run(cell, job, prepared, limits, run_id)
+
+    executor = Interrupted(no_gpu="no GPU here")
+    with pytest.raises(KeyboardInterrupt):
+        run(matrix, executor, pattern="cpu-tf2.21-")
+    (folder,) = (matrix.parent / "results").iterdir()
+    assert [record.cell_id for record in records.load(folder)] == ["cpu-tf2.21-mnist"]
+    assert json.loads((folder / records.MANIFEST_FILE).read_text())["state"] == "interrupted"
+    assert executor.cleaned == [folder.name]
+
+
+def test_run_through_the_cli_prints_the_report_and_exits_1_for_a_failed_cell(matrix, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "docker_executor", lambda plan: FakeExecutor(no_gpu="no GPU here"))
+    code = cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-[mc][nr]", "--results", str(matrix.parent / "results")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "| cpu-tf2.21-mnist " in out and "| cpu-tf2.21-crash " in out
+    assert "- cpu-tf2.21-crash: failed: the workload exited with code 1: injected fault: crash" in out
+    assert "Chart: " in out
+    assert "2 cell(s) to run, 0 already done" in err

@@ -1,0 +1,167 @@
+"""Train one of the seed's Keras CNNs and time every epoch.
+
+This script runs in every environment of the matrix, CPU and GPU alike, so
+that every cell times the same model on the same input pipeline. It takes one
+argument, the job spec as JSON (contract.JobSpec), prints progress lines while
+it trains and, last, one line starting with contract.RECORD_PREFIX that holds
+the measurement the runner collects.
+"""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import contract
+import gpu_facts
+import models
+import pipelines
+
+
+def read_job(argv):
+    """The job spec from `benchmark.py --job JSON`; a spec that breaks the contract ends the process with exit 2."""
+    if len(argv) != 2 or argv[0] != "--job":
+        raise SystemExit("usage: benchmark.py --job JOB_SPEC_JSON")
+    try:
+        return contract.JobSpec.from_json(argv[1])
+    except contract.ContractError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def inject(fault):
+    """Fail the way real cells fail: crash, hang, outgrow the memory limit, or print an unreadable record."""
+    if fault == "crash":
+        raise SystemExit("injected fault: crash")
+    if fault == "hang":
+        while True:
+            time.sleep(60)
+    if fault == "memory":
+        hoard = []
+        while True:
+            hoard.append(bytearray(64 * 1024 * 1024))
+            hoard[-1][::4096] = b"x" * len(hoard[-1][::4096])  # touch every page so it is really used
+    if fault == "garbage":
+        print(contract.RECORD_PREFIX + '{"epochs": [1, 2', flush=True)
+        sys.exit(0)
+
+
+def epoch_timer(keras, train_images, epochs_total):
+    """A callback that keeps wall times per epoch (training apart from validation) and per training step."""
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epochs = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+            self.train_ended = self.started
+            self.steps = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.perf_counter()
+            self.steps.append(now - self.train_ended)
+            self.train_ended = now
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self.started
+            train_seconds = self.train_ended - self.started
+            entry = {
+                "seconds": seconds,
+                "train_seconds": train_seconds,
+                "images_per_second": train_images / train_seconds,
+                "steps": len(self.steps),
+                "step_seconds_median": statistics.median(self.steps),
+                "step_seconds_max": max(self.steps),
+            }
+            entry.update({k: float(v) for k, v in (logs or {}).items()})
+            self.epochs.append(entry)
+            print(contract.epoch_line(epoch + 1, epochs_total, seconds, train_seconds, entry["images_per_second"]), flush=True)
+
+    return EpochTimer()
+
+
+def main(argv):
+    job = read_job(argv)
+    inject(job.fault)
+
+    import tensorflow as tf
+
+    # Thread pools must be sized before TensorFlow runs its first operation.
+    tf.config.threading.set_intra_op_parallelism_threads(job.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(job.inter_op_threads)
+    import keras
+
+    keras.utils.set_random_seed(pipelines.SEED)
+    record = provenance(tf, keras, job)
+    if job.expect_gpu and not record["gpu"]["registered"]:
+        # Checked before training: a GPU cell silently trained on the CPU would look like a slow GPU.
+        finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"]))
+
+    pipeline = pipelines.PIPELINES[job.model]
+    train, train_count = pipeline(tf, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline)
+    validation, _ = pipeline(tf, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline)
+    model = models.MODELS[job.model](keras, job.jit_compile)
+    timer = epoch_timer(keras, train_count, job.epochs)
+    print(f"{job.cell_id}: TensorFlow {tf.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
+    model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
+
+    flops = models.forward_flops(model)
+    for epoch in timer.epochs:
+        epoch["gflops_per_second"] = epoch["images_per_second"] * models.TRAINING_FLOPS_PER_FORWARD * flops / 1e9
+    record["epochs"] = timer.epochs
+    record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": flops,
+                       "training_flops_per_image": models.TRAINING_FLOPS_PER_FORWARD * flops}
+    record["gpu"] = gpu_facts.gpu_facts(tf)  # again: cuDNN is loaded only by the first convolution
+    finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"]) if job.expect_gpu else None)
+
+
+def provenance(tf, keras, job):
+    return {
+        "schema": contract.MEASUREMENT_SCHEMA,
+        "cell_id": job.cell_id,
+        "workload": job.model,
+        "data": pipelines.data_description(job.data_dir, job.train_images, job.validation_images),
+        "warmup_epochs": job.warmup_epochs,
+        "epochs": [],
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "host": {
+            "cpu_model": contract.cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "cpus_usable": len(os.sched_getaffinity(0)),
+        },
+        "settings": {
+            "batch_size": job.batch_size,
+            "jit_compile": job.jit_compile,
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "pipeline": {
+                "input": job.pipeline.input,
+                "autotune": job.pipeline.autotune,
+                "parallel_calls": job.pipeline.parallel_calls,
+                "prefetch_batches": job.pipeline.prefetch_batches,
+            },
+        },
+        "devices": [device.device_type + ":" + device.name for device in tf.config.list_physical_devices()],
+        "gpu": gpu_facts.gpu_facts(tf),
+    }
+
+
+def finish(record, failure):
+    """Print the record; a failed check is part of it and makes the exit status non-zero."""
+    if failure:
+        record["failure"] = failure
+        print(f"FAILED: {failure}", flush=True)
+    print(contract.RECORD_PREFIX + json.dumps(record), flush=True)
+    sys.exit(3 if failure else 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

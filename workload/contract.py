@@ -1,0 +1,175 @@
+"""The contract between the runner and the workload: one job spec in, one measurement out.
+
+The workload runs in images, virtual environments and bare interpreters alike,
+and the runner imports this module too, so it uses the standard library only
+and every name both sides share is defined here, once. The runner hands the
+workload a complete job spec as JSON (the workload keeps no defaults of its
+own); the workload prints one line, RECORD_PREFIX and a JSON measurement,
+which the runner reads back and checks against MEASUREMENT_SCHEMA.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import re
+from dataclasses import MISSING, asdict, dataclass, fields
+
+JOB_SCHEMA = 1
+MEASUREMENT_SCHEMA = 1
+RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
+
+MODELS = ("dogs-vs-cats", "mnist")
+INPUTS = ("jpeg", "cached")  # cached: decoded, augmented batches from memory after the warm-up epoch
+FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
+CLASSES = ("cats", "dogs")
+SYNTHETIC_MARKER = "SYNTHETIC.json"
+MNIST_FILE = "mnist.npz"
+
+EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): ")
+
+
+def epoch_line(number: int, total: int, seconds: float, train_seconds: float, images_per_second: float) -> str:
+    """The progress line the workload prints after each epoch; EPOCH_LINE reads it back."""
+    return f"epoch {number}/{total}: {seconds:.2f} s (training {train_seconds:.2f} s, {images_per_second:.0f} images/s)"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+class ContractError(ValueError):
+    """A job spec or measurement that does not keep the contract; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The input pipeline's tuning: explicit, recorded, and fixed by default (autotuning stalled small hosts)."""
+
+    input: str
+    autotune: bool
+    parallel_calls: int
+    prefetch_batches: int
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything one run of the workload needs to know; nothing has a default on either side."""
+
+    cell_id: str
+    model: str
+    data_dir: str
+    epochs: int
+    warmup_epochs: int
+    batch_size: int
+    train_images: int
+    validation_images: int
+    jit_compile: bool
+    intra_op_threads: int
+    inter_op_threads: int
+    fault: str
+    pipeline: Pipeline
+    expect_gpu: bool
+    expect_cudnn: str  # "major.minor" the loaded cuDNN must have, or "" for no check
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": JOB_SCHEMA, **asdict(self)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "JobSpec":
+        data = _object(text, "job spec")
+        if data.pop("schema", None) != JOB_SCHEMA:
+            raise ContractError(f"job spec: expected schema {JOB_SCHEMA}: the runner and the workload are from different versions")
+        pipeline = _typed(Pipeline, data.pop("pipeline", None), "job spec: pipeline")
+        job = _typed(cls, {**data, "pipeline": pipeline}, "job spec")
+        _check_job(job)
+        return job
+
+
+def _check_job(job: JobSpec) -> None:
+    for key, allowed in (("model", MODELS), ("fault", FAULTS)):
+        if getattr(job, key) not in allowed:
+            raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
+    if job.pipeline.input not in INPUTS:
+        raise ContractError(f"job spec: pipeline.input: expected one of {', '.join(INPUTS)}, got {job.pipeline.input!r}")
+    if not 1 <= job.warmup_epochs < job.epochs:
+        raise ContractError(f"job spec: epochs: expected more than warmup_epochs ({job.warmup_epochs}), so that some are timed")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the workload measured and what it really loaded; `failure` says why it must not be trusted."""
+
+    schema: int
+    cell_id: str
+    workload: str  # the model trained
+    data: dict
+    warmup_epochs: int
+    epochs: list  # one dict per epoch: seconds, train_seconds, images_per_second, steps, ... and the Keras logs
+    versions: dict
+    host: dict
+    settings: dict
+    devices: list
+    gpu: dict
+    model: dict | None = None  # parameters and FLOPs, once the model was built
+    failure: str | None = None
+
+    @classmethod
+    def from_json(cls, text: str) -> "Measurement":
+        return cls.from_dict(_object(text, "measurement"))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Measurement":
+        if data.get("schema") != MEASUREMENT_SCHEMA:
+            raise ContractError(f"measurement: expected schema {MEASUREMENT_SCHEMA}, got {data.get('schema')!r}: "
+                                "the workload in the environment and this runner are from different versions")
+        measurement = _typed(cls, data, "measurement")
+        for number, epoch in enumerate(measurement.epochs, 1):
+            if not isinstance(epoch, dict) or not all(_finite(epoch.get(key)) for key in ("seconds", "train_seconds", "images_per_second")):
+                raise ContractError(f"measurement: epochs[{number}]: expected seconds, train_seconds and images_per_second as numbers")
+        return measurement
+
+
+_TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list, "Pipeline": Pipeline,
+          "dict | None": (dict, type(None)), "str | None": (str, type(None))}
+
+
+def _object(text: str, what: str) -> dict:
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise ContractError(f"{what}: not JSON: {error}")
+    if not isinstance(data, dict):
+        raise ContractError(f"{what}: expected a JSON object")
+    return data
+
+
+def _typed(cls, data, where: str):
+    """cls(**data), with every field present, of its declared type, and nothing else."""
+    if not isinstance(data, dict):
+        raise ContractError(f"{where}: expected an object")
+    declared = {field.name: field for field in fields(cls)}
+    unknown = sorted(set(data) - set(declared))
+    if unknown:
+        raise ContractError(f"{where}: unknown key {unknown[0]!r}")
+    for name, field in declared.items():
+        if name not in data:
+            if field.default is not MISSING:  # a field with a default may be left out
+                continue
+            raise ContractError(f"{where}: {name}: missing")
+        value, expected = data[name], _TYPES[field.type]
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+            raise ContractError(f"{where}: {name}: expected {field.type}, got {value!r}"[:300])
+    return cls(**data)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

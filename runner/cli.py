@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from tabulate import tabulate
@@ -24,6 +26,9 @@ from runner.progress import Progress
 from runner.report import FORMATS, compare, render
 
 CHART_FILE = "epochs.png"
+CHART_FORMATS = (".png", ".svg", ".pdf")
+MAX_REPEATS = 100
+KAGGLE_PER_CLASS = 12500  # Kaggle's Dogs vs. Cats train.zip holds 12,500 photos of each
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
 
 
@@ -49,17 +54,18 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("build", parents=[matrix_options, build_options], help="build the images the selected cells need")
     run = commands.add_parser("run", parents=[matrix_options, build_options, results_options], help="build what is missing, run every selected cell, record and report results")
     run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
-    run.add_argument("--repeats", type=positive, default=1, metavar="N", help="run each cell N times, a fresh container each; the report pools them (default: 1)")
+    run.add_argument("--repeats", type=count(MAX_REPEATS), default=1, metavar="N", help=f"run each cell N times (at most {MAX_REPEATS}), a fresh container each; the report pools them (default: 1)")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
     data = commands.add_parser("data", help="prepare real data on the host: Kaggle's Dogs vs Cats, or MNIST")
     data.add_argument("model", choices=["dogs-vs-cats", "mnist"])
     data.add_argument("--from", dest="source", type=Path, metavar="FILE",
                       help="dogs-vs-cats: Kaggle's train.zip (required); mnist: an mnist.npz you have (default: download it once)")
     data.add_argument("--data", type=Path, default=Path("data"), help="the data folder (default: %(default)s)")
-    data.add_argument("--train-per-class", type=positive, default=1000, metavar="N", help="dogs-vs-cats: training images per class (default: %(default)s)")
-    data.add_argument("--validation-per-class", type=positive, default=400, metavar="N", help="dogs-vs-cats: validation images per class (default: %(default)s)")
+    data.add_argument("--train-per-class", type=count(KAGGLE_PER_CLASS), default=1000, metavar="N", help="dogs-vs-cats: training images per class (default: %(default)s)")
+    data.add_argument("--validation-per-class", type=count(KAGGLE_PER_CLASS), default=400, metavar="N", help="dogs-vs-cats: validation images per class (default: %(default)s)")
     clean = commands.add_parser("clean", help="remove containers (and with --images, images) that cudnn-matrix made, found by label")
     clean.add_argument("--images", action="store_true", help="also remove the images it built (the next build starts over)")
+    clean.add_argument("--force", action="store_true", help="also remove the containers of runs that are still going (they then fail)")
     report_options = argparse.ArgumentParser(add_help=False)
     report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (default: %(default)s)")
     report_options.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
@@ -73,10 +79,13 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
+def count(maximum: int):
+    """An argparse type: a whole number from 1 to maximum."""
+    def whole_number(text: str) -> int:
+        if not text.isdigit() or not 1 <= int(text) <= maximum:
+            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {maximum}, got {text!r}")
+        return int(text)
+    return whole_number
 
 
 def interrupt(signum, frame):
@@ -161,34 +170,71 @@ def cmd_data(args) -> int:
 
 
 def cmd_clean(args) -> int:
-    removed = remove_leftovers(connect(), images=args.images)
+    removed = remove_leftovers(connect(), images=args.images, force=args.force)
     progress(f"removed {removed['containers']} container(s) and {removed['images']} image(s) made by cudnn-matrix")
+    if removed["spared_runs"]:
+        progress(f"left the containers of {len(removed['spared_runs'])} run(s) still going ({', '.join(sorted(removed['spared_runs']))}): "
+                 "their runners hold the runs' locks; --force removes them too")
     return EXIT_OK
 
 
 def cmd_report(args) -> int:
+    check_writable(args.output, "-o")
+    check_writable(args.plot, "--plot", CHART_FORMATS)
     run_folder = records.find_run(args.results, str(args.run) if args.run else "latest")
     loaded = records.load(run_folder)
     if args.baseline and args.baseline not in {record.cell_id for record in loaded if record.status == "ok"}:
         raise UserError(f"--baseline {args.baseline}: no measured cell of run {run_folder.name} has that id")
     emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + render(loaded, args.format, args.baseline), args.output)
     if args.plot:
-        progress(f"chart: {plot(loaded, args.plot, args.baseline)}")
+        with written(args.plot, "--plot") as partial:
+            plot(loaded, partial, args.baseline)
+        progress(f"chart: {args.plot}")
     return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
 
 
 def cmd_compare(args) -> int:
+    check_writable(args.output, "-o")
     run_a, run_b = (records.find_run(args.results, str(run)) for run in (args.run_a, args.run_b))
     emit(compare(records.load(run_a), records.load(run_b), run_a.name, run_b.name, args.format), args.output)
     return EXIT_OK
 
 
+def check_writable(path: Path | None, option: str, formats: tuple[str, ...] = ()) -> None:
+    """Refuse an output path that cannot be written before any work is done, in one line."""
+    if path is None:
+        return
+    if formats and path.suffix.lower() not in formats:
+        raise UserError(f"{option} {path}: expected a file name ending in {', '.join(formats)}")
+    folder = path.parent
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a folder; expected a file name")
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: no folder {folder} to write it in")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{option} {path}: permission denied")
+
+
+@contextmanager
+def written(path: Path, option: str):
+    """A partial file beside path, moved into place once complete: never half a report or chart."""
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    except OSError as error:
+        raise UserError(f"{option} {path}: cannot write it ({error.strerror or error})")
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def emit(text: str, output: Path | None) -> None:
     if output is None:
         print(text)
-    else:
-        output.write_text(text + "\n")
-        progress(f"written: {output}")
+        return
+    with written(output, "-o") as partial:
+        partial.write_text(text + "\n")
+    progress(f"written: {output}")
 
 
 COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "data": cmd_data, "clean": cmd_clean}

@@ -9,14 +9,16 @@ as they are read, never rewritten.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Iterator
 
 from runner import __version__
 from runner.errors import UserError
@@ -26,6 +28,11 @@ RESULTS_SCHEMA = 3  # 2: CUDA/cuDNN requested, repeats; 3: axes, executor, envir
 READABLE_SCHEMAS = (2, 3)
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".lock"
+
+
+class DamagedRecord(ValueError):
+    """A line of a results file that cannot be read back as a record; it costs that line only."""
 
 
 @dataclass(frozen=True)
@@ -53,19 +60,29 @@ class Record:
 
     @classmethod
     def from_json(cls, line: str, where: str, written_by: str) -> "Record":
-        data = json.loads(line)
-        schema = data.get("schema") if isinstance(data, dict) else None
+        try:
+            data = json.loads(line)
+        except ValueError:
+            raise DamagedRecord("not a complete JSON record")
+        if not isinstance(data, dict):
+            raise DamagedRecord("not a record")
+        schema = data.get("schema")
+        if isinstance(schema, bool) or not isinstance(schema, int):
+            raise DamagedRecord("a record without a schema version")
         if schema not in READABLE_SCHEMAS:
-            age = "older" if isinstance(schema, int) and schema < RESULTS_SCHEMA else "newer"
+            age = "older" if schema < RESULTS_SCHEMA else "newer"
             raise UserError(f"{where}: results schema {schema!r} is {age} than this runner reads ({', '.join(map(str, READABLE_SCHEMAS))}): "
                             f"render it with cudnn-matrix {written_by}, which wrote it, or run the matrix again")
         if schema == 2:
-            data = _from_schema_2(data)
+            try:
+                data = _from_schema_2(data)
+            except KeyError as missing:
+                raise DamagedRecord(f"a schema-2 record without {missing}")
         try:
             measurement = data.pop("measurement", None)
             return cls(**data, measurement=None if measurement is None else Measurement.from_dict(measurement))
-        except (TypeError, ContractError) as error:
-            raise UserError(f"{where}: not a record of results schema {schema}: the results file is damaged ({str(error)[:200]})")
+        except (TypeError, KeyError, ContractError) as error:
+            raise DamagedRecord(f"not a record of results schema {schema} ({str(error)[:200]})")
 
 
 def _from_schema_2(data: dict) -> dict:
@@ -85,14 +102,23 @@ def now() -> str:
 
 
 def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
-    """A fresh results/<run-id>/ folder, named by its UTC start time so that names sort by age."""
+    """A fresh results/<run-id>/ folder, named by its UTC start time so that names sort by age.
+
+    It holds a manifest and an empty results file from the start, so a run stopped at any
+    moment can be found and resumed. Two runners starting in the same second get distinct
+    folders: mkdir either creates a folder or fails, with no moment between a check and a creation.
+    """
     run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    folder = results_dir / run_id
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = results_dir / f"{run_id}-{suffix}"
-    folder.mkdir(parents=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    for suffix in range(1, 1000):
+        folder = results_dir / (run_id if suffix == 1 else f"{run_id}-{suffix}")
+        try:
+            folder.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise UserError(f"{results_dir}: a thousand runs started in second {run_id}: is something starting runs in a loop?")
     manifest = {
         "schema": RESULTS_SCHEMA,
         "runner_version": __version__,
@@ -101,17 +127,59 @@ def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
         "matrix_sha256": hashlib.sha256(matrix_path.read_bytes()).hexdigest(),
         "host": host,
         "started": now(),
+        "state": "running",
     }
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    _write_atomically(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+    (folder / RESULTS_FILE).touch()
     return folder
 
 
+@contextmanager
+def hold(run_folder: Path) -> Iterator[None]:
+    """Mark the run as in progress for as long as this runner works on it.
+
+    An exclusive flock on the folder's lock file: the kernel drops it when the runner
+    ends in any way (kill -9 included), so `clean` can tell live runs from dead ones
+    and a second runner cannot resume a run that is still going.
+    """
+    with open(run_folder / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{run_folder}: another runner is working on this run right now; wait for it to end, or stop it first")
+        yield
+
+
+def in_progress(run_folder: Path) -> bool:
+    """Whether a live runner holds this run (see hold)."""
+    try:
+        with open(run_folder / LOCK_FILE) as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # no lock file, no folder: nobody holds it
+
+
 def append(run_folder: Path, record: Record) -> None:
-    """Write and flush one record, so nothing measured is lost if a later cell fails."""
-    with open(run_folder / RESULTS_FILE, "a", encoding="utf-8") as results:
-        results.write(record.to_json() + "\n")
+    """Write and flush one record, so nothing measured is lost if a later cell fails.
+
+    A record always starts on a line of its own: after a record cut short (power loss, a
+    full disk), the next one must not be glued to the fragment.
+    """
+    path = run_folder / RESULTS_FILE
+    with open(path, "a+b") as results:
+        results.seek(0, os.SEEK_END)
+        fresh_line = results.tell() == 0 or _last_byte(results) == b"\n"
+        results.write((b"" if fresh_line else b"\n") + record.to_json().encode() + b"\n")
         results.flush()
         os.fsync(results.fileno())
+
+
+def _last_byte(stream) -> bytes:
+    stream.seek(-1, os.SEEK_END)
+    return stream.read(1)
 
 
 def finish_run(run_folder: Path, state: str) -> None:
@@ -119,28 +187,31 @@ def finish_run(run_folder: Path, state: str) -> None:
     path = run_folder / MANIFEST_FILE
     manifest = json.loads(path.read_text())
     manifest.update(ended=now(), state=state)
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    _write_atomically(path, json.dumps(manifest, indent=2) + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """The file is either the old one or the new one, never half of each."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def load(run_folder: Path) -> list[Record]:
-    """The run's records. A last line cut short (power loss, a killed runner) is left out with a warning."""
+    """The run's records. A damaged line (cut short by power loss or a killed runner) costs that line, with a warning."""
     path = run_folder / RESULTS_FILE
     if not path.is_file():
         raise UserError(f"{run_folder}: no {RESULTS_FILE} here: is this a run folder?")
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
     written_by = _manifest(run_folder).get("runner_version", "of that time")
     loaded = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            loaded.append(Record.from_json(line, f"{path}:{number}", written_by))
-        except json.JSONDecodeError:
-            if number == len(lines) and not text.endswith("\n"):
-                print(f"warning: {path}:{number}: the last record was cut short and is left out (rerun its cell with --resume)", file=sys.stderr)
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
                 continue
-            raise UserError(f"{path}:{number}: not a JSON record: the results file is damaged")
+            try:
+                loaded.append(Record.from_json(line, f"{path}:{number}", written_by))
+            except DamagedRecord as damage:
+                print(f"warning: {path}:{number}: {damage}; the line is left out (--resume reruns a cell without a good record)", file=sys.stderr)
     return loaded
 
 

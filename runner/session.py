@@ -114,29 +114,40 @@ def build(plan: Plan, executor: Executor, progress: Progress) -> list[PrepareFai
 
 
 def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int, progress: Progress) -> RunResult:
-    """Run every selected cell not yet done (repeats times), appending each record as it ends."""
-    run_folder = records.find_run(results_dir, resume) if resume else None
-    done = {record.cell_id for record in records.load(run_folder) if record.status == "ok"} if run_folder else set()
+    """Run every selected cell not yet done (repeats times), appending each record as it ends.
+
+    The run folder exists, resumable, before anything else happens, and this runner holds it
+    until it ends, however it ends.
+    """
+    run_folder = records.find_run(results_dir, resume) if resume else records.new_run(results_dir, plan.matrix.path, host.facts(executor))
+    with records.hold(run_folder):
+        state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine gone
+        try:
+            failed = _run(plan, executor, run_folder, repeats, progress)
+            state = "finished"
+        except KeyboardInterrupt:
+            state = "interrupted"
+            raise
+        finally:
+            _note_end(run_folder, state, progress)
+            if state != "finished":
+                executor.cleanup(run_folder)
+                progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}; "
+                         f"`python -m runner run --resume {run_folder.name}` runs the rest")
+    progress(f"results: {run_folder / records.RESULTS_FILE}")
+    return RunResult(run_folder, records.load(run_folder), failed)
+
+
+def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress) -> int:
+    done = {record.cell_id for record in records.load(run_folder) if record.status == "ok"}
     todo = [cell for cell in plan.selected if cell.id not in done]
     runnable = [cell for cell in todo if not cell.excluded]
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
     prepared, no_gpu = provision(executor, runnable, progress)
-    run_folder = run_folder or records.new_run(results_dir, plan.matrix.path, host.facts(executor))
     ready = [cell for cell in runnable if not (cell.kind == "gpu" and no_gpu)]
     progress(f"run {run_folder.name}: {len(ready)} cell(s) to run, {len(done)} already done, "
              f"{len(todo) - len(ready)} skipped or excluded, results in {run_folder}")
-    state = "interrupted"
-    try:
-        failed = _run_cells(executor, plan.matrix, todo, prepared, data, no_gpu, run_folder, repeats, progress)
-        state = "finished"
-    finally:
-        records.finish_run(run_folder, state)
-        if state == "interrupted":
-            executor.cleanup(run_folder.name)
-            progress(f"interrupted: finished cells are in {run_folder / records.RESULTS_FILE}; "
-                     f"`python -m runner run --resume {run_folder.name}` runs the rest")
-    progress(f"results: {run_folder / records.RESULTS_FILE}")
-    return RunResult(run_folder, records.load(run_folder), failed)
+    return _run_cells(executor, plan.matrix, todo, prepared, data, no_gpu, run_folder, repeats, progress)
 
 
 def _run_cells(executor: Executor, matrix: Matrix, cells: list[Cell], prepared: Provisioned, data: dict[str, Dataset],
@@ -146,26 +157,45 @@ def _run_cells(executor: Executor, matrix: Matrix, cells: list[Cell], prepared: 
     for number, cell in enumerate(cells, 1):
         if cell.excluded or (cell.kind == "gpu" and no_gpu):
             status, reason = ("excluded", cell.excluded) if cell.excluded else ("skipped", no_gpu)
-            records.append(run_folder, _record(executor, cell, None, status, reason, now()))
+            _keep(run_folder, _record(executor, cell, None, status, reason, now()), progress)
             progress(f"[{number}/{len(cells)}] {cell.id}: {status}: {reason}")
             continue
         for repeat in range(repeats):
             label = f"[{number}/{len(cells)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
             progress(label)
             started = time.monotonic()
-            record = dataclasses.replace(run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder.name), repeat=repeat)
-            failed += record.status == "failed"
-            records.append(run_folder, record)
+            record = dataclasses.replace(run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder), repeat=repeat)
+            kept = _keep(run_folder, record, progress)
+            failed += record.status == "failed" or not kept
             progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
     return failed
 
 
-def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepared | PrepareFailure, dataset: Dataset, run_id: str) -> Record:
+def _note_end(run_folder: Path, state: str, progress: Progress) -> None:
+    try:
+        records.finish_run(run_folder, state)
+    except OSError as error:
+        progress(f"warning: cannot note in {run_folder / records.MANIFEST_FILE} that the run {state} ({error.strerror or error})")
+
+
+def _keep(run_folder: Path, record: Record, progress: Progress) -> bool:
+    """Append the record; if even that fails (a full disk), say so and print it, so that nothing measured is lost."""
+    try:
+        records.append(run_folder, record)
+        return True
+    except OSError as error:
+        progress(f"error: cannot write the record of {record.cell_id} to {run_folder / records.RESULTS_FILE} "
+                 f"({error.strerror or error}); it follows on the next line, to be added back by hand:")
+        progress(record.to_json())
+        return False
+
+
+def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepared | PrepareFailure, dataset: Dataset, run_folder: Path) -> Record:
     """One run of one cell, whatever happens to it, as a record."""
     started = now()
     if isinstance(environment, PrepareFailure):
         return _record(executor, cell, environment, "failed", environment.reason, started, log_tail=environment.log_tail)
-    raw = executor.run(cell, job_spec(cell, dataset), environment, matrix.limits, run_id)
+    raw = executor.run(cell, job_spec(cell, dataset), environment, matrix.limits, run_folder)
     outcome = decide(
         raw,
         time_limit=f"{cell.workload.timeout_minutes:g} min (workloads.{cell.workload.name}.timeout_minutes)",

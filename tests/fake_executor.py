@@ -52,7 +52,7 @@ class FakeExecutor:
     def unavailable(self, kind, probe):
         return self.no_gpu if kind == "gpu" else None
 
-    def run(self, cell, job, prepared, limits, run_id) -> RawRun:
+    def run(self, cell, job, prepared, limits, run_folder) -> RawRun:
         self.jobs.append(JobSpec.from_json(job.to_json()))  # what the workload would accept
         fault = job.fault
         if fault == "crash":
@@ -67,8 +67,8 @@ class FakeExecutor:
             return RawRun(exit_code=3, output=record_line(measurement(job, failure="expected a GPU, TensorFlow registered none")))
         return RawRun(exit_code=0, output=f"epoch 1/{job.epochs}: 1.00 s\n" + record_line(measurement(job)) + "\n")
 
-    def cleanup(self, run_id):
-        self.cleaned.append(run_id)
+    def cleanup(self, run_folder):
+        self.cleaned.append(run_folder.name)
 
 
 def fault_workloads(model: str) -> str:

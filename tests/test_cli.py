@@ -185,3 +185,37 @@ def test_missing_matrix_exits_2_with_one_error_line(tmp_path, monkeypatch, capsy
     assert "Traceback" not in err
     assert err.splitlines() == [err.strip()]
     assert err.startswith("error: absent.yaml: cannot read the matrix file")
+
+
+FIXTURE_RUN = sorted((REPO / "tests" / "fixtures" / "runs").iterdir())[0]
+
+
+@pytest.mark.parametrize("option, target, message", [
+    ("-o", "missing/report.txt", "-o missing/report.txt: no folder missing to write it in"),
+    ("-o", ".", "-o .: is a folder; expected a file name"),
+    ("--plot", "chart.xyz", "--plot chart.xyz: expected a file name ending in .png, .svg, .pdf"),
+    ("--plot", "/proc/chart.png", "--plot /proc/chart.png: cannot write it"),
+    ("-o", "/proc/report.txt", "-o /proc/report.txt: cannot write it"),
+])
+def test_an_output_path_that_cannot_be_written_is_one_line_and_nothing_half_written(tmp_path, monkeypatch, capsys, option, target, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = in_process(capsys, "report", FIXTURE_RUN, option, target)
+    assert code == 2, err
+    assert err.splitlines()[-1].startswith(f"error: {message}")
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_are_written_whole(tmp_path, capsys):
+    code, _, _ = in_process(capsys, "report", FIXTURE_RUN, "-o", tmp_path / "report.txt", "--plot", tmp_path / "chart.png")
+    assert code in (0, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "report.txt"]
+    assert (tmp_path / "report.txt").read_text().startswith(f"run {FIXTURE_RUN.name}\n")
+
+
+@pytest.mark.parametrize("argv", [["run", "--repeats", "101"], ["run", "--repeats", "0"], ["data", "dogs-vs-cats", "--train-per-class", "12501"]])
+def test_counts_have_upper_bounds(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "expected a whole number from 1 to" in capsys.readouterr().err

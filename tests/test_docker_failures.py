@@ -117,6 +117,11 @@ facts["cap_eff"] = status["CapEff"].strip()
 facts["no_new_privs"] = status["NoNewPrivs"].strip()
 open("/tmp/scratch", "w").write("ok")
 try:
+    open("/home/bench/.keras-cache", "w").write("ok")
+    facts["home_writable"] = True
+except OSError:
+    facts["home_writable"] = False
+try:
     open("/data/new", "w")
     facts["data_writable"] = True
 except OSError:
@@ -142,6 +147,7 @@ def test_the_benchmark_container_is_unprivileged_offline_and_read_only(tmp_path,
         "cap_eff": "0000000000000000",
         "no_new_privs": "1",
         "data_writable": False,
+        "home_writable": True,
     }
 
 
@@ -159,3 +165,78 @@ def test_clean_removes_what_cudnn_matrix_left_and_nothing_else(tmp_path, docker_
         assert stranger.id in remaining
     finally:
         stranger.remove(force=True)
+
+
+LIFECYCLE_MATRIX = f"""
+workloads:
+  stuck: {{{SMALL}, fault: hang}}
+  dogs-vs-cats: {{{SMALL}}}
+cpu:
+  tensorflow: ["2.21"]
+build:
+  offline_base: true
+"""
+
+
+def start_run(matrix, results, *extra):
+    return subprocess.Popen([sys.executable, "-m", "runner", "run", "-f", str(matrix), "--results", str(results), *extra],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def container_of(docker_client, cell_id, deadline_seconds=600):
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        found = docker_client.containers.list(filters={"label": f"io.cudnn-matrix.cell={cell_id}"})
+        if found:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no container for {cell_id} within {deadline_seconds} s")
+
+
+def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs(tmp_path, docker_client):
+    matrix, results = tmp_path / "matrix.yaml", tmp_path / "results"
+    matrix.write_text(LIFECYCLE_MATRIX)
+    process = start_run(matrix, results)
+    stuck = container_of(docker_client, "cpu-tf2.21-stuck")
+
+    cleaned = runner("clean")  # the run is alive: its container stays
+    assert cleaned.returncode == 0 and "left the containers of 1 run(s) still going" in cleaned.stderr
+    stuck.reload()
+    assert stuck.status == "running"
+
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    (run_folder,) = results.iterdir()
+    assert f"`python -m runner run --resume {run_folder.name}` runs the rest" in stderr
+    assert (run_folder / "results.jsonl").read_text() == ""
+    assert json.loads((run_folder / "manifest.json").read_text())["state"] == "interrupted"
+
+    killed = start_run(matrix, results, "--resume", run_folder.name)
+    orphan = container_of(docker_client, "cpu-tf2.21-stuck")
+    killed.kill()  # kill -9: no handler runs, the container is left behind
+    killed.communicate(timeout=60)
+    cleaned = runner("clean")
+    assert cleaned.returncode == 0 and "removed 1 container(s)" in cleaned.stderr
+    assert orphan.id not in {container.id for container in docker_client.containers.list(all=True)}
+
+    matrix.write_text(LIFECYCLE_MATRIX.replace("fault: hang", "fault: crash"))
+    resumed = runner("run", "-f", matrix, "--results", results, "--resume", run_folder.name)
+    assert resumed.returncode == 1, resumed.stderr[-3000:]
+    _, records = records_of(results)
+    assert {cell: record["status"] for cell, record in records.items()} == {"cpu-tf2.21-stuck": "failed", "cpu-tf2.21-dogs-vs-cats": "ok"}
+    assert json.loads((run_folder / "manifest.json").read_text())["state"] == "finished"
+
+
+def test_a_container_removed_from_under_a_run_fails_only_its_cell(tmp_path, docker_client):
+    matrix, results = tmp_path / "matrix.yaml", tmp_path / "results"
+    matrix.write_text(LIFECYCLE_MATRIX)
+    process = start_run(matrix, results)
+    container_of(docker_client, "cpu-tf2.21-stuck").remove(force=True)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr
+    _, records = records_of(results)
+    assert records["cpu-tf2.21-stuck"]["status"] == "failed"
+    assert records["cpu-tf2.21-stuck"]["reason"] == "its container was removed while it ran (by docker rm or `clean --force`)"
+    assert records["cpu-tf2.21-dogs-vs-cats"]["status"] == "ok"

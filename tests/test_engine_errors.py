@@ -44,25 +44,53 @@ def test_missing_debootstrap_says_what_to_install(monkeypatch):
         base.resolve_base(NoImages(), "python:3.11-slim", settings, lambda message: None)
 
 
-def test_a_results_file_cut_short_still_loads_with_a_warning(tmp_path, capsys):
-    run_folder = tmp_path / "20261129-000000"
-    run_folder.mkdir()
-    good = json.dumps({
-        "cell_id": "cpu-tf2.21-dogs-vs-cats", "status": "failed", "reason": "x", "kind": "cpu", "workload": "dogs-vs-cats",
+def schema_2_record(cell_id):
+    return json.dumps({
+        "cell_id": cell_id, "status": "failed", "reason": "x", "kind": "cpu", "workload": "dogs-vs-cats",
         "tensorflow_requested": "2.21", "cuda_requested": "", "cudnn_requested": "", "image": "i", "image_id": "",
         "base_image": "", "started": "s", "ended": "e", "measurement": None, "log_tail": "", "schema": 2,
     })
+
+
+def test_a_results_file_cut_short_still_loads_with_a_warning(tmp_path, capsys):
+    run_folder = tmp_path / "20261129-000000"
+    run_folder.mkdir()
+    good = schema_2_record("cpu-tf2.21-dogs-vs-cats")
     (run_folder / records.RESULTS_FILE).write_text(good + "\n" + good[: len(good) // 2])
 
     loaded = records.load(run_folder)
 
     assert [record.cell_id for record in loaded] == ["cpu-tf2.21-dogs-vs-cats"]
-    assert "the last record was cut short and is left out" in capsys.readouterr().err
+    assert f"{records.RESULTS_FILE}:2: not a complete JSON record; the line is left out" in capsys.readouterr().err
 
 
-def test_a_damaged_line_in_the_middle_is_an_error(tmp_path):
+@pytest.mark.parametrize("damage, what", [
+    ("{not json", "not a complete JSON record"),
+    ("{}", "a record without a schema version"),
+    ("[1, 2]", "not a record"),
+    ('{"schema": 3, "cell_id": "x"}', "not a record of results schema 3"),
+    ('{"schema": 2, "cell_id": "x"}', "a schema-2 record without"),
+])
+def test_a_damaged_line_in_the_middle_costs_that_line_only(tmp_path, capsys, damage, what):
     run_folder = tmp_path / "run"
     run_folder.mkdir()
-    (run_folder / records.RESULTS_FILE).write_text("{not json\n{}\n")
-    with pytest.raises(UserError, match=r"results.jsonl:1: not a JSON record"):
-        records.load(run_folder)
+    (run_folder / records.RESULTS_FILE).write_text(f"{schema_2_record('a')}\n{damage}\n{schema_2_record('b')}\n")
+
+    assert [record.cell_id for record in records.load(run_folder)] == ["a", "b"]
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith(f"warning: {run_folder / records.RESULTS_FILE}:2: {what}")
+
+
+def test_an_append_after_a_record_cut_short_starts_on_a_fresh_line(tmp_path, capsys):
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    good = schema_2_record("a")
+    (run_folder / records.RESULTS_FILE).write_text(good + "\n" + good[:40])  # power lost mid-write
+    record = records.load(run_folder)[0]
+
+    records.append(run_folder, record)
+
+    lines = (run_folder / records.RESULTS_FILE).read_text().splitlines()
+    assert lines[1] == good[:40] and len(lines) == 3
+    assert [r.cell_id for r in records.load(run_folder)] == ["a", "a"]
+    assert "results.jsonl:2: not a complete JSON record" in capsys.readouterr().err

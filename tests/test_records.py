@@ -2,6 +2,8 @@
 
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,45 @@ def test_an_older_schema_says_which_runner_wrote_it(tmp_path):
     (folder / RESULTS_FILE).write_text(json.dumps(old) + "\n")
     with pytest.raises(UserError, match=r"results.jsonl:1: results schema 1 is older than this runner reads \(2, 3\): render it with cudnn-matrix 0.0.9"):
         records.load(folder)
+
+
+def test_runs_started_in_the_same_second_get_distinct_folders_atomically(tmp_path, monkeypatch):
+    class Frozen(records.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return records.datetime(2026, 11, 29, 12, 0, 0, tzinfo=tz)
+
+    monkeypatch.setattr(records, "datetime", Frozen)
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("workloads: {}\n")
+    (tmp_path / "results" / "20261129-120000").mkdir(parents=True)  # another runner's, made a moment ago
+    barrier = threading.Barrier(8)
+
+    def start():
+        barrier.wait()
+        return records.new_run(tmp_path / "results", matrix, {})
+
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: start(), range(8)))
+
+    assert len(set(folders)) == 8
+    assert sorted(folder.name for folder in folders) == sorted(f"20261129-120000-{n}" for n in range(2, 10))
+
+
+def test_a_run_exists_and_can_be_found_from_the_moment_it_starts(tmp_path):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("workloads: {}\n")
+    folder = records.new_run(tmp_path / "results", matrix, {})
+    assert records.latest_run(tmp_path / "results") == folder
+    assert records.load(folder) == []
+    assert json.loads((folder / records.MANIFEST_FILE).read_text())["state"] == "running"
+
+
+def test_a_held_run_is_in_progress_and_cannot_be_held_twice(tmp_path):
+    assert not records.in_progress(tmp_path)
+    with records.hold(tmp_path):
+        assert records.in_progress(tmp_path)
+        with pytest.raises(UserError, match="another runner is working on this run right now"):
+            with records.hold(tmp_path):
+                pass
+    assert not records.in_progress(tmp_path)

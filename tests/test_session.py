@@ -4,6 +4,9 @@ tests/test_docker_failures.py proves the same ladder with real containers.
 """
 
 import json
+import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -120,10 +123,10 @@ def test_repeats_run_afresh_and_resume_runs_only_what_is_missing(matrix):
 
 def test_an_interrupt_keeps_finished_records_and_cleans_up(matrix):
     class Interrupted(FakeExecutor):
-        def run(self, cell, job, prepared, limits, run_id):
+        def run(self, cell, job, prepared, limits, run_folder):
             if job.fault == "crash":
                 raise KeyboardInterrupt
-            return super().run(cell, job, prepared, limits, run_id)
+            return super().run(cell, job, prepared, limits, run_folder)
 
     executor = Interrupted(no_gpu="no GPU here")
     with pytest.raises(KeyboardInterrupt):
@@ -143,3 +146,52 @@ def test_run_through_the_cli_prints_the_report_and_exits_1_for_a_failed_cell(mat
     assert "- cpu-tf2.21-crash: failed: the workload exited with code 1: injected fault: crash" in out
     assert "Chart: " in out
     assert "2 cell(s) to run, 0 already done" in err
+
+
+def test_resume_after_a_record_cut_short_keeps_every_line_readable(matrix, capsys):
+    first = run(matrix, FakeExecutor(no_gpu="no GPU here"), pattern="cpu-tf2.21-[mc][nr]")
+    results = first.folder / records.RESULTS_FILE
+    text = results.read_text()
+    results.write_text(text[: len(text) - 300])  # the last record cut short: power lost during its write
+
+    resumed = run(matrix, FakeExecutor(no_gpu="no GPU here"), pattern="cpu-tf2.21-[mc][nr]", resume=first.folder.name)
+
+    assert {record.cell_id: record.status for record in resumed.records} == {"cpu-tf2.21-mnist": "ok", "cpu-tf2.21-crash": "failed"}
+    assert "results.jsonl:2: not a complete JSON record; the line is left out" in capsys.readouterr().err
+    assert cli.main(["report", str(first.folder)]) == 1  # the report still reads every other line
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 256 KiB filesystem, to be filled up: a results disk running full."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], check=True)
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_results_disk_loses_no_measurement(matrix, tiny_disk, capsys):
+    class FillsTheDisk(FakeExecutor):
+        def run(self, cell, job, prepared, limits, run_folder):
+            filler = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            try:
+                while True:
+                    os.write(filler, b"x" * 4096)
+            except OSError:
+                pass  # full
+            finally:
+                os.close(filler)
+            return super().run(cell, job, prepared, limits, run_folder)
+
+    plan = session.plan(matrix, "cpu-tf2.21-[mc][nr]")
+    result = session.run(plan, FillsTheDisk(no_gpu="x"), tiny_disk / "results", None, 1, Progress())
+
+    err = capsys.readouterr().err.splitlines()
+    cannot = [line for line in err if line.startswith("error: cannot write the record of")]
+    assert len(cannot) == 2 and "No space left on device" in cannot[0]
+    kept = json.loads(err[err.index(cannot[0]) + 1])
+    assert kept["cell_id"] == "cpu-tf2.21-mnist" and kept["status"] == "ok" and kept["measurement"]["epochs"]
+    assert result.failed == 2

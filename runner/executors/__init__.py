@@ -10,6 +10,7 @@ Docker is the first implementation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from runner.cells import Cell
@@ -48,10 +49,10 @@ class Executor(Protocol):
     def unavailable(self, kind: str, probe: Prepared) -> str | None:
         """Why cells of this kind ("gpu") cannot run on this host, found out with a prepared environment; None if they can."""
 
-    def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_id: str) -> RawRun:
+    def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_folder: Path) -> RawRun:
         """Run the workload once with this job spec and report what was seen; never raises for the workload's failures."""
 
-    def cleanup(self, run_id: str) -> None:
+    def cleanup(self, run_folder: Path) -> None:
         """Remove whatever the run left behind (after an interrupt)."""
 
 

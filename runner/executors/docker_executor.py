@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -12,7 +13,7 @@ from runner.config import BuildSettings, Limits
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure, docker_run
-from runner.executors.docker_images import LABEL_PREFIX, Builder, BuiltImage
+from runner.executors.docker_images import Builder, BuiltImage
 from runner.outcome import RawRun
 from runner.progress import Progress
 from workload.contract import JobSpec
@@ -62,13 +63,12 @@ class DockerExecutor:
             return None
         return docker_run.gpu_unavailable(self.client, probe.handle, self.gpu_devices)
 
-    def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_id: str) -> RawRun:
+    def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_folder: Path) -> RawRun:
         devices = docker_run.device_requests(self.gpu_devices) if cell.kind == "gpu" else []
-        labels = {f"{LABEL_PREFIX}.run-id": run_id, f"{LABEL_PREFIX}.cell": cell.id}
         return docker_run.run_container(
             self.client, prepared.handle, job, dict(prepared.spec.variables), devices, limits,
-            cell.workload.timeout_minutes * 60.0, labels, self.progress,
+            cell.workload.timeout_minutes * 60.0, docker_run.run_labels(run_folder, cell.id), self.progress,
         )
 
-    def cleanup(self, run_id: str) -> None:
-        docker_run.remove_run(self.client, run_id)
+    def cleanup(self, run_folder: Path) -> None:
+        docker_run.remove_run(self.client, run_folder.name)

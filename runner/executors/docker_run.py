@@ -11,11 +11,15 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import docker
 import docker.errors
 import docker.types
+import requests
 
+from runner import records
 from runner.config import Limits
 from runner.executors.docker_images import LABEL_PREFIX
 from runner.outcome import RawRun
@@ -23,6 +27,7 @@ from runner.progress import Progress
 from workload.contract import RECORD_PREFIX, JobSpec
 
 DATA_MOUNT = "/data"
+BENCH_UID = 10001  # the unprivileged user the Dockerfiles create
 
 
 def device_requests(devices: str) -> list[docker.types.DeviceRequest]:
@@ -65,12 +70,27 @@ def remove_run(client: docker.DockerClient, run_id: str) -> None:
         container.remove(force=True)
 
 
-def remove_leftovers(client: docker.DockerClient, images: bool) -> dict[str, int]:
-    """Containers (and optionally images) cudnn-matrix made, found by its labels; nothing else is touched."""
-    removed = {"containers": 0, "images": 0}
-    for label in (f"{LABEL_PREFIX}.run-id", f"{LABEL_PREFIX}.probe"):
-        for container in client.containers.list(all=True, filters={"label": label}):
-            container.remove(force=True)
+PROBE_LIFETIME = timedelta(minutes=10)  # a probe container lives for seconds; an older one was left behind
+
+
+def remove_leftovers(client: docker.DockerClient, images: bool, force: bool) -> dict:
+    """Containers (and optionally images) cudnn-matrix left, found by its labels; nothing else is touched.
+
+    A container of a run that is still going is spared unless forced: its label names the run's
+    folder, and a live runner holds that folder's lock (records.in_progress). Probe containers
+    are spared while they are young enough to belong to a runner asking about GPUs right now.
+    """
+    removed = {"containers": 0, "images": 0, "spared_runs": set()}
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL_PREFIX}.run-id"}):
+        folder = container.labels.get(f"{LABEL_PREFIX}.run-folder")
+        if not force and folder and records.in_progress(Path(folder)):
+            removed["spared_runs"].add(container.labels[f"{LABEL_PREFIX}.run-id"])
+            continue
+        _remove_quietly(container)
+        removed["containers"] += 1
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL_PREFIX}.probe"}):
+        if force or _age(container) > PROBE_LIFETIME:
+            _remove_quietly(container)
             removed["containers"] += 1
     if images:
         for image in client.images.list(filters={"label": f"{LABEL_PREFIX}.kind"}):
@@ -79,15 +99,33 @@ def remove_leftovers(client: docker.DockerClient, images: bool) -> dict[str, int
     return removed
 
 
+def _age(container) -> timedelta:
+    created = datetime.fromisoformat(container.attrs["Created"][:19]).replace(tzinfo=timezone.utc)
+    return datetime.now(timezone.utc) - created
+
+
+def run_labels(run_folder: Path, cell_id: str) -> dict[str, str]:
+    """What `clean` and an interrupted run find a cell's container by."""
+    return {f"{LABEL_PREFIX}.run-id": run_folder.name, f"{LABEL_PREFIX}.run-folder": str(run_folder.resolve()),
+            f"{LABEL_PREFIX}.cell": cell_id}
+
+
 def run_container(client: docker.DockerClient, image: str, job: JobSpec, variables: dict[str, str],
                   devices: list[docker.types.DeviceRequest], limits: Limits, timeout_seconds: float, labels: dict[str, str],
                   progress: Progress) -> RawRun:
-    """Run the workload in a fresh container, its host data folder mounted at DATA_MOUNT; remove the container after."""
+    """Run the workload in a fresh container, its host data folder mounted at DATA_MOUNT; remove the container after.
+
+    The engine refusing the container, the container vanishing, or the engine going away are
+    reported in the RawRun, with whatever output was seen: a failure of this cell, not of the run.
+    """
     inside = dataclasses.replace(job, data_dir=DATA_MOUNT)
-    container = client.containers.run(
-        image, ["--job", inside.to_json()], detach=True, labels=labels, environment=variables,
-        device_requests=devices, **hardening(job.data_dir, limits),
-    )
+    try:
+        container = client.containers.run(
+            image, ["--job", inside.to_json()], detach=True, labels=labels, environment=variables,
+            device_requests=devices, **hardening(job.data_dir, limits),
+        )
+    except docker.errors.APIError as error:
+        return RawRun(exit_code=None, output="", error=f"the Docker engine refused to start its container: {_explanation(error)}")
     timed_out = threading.Event()
 
     def expire():
@@ -96,19 +134,36 @@ def run_container(client: docker.DockerClient, image: str, job: JobSpec, variabl
 
     timeout = threading.Timer(timeout_seconds, expire)
     timeout.daemon = True  # an interrupt must never leave the runner waiting for this timer at exit
+    seen: list[str] = []
     try:
         _start_deaf_to_signals(timeout)
-        _show(container, job.cell_id, progress)
+        _show(container, job.cell_id, progress, seen)
         exit_code = container.wait()["StatusCode"]
         container.reload()
         out_of_memory = container.attrs["State"].get("OOMKilled", False)
         # The whole output, read once the container has ended: the live stream is only for show,
         # and a read timeout ends it early when a cell is silent for long (a slow epoch, XLA compiling).
         output = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
+    except docker.errors.NotFound:
+        return RawRun(None, "\n".join(seen), error="its container was removed while it ran (by docker rm or `clean --force`)")
+    except (docker.errors.APIError, requests.exceptions.RequestException) as error:
+        return RawRun(None, "\n".join(seen), error=f"the Docker engine failed while it ran: {_explanation(error)}")
     finally:
         timeout.cancel()
-        container.remove(force=True)
+        _remove_quietly(container)
     return RawRun(exit_code=exit_code, output=output, timed_out=timed_out.is_set(), out_of_memory=out_of_memory)
+
+
+def _explanation(error: Exception) -> str:
+    text = getattr(error, "explanation", None) or str(error)
+    return " ".join(str(text).split())[:300]
+
+
+def _remove_quietly(container) -> None:
+    try:
+        container.remove(force=True)
+    except (docker.errors.APIError, requests.exceptions.RequestException):
+        pass  # already gone, or the engine with it: nothing left to remove here
 
 
 def hardening(data_dir: str, limits: Limits) -> dict:
@@ -119,7 +174,8 @@ def hardening(data_dir: str, limits: Limits) -> dict:
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "read_only": True,
-        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=2g", "/home/bench": "rw,nosuid,nodev,size=256m"},
+        # The benchmark user owns its home (caches such as ~/.keras go there), not root.
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=2g", "/home/bench": f"rw,nosuid,nodev,size=256m,uid={BENCH_UID},gid={BENCH_UID}"},
         "mem_limit": limits.memory,
         "memswap_limit": limits.memory,  # no swap beyond the limit: an over-budget cell is killed, not slowed
         "pids_limit": limits.pids,
@@ -149,12 +205,13 @@ def _start_deaf_to_signals(thread: threading.Thread) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _show(container, cell_id: str, progress: Progress) -> None:
-    """Pass the container's output on, line by line, while it runs."""
+def _show(container, cell_id: str, progress: Progress, seen: list[str]) -> None:
+    """Pass the container's output on, line by line, while it runs; keep it in `seen`."""
     pending = ""
     for chunk in container.logs(stream=True, follow=True):
         pending += chunk.decode("utf-8", errors="replace")
         *complete, pending = pending.split("\n")
+        seen.extend(complete)
         for line in complete:
             if not line.startswith(RECORD_PREFIX):
                 progress.cell_line(cell_id, line.rstrip("\r"))

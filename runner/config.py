@@ -32,6 +32,10 @@ IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
 DEFAULT_CPU_BASE = "python:3.11-slim"
 
+# Upper bounds: a typo such as an extra three zeros is refused here, not discovered hours into a run.
+MAX_MATRIX_BYTES = 1024 * 1024
+MAX_NESTING = 20  # a matrix nests 4 deep; PyYAML recurses once per level and would overflow Python's stack
+
 
 @dataclass(frozen=True)
 class Pipeline:
@@ -174,11 +178,7 @@ class _Document:
 
 def load_matrix(path: Path) -> Matrix:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read the matrix file: {getattr(error, 'strerror', None) or error}")
-    data, lines = _parse_yaml(path, text)
+    data, lines = _parse_yaml(path, _read_matrix(path))
     document = _Document(path, lines)
     top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits"})
     workloads = _workloads(document, top["workloads"], path.parent)
@@ -190,38 +190,62 @@ def load_matrix(path: Path) -> Matrix:
     return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=build, limits=_limits(document, top.get("limits", {})))
 
 
-MAX_MATRIX_BYTES = 1024 * 1024
+def _read_matrix(path: Path) -> str:
+    """The file's text, reading at most one byte past the limit: a huge file (or a pipe that never ends) is refused unread."""
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(MAX_MATRIX_BYTES + 1)
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read the matrix file: {getattr(error, 'strerror', None) or error}")
+    if len(raw) > MAX_MATRIX_BYTES:
+        raise UserError(f"{path}: over {MAX_MATRIX_BYTES} bytes; a matrix file is expected to be under {MAX_MATRIX_BYTES} bytes")
+    return text
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[tuple, int]]:
-    if len(text) > MAX_MATRIX_BYTES:
-        raise UserError(f"{path}: {len(text)} bytes; a matrix file is expected to be under {MAX_MATRIX_BYTES} bytes")
-    loader = yaml.SafeLoader(text)
     try:
-        _refuse_tags_and_aliases(path, text)
-        node = loader.get_single_node()
-        lines: dict[tuple, int] = {}
-        if node is not None:
-            _record_lines(path, node, (), lines)
-        data = loader.construct_document(node) if node is not None else None
+        # First, so that the recursive parser below never sees deep nesting.
+        _refuse_tags_aliases_and_deep_nesting(path, text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            lines: dict[tuple, int] = {}
+            if node is not None:
+                _record_lines(path, node, (), lines)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as error:  # a character YAML does not take, such as NUL: it has no mark
+        line = text.count("\n", 0, error.position) + 1
+        raise UserError(f"{path}:{line}: not valid YAML: the character U+{error.character:04X} is not allowed (YAML takes printable characters only)")
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"{where}: not valid YAML: {error.problem or error.context}")
     except (yaml.YAMLError, ValueError, TypeError) as error:
         raise UserError(f"{path}: not valid YAML: {str(error).splitlines()[0]}")
-    finally:
-        loader.dispose()
     return data, lines
 
 
-def _refuse_tags_and_aliases(path: Path, text: str) -> None:
-    """A matrix is plain data: tags (!!python/..., !!int) and anchors/aliases (alias bombs) are refused."""
+_OPENING = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
+_CLOSING = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _refuse_tags_aliases_and_deep_nesting(path: Path, text: str) -> None:
+    """A matrix is plain data: tags (!!python/..., !!int), anchors/aliases (alias bombs) and deep nesting are refused.
+
+    The scanner is iterative, so nesting is counted here on its tokens before the recursive parser runs.
+    """
+    depth = 0
     for token in yaml.scan(text, Loader=yaml.SafeLoader):
         if isinstance(token, yaml.TagToken):
             raise UserError(f"{path}:{token.start_mark.line + 1}: YAML tags such as {''.join(token.value)} are not allowed: write the plain value")
         if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
             raise UserError(f"{path}:{token.start_mark.line + 1}: YAML anchors and aliases (&{token.value}, *{token.value}) are not allowed: write the value out")
+        depth += isinstance(token, _OPENING) - isinstance(token, _CLOSING)
+        if depth > MAX_NESTING:
+            raise UserError(f"{path}:{token.start_mark.line + 1}: nested more than {MAX_NESTING} levels deep; a matrix nests 4")
 
 
 def _record_lines(path: Path, node: yaml.Node, key_path: tuple, lines: dict[tuple, int]) -> None:

@@ -1,11 +1,13 @@
 """matrix.yaml -> Matrix: defaults on a valid file, one precise line for every broken one."""
 
+import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
-from runner.config import DEFAULT_CPU_BASE, BuildSettings, CpuImages, Matrix, Workload, load_matrix
+from runner.config import DEFAULT_CPU_BASE, MAX_MATRIX_BYTES, BuildSettings, CpuImages, Matrix, Workload, load_matrix
 from runner.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -353,6 +355,24 @@ BROKEN = [
         1,
         ["YAML tags such as !!python/object/apply:os.system are not allowed"],
     ),
+    (
+        "nul-character",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\n# \x00\n',
+        3,
+        ["not valid YAML: the character U+0000 is not allowed"],
+    ),
+    (
+        "escape-character",
+        'workloads: {dogs-vs-cats: {}}\n\x1b[2Jcpu: {tensorflow: ["2.21"]}\n',
+        2,
+        ["not valid YAML: the character U+001B is not allowed"],
+    ),
+    (
+        "nesting-deeper-than-a-matrix",
+        "workloads:\n  dogs-vs-cats: " + "[" * 30 + "]" * 30 + "\n",
+        2,
+        ["nested more than 20 levels deep"],
+    ),
 ]
 
 
@@ -412,3 +432,43 @@ def test_a_huge_file_is_refused_before_parsing(tmp_path):
     path = write(tmp_path, "# padding\n" * 200_000)
     with pytest.raises(UserError, match=r"bytes; a matrix file is expected to be under"):
         load_matrix(path)
+
+
+def write_until_closed(fifo: Path, cap: int) -> int:
+    """Write into a named pipe until its reader closes it (or cap bytes); returns the bytes written."""
+    written, chunk = 0, b"#" * 65536
+    descriptor = os.open(fifo, os.O_WRONLY)
+    try:
+        while written < cap:
+            written += os.write(descriptor, chunk)
+    except BrokenPipeError:
+        pass
+    finally:
+        os.close(descriptor)
+    return written
+
+
+def test_a_matrix_is_read_no_further_than_the_limit(tmp_path):
+    """A pipe that goes on and on (-f <(yes '#')) is refused after the limit, not read to its end first."""
+    fifo = tmp_path / "matrix.yaml"
+    os.mkfifo(fifo)
+    written = []
+    writer = threading.Thread(target=lambda: written.append(write_until_closed(fifo, 64 * MAX_MATRIX_BYTES)), daemon=True)
+    writer.start()
+
+    with pytest.raises(UserError, match=f"^{re.escape(str(fifo))}: over {MAX_MATRIX_BYTES} bytes"):
+        load_matrix(fifo)
+
+    writer.join(timeout=10)
+    assert written[0] < 2 * MAX_MATRIX_BYTES
+
+
+def test_nesting_far_deeper_than_a_matrix_is_one_line(tmp_path):
+    """PyYAML's parser recurses once per level: 100000 levels would end in a RecursionError."""
+    path = write(tmp_path, "workloads: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert path.stat().st_size < MAX_MATRIX_BYTES
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert str(caught.value) == f"{path}:1: nested more than 20 levels deep; a matrix nests 4"

@@ -25,10 +25,14 @@ MODELS = {
     "mnist": {"batch_size": 128, "train_images": 60000, "validation_images": 10000},
 }
 INPUTS = ("jpeg", "cached")
-WORKLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# Patterns are only ever applied with fullmatch: with match, "$" also matches before a final newline.
+WORKLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
-VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
-IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+VERSION = re.compile(r"\d+(\.\d+){0,3}")
+IMAGE_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
+FOLDER_PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")  # a NUL would otherwise escape pathlib as a ValueError
+DEBIAN_MIRROR = re.compile(r"(https?|file)://[^\s'\"]+")
+GPU_DEVICES = re.compile(r"all|none|\d+(,\d+)*")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
 DEFAULT_CPU_BASE = "python:3.11-slim"
 
@@ -159,7 +163,7 @@ class _Document:
     def string(self, value: Any, key_path: tuple, pattern: re.Pattern, what: str) -> str:
         if isinstance(value, float):
             raise self.error(key_path, f"{what} (YAML reads an unquoted 12.10 as 12.1)", value)
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise self.error(key_path, what, value)
         return value
 
@@ -276,7 +280,7 @@ def _workloads(document: _Document, value: Any, base_dir: Path) -> tuple[Workloa
 
 def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Workload:
     key_path = ("workloads", name)
-    if not isinstance(name, str) or not WORKLOAD_NAME.match(name):
+    if not isinstance(name, str) or not WORKLOAD_NAME.fullmatch(name):
         raise document.error(key_path, "a workload name of lowercase letters, digits and dashes", found=repr(name))
     settings = document.mapping(
         value if value is not None else {},
@@ -291,8 +295,8 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         return document.integer(settings.get(key, default), key_path + (key,), minimum)
 
     data = settings.get("data", "data")
-    if not isinstance(data, str) or not data:
-        raise document.error(key_path + ("data",), "a folder path", data)
+    if not isinstance(data, str) or not FOLDER_PATH.fullmatch(data):
+        raise document.error(key_path + ("data",), "a folder path without control characters", data)
     model = settings.get("model", name)
     if model not in MODELS:
         if "model" in settings:
@@ -384,7 +388,7 @@ def devices(value: Any, error) -> str:
     """all, none, or GPU indices (a list of numbers, or "0,1"): which GPUs GPU cells get."""
     if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
         return ",".join(str(v) for v in value)
-    if isinstance(value, str) and re.match(r"^(all|none|\d+(,\d+)*)$", value):
+    if isinstance(value, str) and GPU_DEVICES.fullmatch(value):
         return value
     raise error('all, none, or GPU indices such as [0, 1] or "0,1"', value)
 
@@ -392,7 +396,7 @@ def devices(value: Any, error) -> str:
 def _limits(document: _Document, value: Any) -> Limits:
     settings = document.mapping(value, ("limits",), required=set(), optional={"memory", "pids"})
     memory = settings.get("memory", "16g")
-    if not isinstance(memory, str) or not re.match(r"^[1-9]\d*[kmg]$", memory):
+    if not isinstance(memory, str) or not re.fullmatch(r"[1-9]\d*[kmg]", memory):
         raise document.error(("limits", "memory"), 'a size such as "16g" or "512m"', memory)
     return Limits(memory=memory, pids=document.integer(settings.get("pids", 4096), ("limits", "pids"), 64))
 
@@ -400,7 +404,7 @@ def _limits(document: _Document, value: Any) -> Limits:
 def _build(document: _Document, value: Any) -> BuildSettings:
     settings = document.mapping(value, ("build",), required=set(), optional={"offline_base", "ca_certificates", "debian_mirror"})
     mirror = settings.get("debian_mirror", "http://deb.debian.org/debian")
-    if not isinstance(mirror, str) or not re.match(r"^(https?|file)://[^\s'\"]+$", mirror):
+    if not isinstance(mirror, str) or not DEBIAN_MIRROR.fullmatch(mirror):
         raise document.error(("build", "debian_mirror"), "an http(s) or file URL of a Debian mirror", mirror)
     return BuildSettings(
         offline_base=document.boolean(settings.get("offline_base", False), ("build", "offline_base")),
@@ -427,7 +431,11 @@ def _ca_certificates(document: _Document, value: Any, base_dir: Path) -> tuple[P
 def _dotted(key_path: tuple) -> str:
     text = ""
     for part in key_path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = str(part) if str(part).isprintable() else repr(part)  # a key with a newline must not break the line
+            text += f".{name}" if text else name
     return text
 
 

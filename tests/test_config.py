@@ -373,6 +373,61 @@ BROKEN = [
         2,
         ["nested more than 20 levels deep"],
     ),
+    # $ matches before a final newline: every pattern must match the whole value.
+    (
+        "version-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21\\n"]}\n',
+        2,
+        ["cpu.tensorflow[0]:", "a version in quotes", "got the text '2.21\\n'"],
+    ),
+    (
+        "keras-version-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"], keras: "3.12\\n"}\n',
+        2,
+        ["cpu.keras:", "got the text '3.12\\n'"],
+    ),
+    (
+        "image-reference-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu:\n  base_image: "python:3.11-slim\\n"\n  tensorflow: ["2.21"]\n',
+        3,
+        ["cpu.base_image:", "an image reference"],
+    ),
+    (
+        "workload-name-with-trailing-newline",
+        'workloads: {"small\\n": {model: mnist}}\ncpu: {tensorflow: ["2.21"]}\n',
+        1,
+        ["workloads.'small\\n':", "a workload name of lowercase letters, digits and dashes"],
+    ),
+    (
+        "unknown-key-with-a-newline",
+        'workloads: {dogs-vs-cats: {"epochs\\n": 3}}\ncpu: {tensorflow: ["2.21"]}\n',
+        1,
+        ["workloads.dogs-vs-cats.'epochs\\n':", "unknown key 'epochs\\n'"],
+    ),
+    (
+        "devices-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ngpu: {cuda: ["12.5"], cudnn: ["9.3"], tensorflow: ["2.21"], devices: "0\\n"}\n',
+        2,
+        ["gpu.devices:", "all, none, or GPU indices"],
+    ),
+    (
+        "memory-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits: {memory: "16g\\n"}\n',
+        3,
+        ["limits.memory:", "a size such as"],
+    ),
+    (
+        "mirror-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild: {debian_mirror: "http://deb.debian.org/debian\\n"}\n',
+        3,
+        ["build.debian_mirror:", "URL of a Debian mirror"],
+    ),
+    (
+        "data-with-nul",
+        'workloads: {dogs-vs-cats: {data: "data\\0x"}}\ncpu: {tensorflow: ["2.21"]}\n',
+        1,
+        ["workloads.dogs-vs-cats.data:", "a folder path without control characters"],
+    ),
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import glob
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +34,24 @@ IMAGE_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 FOLDER_PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")  # a NUL would otherwise escape pathlib as a ValueError
 DEBIAN_MIRROR = re.compile(r"(https?|file)://[^\s'\"]+")
 GPU_DEVICES = re.compile(r"all|none|\d+(,\d+)*")
+MEMORY = re.compile(r"([1-9]\d{0,12})([kmg])")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
 DEFAULT_CPU_BASE = "python:3.11-slim"
 
 # Upper bounds: a typo such as an extra three zeros is refused here, not discovered hours into a run.
 MAX_MATRIX_BYTES = 1024 * 1024
 MAX_NESTING = 20  # a matrix nests 4 deep; PyYAML recurses once per level and would overflow Python's stack
+MAX_EPOCHS = 1000
+MAX_IMAGES = 100_000  # per split: MNIST has 60000 training images, Kaggle's Dogs vs Cats 25000
+MAX_BATCH_SIZE = 4096
+MAX_THREADS = 1024  # intra/inter-op threads and parallel calls
+MAX_PREFETCH_BATCHES = 1024
+MAX_TIMEOUT_MINUTES = 7 * 24 * 60
+MAX_REPEATS = 100  # run --repeats
+MIN_MEMORY_BYTES = 6 * 1024**2  # Docker refuses to start a container with less
+MAX_MEMORY_BYTES = 1024**4
+MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+MAX_PIDS = 65536  # the kernel refuses more than 4194304; a benchmark needs a few hundred
 
 
 @dataclass(frozen=True)
@@ -150,9 +163,9 @@ class _Document:
             raise self.error(key_path + (key,), "this key to be present")
         return value
 
-    def integer(self, value: Any, key_path: tuple, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(key_path, f"a whole number of at least {minimum}", value)
+    def integer(self, value: Any, key_path: tuple, minimum: int, maximum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.error(key_path, f"a whole number from {minimum} to {maximum}", value)
         return value
 
     def boolean(self, value: Any, key_path: tuple) -> bool:
@@ -291,8 +304,8 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
                   "input", "autotune", "parallel_calls", "prefetch_batches"},
     )
 
-    def number(key: str, default: int, minimum: int) -> int:
-        return document.integer(settings.get(key, default), key_path + (key,), minimum)
+    def number(key: str, default: int, minimum: int, maximum: int) -> int:
+        return document.integer(settings.get(key, default), key_path + (key,), minimum, maximum)
 
     data = settings.get("data", "data")
     if not isinstance(data, str) or not FOLDER_PATH.fullmatch(data):
@@ -306,22 +319,22 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
     workload = Workload(
         name=name,
         model=model,
-        epochs=number("epochs", 3, 2),
-        warmup_epochs=number("warmup_epochs", 1, 1),
-        batch_size=number("batch_size", defaults["batch_size"], 1),
-        train_images=number("train_images", defaults["train_images"], 2),
-        validation_images=number("validation_images", defaults["validation_images"], 2),
+        epochs=number("epochs", 3, 2, MAX_EPOCHS),
+        warmup_epochs=number("warmup_epochs", 1, 1, MAX_EPOCHS - 1),
+        batch_size=number("batch_size", defaults["batch_size"], 1, MAX_BATCH_SIZE),
+        train_images=number("train_images", defaults["train_images"], 2, MAX_IMAGES),
+        validation_images=number("validation_images", defaults["validation_images"], 2, MAX_IMAGES),
         data_dir=(base_dir / data).resolve(),
         jit_compile=document.boolean(settings.get("jit_compile", False), key_path + ("jit_compile",)),
-        intra_op_threads=number("intra_op_threads", 0, 0),
-        inter_op_threads=number("inter_op_threads", 0, 0),
+        intra_op_threads=number("intra_op_threads", 0, 0, MAX_THREADS),
+        inter_op_threads=number("inter_op_threads", 0, 0, MAX_THREADS),
         timeout_minutes=_positive_number(document, settings.get("timeout_minutes", 120), key_path + ("timeout_minutes",)),
         fault=_choice(document, settings.get("fault", "none"), key_path + ("fault",), FAULTS),
         pipeline=Pipeline(
             input=_choice(document, settings.get("input", "jpeg"), key_path + ("input",), INPUTS),
             autotune=document.boolean(settings.get("autotune", False), key_path + ("autotune",)),
-            parallel_calls=number("parallel_calls", 2, 1),
-            prefetch_batches=number("prefetch_batches", 2, 1),
+            parallel_calls=number("parallel_calls", 2, 1, MAX_THREADS),
+            prefetch_batches=number("prefetch_batches", 2, 1, MAX_PREFETCH_BATCHES),
         ),
     )
     if workload.epochs <= workload.warmup_epochs:
@@ -333,8 +346,9 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
 
 
 def _positive_number(document: _Document, value: Any, key_path: tuple) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise document.error(key_path, "a number of minutes above 0", value)
+    """Minutes: YAML's .inf and .nan are floats too, and a .nan compares false to everything."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_MINUTES:
+        raise document.error(key_path, f"a number of minutes above 0 and at most {MAX_TIMEOUT_MINUTES} (a week)", value)
     return float(value)
 
 
@@ -394,11 +408,13 @@ def devices(value: Any, error) -> str:
 
 
 def _limits(document: _Document, value: Any) -> Limits:
+    """Checked against what the engine accepts, so that a bad limit fails here and not at the first container."""
     settings = document.mapping(value, ("limits",), required=set(), optional={"memory", "pids"})
     memory = settings.get("memory", "16g")
-    if not isinstance(memory, str) or not re.fullmatch(r"[1-9]\d*[kmg]", memory):
-        raise document.error(("limits", "memory"), 'a size such as "16g" or "512m"', memory)
-    return Limits(memory=memory, pids=document.integer(settings.get("pids", 4096), ("limits", "pids"), 64))
+    size = MEMORY.fullmatch(memory) if isinstance(memory, str) else None
+    if not size or not MIN_MEMORY_BYTES <= int(size[1]) * MEMORY_UNITS[size[2]] <= MAX_MEMORY_BYTES:
+        raise document.error(("limits", "memory"), 'a size such as "16g" or "512m", from 6m (Docker\'s least) to 1024g', memory)
+    return Limits(memory=memory, pids=document.integer(settings.get("pids", 4096), ("limits", "pids"), 64, MAX_PIDS))
 
 
 def _build(document: _Document, value: Any) -> BuildSettings:

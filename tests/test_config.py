@@ -154,7 +154,7 @@ BROKEN = [
         "epochs-wrong-type",
         'workloads:\n  dogs-vs-cats:\n    epochs: "three"\ncpu: {tensorflow: ["2.21"]}\n',
         3,
-        ["workloads.dogs-vs-cats.epochs:", "expected a whole number of at least 2", "got the text 'three'"],
+        ["workloads.dogs-vs-cats.epochs:", "expected a whole number from 2 to 1000", "got the text 'three'"],
     ),
     (
         "batch-size-boolean",
@@ -427,6 +427,86 @@ BROKEN = [
         'workloads: {dogs-vs-cats: {data: "data\\0x"}}\ncpu: {tensorflow: ["2.21"]}\n',
         1,
         ["workloads.dogs-vs-cats.data:", "a folder path without control characters"],
+    ),
+    (
+        "infinite-timeout",
+        'workloads:\n  dogs-vs-cats:\n    timeout_minutes: .inf\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["timeout_minutes:", "above 0 and at most 10080", "got the number inf"],
+    ),
+    (
+        "nan-timeout",
+        'workloads:\n  dogs-vs-cats:\n    timeout_minutes: .nan\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["timeout_minutes:", "above 0 and at most 10080", "got the number nan"],
+    ),
+    # Upper bounds: a few zeros too many is refused before anything runs.
+    (
+        "too-many-epochs",
+        'workloads:\n  dogs-vs-cats:\n    epochs: 1000000\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.dogs-vs-cats.epochs:", "a whole number from 2 to 1000", "got the number 1000000"],
+    ),
+    (
+        "too-many-train-images",
+        'workloads:\n  mnist:\n    train_images: 6000000\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.train_images:", "from 2 to 100000"],
+    ),
+    (
+        "too-many-validation-images",
+        'workloads:\n  mnist:\n    validation_images: 100002\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.validation_images:", "from 2 to 100000"],
+    ),
+    (
+        "batch-too-large",
+        'workloads:\n  mnist:\n    batch_size: 1000000\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.batch_size:", "from 1 to 4096"],
+    ),
+    (
+        "too-many-threads",
+        'workloads:\n  mnist:\n    intra_op_threads: 99999\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.intra_op_threads:", "from 0 to 1024"],
+    ),
+    (
+        "too-many-parallel-calls",
+        'workloads:\n  mnist:\n    parallel_calls: 99999\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.parallel_calls:", "from 1 to 1024"],
+    ),
+    (
+        "too-many-prefetch-batches",
+        'workloads:\n  mnist:\n    prefetch_batches: 99999\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.prefetch_batches:", "from 1 to 1024"],
+    ),
+    # Container limits the engine would refuse only when the first container starts.
+    (
+        "memory-below-docker-minimum",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits:\n  memory: "5m"\n',
+        4,
+        ["limits.memory:", "from 6m (Docker's least) to 1024g", "got the text '5m'"],
+    ),
+    (
+        "memory-in-kilobytes-below-docker-minimum",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits:\n  memory: "6000k"\n',
+        4,
+        ["limits.memory:", "from 6m"],
+    ),
+    (
+        "memory-beyond-any-host",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits:\n  memory: "99999999g"\n',
+        4,
+        ["limits.memory:", "to 1024g"],
+    ),
+    (
+        "pids-beyond-the-kernel",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits:\n  pids: 5000000\n',
+        4,
+        ["limits.pids:", "a whole number from 64 to 65536", "got the number 5000000"],
     ),
 ]
 

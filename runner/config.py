@@ -12,6 +12,8 @@ import difflib
 import glob
 import math
 import re
+import ssl
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ MIN_MEMORY_BYTES = 6 * 1024**2  # Docker refuses to start a container with less
 MAX_MEMORY_BYTES = 1024**4
 MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 MAX_PIDS = 65536  # the kernel refuses more than 4194304; a benchmark needs a few hundred
+MAX_CERTIFICATE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -430,18 +433,74 @@ def _build(document: _Document, value: Any) -> BuildSettings:
 
 
 def _ca_certificates(document: _Document, value: Any, base_dir: Path) -> tuple[Path, ...]:
-    """The host's locally added CAs by default: what a TLS-intercepting proxy needs trusted."""
+    """The host's locally added CAs by default: what a TLS-intercepting proxy needs trusted.
+
+    Each file is copied into every image, so only certificates pass: not /etc/shadow, not a private key.
+    """
     key_path = ("build", "ca_certificates")
     if value == "host":
-        return tuple(Path(p) for p in sorted(glob.glob(DEFAULT_CA_CERTIFICATES, recursive=True)))
+        paths = tuple(Path(p) for p in sorted(glob.glob(DEFAULT_CA_CERTIFICATES, recursive=True)))
+        for path in paths:
+            if problem := _certificate_problem(path):
+                raise document.error(key_path, f'only PEM certificates in {DEFAULT_CA_CERTIFICATES} (what "host" trusts)',
+                                     found=f"{path} ({problem})")
+        return paths
     if not isinstance(value, list):
         raise document.error(key_path, '"host" or a list of PEM certificate files', value)
     paths = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not (base_dir / item).is_file():
+        if not isinstance(item, str) or not FOLDER_PATH.fullmatch(item):
             raise document.error(key_path + (index,), "a readable PEM certificate file", item)
-        paths.append((base_dir / item).resolve())
+        path = (base_dir / item).resolve()
+        if problem := _certificate_problem(path):
+            raise document.error(key_path + (index,), "a readable PEM certificate file", found=f"{path} ({problem})")
+        paths.append(path)
     return tuple(paths)
+
+
+_PEM_BEGIN = re.compile(r"-----BEGIN ([^-\r\n]*)-----")
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _certificate_problem(path: Path) -> str | None:
+    """Why path is not a file of PEM certificates, or None when it is."""
+    try:
+        text = _read_small_file(path, MAX_CERTIFICATE_BYTES).decode("latin-1")  # PEM is ASCII; text around it may be anything
+    except OSError as error:
+        return f"cannot read it: {error.strerror}"
+    labels = _PEM_BEGIN.findall(text)
+    if not labels:
+        return "no -----BEGIN CERTIFICATE----- block"
+    if set(labels) != {"CERTIFICATE"}:
+        return f"holds a {next(label for label in labels if label != 'CERTIFICATE')} block, and only certificates may go into images"
+    blocks = _PEM_CERTIFICATE.findall(text)
+    if len(blocks) != len(labels):
+        return "a -----BEGIN CERTIFICATE----- block without its END line"
+    return next(filter(None, map(_certificate_block_problem, blocks)), None)
+
+
+def _certificate_block_problem(block: str) -> str | None:
+    try:
+        der = ssl.PEM_cert_to_DER_cert(block)
+    except ValueError:
+        return "a CERTIFICATE block whose body is not base64"
+    try:
+        # OpenSSL parses it: base64 that decodes is not enough, it must be an X.509 certificate.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=der)
+    except ssl.SSLError:
+        return "a CERTIFICATE block that is not an X.509 certificate"
+    return None
+
+
+def _read_small_file(path: Path, limit: int) -> bytes:
+    """At most limit bytes of a regular file, or OSError: never a pipe that blocks, never a huge file read whole."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise OSError(0, "not a regular file")
+    with open(path, "rb") as file:
+        content = file.read(limit + 1)
+    if len(content) > limit:
+        raise OSError(0, f"over {limit} bytes")
+    return content
 
 
 def _dotted(key_path: tuple) -> str:

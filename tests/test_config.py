@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from runner import config
 from runner.config import DEFAULT_CPU_BASE, MAX_MATRIX_BYTES, BuildSettings, CpuImages, Matrix, Workload, load_matrix
 from runner.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_CA = REPO / "tests" / "fixtures" / "test-ca.pem"  # a self-signed certificate, valid until 2126
 
 MINIMAL = 'workloads:\n  dogs-vs-cats:\ncpu:\n  tensorflow: ["2.21"]\nbuild:\n  ca_certificates: []\n'
 
@@ -60,7 +62,7 @@ def test_relative_matrix_path_resolves_data_against_the_files_folder(tmp_path, m
 
 def test_every_setting_given_is_kept(tmp_path):
     (tmp_path / "certs").mkdir()
-    (tmp_path / "certs" / "proxy.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "certs" / "proxy.pem").write_bytes(TEST_CA.read_bytes())
     path = write(
         tmp_path,
         "workloads:\n"
@@ -286,7 +288,7 @@ BROKEN = [
         "missing-ca-certificate",
         'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild:\n  ca_certificates: [missing.pem]\n',
         4,
-        ["build.ca_certificates[0]:", "a readable PEM certificate file", "got the text 'missing.pem'"],
+        ["build.ca_certificates[0]:", "a readable PEM certificate file", "missing.pem (cannot read it: No such file or directory)"],
     ),
     (
         "ca-certificates-wrong-word",
@@ -607,3 +609,81 @@ def test_nesting_far_deeper_than_a_matrix_is_one_line(tmp_path):
         load_matrix(path)
 
     assert str(caught.value) == f"{path}:1: nested more than 20 levels deep; a matrix nests 4"
+
+
+# --- CA certificates: each file is copied into every image ------------------------------------
+
+BASE64_BUT_NOT_X509 = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+
+
+def certificates_matrix(folder: Path, *files: str) -> Path:
+    return write(folder, 'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild:\n'
+                         f"  ca_certificates: [{', '.join(files)}]\n")
+
+
+def test_a_bundle_of_certificates_with_text_around_them_is_kept(tmp_path):
+    certificate = TEST_CA.read_text()
+    (tmp_path / "bundle.crt").write_text(f"Subject: the proxy's CA\n{certificate}\n# and again\n{certificate}")
+
+    matrix = load_matrix(certificates_matrix(tmp_path, "bundle.crt"))
+
+    assert matrix.build.ca_certificates == ((tmp_path / "bundle.crt").resolve(),)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("root:$6$salt$hash:19000:0:99999:7:::\n", "no -----BEGIN CERTIFICATE----- block"),
+        (BASE64_BUT_NOT_X509, "a CERTIFICATE block that is not an X.509 certificate"),
+        ("-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n", "a CERTIFICATE block whose body is not base64"),
+        ("-----BEGIN CERTIFICATE-----\nMIIBlTCCATugAwIBAgIU\n", "a -----BEGIN CERTIFICATE----- block without its END line"),
+        ("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n", "holds a PRIVATE KEY block, and only certificates may go into images"),
+        ("#" * (1024 * 1024 + 1), "cannot read it: over 1048576 bytes"),
+    ],
+    ids=["shadow-like", "base64-not-x509", "not-base64", "no-end-line", "private-key", "over-1-mib"],
+)
+def test_a_ca_certificate_file_that_is_not_a_certificate_is_refused(tmp_path, content, reason):
+    (tmp_path / "proxy.crt").write_text(content)
+    path = certificates_matrix(tmp_path, "proxy.crt")
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert str(caught.value) == (f"{path}:4: build.ca_certificates[0]: expected a readable PEM certificate file, "
+                                 f"got {(tmp_path / 'proxy.crt').resolve()} ({reason})")
+
+
+def test_a_certificate_next_to_a_private_key_is_refused(tmp_path):
+    (tmp_path / "proxy.crt").write_text(TEST_CA.read_text() + "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n")
+
+    with pytest.raises(UserError, match=r"holds a EC PRIVATE KEY block"):
+        load_matrix(certificates_matrix(tmp_path, "proxy.crt"))
+
+
+@pytest.mark.parametrize("target, reason", [("/proc/self/environ", "no -----BEGIN CERTIFICATE----- block"),
+                                            (".", "cannot read it: not a regular file")])
+def test_secrets_and_folders_are_not_certificates(tmp_path, target, reason):
+    path = certificates_matrix(tmp_path, target)
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert str(caught.value).startswith(f"{path}:4: build.ca_certificates[0]: expected a readable PEM certificate file, got ")
+    assert str(caught.value).endswith(f" ({reason})")
+
+
+def test_the_hosts_certificates_are_checked_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "DEFAULT_CA_CERTIFICATES", str(tmp_path / "ca-certificates" / "**" / "*.crt"))
+    (tmp_path / "ca-certificates" / "proxy").mkdir(parents=True)
+    (tmp_path / "ca-certificates" / "proxy" / "good.crt").write_bytes(TEST_CA.read_bytes())
+    (tmp_path / "ca-certificates" / "notes.crt").write_text("ask IT for the proxy's CA\n")
+    path = write(tmp_path, 'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\n')
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert str(caught.value) == (f"{path}: build.ca_certificates: expected only PEM certificates in "
+                                 f'{tmp_path}/ca-certificates/**/*.crt (what "host" trusts), '
+                                 f"got {tmp_path}/ca-certificates/notes.crt (no -----BEGIN CERTIFICATE----- block)")
+    (tmp_path / "ca-certificates" / "notes.crt").unlink()
+    assert load_matrix(path).build.ca_certificates == (tmp_path / "ca-certificates" / "proxy" / "good.crt",)

@@ -15,16 +15,22 @@ that it is synthetic.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import os
 import random
 import re
 import shutil
+import tempfile
 import urllib.request
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -38,7 +44,18 @@ SYNTHETIC_MARKER = "SYNTHETIC.json"
 SYNTHETIC_VERSION = 1
 MNIST_FILE = "mnist.npz"
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
-KAGGLE_NAME = re.compile(r"(?:^|/)(cat|dog)\.(\d+)\.jpg$")
+KAGGLE_NAME = re.compile(r"(?:^|/)(cat|dog)\.(\d{1,9})\.jpg\Z")
+STAGING_PREFIX = ".incomplete-"  # a folder left by an interrupted run: never read as data, safe to delete
+
+# Sizes checked before anything is inflated or allocated.
+KAGGLE_PER_CLASS = 12500  # cats, and dogs, in Kaggle's train.zip
+MAX_PHOTO_BYTES = 16 * 1024**2  # Kaggle's photos are under 1 MiB
+MAX_ARRANGED_BYTES = 2 * 1024**3  # all 25000 photos come to 570 MB
+MAX_COMPRESSION_RATIO = 100  # JPEGs and MNIST's arrays deflate less than 10:1; a zip bomb's zeros, 1000:1
+# What Kaggle's train.zip and numpy's .npz files use; anything else (AES encryption is method 99) is refused unread.
+ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+# What reading a damaged archive raises: a bad directory or CRC, a broken deflate stream, a truncated member, the file itself.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,25 @@ def _synthetic(workload: Workload, progress: Callable[[str], None], write) -> Da
     return Dataset(workload.name, folder, "synthetic")
 
 
+@contextlib.contextmanager
+def _staging(folder: Path) -> Iterator[Path]:
+    """A temporary folder inside folder, for work that is moved into place only once every check has passed.
+
+    It is removed however the work ends, and so are the folders made for it that stayed empty:
+    a refused archive or an interrupted generation leaves nothing new behind, not even an empty data/.
+    """
+    made = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # a failure to clean up must not hide why the work ended
+        for parent in made:  # deepest first; rmdir removes only what stayed empty
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+
 def _write_dogs_vs_cats(folder: Path, workload: Workload, rng: random.Random) -> None:
     for split, count in (("train", workload.train_images), ("validation", workload.validation_images)):
         for label, name in enumerate(CLASSES):
@@ -154,6 +190,25 @@ def check_mnist(path: Path) -> dict[str, int]:
         raise UserError(f"{path}: not keras.datasets' mnist.npz (x_train, y_train, x_test, y_test): {error}")
 
 
+def _check_member(archive: str | Path, info: zipfile.ZipInfo, limit: int) -> None:
+    """Refuse an archive member before inflating it.
+
+    zipfile stops inflating at the size a member declares (a lie fails its CRC check),
+    so bounding the declared size bounds what reading it takes.
+    """
+    if info.flag_bits & 0x1:
+        problem = "is encrypted"
+    elif info.compress_type not in ZIP_METHODS:
+        problem = f"uses compression method {info.compress_type}; only {' and '.join(ZIP_METHODS.values())} are read"
+    elif info.file_size > limit:
+        problem = f"declares {info.file_size} bytes uncompressed, over the {limit} expected"
+    elif info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        problem = f"inflates {info.compress_size} bytes to {info.file_size}, over {MAX_COMPRESSION_RATIO}:1 (a zip bomb?)"
+    else:
+        return
+    raise UserError(f"{archive}: {info.filename!r} {problem}")
+
+
 def fetch_mnist(source: Path | None, data_dir: Path, progress: Callable[[str], None]) -> Path:
     """Put mnist.npz in data/mnist/, from a file the user has or downloaded once from Keras' mirror."""
     target = data_dir / "mnist" / MNIST_FILE
@@ -176,49 +231,76 @@ def fetch_mnist(source: Path | None, data_dir: Path, progress: Callable[[str], N
 
 def arrange_dogs_vs_cats(archive: Path, data_dir: Path, train_per_class: int, validation_per_class: int,
                          progress: Callable[[str], None]) -> None:
-    """The seed's split from Kaggle's train.zip: the first N cats and dogs to train, the next M to validate."""
+    """The seed's split from Kaggle's train.zip: the first N cats and dogs to train, the next M to validate.
+
+    Every photo is checked before the first is moved into data/: a refused archive leaves nothing there.
+    """
+    if train_per_class + validation_per_class > KAGGLE_PER_CLASS:
+        raise UserError(f"--train-per-class {train_per_class} and --validation-per-class {validation_per_class}: "
+                        f"at most {KAGGLE_PER_CLASS} together, the cats (and dogs) in Kaggle's train.zip")
     targets = [data_dir / split / name for split in SPLITS for name in CLASSES]
-    if any(folder.is_dir() and any(folder.iterdir()) for folder in targets):
+    if any(folder.exists() and (not folder.is_dir() or any(folder.iterdir())) for folder in targets):
         raise UserError(f"{data_dir}: already holds train/ or validation/ images; move them away first")
-    try:
-        with zipfile.ZipFile(archive) as zipped:
-            members = {}
-            for name in zipped.namelist():
-                found = KAGGLE_NAME.search(name)
-                if found:
-                    members[(found.group(1), int(found.group(2)))] = name
-            needed = train_per_class + validation_per_class
-            for animal in ("cat", "dog"):
-                missing = [i for i in range(needed) if (animal, i) not in members]
-                if missing:
-                    raise UserError(f"{archive}: not Kaggle's Dogs vs. Cats train.zip, or too small: no {animal}.{missing[0]}.jpg "
-                                    f"({len(members)} files named cat.N.jpg/dog.N.jpg; {needed} of each are needed)")
-            for animal, name in (("cat", "cats"), ("dog", "dogs")):
-                for index in range(needed):
-                    split = "train" if index < train_per_class else "validation"
-                    folder = data_dir / split / name
-                    folder.mkdir(parents=True, exist_ok=True)
-                    (folder / f"{animal}.{index}.jpg").write_bytes(zipped.read(members[(animal, index)]))
-    except (zipfile.BadZipFile, OSError) as error:
-        raise UserError(f"{archive}: cannot read it as a zip archive: {error}")
-    _verify_arranged(data_dir, {"train": train_per_class, "validation": validation_per_class})
+    with _staging(data_dir) as staging:
+        _extract_kaggle(archive, staging, train_per_class, validation_per_class)
+        try:
+            for split in SPLITS:
+                (data_dir / split).mkdir(exist_ok=True)
+                for name in CLASSES:
+                    os.replace(staging / split / name, data_dir / split / name)
+        except OSError as error:
+            raise UserError(f"{data_dir}: cannot move the arranged images into place: {error}")
     progress(f"{data_dir}: {train_per_class} + {train_per_class} training and {validation_per_class} + {validation_per_class} validation images, all readable JPEGs")
 
 
-def _verify_arranged(data_dir: Path, per_class: dict[str, int]) -> None:
-    for split in SPLITS:
-        for name in CLASSES:
-            files = _jpegs(data_dir / split / name)
-            if len(files) != per_class[split]:
-                raise UserError(f"{data_dir / split / name}: {len(files)} JPEGs after arranging, {per_class[split]} expected")
-            for path in files:
-                try:
-                    with Image.open(path) as image:
-                        if image.format != "JPEG":
-                            raise OSError(f"a {image.format} image")
-                        image.verify()
-                except OSError as error:
-                    raise UserError(f"{path}: not a readable JPEG ({error}): is the archive damaged?")
+def _extract_kaggle(archive: Path, staging: Path, train_per_class: int, validation_per_class: int) -> None:
+    """staging/{train,validation}/{cats,dogs}, each photo checked as a JPEG before it is written."""
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            members = _kaggle_members(archive, zipped, train_per_class + validation_per_class)
+            for (animal, index), info in sorted(members.items()):
+                content = zipped.read(info)
+                _check_jpeg(archive, info.filename, content)
+                folder = staging / ("train" if index < train_per_class else "validation") / f"{animal}s"
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{animal}.{index}.jpg").write_bytes(content)
+    except ZIP_ERRORS as error:
+        raise UserError(f"{archive}: cannot read it as a zip archive: {error}")
+
+
+def _kaggle_members(archive: Path, zipped: zipfile.ZipFile, needed: int) -> dict[tuple[str, int], zipfile.ZipInfo]:
+    """cat.0.jpg ... and dog.0.jpg ..., needed of each, every one checked before any is inflated."""
+    found = {}
+    for info in zipped.infolist():
+        name = KAGGLE_NAME.search(info.filename)
+        if name and int(name.group(2)) < needed:
+            found[(name.group(1), int(name.group(2)))] = info
+    for animal in ("cat", "dog"):
+        missing = [i for i in range(needed) if (animal, i) not in found]
+        if missing:
+            named = sum(1 for info in zipped.infolist() if KAGGLE_NAME.search(info.filename))
+            raise UserError(f"{archive}: not Kaggle's Dogs vs. Cats train.zip, or too small: no {animal}.{missing[0]}.jpg "
+                            f"({named} files named cat.N.jpg/dog.N.jpg; {needed} of each are needed)")
+    for info in found.values():
+        _check_member(archive, info, MAX_PHOTO_BYTES)
+    total = sum(info.file_size for info in found.values())
+    if total > MAX_ARRANGED_BYTES:
+        raise UserError(f"{archive}: the {len(found)} photos needed declare {total} bytes, over {MAX_ARRANGED_BYTES}; "
+                        "Kaggle's 25000 come to 570 MB")
+    return found
+
+
+def _check_jpeg(archive: Path, member: str, content: bytes) -> None:
+    """A readable JPEG whose size PIL does not take for a decompression bomb (a warning is an error here)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(content)) as image:
+                if image.format != "JPEG":
+                    raise OSError(f"a {image.format} image")
+                image.verify()
+    except (OSError, Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise UserError(f"{archive}: {member!r} is not a readable JPEG ({error}): is the archive damaged?")
 
 
 def _sha256(path: Path) -> str:

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import runner
+from runner.cli import main
 from runner.config import load_matrix
 from runner.datasets import prepare
 
@@ -18,12 +19,17 @@ def jpeg(colour):
     return buffer.getvalue()
 
 
-def kaggle_zip(path, per_animal, name="train/{animal}.{index}.jpg", content=None):
-    """A small archive named like Kaggle's train.zip: train/cat.0.jpg ... train/dog.N.jpg."""
-    with zipfile.ZipFile(path, "w") as archive:
+def kaggle_zip(path, per_animal, name="train/{animal}.{index}.jpg", content=None, compression=zipfile.ZIP_STORED, tamper=None):
+    """A small archive named like Kaggle's train.zip: train/cat.0.jpg ... train/dog.N.jpg.
+
+    tamper(info) may change each member's central directory entry, which is what zipfile reads back.
+    """
+    with zipfile.ZipFile(path, "w", compression) as archive:
         for animal in ("cat", "dog"):
             for index in range(per_animal):
                 archive.writestr(name.format(animal=animal, index=index), content or jpeg((index * 20 % 255, 90, 30)))
+        for info in archive.infolist() if tamper else ():
+            tamper(info)
     return path
 
 
@@ -102,3 +108,104 @@ def test_the_mnist_defaults_are_the_seed_examples(tmp_path):
 def test_dogs_vs_cats_needs_the_archive():
     result = runner("data", "dogs-vs-cats")
     assert result.returncode == 2 and "--from PATH/train.zip is needed" in result.stderr
+
+
+# --- hostile archives and arrays: one line, exit 2, nothing new on disk ------------------------
+
+
+def snapshot(folder):
+    """Every path under folder, hidden ones too: what a refusal must leave as it found it."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+def refused(capsys, tmp_path, *args):
+    """Run `data ARGS` in-process: exit 2 and one error line, and nothing new under tmp_path (no data/ either)."""
+    before = snapshot(tmp_path)
+    assert main(["data", *map(str, args)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()
+    assert snapshot(tmp_path) == before
+    return line
+
+
+def arrange(archive, data, train=2, validation=1):
+    return ["dogs-vs-cats", "--from", archive, "--data", data, "--train-per-class", train, "--validation-per-class", validation]
+
+
+def encrypt(info):
+    info.flag_bits |= 0x1
+
+
+def use_aes(info):
+    info.compress_type = 99  # WinZip's AES
+
+
+def declare_10_gib(info):
+    info.file_size = 10 * 1024**3
+
+
+@pytest.mark.parametrize("tamper, problem", [
+    (encrypt, "'train/cat.0.jpg' is encrypted"),
+    (use_aes, "'train/cat.0.jpg' uses compression method 99; only stored and deflated are read"),
+    (declare_10_gib, "'train/cat.0.jpg' declares 10737418240 bytes uncompressed, over the 16777216 expected"),
+], ids=["encrypted", "unknown-compression", "huge-declared-size"])
+def test_a_member_that_cannot_be_read_safely_is_refused_before_it_is_inflated(tmp_path, capsys, tamper, problem):
+    archive = kaggle_zip(tmp_path / "train.zip", 3, tamper=tamper)
+    assert refused(capsys, tmp_path, *arrange(archive, tmp_path / "data")) == f"error: {archive}: {problem}"
+
+
+def test_a_zip_bomb_is_refused_by_its_compression_ratio(tmp_path, capsys):
+    bomb = b"\xff\xd8" + bytes(2 * 1024 * 1024)  # 2 MiB of zeros deflate to 2 KiB
+    archive = kaggle_zip(tmp_path / "train.zip", 3, content=bomb, compression=zipfile.ZIP_DEFLATED)
+    line = refused(capsys, tmp_path, *arrange(archive, tmp_path / "data"))
+    assert line.startswith(f"error: {archive}: 'train/cat.0.jpg' inflates ") and line.endswith("to 2097154, over 100:1 (a zip bomb?)")
+
+
+def test_a_damaged_deflate_stream_is_one_line(tmp_path, capsys):
+    archive = kaggle_zip(tmp_path / "train.zip", 3, content=bytes(range(256)) * 40, compression=zipfile.ZIP_DEFLATED)
+    damaged = bytearray(archive.read_bytes())
+    damaged[60:200] = bytes(byte ^ 0x55 for byte in damaged[60:200])  # inside the first member's deflated data
+    archive.write_bytes(damaged)
+    assert refused(capsys, tmp_path, *arrange(archive, tmp_path / "data")).startswith(f"error: {archive}: cannot read it as a zip archive: ")
+
+
+def test_a_jpeg_declaring_a_huge_picture_is_refused(tmp_path, capsys):
+    photo = bytearray(jpeg((200, 90, 30)))
+    frame = photo.index(b"\xff\xc0")  # start of frame: length (2 bytes), precision (1), height (2), width (2)
+    photo[frame + 5:frame + 9] = (60000).to_bytes(2, "big") * 2
+    archive = kaggle_zip(tmp_path / "train.zip", 3, content=bytes(photo))
+    line = refused(capsys, tmp_path, *arrange(archive, tmp_path / "data"))
+    assert line.startswith(f"error: {archive}: 'train/cat.0.jpg' is not a readable JPEG (Image size (3600000000 pixels) exceeds limit")
+
+
+def test_a_refused_archive_leaves_nothing_half_arranged(tmp_path, capsys):
+    """The photos before the broken one are not left in data/, where the next run would take them for real data."""
+    archive = tmp_path / "train.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for animal in ("cat", "dog"):
+            for index in range(3):
+                zipped.writestr(f"train/{animal}.{index}.jpg", b"not a jpeg" if (animal, index) == ("dog", 2) else jpeg((9, 9, 9)))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "README").write_text("data for the benchmark\n")
+
+    line = refused(capsys, tmp_path, *arrange(archive, tmp_path / "data"))
+
+    assert line.startswith(f"error: {archive}: 'train/dog.2.jpg' is not a readable JPEG (")
+
+
+def test_counts_beyond_kaggles_archive_are_refused_before_it_is_opened(tmp_path, capsys):
+    line = refused(capsys, tmp_path, *arrange(tmp_path / "absent.zip", tmp_path / "data", train=12000, validation=1000))
+    assert line == ("error: --train-per-class 12000 and --validation-per-class 1000: at most 12500 together, "
+                    "the cats (and dogs) in Kaggle's train.zip")
+
+
+def test_empty_class_folders_are_filled_and_other_files_kept(tmp_path, capsys):
+    (tmp_path / "data" / "train" / "cats").mkdir(parents=True)
+    (tmp_path / "data" / "README").write_text("data for the benchmark\n")
+
+    assert main(["data", *map(str, arrange(kaggle_zip(tmp_path / "train.zip", 3), tmp_path / "data"))]) == 0
+
+    assert snapshot(tmp_path / "data") == ["README", "train", "train/cats", "train/cats/cat.0.jpg", "train/cats/cat.1.jpg",
+                                           "train/dogs", "train/dogs/dog.0.jpg", "train/dogs/dog.1.jpg", "validation",
+                                           "validation/cats", "validation/cats/cat.2.jpg", "validation/dogs", "validation/dogs/dog.2.jpg"]

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import io
 import json
+import math
 import os
 import random
 import re
@@ -30,12 +32,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import Image
 
-from runner.config import Workload
+from runner.config import MAX_IMAGES, Workload
 from runner.errors import UserError
 
 CLASSES = ("cats", "dogs")
@@ -44,6 +46,7 @@ SYNTHETIC_MARKER = "SYNTHETIC.json"
 SYNTHETIC_VERSION = 1
 MNIST_FILE = "mnist.npz"
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+MNIST_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 KAGGLE_NAME = re.compile(r"(?:^|/)(cat|dog)\.(\d{1,9})\.jpg\Z")
 STAGING_PREFIX = ".incomplete-"  # a folder left by an interrupted run: never read as data, safe to delete
 
@@ -51,6 +54,7 @@ STAGING_PREFIX = ".incomplete-"  # a folder left by an interrupted run: never re
 KAGGLE_PER_CLASS = 12500  # cats, and dogs, in Kaggle's train.zip
 MAX_PHOTO_BYTES = 16 * 1024**2  # Kaggle's photos are under 1 MiB
 MAX_ARRANGED_BYTES = 2 * 1024**3  # all 25000 photos come to 570 MB
+MAX_MNIST_BYTES = 256 * 1024**2  # keras.datasets' file is 11 MB; MAX_IMAGES per split uncompressed, 157 MB
 MAX_COMPRESSION_RATIO = 100  # JPEGs and MNIST's arrays deflate less than 10:1; a zip bomb's zeros, 1000:1
 # What Kaggle's train.zip and numpy's .npz files use; anything else (AES encryption is method 99) is refused unread.
 ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
@@ -175,19 +179,52 @@ def _write_mnist(folder: Path, workload: Workload, rng: random.Random) -> None:
     np.savez_compressed(folder / MNIST_FILE, **arrays)
 
 
-def check_mnist(path: Path) -> dict[str, int]:
-    """The image counts of a keras.datasets mnist.npz, or a UserError saying what is wrong with it."""
+def check_mnist(path: Path, name: str | Path | None = None) -> dict[str, int]:
+    """The image counts of a keras.datasets mnist.npz, or a UserError naming it (as name, if given).
+
+    Only the arrays' .npy headers are read, never their data: a hostile file cannot make this
+    allocate the shape it declares, and object arrays (pickles) are refused, not loaded.
+    """
+    name = name or path
     try:
-        with np.load(path) as arrays:
-            counts = {}
-            for split in ("train", "test"):
-                images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
-                if images.dtype != np.uint8 or images.shape[1:] != (28, 28) or labels.shape != (images.shape[0],):
-                    raise UserError(f"{path}: x_{split}/y_{split} are {images.dtype}{images.shape} and {labels.shape}, not MNIST's uint8 (N, 28, 28) and (N,)")
-                counts[split] = int(images.shape[0])
-            return counts
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise UserError(f"{path}: not keras.datasets' mnist.npz (x_train, y_train, x_test, y_test): {error}")
+        if path.stat().st_size > MAX_MNIST_BYTES:
+            raise UserError(f"{name}: over {MAX_MNIST_BYTES} bytes; keras.datasets' mnist.npz is 11 MB")
+        with zipfile.ZipFile(path) as zipped:
+            arrays = {array: _npy_header(name, zipped, array) for array in MNIST_ARRAYS}
+    except (*ZIP_ERRORS, ValueError) as error:
+        raise UserError(f"{name}: not keras.datasets' mnist.npz (x_train, y_train, x_test, y_test): {error}")
+    counts = {}
+    for split in ("train", "test"):
+        (images, images_type), (labels, labels_type) = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if images_type != np.uint8 or images[1:] != (28, 28) or labels != images[:1] or labels_type.kind not in "iu":
+            raise UserError(f"{name}: x_{split}/y_{split} are {images_type}{images} and {labels_type}{labels}, "
+                            "not MNIST's uint8 (N, 28, 28) and integer (N,)")
+        if images[0] > MAX_IMAGES:
+            raise UserError(f"{name}: x_{split} holds {images[0]} images; at most {MAX_IMAGES} are expected")
+        counts[split] = images[0]
+    return counts
+
+
+def _npy_header(name: str | Path, zipped: zipfile.ZipFile, array: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype that an .npz member declares, checked against the member's size."""
+    try:
+        info = zipped.getinfo(f"{array}.npy")
+    except KeyError:
+        raise UserError(f"{name}: not keras.datasets' mnist.npz: no {array} array in it")
+    _check_member(name, info, MAX_MNIST_BYTES)
+    with zipped.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0)):
+            raise UserError(f"{name}: {array} is a .npy file of version {version}, not 1.0 or 2.0")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(member)
+        header_bytes = member.tell()
+    if dtype.hasobject:
+        raise UserError(f"{name}: {array} holds Python objects (a pickle), which are never loaded")
+    data_bytes = math.prod(shape) * dtype.itemsize
+    if info.file_size != header_bytes + data_bytes:
+        raise UserError(f"{name}: {array} declares {dtype}{shape}, {data_bytes} bytes, but holds {info.file_size - header_bytes}")
+    return shape, dtype
 
 
 def _check_member(archive: str | Path, info: zipfile.ZipInfo, limit: int) -> None:
@@ -212,21 +249,40 @@ def _check_member(archive: str | Path, info: zipfile.ZipInfo, limit: int) -> Non
 def fetch_mnist(source: Path | None, data_dir: Path, progress: Callable[[str], None]) -> Path:
     """Put mnist.npz in data/mnist/, from a file the user has or downloaded once from Keras' mirror."""
     target = data_dir / "mnist" / MNIST_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if source is None:
-        progress(f"downloading {MNIST_URL}")
-        try:
-            with urllib.request.urlopen(MNIST_URL, timeout=60) as response, open(target, "wb") as out:
-                shutil.copyfileobj(response, out)
-        except OSError as error:
-            target.unlink(missing_ok=True)
-            raise UserError(f"cannot download {MNIST_URL} ({error}): download it elsewhere and pass it with --from")
-    else:
-        check_mnist(source)
-        shutil.copyfile(source, target)
-    counts = check_mnist(target)
+    with _staging(target.parent) as staging:
+        staged = staging / MNIST_FILE
+        if source is None:
+            _download_mnist(staged, progress)
+        else:
+            try:
+                with open(source, "rb") as file:
+                    _copy_at_most(file, staged, MAX_MNIST_BYTES, source)
+            except OSError as error:
+                raise UserError(f"{source}: cannot read it: {error.strerror or error}")
+        counts = check_mnist(staged, source or MNIST_URL)
+        os.replace(staged, target)
     progress(f"{target}: {counts['train']} training and {counts['test']} test images, sha256 {_sha256(target)}")
     return target
+
+
+def _download_mnist(target: Path, progress: Callable[[str], None]) -> None:
+    progress(f"downloading {MNIST_URL}")
+    try:
+        with urllib.request.urlopen(MNIST_URL, timeout=60) as response:
+            _copy_at_most(response, target, MAX_MNIST_BYTES, MNIST_URL)
+    except (OSError, http.client.HTTPException) as error:
+        raise UserError(f"cannot download {MNIST_URL} ({error}): download it elsewhere and pass it with --from")
+
+
+def _copy_at_most(source: BinaryIO, target: Path, limit: int, name: str | Path) -> None:
+    """Copy a stream into target, refusing it once it passes limit bytes rather than filling the disk."""
+    copied = 0
+    with open(target, "wb") as out:
+        while chunk := source.read(1024 * 1024):
+            copied += len(chunk)
+            if copied > limit:
+                raise UserError(f"{name}: over {limit} bytes; keras.datasets' mnist.npz is 11 MB")
+            out.write(chunk)
 
 
 def arrange_dogs_vs_cats(archive: Path, data_dir: Path, train_per_class: int, validation_per_class: int,

@@ -1,5 +1,6 @@
 """Real data from the real archive layouts: Kaggle's train.zip and keras.datasets' mnist.npz."""
 
+import hashlib
 import io
 import zipfile
 
@@ -8,9 +9,10 @@ import pytest
 from PIL import Image
 
 from conftest import runner
+from runner import datasets
 from runner.cli import main
 from runner.config import load_matrix
-from runner.datasets import prepare
+from runner.datasets import MNIST_URL, check_mnist, prepare
 
 
 def jpeg(colour):
@@ -209,3 +211,88 @@ def test_empty_class_folders_are_filled_and_other_files_kept(tmp_path, capsys):
     assert snapshot(tmp_path / "data") == ["README", "train", "train/cats", "train/cats/cat.0.jpg", "train/cats/cat.1.jpg",
                                            "train/dogs", "train/dogs/dog.0.jpg", "train/dogs/dog.1.jpg", "validation",
                                            "validation/cats", "validation/cats/cat.2.jpg", "validation/dogs", "validation/dogs/dog.2.jpg"]
+
+
+def npz_with(path, **members):
+    """mnist_npz, with some members replaced by raw .npy bytes."""
+    mnist_npz(path)
+    with zipfile.ZipFile(path) as zipped:
+        kept = {name: zipped.read(name) for name in zipped.namelist() if name[:-4] not in members}
+    with zipfile.ZipFile(path, "w") as zipped:
+        for name, content in {**kept, **{f"{name}.npy": content for name, content in members.items()}}.items():
+            zipped.writestr(name, content)
+    return path
+
+
+def npy_header(shape, descr="|u1"):
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def object_array():
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"run": "os.system"}] * 50, dtype=object), allow_pickle=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda path: path.write_text("x_train,y_train\n1,2\n"), "not keras.datasets' mnist.npz (x_train, y_train, x_test, y_test): File is not a zip file"),
+    (lambda path: zipfile.ZipFile(path, "w").close(), "not keras.datasets' mnist.npz: no x_train array in it"),
+    (lambda path: npz_with(path, x_train=npy_header((10**9, 28, 28)) + bytes(784)),
+     "x_train declares uint8(1000000000, 28, 28), 784000000000 bytes, but holds 784"),
+    (lambda path: npz_with(path, y_test=object_array()), "y_test holds Python objects (a pickle), which are never loaded"),
+    (lambda path: npz_with(path, x_test=npy_header((10, 28, 28), "<f4") + bytes(10 * 28 * 28 * 4)),
+     "x_test/y_test are float32(10, 28, 28) and uint8(10,), not MNIST's uint8 (N, 28, 28) and integer (N,)"),
+    (lambda path: npz_with(path, x_train=b"PK not an array"), "not keras.datasets' mnist.npz (x_train, y_train, x_test, y_test): "
+                                                           "the magic string is not correct; expected b'\\x93NUMPY', got b'PK not'"),
+], ids=["text", "no-arrays", "huge-declared-shape", "object-dtype", "wrong-dtype", "member-not-npy"])
+def test_an_npz_that_is_not_what_its_name_says_is_refused(tmp_path, capsys, make, problem):
+    source = tmp_path / "mnist.npz"
+    make(source)
+    assert refused(capsys, tmp_path, "mnist", "--from", source, "--data", tmp_path / "data") == f"error: {source}: {problem}"
+
+
+def test_an_encrypted_npz_member_is_refused(tmp_path, capsys):
+    source = mnist_npz(tmp_path / "mnist.npz")
+    with zipfile.ZipFile(source) as zipped:
+        members = {info: zipped.read(info) for info in zipped.infolist()}
+    with zipfile.ZipFile(source, "w") as zipped:
+        for info, content in members.items():
+            zipped.writestr(info, content)
+            encrypt(info)
+    line = refused(capsys, tmp_path, "mnist", "--from", source, "--data", tmp_path / "data")
+    assert line == f"error: {source}: 'x_train.npy' is encrypted"
+
+
+@pytest.mark.parametrize("name, reason", [("absent.npz", "No such file or directory"), (".", "Is a directory")])
+def test_mnist_from_a_file_that_cannot_be_read(tmp_path, capsys, name, reason):
+    source = tmp_path / name
+    assert refused(capsys, tmp_path, "mnist", "--from", source, "--data", tmp_path / "data") == f"error: {source}: cannot read it: {reason}"
+
+
+def test_a_refused_mnist_keeps_the_one_in_place(tmp_path, capsys):
+    assert main(["data", "mnist", "--from", str(mnist_npz(tmp_path / "good.npz")), "--data", str(tmp_path / "data")]) == 0
+    kept = hashlib.sha256((tmp_path / "data" / "mnist" / "mnist.npz").read_bytes()).digest()
+    capsys.readouterr()
+
+    refused(capsys, tmp_path, "mnist", "--from", mnist_npz(tmp_path / "cifar.npz", shape=(32, 32)), "--data", tmp_path / "data")
+
+    assert hashlib.sha256((tmp_path / "data" / "mnist" / "mnist.npz").read_bytes()).digest() == kept
+
+
+def test_a_download_that_goes_on_is_cut_off(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(datasets, "MAX_MNIST_BYTES", 4 * 1024 * 1024)
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(bytes(5 * 1024 * 1024)))
+    line = refused(capsys, tmp_path, "mnist", "--data", tmp_path / "data")
+    assert line == f"error: {MNIST_URL}: over 4194304 bytes; keras.datasets' mnist.npz is 11 MB"
+
+
+def test_a_download_is_checked_and_moved_into_place(tmp_path, capsys, monkeypatch):
+    content = mnist_npz(tmp_path / "served.npz").read_bytes()
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(content))
+
+    assert main(["data", "mnist", "--data", str(tmp_path / "data")]) == 0
+
+    assert snapshot(tmp_path / "data") == ["mnist", "mnist/mnist.npz"]
+    assert (tmp_path / "data" / "mnist" / "mnist.npz").read_bytes() == content

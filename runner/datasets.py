@@ -116,14 +116,25 @@ def _synthetic(workload: Workload, progress: Callable[[str], None], write) -> Da
         "validation_images": workload.validation_images,
     }
     folder = workload.data_dir / "synthetic" / f"{workload.model}-{workload.train_images}-{workload.validation_images}"
-    marker = folder / SYNTHETIC_MARKER
-    if marker.is_file() and json.loads(marker.read_text()) == spec:
+    if _marker(folder) == spec:
         return Dataset(workload.name, folder, "synthetic")
     progress(f"no real data in {workload.data_dir}: generating a synthetic {workload.model} set in {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    write(folder, workload, random.Random(SYNTHETIC_VERSION))
-    marker.write_text(json.dumps(spec))
+    with _staging(folder.parent) as staging:
+        complete = staging / folder.name
+        complete.mkdir()  # not the staging folder itself, which mkdtemp makes private (0700) to this user
+        write(complete, workload, random.Random(SYNTHETIC_VERSION))
+        (complete / SYNTHETIC_MARKER).write_text(json.dumps(spec))
+        shutil.rmtree(folder, ignore_errors=True)  # a set of an older SYNTHETIC_VERSION, or one left half-made before staging
+        os.replace(complete, folder)
     return Dataset(workload.name, folder, "synthetic")
+
+
+def _marker(folder: Path) -> dict | None:
+    """What the synthetic set in folder was generated for, or None if it is not a complete set."""
+    try:
+        return json.loads((folder / SYNTHETIC_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 @contextlib.contextmanager

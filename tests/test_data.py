@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import stat
 import zipfile
 
 import numpy as np
@@ -296,3 +297,49 @@ def test_a_download_is_checked_and_moved_into_place(tmp_path, capsys, monkeypatc
 
     assert snapshot(tmp_path / "data") == ["mnist", "mnist/mnist.npz"]
     assert (tmp_path / "data" / "mnist" / "mnist.npz").read_bytes() == content
+
+
+# --- synthetic sets: complete, or not there at all --------------------------------------------
+
+
+def small_mnist_workload(tmp_path):
+    (tmp_path / "matrix.yaml").write_text('workloads: {mnist: {train_images: 30, validation_images: 6}}\ncpu: {tensorflow: ["2.21"]}\n')
+    return load_matrix(tmp_path / "matrix.yaml").workloads[0]
+
+
+def test_an_interrupted_synthetic_set_is_not_taken_for_a_complete_one(tmp_path, monkeypatch):
+    workload = small_mnist_workload(tmp_path)
+
+    def interrupted(folder, workload, rng):
+        (folder / "mnist.npz").write_bytes(b"the first few bytes")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets, "_write_mnist", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(workload, print)
+    assert snapshot(tmp_path) == ["matrix.yaml"]
+
+    monkeypatch.undo()
+    dataset = prepare(workload, print)
+    assert dataset.kind == "synthetic"
+    assert check_mnist(dataset.path / "mnist.npz") == {"train": 30, "test": 6}
+
+
+def test_a_damaged_marker_means_the_set_is_made_again(tmp_path):
+    workload = small_mnist_workload(tmp_path)
+    folder = prepare(workload, print).path
+    (folder / "SYNTHETIC.json").write_text('{"version": 1, "mod')
+
+    assert prepare(workload, print).path == folder
+    assert check_mnist(folder / "mnist.npz") == {"train": 30, "test": 6}
+    assert snapshot(tmp_path / "data") == ["synthetic", "synthetic/mnist-30-6", "synthetic/mnist-30-6/SYNTHETIC.json",
+                                           "synthetic/mnist-30-6/mnist.npz"]
+
+
+def test_a_synthetic_set_is_as_readable_as_any_new_folder(tmp_path):
+    """The container's user (uid 10001) reads it: it must not keep the staging folder's private mode."""
+    (tmp_path / "plain").mkdir()
+
+    dataset = prepare(small_mnist_workload(tmp_path), print)
+
+    assert stat.S_IMODE(dataset.path.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode)

@@ -17,6 +17,8 @@ from tabulate import tabulate
 
 from runner import __version__, datasets, records, session
 from runner.cells import Cell
+from runner.config import MAX_REPEATS
+from runner.datasets import KAGGLE_PER_CLASS
 from runner.errors import UserError
 from runner.executors.docker_executor import DockerExecutor, connect
 from runner.executors.docker_run import remove_leftovers
@@ -27,8 +29,6 @@ from runner.report import FORMATS, compare, render
 
 CHART_FILE = "epochs.png"
 CHART_FORMATS = (".png", ".svg", ".pdf")
-MAX_REPEATS = 100
-KAGGLE_PER_CLASS = 12500  # Kaggle's Dogs vs. Cats train.zip holds 12,500 photos of each
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import difflib
 import glob
+import math
 import re
+import ssl
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +28,32 @@ MODELS = {
     "dogs-vs-cats": {"batch_size": 32, "train_images": 2000, "validation_images": 800},
     "mnist": {"batch_size": 128, "train_images": 60000, "validation_images": 10000},
 }
-WORKLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
-IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+# Patterns are only ever applied with fullmatch: with match, "$" also matches before a final newline.
+WORKLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+VERSION = re.compile(r"\d+(\.\d+){0,3}")
+IMAGE_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
+FOLDER_PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")  # a NUL would otherwise escape pathlib as a ValueError
+DEBIAN_MIRROR = re.compile(r"(https?|file)://[^\s'\"]+")
+GPU_DEVICES = re.compile(r"all|none|\d+(,\d+)*")
+MEMORY = re.compile(r"([1-9]\d{0,12})([kmg])")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
 DEFAULT_CPU_BASE = "python:3.11-slim"
+
+# Upper bounds: a typo such as an extra three zeros is refused here, not discovered hours into a run.
+MAX_MATRIX_BYTES = 1024 * 1024
+MAX_NESTING = 20  # a matrix nests 4 deep; PyYAML recurses once per level and would overflow Python's stack
+MAX_EPOCHS = 1000
+MAX_IMAGES = 100_000  # per split: MNIST has 60000 training images, Kaggle's Dogs vs Cats 25000
+MAX_BATCH_SIZE = 4096
+MAX_THREADS = 1024  # intra/inter-op threads and parallel calls
+MAX_PREFETCH_BATCHES = 1024
+MAX_TIMEOUT_MINUTES = 7 * 24 * 60
+MAX_REPEATS = 100  # run --repeats
+MIN_MEMORY_BYTES = 6 * 1024**2  # Docker refuses to start a container with less
+MAX_MEMORY_BYTES = 1024**4
+MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+MAX_PIDS = 65536  # the kernel refuses more than 4194304; a benchmark needs a few hundred
+MAX_CERTIFICATE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -131,9 +155,9 @@ class _Document:
             raise self.error(key_path + (key,), "this key to be present")
         return value
 
-    def integer(self, value: Any, key_path: tuple, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(key_path, f"a whole number of at least {minimum}", value)
+    def integer(self, value: Any, key_path: tuple, minimum: int, maximum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.error(key_path, f"a whole number from {minimum} to {maximum}", value)
         return value
 
     def boolean(self, value: Any, key_path: tuple) -> bool:
@@ -144,7 +168,7 @@ class _Document:
     def string(self, value: Any, key_path: tuple, pattern: re.Pattern, what: str) -> str:
         if isinstance(value, float):
             raise self.error(key_path, f"{what} (YAML reads an unquoted 12.10 as 12.1)", value)
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise self.error(key_path, what, value)
         return value
 
@@ -163,11 +187,7 @@ class _Document:
 
 def load_matrix(path: Path) -> Matrix:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read the matrix file: {getattr(error, 'strerror', None) or error}")
-    data, lines = _parse_yaml(path, text)
+    data, lines = _parse_yaml(path, _read_matrix(path))
     document = _Document(path, lines)
     top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits"})
     workloads = _workloads(document, top["workloads"], path.parent)
@@ -179,38 +199,62 @@ def load_matrix(path: Path) -> Matrix:
     return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=build, limits=_limits(document, top.get("limits", {})))
 
 
-MAX_MATRIX_BYTES = 1024 * 1024
+def _read_matrix(path: Path) -> str:
+    """The file's text, reading at most one byte past the limit: a huge file (or a pipe that never ends) is refused unread."""
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(MAX_MATRIX_BYTES + 1)
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read the matrix file: {getattr(error, 'strerror', None) or error}")
+    if len(raw) > MAX_MATRIX_BYTES:
+        raise UserError(f"{path}: over {MAX_MATRIX_BYTES} bytes; a matrix file is expected to be under {MAX_MATRIX_BYTES} bytes")
+    return text
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[tuple, int]]:
-    if len(text) > MAX_MATRIX_BYTES:
-        raise UserError(f"{path}: {len(text)} bytes; a matrix file is expected to be under {MAX_MATRIX_BYTES} bytes")
-    loader = yaml.SafeLoader(text)
     try:
-        _refuse_tags_and_aliases(path, text)
-        node = loader.get_single_node()
-        lines: dict[tuple, int] = {}
-        if node is not None:
-            _record_lines(path, node, (), lines)
-        data = loader.construct_document(node) if node is not None else None
+        # First, so that the recursive parser below never sees deep nesting.
+        _refuse_tags_aliases_and_deep_nesting(path, text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            lines: dict[tuple, int] = {}
+            if node is not None:
+                _record_lines(path, node, (), lines)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as error:  # a character YAML does not take, such as NUL: it has no mark
+        line = text.count("\n", 0, error.position) + 1
+        raise UserError(f"{path}:{line}: not valid YAML: the character U+{error.character:04X} is not allowed (YAML takes printable characters only)")
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"{where}: not valid YAML: {error.problem or error.context}")
     except (yaml.YAMLError, ValueError, TypeError) as error:
         raise UserError(f"{path}: not valid YAML: {str(error).splitlines()[0]}")
-    finally:
-        loader.dispose()
     return data, lines
 
 
-def _refuse_tags_and_aliases(path: Path, text: str) -> None:
-    """A matrix is plain data: tags (!!python/..., !!int) and anchors/aliases (alias bombs) are refused."""
+_OPENING = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
+_CLOSING = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _refuse_tags_aliases_and_deep_nesting(path: Path, text: str) -> None:
+    """A matrix is plain data: tags (!!python/..., !!int), anchors/aliases (alias bombs) and deep nesting are refused.
+
+    The scanner is iterative, so nesting is counted here on its tokens before the recursive parser runs.
+    """
+    depth = 0
     for token in yaml.scan(text, Loader=yaml.SafeLoader):
         if isinstance(token, yaml.TagToken):
             raise UserError(f"{path}:{token.start_mark.line + 1}: YAML tags such as {''.join(token.value)} are not allowed: write the plain value")
         if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
             raise UserError(f"{path}:{token.start_mark.line + 1}: YAML anchors and aliases (&{token.value}, *{token.value}) are not allowed: write the value out")
+        depth += isinstance(token, _OPENING) - isinstance(token, _CLOSING)
+        if depth > MAX_NESTING:
+            raise UserError(f"{path}:{token.start_mark.line + 1}: nested more than {MAX_NESTING} levels deep; a matrix nests 4")
 
 
 def _record_lines(path: Path, node: yaml.Node, key_path: tuple, lines: dict[tuple, int]) -> None:
@@ -241,7 +285,7 @@ def _workloads(document: _Document, value: Any, base_dir: Path) -> tuple[Workloa
 
 def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Workload:
     key_path = ("workloads", name)
-    if not isinstance(name, str) or not WORKLOAD_NAME.match(name):
+    if not isinstance(name, str) or not WORKLOAD_NAME.fullmatch(name):
         raise document.error(key_path, "a workload name of lowercase letters, digits and dashes", found=repr(name))
     settings = document.mapping(
         value if value is not None else {},
@@ -252,12 +296,12 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
                   "input", "autotune", "parallel_calls", "prefetch_batches"},
     )
 
-    def number(key: str, default: int, minimum: int) -> int:
-        return document.integer(settings.get(key, default), key_path + (key,), minimum)
+    def number(key: str, default: int, minimum: int, maximum: int) -> int:
+        return document.integer(settings.get(key, default), key_path + (key,), minimum, maximum)
 
     data = settings.get("data", "data")
-    if not isinstance(data, str) or not data:
-        raise document.error(key_path + ("data",), "a folder path", data)
+    if not isinstance(data, str) or not FOLDER_PATH.fullmatch(data):
+        raise document.error(key_path + ("data",), "a folder path without control characters", data)
     model = settings.get("model", name)
     if model not in MODELS:
         if "model" in settings:
@@ -267,22 +311,22 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
     workload = Workload(
         name=name,
         model=model,
-        epochs=number("epochs", 3, 2),
-        warmup_epochs=number("warmup_epochs", 1, 1),
-        batch_size=number("batch_size", defaults["batch_size"], 1),
-        train_images=number("train_images", defaults["train_images"], 2),
-        validation_images=number("validation_images", defaults["validation_images"], 2),
+        epochs=number("epochs", 3, 2, MAX_EPOCHS),
+        warmup_epochs=number("warmup_epochs", 1, 1, MAX_EPOCHS - 1),
+        batch_size=number("batch_size", defaults["batch_size"], 1, MAX_BATCH_SIZE),
+        train_images=number("train_images", defaults["train_images"], 2, MAX_IMAGES),
+        validation_images=number("validation_images", defaults["validation_images"], 2, MAX_IMAGES),
         data_dir=(base_dir / data).resolve(),
         jit_compile=document.boolean(settings.get("jit_compile", False), key_path + ("jit_compile",)),
-        intra_op_threads=number("intra_op_threads", 0, 0),
-        inter_op_threads=number("inter_op_threads", 0, 0),
+        intra_op_threads=number("intra_op_threads", 0, 0, MAX_THREADS),
+        inter_op_threads=number("inter_op_threads", 0, 0, MAX_THREADS),
         timeout_minutes=_positive_number(document, settings.get("timeout_minutes", 120), key_path + ("timeout_minutes",)),
         fault=_choice(document, settings.get("fault", "none"), key_path + ("fault",), FAULTS),
         pipeline=Pipeline(
             input=_choice(document, settings.get("input", "jpeg"), key_path + ("input",), INPUTS),
             autotune=document.boolean(settings.get("autotune", False), key_path + ("autotune",)),
-            parallel_calls=number("parallel_calls", 2, 1),
-            prefetch_batches=number("prefetch_batches", 2, 1),
+            parallel_calls=number("parallel_calls", 2, 1, MAX_THREADS),
+            prefetch_batches=number("prefetch_batches", 2, 1, MAX_PREFETCH_BATCHES),
         ),
     )
     if workload.epochs <= workload.warmup_epochs:
@@ -294,8 +338,9 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
 
 
 def _positive_number(document: _Document, value: Any, key_path: tuple) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise document.error(key_path, "a number of minutes above 0", value)
+    """Minutes: YAML's .inf and .nan are floats too, and a .nan compares false to everything."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_MINUTES:
+        raise document.error(key_path, f"a number of minutes above 0 and at most {MAX_TIMEOUT_MINUTES} (a week)", value)
     return float(value)
 
 
@@ -349,23 +394,25 @@ def devices(value: Any, error) -> str:
     """all, none, or GPU indices (a list of numbers, or "0,1"): which GPUs GPU cells get."""
     if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
         return ",".join(str(v) for v in value)
-    if isinstance(value, str) and re.match(r"^(all|none|\d+(,\d+)*)$", value):
+    if isinstance(value, str) and GPU_DEVICES.fullmatch(value):
         return value
     raise error('all, none, or GPU indices such as [0, 1] or "0,1"', value)
 
 
 def _limits(document: _Document, value: Any) -> Limits:
+    """Checked against what the engine accepts, so that a bad limit fails here and not at the first container."""
     settings = document.mapping(value, ("limits",), required=set(), optional={"memory", "pids"})
     memory = settings.get("memory", "16g")
-    if not isinstance(memory, str) or not re.match(r"^[1-9]\d*[kmg]$", memory):
-        raise document.error(("limits", "memory"), 'a size such as "16g" or "512m"', memory)
-    return Limits(memory=memory, pids=document.integer(settings.get("pids", 4096), ("limits", "pids"), 64))
+    size = MEMORY.fullmatch(memory) if isinstance(memory, str) else None
+    if not size or not MIN_MEMORY_BYTES <= int(size[1]) * MEMORY_UNITS[size[2]] <= MAX_MEMORY_BYTES:
+        raise document.error(("limits", "memory"), 'a size such as "16g" or "512m", from 6m (Docker\'s least) to 1024g', memory)
+    return Limits(memory=memory, pids=document.integer(settings.get("pids", 4096), ("limits", "pids"), 64, MAX_PIDS))
 
 
 def _build(document: _Document, value: Any) -> BuildSettings:
     settings = document.mapping(value, ("build",), required=set(), optional={"offline_base", "ca_certificates", "debian_mirror"})
     mirror = settings.get("debian_mirror", "http://deb.debian.org/debian")
-    if not isinstance(mirror, str) or not re.match(r"^(https?|file)://[^\s'\"]+$", mirror):
+    if not isinstance(mirror, str) or not DEBIAN_MIRROR.fullmatch(mirror):
         raise document.error(("build", "debian_mirror"), "an http(s) or file URL of a Debian mirror", mirror)
     return BuildSettings(
         offline_base=document.boolean(settings.get("offline_base", False), ("build", "offline_base")),
@@ -375,24 +422,84 @@ def _build(document: _Document, value: Any) -> BuildSettings:
 
 
 def _ca_certificates(document: _Document, value: Any, base_dir: Path) -> tuple[Path, ...]:
-    """The host's locally added CAs by default: what a TLS-intercepting proxy needs trusted."""
+    """The host's locally added CAs by default: what a TLS-intercepting proxy needs trusted.
+
+    Each file is copied into every image, so only certificates pass: not /etc/shadow, not a private key.
+    """
     key_path = ("build", "ca_certificates")
     if value == "host":
-        return tuple(Path(p) for p in sorted(glob.glob(DEFAULT_CA_CERTIFICATES, recursive=True)))
+        paths = tuple(Path(p) for p in sorted(glob.glob(DEFAULT_CA_CERTIFICATES, recursive=True)))
+        for path in paths:
+            if problem := _certificate_problem(path):
+                raise document.error(key_path, f'only PEM certificates in {DEFAULT_CA_CERTIFICATES} (what "host" trusts)',
+                                     found=f"{path} ({problem})")
+        return paths
     if not isinstance(value, list):
         raise document.error(key_path, '"host" or a list of PEM certificate files', value)
     paths = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not (base_dir / item).is_file():
+        if not isinstance(item, str) or not FOLDER_PATH.fullmatch(item):
             raise document.error(key_path + (index,), "a readable PEM certificate file", item)
-        paths.append((base_dir / item).resolve())
+        path = (base_dir / item).resolve()
+        if problem := _certificate_problem(path):
+            raise document.error(key_path + (index,), "a readable PEM certificate file", found=f"{path} ({problem})")
+        paths.append(path)
     return tuple(paths)
+
+
+_PEM_BEGIN = re.compile(r"-----BEGIN ([^-\r\n]*)-----")
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _certificate_problem(path: Path) -> str | None:
+    """Why path is not a file of PEM certificates, or None when it is."""
+    try:
+        text = _read_small_file(path, MAX_CERTIFICATE_BYTES).decode("latin-1")  # PEM is ASCII; text around it may be anything
+    except OSError as error:
+        return f"cannot read it: {error.strerror}"
+    labels = _PEM_BEGIN.findall(text)
+    if not labels:
+        return "no -----BEGIN CERTIFICATE----- block"
+    if set(labels) != {"CERTIFICATE"}:
+        return f"holds a {next(label for label in labels if label != 'CERTIFICATE')} block, and only certificates may go into images"
+    blocks = _PEM_CERTIFICATE.findall(text)
+    if len(blocks) != len(labels):
+        return "a -----BEGIN CERTIFICATE----- block without its END line"
+    return next(filter(None, map(_certificate_block_problem, blocks)), None)
+
+
+def _certificate_block_problem(block: str) -> str | None:
+    try:
+        der = ssl.PEM_cert_to_DER_cert(block)
+    except ValueError:
+        return "a CERTIFICATE block whose body is not base64"
+    try:
+        # OpenSSL parses it: base64 that decodes is not enough, it must be an X.509 certificate.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=der)
+    except ssl.SSLError:
+        return "a CERTIFICATE block that is not an X.509 certificate"
+    return None
+
+
+def _read_small_file(path: Path, limit: int) -> bytes:
+    """At most limit bytes of a regular file, or OSError: never a pipe that blocks, never a huge file read whole."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise OSError(0, "not a regular file")
+    with open(path, "rb") as file:
+        content = file.read(limit + 1)
+    if len(content) > limit:
+        raise OSError(0, f"over {limit} bytes")
+    return content
 
 
 def _dotted(key_path: tuple) -> str:
     text = ""
     for part in key_path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = str(part) if str(part).isprintable() else repr(part)  # a key with a newline must not break the line
+            text += f".{name}" if text else name
     return text
 
 

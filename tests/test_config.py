@@ -1,14 +1,18 @@
 """matrix.yaml -> Matrix: defaults on a valid file, one precise line for every broken one."""
 
+import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
-from runner.config import DEFAULT_CPU_BASE, BuildSettings, CpuImages, Matrix, Workload, load_matrix
+from runner import config
+from runner.config import DEFAULT_CPU_BASE, MAX_MATRIX_BYTES, BuildSettings, CpuImages, Matrix, Workload, load_matrix
 from runner.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_CA = REPO / "tests" / "fixtures" / "test-ca.pem"  # a self-signed certificate, valid until 2126
 
 MINIMAL = 'workloads:\n  dogs-vs-cats:\ncpu:\n  tensorflow: ["2.21"]\nbuild:\n  ca_certificates: []\n'
 
@@ -58,7 +62,7 @@ def test_relative_matrix_path_resolves_data_against_the_files_folder(tmp_path, m
 
 def test_every_setting_given_is_kept(tmp_path):
     (tmp_path / "certs").mkdir()
-    (tmp_path / "certs" / "proxy.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "certs" / "proxy.pem").write_bytes(TEST_CA.read_bytes())
     path = write(
         tmp_path,
         "workloads:\n"
@@ -152,7 +156,7 @@ BROKEN = [
         "epochs-wrong-type",
         'workloads:\n  dogs-vs-cats:\n    epochs: "three"\ncpu: {tensorflow: ["2.21"]}\n',
         3,
-        ["workloads.dogs-vs-cats.epochs:", "expected a whole number of at least 2", "got the text 'three'"],
+        ["workloads.dogs-vs-cats.epochs:", "expected a whole number from 2 to 1000", "got the text 'three'"],
     ),
     (
         "batch-size-boolean",
@@ -284,7 +288,7 @@ BROKEN = [
         "missing-ca-certificate",
         'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild:\n  ca_certificates: [missing.pem]\n',
         4,
-        ["build.ca_certificates[0]:", "a readable PEM certificate file", "got the text 'missing.pem'"],
+        ["build.ca_certificates[0]:", "a readable PEM certificate file", "missing.pem (cannot read it: No such file or directory)"],
     ),
     (
         "ca-certificates-wrong-word",
@@ -353,6 +357,159 @@ BROKEN = [
         1,
         ["YAML tags such as !!python/object/apply:os.system are not allowed"],
     ),
+    (
+        "nul-character",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\n# \x00\n',
+        3,
+        ["not valid YAML: the character U+0000 is not allowed"],
+    ),
+    (
+        "escape-character",
+        'workloads: {dogs-vs-cats: {}}\n\x1b[2Jcpu: {tensorflow: ["2.21"]}\n',
+        2,
+        ["not valid YAML: the character U+001B is not allowed"],
+    ),
+    (
+        "nesting-deeper-than-a-matrix",
+        "workloads:\n  dogs-vs-cats: " + "[" * 30 + "]" * 30 + "\n",
+        2,
+        ["nested more than 20 levels deep"],
+    ),
+    # $ matches before a final newline: every pattern must match the whole value.
+    (
+        "version-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21\\n"]}\n',
+        2,
+        ["cpu.tensorflow[0]:", "a version in quotes", "got the text '2.21\\n'"],
+    ),
+    (
+        "keras-version-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"], keras: "3.12\\n"}\n',
+        2,
+        ["cpu.keras:", "got the text '3.12\\n'"],
+    ),
+    (
+        "image-reference-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu:\n  base_image: "python:3.11-slim\\n"\n  tensorflow: ["2.21"]\n',
+        3,
+        ["cpu.base_image:", "an image reference"],
+    ),
+    (
+        "workload-name-with-trailing-newline",
+        'workloads: {"small\\n": {model: mnist}}\ncpu: {tensorflow: ["2.21"]}\n',
+        1,
+        ["workloads.'small\\n':", "a workload name of lowercase letters, digits and dashes"],
+    ),
+    (
+        "unknown-key-with-a-newline",
+        'workloads: {dogs-vs-cats: {"epochs\\n": 3}}\ncpu: {tensorflow: ["2.21"]}\n',
+        1,
+        ["workloads.dogs-vs-cats.'epochs\\n':", "unknown key 'epochs\\n'"],
+    ),
+    (
+        "devices-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ngpu: {cuda: ["12.5"], cudnn: ["9.3"], tensorflow: ["2.21"], devices: "0\\n"}\n',
+        2,
+        ["gpu.devices:", "all, none, or GPU indices"],
+    ),
+    (
+        "memory-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits: {memory: "16g\\n"}\n',
+        3,
+        ["limits.memory:", "a size such as"],
+    ),
+    (
+        "mirror-with-trailing-newline",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild: {debian_mirror: "http://deb.debian.org/debian\\n"}\n',
+        3,
+        ["build.debian_mirror:", "URL of a Debian mirror"],
+    ),
+    (
+        "data-with-nul",
+        'workloads: {dogs-vs-cats: {data: "data\\0x"}}\ncpu: {tensorflow: ["2.21"]}\n',
+        1,
+        ["workloads.dogs-vs-cats.data:", "a folder path without control characters"],
+    ),
+    (
+        "infinite-timeout",
+        'workloads:\n  dogs-vs-cats:\n    timeout_minutes: .inf\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["timeout_minutes:", "above 0 and at most 10080", "got the number inf"],
+    ),
+    (
+        "nan-timeout",
+        'workloads:\n  dogs-vs-cats:\n    timeout_minutes: .nan\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["timeout_minutes:", "above 0 and at most 10080", "got the number nan"],
+    ),
+    # Upper bounds: a few zeros too many is refused before anything runs.
+    (
+        "too-many-epochs",
+        'workloads:\n  dogs-vs-cats:\n    epochs: 1000000\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.dogs-vs-cats.epochs:", "a whole number from 2 to 1000", "got the number 1000000"],
+    ),
+    (
+        "too-many-train-images",
+        'workloads:\n  mnist:\n    train_images: 6000000\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.train_images:", "from 2 to 100000"],
+    ),
+    (
+        "too-many-validation-images",
+        'workloads:\n  mnist:\n    validation_images: 100002\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.validation_images:", "from 2 to 100000"],
+    ),
+    (
+        "batch-too-large",
+        'workloads:\n  mnist:\n    batch_size: 1000000\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.batch_size:", "from 1 to 4096"],
+    ),
+    (
+        "too-many-threads",
+        'workloads:\n  mnist:\n    intra_op_threads: 99999\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.intra_op_threads:", "from 0 to 1024"],
+    ),
+    (
+        "too-many-parallel-calls",
+        'workloads:\n  mnist:\n    parallel_calls: 99999\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.parallel_calls:", "from 1 to 1024"],
+    ),
+    (
+        "too-many-prefetch-batches",
+        'workloads:\n  mnist:\n    prefetch_batches: 99999\ncpu: {tensorflow: ["2.21"]}\n',
+        3,
+        ["workloads.mnist.prefetch_batches:", "from 1 to 1024"],
+    ),
+    # Container limits the engine would refuse only when the first container starts.
+    (
+        "memory-below-docker-minimum",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits:\n  memory: "5m"\n',
+        4,
+        ["limits.memory:", "from 6m (Docker's least) to 1024g", "got the text '5m'"],
+    ),
+    (
+        "memory-in-kilobytes-below-docker-minimum",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits:\n  memory: "6000k"\n',
+        4,
+        ["limits.memory:", "from 6m"],
+    ),
+    (
+        "memory-beyond-any-host",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits:\n  memory: "99999999g"\n',
+        4,
+        ["limits.memory:", "to 1024g"],
+    ),
+    (
+        "pids-beyond-the-kernel",
+        'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nlimits:\n  pids: 5000000\n',
+        4,
+        ["limits.pids:", "a whole number from 64 to 65536", "got the number 5000000"],
+    ),
 ]
 
 
@@ -412,3 +569,121 @@ def test_a_huge_file_is_refused_before_parsing(tmp_path):
     path = write(tmp_path, "# padding\n" * 200_000)
     with pytest.raises(UserError, match=r"bytes; a matrix file is expected to be under"):
         load_matrix(path)
+
+
+def write_until_closed(fifo: Path, cap: int) -> int:
+    """Write into a named pipe until its reader closes it (or cap bytes); returns the bytes written."""
+    written, chunk = 0, b"#" * 65536
+    descriptor = os.open(fifo, os.O_WRONLY)
+    try:
+        while written < cap:
+            written += os.write(descriptor, chunk)
+    except BrokenPipeError:
+        pass
+    finally:
+        os.close(descriptor)
+    return written
+
+
+def test_a_matrix_is_read_no_further_than_the_limit(tmp_path):
+    """A pipe that goes on and on (-f <(yes '#')) is refused after the limit, not read to its end first."""
+    fifo = tmp_path / "matrix.yaml"
+    os.mkfifo(fifo)
+    written = []
+    writer = threading.Thread(target=lambda: written.append(write_until_closed(fifo, 64 * MAX_MATRIX_BYTES)), daemon=True)
+    writer.start()
+
+    with pytest.raises(UserError, match=f"^{re.escape(str(fifo))}: over {MAX_MATRIX_BYTES} bytes"):
+        load_matrix(fifo)
+
+    writer.join(timeout=10)
+    assert written[0] < 2 * MAX_MATRIX_BYTES
+
+
+def test_nesting_far_deeper_than_a_matrix_is_one_line(tmp_path):
+    """PyYAML's parser recurses once per level: 100000 levels would end in a RecursionError."""
+    path = write(tmp_path, "workloads: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert path.stat().st_size < MAX_MATRIX_BYTES
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert str(caught.value) == f"{path}:1: nested more than 20 levels deep; a matrix nests 4"
+
+
+# --- CA certificates: each file is copied into every image ------------------------------------
+
+BASE64_BUT_NOT_X509 = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+
+
+def certificates_matrix(folder: Path, *files: str) -> Path:
+    return write(folder, 'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\nbuild:\n'
+                         f"  ca_certificates: [{', '.join(files)}]\n")
+
+
+def test_a_bundle_of_certificates_with_text_around_them_is_kept(tmp_path):
+    certificate = TEST_CA.read_text()
+    (tmp_path / "bundle.crt").write_text(f"Subject: the proxy's CA\n{certificate}\n# and again\n{certificate}")
+
+    matrix = load_matrix(certificates_matrix(tmp_path, "bundle.crt"))
+
+    assert matrix.build.ca_certificates == ((tmp_path / "bundle.crt").resolve(),)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("root:$6$salt$hash:19000:0:99999:7:::\n", "no -----BEGIN CERTIFICATE----- block"),
+        (BASE64_BUT_NOT_X509, "a CERTIFICATE block that is not an X.509 certificate"),
+        ("-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n", "a CERTIFICATE block whose body is not base64"),
+        ("-----BEGIN CERTIFICATE-----\nMIIBlTCCATugAwIBAgIU\n", "a -----BEGIN CERTIFICATE----- block without its END line"),
+        ("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n", "holds a PRIVATE KEY block, and only certificates may go into images"),
+        ("#" * (1024 * 1024 + 1), "cannot read it: over 1048576 bytes"),
+    ],
+    ids=["shadow-like", "base64-not-x509", "not-base64", "no-end-line", "private-key", "over-1-mib"],
+)
+def test_a_ca_certificate_file_that_is_not_a_certificate_is_refused(tmp_path, content, reason):
+    (tmp_path / "proxy.crt").write_text(content)
+    path = certificates_matrix(tmp_path, "proxy.crt")
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert str(caught.value) == (f"{path}:4: build.ca_certificates[0]: expected a readable PEM certificate file, "
+                                 f"got {(tmp_path / 'proxy.crt').resolve()} ({reason})")
+
+
+def test_a_certificate_next_to_a_private_key_is_refused(tmp_path):
+    (tmp_path / "proxy.crt").write_text(TEST_CA.read_text() + "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n")
+
+    with pytest.raises(UserError, match=r"holds a EC PRIVATE KEY block"):
+        load_matrix(certificates_matrix(tmp_path, "proxy.crt"))
+
+
+@pytest.mark.parametrize("target, reason", [("/proc/self/environ", "no -----BEGIN CERTIFICATE----- block"),
+                                            (".", "cannot read it: not a regular file")])
+def test_secrets_and_folders_are_not_certificates(tmp_path, target, reason):
+    path = certificates_matrix(tmp_path, target)
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert str(caught.value).startswith(f"{path}:4: build.ca_certificates[0]: expected a readable PEM certificate file, got ")
+    assert str(caught.value).endswith(f" ({reason})")
+
+
+def test_the_hosts_certificates_are_checked_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "DEFAULT_CA_CERTIFICATES", str(tmp_path / "ca-certificates" / "**" / "*.crt"))
+    (tmp_path / "ca-certificates" / "proxy").mkdir(parents=True)
+    (tmp_path / "ca-certificates" / "proxy" / "good.crt").write_bytes(TEST_CA.read_bytes())
+    (tmp_path / "ca-certificates" / "notes.crt").write_text("ask IT for the proxy's CA\n")
+    path = write(tmp_path, 'workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.21"]}\n')
+
+    with pytest.raises(UserError) as caught:
+        load_matrix(path)
+
+    assert str(caught.value) == (f"{path}: build.ca_certificates: expected only PEM certificates in "
+                                 f'{tmp_path}/ca-certificates/**/*.crt (what "host" trusts), '
+                                 f"got {tmp_path}/ca-certificates/notes.crt (no -----BEGIN CERTIFICATE----- block)")
+    (tmp_path / "ca-certificates" / "notes.crt").unlink()
+    assert load_matrix(path).build.ca_certificates == (tmp_path / "ca-certificates" / "proxy" / "good.crt",)

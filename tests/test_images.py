@@ -19,7 +19,8 @@ def cpu_spec_and_settings(tmp_path, certificates="[]"):
 
 
 def test_context_holds_the_kinds_dockerfile_the_workload_the_spec_and_the_certificates(tmp_path):
-    (tmp_path / "proxy.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    certificate = (REPO / "tests" / "fixtures" / "test-ca.pem").read_bytes()  # only real certificates pass config
+    (tmp_path / "proxy.pem").write_bytes(certificate)
     spec, settings = cpu_spec_and_settings(tmp_path, "[proxy.pem]")
     files = context_files(spec, settings)
     assert files["Dockerfile"] == (REPO / "docker" / "Dockerfile.cpu").read_bytes()
@@ -28,7 +29,7 @@ def test_context_holds_the_kinds_dockerfile_the_workload_the_spec_and_the_certif
     assert files["requirements.txt"] == b"tensorflow==2.21.*\n"
     assert files["libraries.txt"] == b""
     assert files["variables.json"] == b'{"TF_CPP_MIN_LOG_LEVEL": "1"}'
-    assert files["certs/00-proxy.crt"] == b"-----BEGIN CERTIFICATE-----\n"
+    assert files["certs/00-proxy.crt"] == certificate
 
 
 def test_same_inputs_same_tag_and_every_input_changes_it(tmp_path):

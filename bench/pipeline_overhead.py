@@ -4,8 +4,9 @@
 
 Runs bench/pipeline.yaml with the runner, then prints, from that run's records:
 - (JPEG + augment epoch time) / (cached epoch time): what decoding and augmenting cost;
-- (autotuned epoch time) / (fixed epoch time), and each variant's slowest timed
-  epoch over its median: whether autotuning stalls epochs.
+- (autotuned epoch time) / (fixed epoch time), and each variant's outlier epochs
+  (by MAD, as the report flags them): whether autotuning stalls epochs.
+Each ratio is judged as the report judges a speed-up: interval, test and verdict.
 """
 
 import argparse
@@ -21,7 +22,7 @@ sys.path.insert(0, str(BENCH.parent))
 from runner import records  # noqa: E402
 from runner.report import cell_results  # noqa: E402
 from runner.session import plan  # noqa: E402
-from runner.stats import speedup  # noqa: E402
+from runner.stats import compare_repeats  # noqa: E402
 
 MATRIX = BENCH / "pipeline.yaml"
 # (label, slower workload, faster workload): workloads of the matrix, whatever cells they expand to.
@@ -45,15 +46,14 @@ def main() -> int:
     rows = []
     for label, slower_workload, faster_workload in COMPARISONS:
         slower, faster = cell_of[slower_workload], cell_of[faster_workload]
-        # The slower variant's time over the faster one's: speedup() of the faster against it.
-        ratio = speedup(results[faster].timed, results[slower].timed)
-        rows.append([label, f"{results[slower].timed.median:.2f}", f"{results[faster].timed.median:.2f}",
-                     f"{1 / ratio.value:.2f} ({1 / ratio.high:.2f}-{1 / ratio.low:.2f})"])
+        # The slower variant's time over the faster one's: how many times faster the faster one is.
+        ratio = compare_repeats(results[slower].timed.per_repeat, results[faster].timed.per_repeat)
+        rows.append([label, f"{results[slower].timed.median:.2f}", f"{results[faster].timed.median:.2f}", ratio.as_times()])
     print(f"\nrun {run.name}\n")
-    print(tabulate(rows, headers=["ratio", "numerator epoch s", "denominator epoch s", "ratio (min-max bounds)"], tablefmt="github"))
-    stalls = [[cell, f"{r.timed.median:.2f}", f"{r.timed.high:.2f}", f"{r.timed.high / r.timed.median:.2f}"] for cell, r in results.items()]
+    print(tabulate(rows, headers=["ratio", "numerator epoch s", "denominator epoch s", "ratio (interval) verdict"], tablefmt="github"))
+    stalls = [[cell, f"{r.timed.median:.2f}", "; ".join(r.outlier_epochs) or "-"] for cell, r in results.items()]
     print()
-    print(tabulate(stalls, headers=["cell", "median epoch s", "slowest epoch s", "slowest / median"], tablefmt="github"))
+    print(tabulate(stalls, headers=["cell", "median epoch s", "outlier epochs"], tablefmt="github"))
     return 0
 
 

@@ -1,10 +1,12 @@
 """Stage 6: records -> a report. Pure: it formats what it is given.
 
-One row per cell (repeats pooled): the first epoch (tracing, autotuning,
-caches) apart, the median of the timed epochs with their min-max range,
-images/s, and the speed-up against a baseline, by default the workload's CPU
-cell. Under the table, the seed's kind of sentences ("the GPU is 12.3x the
-CPU"; each cuDNN against the previous one), marked when within noise.
+One row per cell: the first epoch (tracing, autotuning, caches) apart, the
+median over repeats of each repeat's median timed epoch, images/s, outlier
+epochs, and the speed-up against a baseline, by default the workload's CPU
+cell, with its interval and verdict (runner/stats.py says how they are
+decided). Under the table, the seed's kind of sentences ("the GPU is 12.3x
+the CPU"; each cuDNN against the previous one), with the same interval and
+verdict.
 """
 
 from __future__ import annotations
@@ -18,17 +20,24 @@ from statistics import median
 from tabulate import tabulate
 
 from runner.records import Record
-from runner.stats import Ratio, Summary, speedup, summarize
+from runner.stats import ALPHA, MIN_EFFECT, OUTLIER_MADS, Comparison, Summary, compare_repeats, summarize
 
 FORMATS = ("github", "plain", "markdown", "csv", "json")
 COLUMNS = ["cell", "status", "workload", "device", "CUDA", "cuDNN named / loaded", "TF / Keras loaded",
-           "first epoch s", "epoch s median (min-max)", "images/s", "speed-up"]
-NOISE_NOTE = "~ within noise: the min-max bounds of the speed-up include 1.0x."
+           "first epoch s", "repeats", "epoch s median (repeat range)", "outlier epochs", "images/s", "speed-up"]
+
+
+def method_note(min_effect: float) -> str:
+    """How every ratio in a report was judged, said once under it."""
+    return (f"Speed-ups: ratios of the median repeat (one fresh process; its number is the median of its timed epochs), "
+            f"with a {(1 - ALPHA) * 100:.0f}% bootstrap interval.\n"
+            f"Faster or slower only when a Mann-Whitney U test gives p < {ALPHA} and the ratio is at least {min_effect * 100:g}% "
+            "away from 1.00x; otherwise no difference is shown.")
 
 
 @dataclass(frozen=True)
 class CellResult:
-    """Everything a report says about one cell, its repeats pooled."""
+    """Everything a report says about one cell, its repeats together."""
 
     cell_id: str
     status: str
@@ -43,6 +52,7 @@ class CellResult:
     data_kind: str
     first_epochs: tuple[float, ...]
     timed: Summary | None
+    outlier_epochs: tuple[str, ...]  # "repeat 2, epoch 3: 2.10 s", as the epoch log numbers them
     images_per_second: float | None
     repeats: int
 
@@ -62,13 +72,9 @@ def _pool(group: list[Record]) -> CellResult:
     # that --resume completed later do not count against them.
     status = (f"ok ({len(failed)} of {len(ok) + len(failed)} failed)" if failed else "ok") if ok else last.status
     measured = ok[-1].measurement if ok else last.measurement
-    timed, first, rates = [], [], []
-    for record in ok:
-        warmup = record.measurement.warmup_epochs
-        epochs = record.measurement.epochs
-        first += [epoch["seconds"] for epoch in epochs[:warmup]]
-        timed += [epoch["seconds"] for epoch in epochs[warmup:]]
-        rates += [epoch["images_per_second"] for epoch in epochs[warmup:]]
+    # Each ok record is one repeat, a --resume's included: one fresh process, however it is numbered.
+    repeats = [record for record in ok if _timed(record)]
+    timed = summarize([[epoch["seconds"] for epoch in _timed(record)] for record in repeats]) if repeats else None
     return CellResult(
         cell_id=last.cell_id, status=status, reason=(failed or [last])[-1].reason if status != "ok" else "",
         workload=last.workload, model=measured.workload if measured else last.workload, kind=last.kind,
@@ -76,9 +82,20 @@ def _pool(group: list[Record]) -> CellResult:
         cudnn_loaded=((measured.gpu if measured else {}).get("cudnn") or {}).get("version") or "",
         versions=_versions_loaded(last.axes["framework"], measured.versions) if measured else "",
         data_kind=measured.data.get("kind", "") if measured else "",
-        first_epochs=tuple(first), timed=summarize(timed) if timed else None,
-        images_per_second=median(rates) if rates else None, repeats=len(ok),
+        first_epochs=tuple(epoch["seconds"] for record in ok for epoch in record.measurement.epochs[:record.measurement.warmup_epochs]),
+        timed=timed, outlier_epochs=tuple(_outlier_label(repeats[r], e) for r, e in timed.outliers) if timed else (),
+        images_per_second=median([epoch["images_per_second"] for record in ok for epoch in _timed(record)]) if repeats else None,
+        repeats=len(repeats),
     )
+
+
+def _timed(record: Record) -> list[dict]:
+    return record.measurement.epochs[record.measurement.warmup_epochs:]
+
+
+def _outlier_label(record: Record, timed_index: int) -> str:
+    number = record.measurement.warmup_epochs + timed_index + 1
+    return f"repeat {record.repeat + 1}, epoch {number}: {record.measurement.epochs[number - 1]['seconds']:.2f} s"
 
 
 def _versions_loaded(framework: str, versions: dict) -> str:
@@ -98,11 +115,56 @@ def baselines(results: list[CellResult], baseline: str | None) -> dict[str, Cell
     return chosen
 
 
-def table_rows(results: list[CellResult], chosen: dict[str, CellResult]) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class Pair:
+    """Two measured cells set against each other, and what the statistics say of `other` against `baseline`."""
+
+    question: str  # "speed-up" (a cell against its baseline), "GPU vs CPU" or "cuDNN step"
+    baseline: CellResult
+    other: CellResult
+    comparison: Comparison
+
+    def to_dict(self) -> dict:
+        return _comparison_json(self.question, self.baseline.cell_id, self.other.cell_id, self.comparison)
+
+
+def _comparison_json(question: str, baseline: str, other: str, comparison: Comparison) -> dict:
+    return {"question": question, "baseline": baseline, "other": other, **comparison.to_dict()}
+
+
+def pairs(results: list[CellResult], chosen: dict[str, CellResult], min_effect: float = MIN_EFFECT) -> list[Pair]:
+    """Every comparison a report makes: each cell against its baseline, and the pairs the sentences speak of."""
+    def pair(question: str, baseline: CellResult, other: CellResult) -> Pair:
+        return Pair(question, baseline, other, compare_repeats(baseline.timed.per_repeat, other.timed.per_repeat, min_effect))
+
+    found = [pair("speed-up", chosen[r.model], r) for r in results if r.timed and r.model in chosen and chosen[r.model] is not r]
+    for model in dict.fromkeys(result.model for result in results):
+        gpus = [r for r in results if r.model == model and r.timed and r.kind == "gpu"]
+        reference = chosen.get(model)
+        fastest = min(gpus, key=lambda r: r.timed.median) if gpus else None
+        if reference and fastest and fastest is not reference:
+            found.append(pair("GPU vs CPU", reference, fastest))
+        found += [pair("cuDNN step", previous, current) for previous, current in _cudnn_steps(gpus)]
+    return found
+
+
+def _cudnn_steps(gpus: list[CellResult]) -> list[tuple[CellResult, CellResult]]:
+    """Within one workload, CUDA line and TensorFlow, each cuDNN minor with the one before it."""
+    groups: dict[tuple[str, str, str], list[CellResult]] = {}
+    for result in gpus:
+        groups.setdefault((result.workload, result.cuda, result.versions), []).append(result)
+    steps = []
+    for group in groups.values():
+        ordered = sorted(group, key=lambda r: tuple(int(p) for p in r.cudnn_named.split(".")))
+        steps += list(zip(ordered, ordered[1:]))
+    return steps
+
+
+def table_rows(results: list[CellResult], chosen: dict[str, CellResult], found: list[Pair]) -> list[dict[str, str]]:
+    speedups = {pair.other.cell_id: pair.comparison for pair in found if pair.question == "speed-up"}
     rows = []
     for result in results:
-        reference = chosen.get(result.model)
-        ratio = speedup(reference.timed, result.timed) if reference and result.timed else None
+        speedup = speedups.get(result.cell_id)
         rows.append(dict(zip(COLUMNS, [
             result.cell_id,
             result.status,
@@ -111,50 +173,43 @@ def table_rows(results: list[CellResult], chosen: dict[str, CellResult]) -> list
             result.cuda or "-",
             f"{result.cudnn_named} / {result.cudnn_loaded or '-'}" if result.kind == "gpu" else "-",
             result.versions or "-",
-            ", ".join(f"{s:.2f}" for s in result.first_epochs) or "-",
+            _spread(result.first_epochs),
+            str(result.repeats) if result.timed else "-",
             _timing(result, missing="-"),
+            str(len(result.outlier_epochs)) if result.timed else "-",
             f"{result.images_per_second:.0f}" if result.images_per_second else "-",
-            ("baseline" if reference is result else ratio.as_times()) if ratio else "-",
+            "baseline" if chosen.get(result.model) is result else speedup.as_times() if speedup else "-",
         ])))
     return rows
 
 
-def sentences(results: list[CellResult], chosen: dict[str, CellResult]) -> list[str]:
+def sentences(results: list[CellResult], chosen: dict[str, CellResult], found: list[Pair]) -> list[str]:
     """The seed's kind of answer, per model: the GPU against the CPU, then each cuDNN against the previous."""
     said = []
-    for workload in dict.fromkeys(result.model for result in results):
-        measured = [r for r in results if r.model == workload and r.timed]
-        gpus = [r for r in measured if r.kind == "gpu"]
-        reference = chosen.get(workload)
-        if reference and gpus:
-            fastest = min(gpus, key=lambda r: r.timed.median)
-            ratio = speedup(reference.timed, fastest.timed)
-            said.append(f"{workload}: the GPU ({fastest.cell_id}) is {ratio.value:.1f}x the {_name(reference)} "
-                        f"(bounds {ratio.low:.1f}-{ratio.high:.1f}x{', within noise' if ratio.within_noise else ''}).")
-        elif reference:
-            said.append(f"{workload}: no GPU cell was measured, so there is nothing to set against the {_name(reference)}.")
-        for line in _cudnn_steps(workload, gpus):
-            said.append(line)
+    for model in dict.fromkeys(result.model for result in results):
+        reference = chosen.get(model)
+        mine = [pair for pair in found if pair.baseline.model == model]
+        if reference and not any(r.model == model and r.timed and r.kind == "gpu" for r in results):
+            said.append(f"{model}: no GPU cell was measured, so there is nothing to set against the {_name(reference)}.")
+        said += [_gpu_sentence(model, pair) for pair in mine if pair.question == "GPU vs CPU"]
+        said += [_cudnn_sentence(model, pair) for pair in mine if pair.question == "cuDNN step"]
     return said
+
+
+def _gpu_sentence(model: str, pair: Pair) -> str:
+    c = pair.comparison
+    interval = f" ({c.ci_low:.1f}-{c.ci_high:.1f}x)" if c.ci_low is not None else ""
+    return f"{model}: the GPU ({pair.other.cell_id}) is {c.ratio:.1f}x the {_name(pair.baseline)}{interval}: {c.words}."
+
+
+def _cudnn_sentence(model: str, pair: Pair) -> str:
+    previous, current = pair.baseline, pair.other
+    return (f"{model}: cuDNN {current.cudnn_named} vs {previous.cudnn_named} (CUDA {current.cuda}, TF/Keras {current.versions}): "
+            f"{pair.comparison.as_percent()}.")
 
 
 def _name(result: CellResult) -> str:
     return "CPU" if result.kind == "cpu" else result.cell_id
-
-
-def _cudnn_steps(workload: str, gpus: list[CellResult]) -> list[str]:
-    """Within one CUDA line and TensorFlow, each cuDNN minor against the one before it."""
-    lines = []
-    groups: dict[tuple[str, str, str], list[CellResult]] = {}
-    for result in gpus:
-        groups.setdefault((result.workload, result.cuda, result.versions), []).append(result)
-    for (_, cuda, versions), group in groups.items():
-        ordered = sorted(group, key=lambda r: tuple(int(p) for p in r.cudnn_named.split(".")))
-        for previous, current in zip(ordered, ordered[1:]):
-            ratio: Ratio = speedup(previous.timed, current.timed)
-            lines.append(f"{workload}: cuDNN {current.cudnn_named} vs {previous.cudnn_named} (CUDA {cuda}, TF/Keras {versions}): "
-                         f"{ratio.as_percent()}.")
-    return lines
 
 
 def not_measured(results: list[CellResult]) -> list[str]:
@@ -172,53 +227,76 @@ def not_measured(results: list[CellResult]) -> list[str]:
     return lines
 
 
-def render(records: list[Record], table_format: str = "github", baseline: str | None = None) -> str:
+def outlier_lines(results: list[CellResult]) -> list[str]:
+    return [f"- {result.cell_id}: {label}" for result in results for label in result.outlier_epochs]
+
+
+OUTLIER_NOTE = (f"Outlier epochs, more than {OUTLIER_MADS:g} MADs from their cell's median epoch (kept: one moves only its own "
+                "repeat's number, and the test ranks repeats):")
+
+
+def render(records: list[Record], table_format: str = "github", baseline: str | None = None, min_effect: float = MIN_EFFECT) -> str:
     results = cell_results(records)
     chosen = baselines(results, baseline)
-    rows = table_rows(results, chosen)
+    found = pairs(results, chosen, min_effect)
+    rows = table_rows(results, chosen, found)
+    said = sentences(results, chosen, found)
     if table_format == "json":
-        return json.dumps({"cells": rows, "sentences": sentences(results, chosen), "not_measured": not_measured(results)}, indent=2)
+        return json.dumps({"cells": rows, "comparisons": [pair.to_dict() for pair in found], "sentences": said,
+                           "outlier_epochs": outlier_lines(results), "not_measured": not_measured(results)}, indent=2)
     text = _table(COLUMNS, [list(row.values()) for row in rows], table_format)
     if table_format == "csv":
         return text
-    said = sentences(results, chosen)
     if said:
         text += "\n\n" + "\n".join(said)
-    if any(row["speed-up"].endswith("~") for row in rows) or any("within noise" in line for line in said):
-        text += "\n" + NOISE_NOTE
-    problems = not_measured(results)
-    if problems:
-        text += "\n\nNot measured:\n" + "\n".join(problems)
+    if found:
+        text += "\n" + method_note(min_effect)
+    for heading, lines in ((OUTLIER_NOTE, outlier_lines(results)), ("Not measured:", not_measured(results))):
+        if lines:
+            text += f"\n\n{heading}\n" + "\n".join(lines)
     synthetic = sorted({r.workload for r in results if r.data_kind == "synthetic"})
     if synthetic:
         text += f"\n\nSynthetic data (no real data was present) for: {', '.join(synthetic)}. Timings are real; accuracy is meaningless."
     return text
 
 
-def compare(records_a: list[Record], records_b: list[Record], name_a: str, name_b: str, table_format: str = "github") -> str:
-    """The same cells in two runs side by side: B's speed against A's, with bounds and noise marks."""
+def compare(records_a: list[Record], records_b: list[Record], name_a: str, name_b: str, table_format: str = "github",
+            min_effect: float = MIN_EFFECT) -> str:
+    """The same cells in two runs side by side: B's speed against A's, judged as render() judges a speed-up."""
     results_a = {result.cell_id: result for result in cell_results(records_a)}
     results_b = {result.cell_id: result for result in cell_results(records_b)}
-    headers = ["cell", f"A: {name_a} epoch s", f"B: {name_b} epoch s", "B vs A"]
-    rows = []
+    headers = ["cell", f"A: {name_a} epoch s", f"B: {name_b} epoch s", "repeats A / B", "B vs A"]
+    rows, compared = [], []
     for cell_id in (cell for cell in results_a if cell in results_b):
         a, b = results_a[cell_id], results_b[cell_id]
-        ratio = speedup(a.timed, b.timed) if a.timed and b.timed else None
-        rows.append([cell_id, _timing(a, missing=a.status), _timing(b, missing=b.status), ratio.as_times() if ratio else "-"])
+        comparison = compare_repeats(a.timed.per_repeat, b.timed.per_repeat, min_effect) if a.timed and b.timed else None
+        rows.append([cell_id, _timing(a, missing=a.status), _timing(b, missing=b.status), f"{a.repeats} / {b.repeats}",
+                     comparison.as_times() if comparison else "-"])
+        if comparison:
+            compared.append(_comparison_json("B vs A", f"{name_a}/{cell_id}", f"{name_b}/{cell_id}", comparison))
+    only = {label: [c for c in mine if c not in theirs] for label, mine, theirs in (("A", results_a, results_b), ("B", results_b, results_a))}
     if table_format == "json":
-        return json.dumps([dict(zip(headers, row)) for row in rows], indent=2)
+        return json.dumps({"cells": [dict(zip(headers, row)) for row in rows], "comparisons": compared,
+                           "only_in": only}, indent=2)
     text = _table(headers, rows, table_format)
     if table_format == "csv":
         return text
-    text += "\n\nB vs A above 1.00x: B is faster. " + NOISE_NOTE
-    for label, only in (("A", [c for c in results_a if c not in results_b]), ("B", [c for c in results_b if c not in results_a])):
-        if only:
-            text += f"\nOnly in {label}: {', '.join(only)}"
+    text += "\n\nB vs A above 1.00x: B is faster.\n" + method_note(min_effect)
+    for label, cells in only.items():
+        if cells:
+            text += f"\nOnly in {label}: {', '.join(cells)}"
     return text
 
 
+def _spread(seconds: tuple[float, ...]) -> str:
+    """One warm-up epoch as it is; several (one per repeat) as their median and range."""
+    if len(seconds) < 2:
+        return f"{seconds[0]:.2f}" if seconds else "-"
+    return f"{median(seconds):.2f} ({min(seconds):.2f}-{max(seconds):.2f})"
+
+
 def _timing(result: CellResult, missing: str) -> str:
-    """The timed epochs' median and range, or `missing` for a cell without them."""
+    """The median repeat and the range of the repeats, or `missing` for a cell without them."""
     return f"{result.timed.median:.2f} ({result.timed.low:.2f}-{result.timed.high:.2f})" if result.timed else missing
 
 

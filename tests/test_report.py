@@ -1,4 +1,4 @@
-"""Reports: golden output from stored real runs, and noise marking on constructed cases."""
+"""Reports: golden output from stored real runs, and intervals and verdicts on constructed repeats."""
 
 import csv
 import io
@@ -11,8 +11,8 @@ from PIL import Image
 from runner import records
 from runner.errors import UserError
 from runner.plot import plot
-from runner.report import COLUMNS, compare, render
-from runner.stats import Summary, speedup, summarize
+from runner.report import COLUMNS, OUTLIER_NOTE, compare, render
+from runner.stats import VERDICTS
 from test_records import epoch, measurement, record
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -36,62 +36,116 @@ def timed(cell_id, seconds, kind="gpu", cudnn="", repeat=0, cuda="12.6"):
     return record(cell_id, measurement=data, kind=kind, cudnn=cudnn, cuda=cuda if kind == "gpu" else "", repeat=repeat)
 
 
-CPU = timed("cpu-tf2.21-dogs-vs-cats", [10.0, 10.2, 9.9], kind="cpu")
-GPU_93 = timed("gpu-cuda12.6-cudnn9.3-tf2.21-dogs-vs-cats", [1.00, 1.02, 0.98], cudnn="9.3")
-GPU_95 = timed("gpu-cuda12.6-cudnn9.5-tf2.21-dogs-vs-cats", [0.99, 1.01, 1.00], cudnn="9.5")
-GPU_98 = timed("gpu-cuda12.6-cudnn9.8-tf2.21-dogs-vs-cats", [0.80, 0.81, 0.79], cudnn="9.8")
+JITTER = (1.00, 1.01, 0.99, 1.02, 0.98)  # one factor per repeat: repeats on a quiet host differ by a percent or two
 
 
-def test_ratios_carry_min_max_bounds_and_overlap_is_noise():
-    ratio = speedup(summarize([10.0, 10.2, 9.9]), summarize([0.80, 0.81, 0.79]))
-    assert (round(ratio.value, 3), round(ratio.low, 3), round(ratio.high, 3)) == (12.5, 12.222, 12.911)
-    assert not ratio.within_noise
-    assert speedup(summarize([1.00, 1.02, 0.98]), summarize([0.99, 1.01, 1.00])).within_noise
-    assert Summary(2.0, 1.0, 3.0, 3).spread == 1.0
+def repeated(cell_id, seconds, kind="gpu", cudnn="", order=JITTER):
+    """Five repeats of a cell whose epochs take about `seconds`, each repeat's three timed epochs a little apart."""
+    return [timed(cell_id, [seconds * factor * spread for spread in (1.0, 1.005, 0.995)], kind, cudnn, repeat)
+            for repeat, factor in enumerate(order)]
 
 
-def test_sentences_say_gpu_vs_cpu_and_each_cudnn_vs_the_previous_marking_noise():
-    text = render([CPU, GPU_95, GPU_93, GPU_98])
+CPU_ID, GPU_93_ID, GPU_95_ID, GPU_98_ID = ("cpu-tf2.21-dogs-vs-cats", "gpu-cuda12.6-cudnn9.3-tf2.21-dogs-vs-cats",
+                                           "gpu-cuda12.6-cudnn9.5-tf2.21-dogs-vs-cats", "gpu-cuda12.6-cudnn9.8-tf2.21-dogs-vs-cats")
+CPU = repeated(CPU_ID, 10.0, kind="cpu")
+GPU_93 = repeated(GPU_93_ID, 1.00, cudnn="9.3")
+GPU_95 = repeated(GPU_95_ID, 1.00, cudnn="9.5", order=JITTER[::-1])  # the same speed as 9.3: no difference to find
+GPU_98 = repeated(GPU_98_ID, 0.80, cudnn="9.8")
+
+
+def test_sentences_say_gpu_vs_cpu_and_each_cudnn_vs_the_previous_with_interval_and_verdict():
+    text = render(CPU + GPU_95 + GPU_93 + GPU_98)
     said = text.split("\n\n")[1].splitlines()
     assert said == [
-        "dogs-vs-cats: the GPU (gpu-cuda12.6-cudnn9.8-tf2.21-dogs-vs-cats) is 12.5x the CPU (bounds 12.2-12.9x).",
-        "dogs-vs-cats: cuDNN 9.5 vs 9.3 (CUDA 12.6, TF/Keras 2.21.0 / 3.12.0): +0.0% (-3.0% to +3.0%, within noise).",
-        "dogs-vs-cats: cuDNN 9.8 vs 9.5 (CUDA 12.6, TF/Keras 2.21.0 / 3.12.0): +25.0% (+22.2% to +27.8%).",
-        "~ within noise: the min-max bounds of the speed-up include 1.0x.",
+        f"dogs-vs-cats: the GPU ({GPU_98_ID}) is 12.5x the CPU (12.1-12.9x): faster.",
+        "dogs-vs-cats: cuDNN 9.5 vs 9.3 (CUDA 12.6, TF/Keras 2.21.0 / 3.12.0): +0.0% (-2.9% to +3.0%): no difference shown.",
+        "dogs-vs-cats: cuDNN 9.8 vs 9.5 (CUDA 12.6, TF/Keras 2.21.0 / 3.12.0): +25.0% (+21.3% to +28.8%): faster.",
+        "Speed-ups: ratios of the median repeat (one fresh process; its number is the median of its timed epochs), "
+        "with a 95% bootstrap interval.",
+        "Faster or slower only when a Mann-Whitney U test gives p < 0.05 and the ratio is at least 5% away from 1.00x; "
+        "otherwise no difference is shown.",
     ]
 
 
-def test_rows_show_speed_up_against_the_cpu_and_the_cudnn_named_and_loaded():
-    rows = list(csv.DictReader(io.StringIO(render([CPU, GPU_93, GPU_98], "csv"))))
+def test_rows_show_repeats_and_the_speed_up_against_the_cpu_and_the_cudnn_named_and_loaded():
+    rows = list(csv.DictReader(io.StringIO(render(CPU + GPU_93 + GPU_98, "csv"))))
     assert list(rows[0]) == COLUMNS
-    assert [row["speed-up"] for row in rows] == ["baseline", "10.00x (9.71-10.41)", "12.50x (12.22-12.91)"]
+    assert [row["speed-up"] for row in rows] == ["baseline", "10.00x (9.71-10.30) faster", "12.50x (12.13-12.88) faster"]
     assert [row["cuDNN named / loaded"] for row in rows] == ["-", "9.3 / 9.3.0", "9.8 / 9.8.0"]
-    assert rows[1]["epoch s median (min-max)"] == "1.00 (0.98-1.02)"
-    assert rows[1]["first epoch s"] == "5.00"
+    assert [row["repeats"] for row in rows] == ["5", "5", "5"]
+    assert rows[1]["epoch s median (repeat range)"] == "1.00 (0.98-1.02)"
+    assert rows[1]["first epoch s"] == "5.00 (5.00-5.00)"
+    assert rows[1]["outlier epochs"] == "0"
 
 
-def test_a_named_baseline_replaces_the_cpu_and_noise_is_marked_in_the_table():
-    rows = json.loads(render([CPU, GPU_93, GPU_95], "json", baseline=GPU_93.cell_id))["cells"]
-    assert [row["speed-up"] for row in rows] == ["0.10x (0.10-0.10)", "baseline", "1.00x (0.97-1.03) ~"]
+def test_a_named_baseline_replaces_the_cpu():
+    rows = json.loads(render(CPU + GPU_93 + GPU_95, "json", baseline=GPU_93_ID))["cells"]
+    assert [row["speed-up"] for row in rows] == ["0.10x (0.10-0.10) slower", "baseline", "1.00x (0.97-1.03) no difference shown"]
 
 
-def test_repeats_are_pooled_into_one_row():
-    again = timed(GPU_93.cell_id, [1.10, 1.12], cudnn="9.3", repeat=1)
-    rows = json.loads(render([CPU, GPU_93, again], "json"))["cells"]
+def test_json_gives_every_compared_pair_with_its_statistics():
+    report = json.loads(render(CPU + GPU_93 + GPU_95 + GPU_98, "json"))
+    assert set(report) == {"cells", "comparisons", "sentences", "outlier_epochs", "not_measured"}
+    asked = [(c["question"], c["baseline"], c["other"], c["verdict"]) for c in report["comparisons"]]
+    assert asked == [
+        ("speed-up", CPU_ID, GPU_93_ID, "faster"), ("speed-up", CPU_ID, GPU_95_ID, "faster"), ("speed-up", CPU_ID, GPU_98_ID, "faster"),
+        ("GPU vs CPU", CPU_ID, GPU_98_ID, "faster"),
+        ("cuDNN step", GPU_93_ID, GPU_95_ID, "no_difference"), ("cuDNN step", GPU_95_ID, GPU_98_ID, "faster"),
+    ]
+    for compared in report["comparisons"]:
+        assert all(isinstance(compared[key], float) for key in ("ratio", "ci_low", "ci_high", "p_value"))
+        assert compared["ci_low"] <= compared["ratio"] <= compared["ci_high"]
+        assert compared["repeats"] == {"baseline": 5, "other": 5} and compared["repeats_needed"] is None
+        assert compared["verdict"] in VERDICTS
+
+
+def test_one_repeat_per_cell_says_how_many_are_needed():
+    report = json.loads(render([CPU[0], GPU_98[0]], "json"))
+    (speedup, gpu_vs_cpu) = report["comparisons"]
+    assert (speedup["verdict"], speedup["repeats_needed"], speedup["ci_low"], speedup["repeats"]) == ("no_difference", 4, None, {"baseline": 1, "other": 1})
+    assert report["cells"][1]["speed-up"] == "12.50x needs 4 repeats per cell"
+    assert report["sentences"] == [f"dogs-vs-cats: the GPU ({GPU_98_ID}) is 12.5x the CPU: needs 4 repeats per cell."]
+
+
+def test_each_record_is_one_repeat_and_its_number_is_the_median_of_its_epochs():
+    again = timed(GPU_93_ID, [1.10, 1.12], cudnn="9.3", repeat=1)
+    rows = json.loads(render([*CPU, GPU_93[0], again], "json"))["cells"]
     assert len(rows) == 2
-    assert rows[1]["epoch s median (min-max)"] == "1.02 (0.98-1.12)"  # median of 0.98, 1.00, 1.02, 1.10, 1.12
-    assert rows[1]["first epoch s"] == "5.00, 5.00"
+    assert rows[1]["repeats"] == "2"
+    assert rows[1]["epoch s median (repeat range)"] == "1.06 (1.00-1.11)"  # repeats 1.00 and 1.11: median 1.055
+    assert rows[1]["first epoch s"] == "5.00 (5.00-5.00)"
+
+
+def test_a_stalled_epoch_is_flagged_and_counted_and_the_verdict_stands():
+    stalled = repeated(GPU_98_ID, 0.80, cudnn="9.8")
+    stalled[2] = timed(GPU_98_ID, [0.79, 3.20, 0.80], cudnn="9.8", repeat=2)
+    text = render(CPU + stalled)
+    rows = list(csv.DictReader(io.StringIO(render(CPU + stalled, "csv"))))
+    assert [row["outlier epochs"] for row in rows] == ["0", "1"]
+    assert rows[1]["speed-up"] == "12.50x (12.13-12.76) faster"  # the stalled repeat's median is still 0.80
+    assert text.split("\n\n")[2].splitlines() == [OUTLIER_NOTE, f"- {GPU_98_ID}: repeat 3, epoch 3: 3.20 s"]
+    assert json.loads(render(CPU + stalled, "json"))["outlier_epochs"] == [f"- {GPU_98_ID}: repeat 3, epoch 3: 3.20 s"]
+
+
+def test_compare_judges_each_cell_as_the_report_does():
+    b = [timed(r.cell_id, [s / 2 for s in (e["seconds"] for e in r.measurement.epochs[1:])], "gpu", "9.3", r.repeat) for r in GPU_93]
+    report = json.loads(compare(GPU_93, b, "before", "after", "json"))
+    (compared,) = report["comparisons"]
+    assert (compared["question"], compared["baseline"], compared["other"]) == ("B vs A", f"before/{GPU_93_ID}", f"after/{GPU_93_ID}")
+    assert compared["verdict"] == "faster" and compared["ci_low"] < 2.0 < compared["ci_high"]
+    assert report["cells"][0]["B vs A"] == "2.00x (1.94-2.06) faster"
+    assert report["only_in"] == {"A": [], "B": []}
 
 
 def test_markdown_and_plain_formats():
-    assert render([CPU], "markdown").splitlines()[1].startswith("|:---")
-    assert not render([CPU], "plain").startswith("|")
+    assert render(CPU, "markdown").splitlines()[1].startswith("|:---")
+    assert not render(CPU, "plain").startswith("|")
 
 
 def test_cells_without_numbers_are_listed_and_shared_reasons_grouped():
     skipped = [record(f"gpu-{n}", "skipped", "no GPU here", kind="gpu") for n in (1, 2)]
     failed = record("cpu-x", "failed", "the workload exited with code 137: Killed")
-    section = render([CPU, *skipped, failed]).split("Not measured:\n")[1].split("\n\n")[0]
+    section = render([*CPU, *skipped, failed]).split("Not measured:\n")[1].split("\n\n")[0]
     assert section.splitlines() == [
         "- 2 cells skipped: no GPU here: gpu-1, gpu-2",
         "- cpu-x: failed: the workload exited with code 137: Killed",
@@ -104,12 +158,12 @@ def test_synthetic_data_is_said_under_the_table():
 
 
 def test_the_chart_is_a_real_png_with_something_drawn(tmp_path):
-    path = plot([CPU, GPU_93, GPU_98], tmp_path / "epochs.png")
+    path = plot(CPU + GPU_93 + GPU_98 + [timed("gpu-cuda12.6-cudnn9.5-tf2.21-dogs-vs-cats", [0.9], cudnn="9.5")], tmp_path / "epochs.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as image:
         assert image.width >= 800 and image.height >= 200
         colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
-        assert len(colours) > 50  # bars, error bars, labels: not a blank canvas
+        assert len(colours) > 50  # bars, error bars, intervals, labels: not a blank canvas
 
 
 def test_a_chart_needs_a_measured_cell(tmp_path):
@@ -118,10 +172,10 @@ def test_a_chart_needs_a_measured_cell(tmp_path):
 
 
 def test_a_failed_repeat_is_counted_and_a_resumed_skip_is_not():
-    failed_repeat = record(GPU_93.cell_id, "failed", "the workload exited with code 137: Killed", kind="gpu", cudnn="9.3", cuda="12.6", repeat=1)
-    skipped_before_resume = record(GPU_95.cell_id, "skipped", "no GPU here", kind="gpu", cudnn="9.5", cuda="12.6")
-    rows = json.loads(render([CPU, GPU_93, failed_repeat, skipped_before_resume, GPU_95], "json"))
+    failed_repeat = record(GPU_93_ID, "failed", "the workload exited with code 137: Killed", kind="gpu", cudnn="9.3", cuda="12.6", repeat=1)
+    skipped_before_resume = record(GPU_95_ID, "skipped", "no GPU here", kind="gpu", cudnn="9.5", cuda="12.6")
+    rows = json.loads(render([*CPU, GPU_93[0], failed_repeat, skipped_before_resume, GPU_95[0]], "json"))
     statuses = {row["cell"]: row["status"] for row in rows["cells"]}
-    assert statuses[GPU_93.cell_id] == "ok (1 of 2 failed)"
-    assert statuses[GPU_95.cell_id] == "ok"
-    assert rows["not_measured"] == [f"- {GPU_93.cell_id}: ok (1 of 2 failed): the workload exited with code 137: Killed"]
+    assert statuses[GPU_93_ID] == "ok (1 of 2 failed)"
+    assert statuses[GPU_95_ID] == "ok"
+    assert rows["not_measured"] == [f"- {GPU_93_ID}: ok (1 of 2 failed): the workload exited with code 137: Killed"]

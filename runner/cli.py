@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from runner import __version__, datasets, records, session
 from runner.cells import Cell
-from runner.config import MAX_REPEATS
+from runner.config import DEFAULT_REPEATS, MAX_REPEATS
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.errors import UserError
 from runner.executors.docker_executor import DockerExecutor, connect
@@ -26,6 +26,7 @@ from runner.executors.docker_images import repository
 from runner.plot import plot
 from runner.progress import Progress
 from runner.report import FORMATS, compare, render
+from runner.stats import MIN_EFFECT
 
 CHART_FILE = "epochs.png"
 CHART_FORMATS = (".png", ".svg", ".pdf")
@@ -43,6 +44,9 @@ def parser() -> argparse.ArgumentParser:
     matrix_options.add_argument("--strict", action="store_true", help="make a selected cell that the compatibility table excludes an error")
     build_options = argparse.ArgumentParser(add_help=False)
     build_options.add_argument("--offline-base", action="store_true", help="build base images from Debian packages (debootstrap), never from a registry")
+    verdict_options = argparse.ArgumentParser(add_help=False)
+    verdict_options.add_argument("--min-effect", type=percent, default=MIN_EFFECT * 100, metavar="PERCENT",
+                                 help="the smallest difference called faster or slower, even when significant (default: %(default)g)")
     results_options = argparse.ArgumentParser(add_help=False)
     results_options.add_argument("--results", type=Path, default=Path("results"), help="where run folders go (default: %(default)s)")
 
@@ -52,9 +56,11 @@ def parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", parents=[matrix_options], help="show the cells, their ids and images")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     commands.add_parser("build", parents=[matrix_options, build_options], help="build the images the selected cells need")
-    run = commands.add_parser("run", parents=[matrix_options, build_options, results_options], help="build what is missing, run every selected cell, record and report results")
+    run = commands.add_parser("run", parents=[matrix_options, build_options, results_options, verdict_options], help="build what is missing, run every selected cell, record and report results")
     run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
-    run.add_argument("--repeats", type=count(MAX_REPEATS), default=1, metavar="N", help=f"run each cell N times (at most {MAX_REPEATS}), a fresh container each; the report pools them (default: 1)")
+    run.add_argument("--repeats", type=count(MAX_REPEATS), metavar="N",
+                     help=f"run each cell N times (at most {MAX_REPEATS}), a fresh process each, interleaved; the report compares repeats "
+                          f"(default: the matrix's repeats, else {DEFAULT_REPEATS})")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
     data = commands.add_parser("data", help="prepare real data on the host: Kaggle's Dogs vs Cats, or MNIST")
     data.add_argument("model", choices=["dogs-vs-cats", "mnist"])
@@ -66,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     clean = commands.add_parser("clean", help="remove containers (and with --images, images) that cudnn-matrix made, found by label")
     clean.add_argument("--images", action="store_true", help="also remove the images it built (the next build starts over)")
     clean.add_argument("--force", action="store_true", help="also remove the containers of runs that are still going (they then fail)")
-    report_options = argparse.ArgumentParser(add_help=False)
+    report_options = argparse.ArgumentParser(add_help=False, parents=[verdict_options])
     report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (default: %(default)s)")
     report_options.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)")
@@ -77,6 +83,16 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder or run id")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or run id")
     return top
+
+
+def percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 100:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to below 100, got {text!r}")
+    return value
 
 
 def count(maximum: int):
@@ -153,9 +169,10 @@ def cmd_build(args) -> int:
 def cmd_run(args) -> int:
     chosen = plan(args)
     result = session.run(chosen, docker_executor(chosen), args.results, args.resume, args.repeats, progress)
-    print(render(result.records))
+    min_effect = args.min_effect / 100
+    print(render(result.records, min_effect=min_effect))
     if any(record.status == "ok" for record in result.records):
-        print(f"\nChart: {plot(result.records, result.folder / CHART_FILE)}")
+        print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
 
 
@@ -185,10 +202,10 @@ def cmd_report(args) -> int:
     loaded = records.load(run_folder)
     if args.baseline and args.baseline not in {record.cell_id for record in loaded if record.status == "ok"}:
         raise UserError(f"--baseline {args.baseline}: no measured cell of run {run_folder.name} has that id")
-    emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + render(loaded, args.format, args.baseline), args.output)
+    emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + render(loaded, args.format, args.baseline, args.min_effect / 100), args.output)
     if args.plot:
         with written(args.plot, "--plot") as partial:
-            plot(loaded, partial, args.baseline)
+            plot(loaded, partial, args.baseline, args.min_effect / 100)
         progress(f"chart: {args.plot}")
     return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
 
@@ -196,7 +213,7 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     check_writable(args.output, "-o")
     run_a, run_b = (records.find_run(args.results, str(run)) for run in (args.run_a, args.run_b))
-    emit(compare(records.load(run_a), records.load(run_b), run_a.name, run_b.name, args.format), args.output)
+    emit(compare(records.load(run_a), records.load(run_b), run_a.name, run_b.name, args.format, args.min_effect / 100), args.output)
     return EXIT_OK
 
 

@@ -49,6 +49,7 @@ MAX_THREADS = 1024  # intra/inter-op threads and parallel calls
 MAX_PREFETCH_BATCHES = 1024
 MAX_TIMEOUT_MINUTES = 7 * 24 * 60
 MAX_REPEATS = 100  # run --repeats
+DEFAULT_REPEATS = 5  # the fewest with which a Mann-Whitney U test can show a difference at p < 0.05 with room to spare
 MIN_MEMORY_BYTES = 6 * 1024**2  # Docker refuses to start a container with less
 MAX_MEMORY_BYTES = 1024**4
 MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
@@ -119,6 +120,7 @@ class Matrix:
     gpu: GpuImages | None
     build: BuildSettings
     limits: Limits
+    repeats: int  # fresh processes per cell: the unit the report's statistics count
 
 
 _MISSING = object()
@@ -189,14 +191,15 @@ def load_matrix(path: Path) -> Matrix:
     path = Path(path)
     data, lines = _parse_yaml(path, _read_matrix(path))
     document = _Document(path, lines)
-    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits"})
+    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits", "repeats"})
     workloads = _workloads(document, top["workloads"], path.parent)
     if "cpu" not in top and "gpu" not in top:
         raise document.error(("cpu",), "at least one kind of image (cpu or gpu) to run the workloads on")
     cpu = _cpu(document, top["cpu"]) if "cpu" in top else None
     gpu = _gpu(document, top["gpu"]) if "gpu" in top else None
     build = _build(document, top.get("build", {}))
-    return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=build, limits=_limits(document, top.get("limits", {})))
+    return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=build, limits=_limits(document, top.get("limits", {})),
+                  repeats=document.integer(top.get("repeats", DEFAULT_REPEATS), ("repeats",), 1, MAX_REPEATS))
 
 
 def _read_matrix(path: Path) -> str:

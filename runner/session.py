@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,8 +114,8 @@ def build(plan: Plan, executor: Executor, progress: Progress) -> list[PrepareFai
     return failures
 
 
-def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int, progress: Progress) -> RunResult:
-    """Run every selected cell not yet done (repeats times), appending each record as it ends.
+def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress) -> RunResult:
+    """Run each selected cell `repeats` times (default: the matrix's), appending each record as it ends.
 
     The run folder exists, resumable, before anything else happens, and this runner holds it
     until it ends, however it ends.
@@ -123,7 +124,7 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
     with records.hold(run_folder):
         state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine gone
         try:
-            failed = _run(plan, executor, run_folder, repeats, progress)
+            failed = _run(plan, executor, run_folder, repeats or plan.matrix.repeats, progress)
             state = "finished"
         except KeyboardInterrupt:
             state = "interrupted"
@@ -139,35 +140,45 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
 
 
 def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress) -> int:
-    done = {record.cell_id for record in records.load(run_folder) if record.status == "ok"}
-    todo = [cell for cell in plan.selected if cell.id not in done]
+    earlier = records.load(run_folder)
+    measured = Counter(record.cell_id for record in earlier if record.status == "ok")
+    noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
+    todo = [cell for cell in plan.selected if measured[cell.id] < repeats]
     runnable = [cell for cell in todo if not cell.excluded]
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
     prepared, no_gpu = provision(executor, runnable, progress)
     ready = [cell for cell in runnable if not (cell.kind == "gpu" and no_gpu)]
-    progress(f"run {run_folder.name}: {len(ready)} cell(s) to run, {len(done)} already done, "
+    progress(f"run {run_folder.name}: {len(ready)} cell(s) to run, {len(plan.selected) - len(todo)} already done, "
              f"{len(todo) - len(ready)} skipped or excluded, results in {run_folder}")
-    return _run_cells(executor, plan.matrix, todo, prepared, data, no_gpu, run_folder, repeats, progress)
+    # A cell that cannot run here is noted once, in its place in the first round.
+    left = {cell.id: range(measured[cell.id], repeats) if cell in ready else range(0 if cell.id in noted else 1) for cell in todo}
+    runs = interleaved(todo, left)
+    return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress)
 
 
-def _run_cells(executor: Executor, matrix: Matrix, cells: list[Cell], prepared: Provisioned, data: dict[str, Dataset],
-               no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress) -> int:
-    """Run each cell (repeats times, afresh each) and append each record at once; returns how many failed."""
+def interleaved(cells: list[Cell], repeats_left: dict[str, range]) -> list[tuple[Cell, int]]:
+    """(cell, repeat) in the order A B C A B C ...: drift in the machine then spreads over every cell alike."""
+    rounds = max((len(left) for left in repeats_left.values()), default=0)
+    return [(cell, repeats_left[cell.id][turn]) for turn in range(rounds) for cell in cells if turn < len(repeats_left[cell.id])]
+
+
+def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]], prepared: Provisioned,
+               data: dict[str, Dataset], no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress) -> int:
+    """Run each (cell, repeat) afresh and append its record at once; returns how many failed."""
     failed = 0
-    for number, cell in enumerate(cells, 1):
+    for number, (cell, repeat) in enumerate(runs, 1):
         if cell.excluded or (cell.kind == "gpu" and no_gpu):
             status, reason = ("excluded", cell.excluded) if cell.excluded else ("skipped", no_gpu)
             _keep(run_folder, _record(executor, cell, None, status, reason, now()), progress)
-            progress(f"[{number}/{len(cells)}] {cell.id}: {status}: {reason}")
+            progress(f"[{number}/{len(runs)}] {cell.id}: {status}: {reason}")
             continue
-        for repeat in range(repeats):
-            label = f"[{number}/{len(cells)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
-            progress(label)
-            started = time.monotonic()
-            record = dataclasses.replace(run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder), repeat=repeat)
-            kept = _keep(run_folder, record, progress)
-            failed += record.status == "failed" or not kept
-            progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
+        label = f"[{number}/{len(runs)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
+        progress(label)
+        started = time.monotonic()
+        record = dataclasses.replace(run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder), repeat=repeat)
+        kept = _keep(run_folder, record, progress)
+        failed += record.status == "failed" or not kept
+        progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
     return failed
 
 

@@ -16,6 +16,7 @@ workloads:
     train_images: 64
     validation_images: 32
     data: data
+repeats: 1
 cpu:
   tensorflow: ["2.21"]
 """

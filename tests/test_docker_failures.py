@@ -18,6 +18,7 @@ pytestmark = pytest.mark.docker
 SMALL = "model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32"
 
 FAULTS_MATRIX = fault_workloads("dogs-vs-cats") + """
+repeats: 1
 cpu:
   tensorflow: ["2.21", "2.999"]
 limits:
@@ -57,6 +58,7 @@ INTERRUPT_MATRIX = f"""
 workloads:
   dogs-vs-cats: {{{SMALL}}}
   stuck: {{{SMALL}, fault: hang}}
+repeats: 1
 cpu:
   tensorflow: ["2.21"]
 build:
@@ -171,6 +173,7 @@ LIFECYCLE_MATRIX = f"""
 workloads:
   stuck: {{{SMALL}, fault: hang}}
   dogs-vs-cats: {{{SMALL}}}
+repeats: 1
 cpu:
   tensorflow: ["2.21"]
 build:

@@ -16,6 +16,7 @@ TENSORFLOW, CUDA, CUDNN = "2.21", "12.5", "9.3"
 GPU_MATRIX = f"""
 workloads:
   dogs-vs-cats: {{epochs: 2, train_images: 64, validation_images: 32}}
+repeats: 1
 cpu:
   tensorflow: ["2.21"]
 gpu:

@@ -13,6 +13,7 @@ workloads:
   dogs-vs-cats: {epochs: 2, train_images: 64, validation_images: 32}
   dogs-vs-cats-cached: {model: dogs-vs-cats, epochs: 3, train_images: 64, validation_images: 32, input: cached}
   mnist: {epochs: 2, train_images: 512, validation_images: 128}
+repeats: 1
 cpu:
   tensorflow: ["2.15", "2.21"]
 build:

@@ -5,6 +5,7 @@ tests/test_docker_failures.py proves the same ladder with real containers.
 
 import json
 import os
+from collections import Counter
 import shutil
 import subprocess
 
@@ -195,3 +196,35 @@ def test_a_full_results_disk_loses_no_measurement(matrix, tiny_disk, capsys):
     kept = json.loads(err[err.index(cannot[0]) + 1])
     assert kept["cell_id"] == "cpu-tf2.21-mnist" and kept["status"] == "ok" and kept["measurement"]["epochs"]
     assert result.failed == 2
+
+
+def test_repeats_run_interleaved_and_resume_tops_up_the_missing_ones(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f'workloads: {{a: {{{SMALL}}}, b: {{{SMALL}}}, c: {{{SMALL}, fault: crash}}}}\ncpu: {{tensorflow: ["2.21"]}}\n'
+                    "repeats: 3\nbuild: {ca_certificates: []}\n")
+    executor = FakeExecutor()
+    first = session.run(session.plan(path), executor, tmp_path / "results", None, None, Progress())
+    assert [job.cell_id.removeprefix("cpu-tf2.21-") for job in executor.jobs] == list("abcabcabc")
+    assert [(r.cell_id[-1], r.repeat) for r in first.records] == [(n, k) for k in range(3) for n in "abc"]
+
+    more = FakeExecutor()
+    topped = session.run(session.plan(path), more, tmp_path / "results", first.folder.name, 5, Progress())
+    assert [job.cell_id[-1] for job in more.jobs] == list("abcabcccc")  # c had no good repeat: all five again
+    ok = Counter(record.cell_id[-1] for record in topped.records if record.status == "ok")
+    assert ok == {"a": 5, "b": 5}
+
+
+def test_interleaving_gives_each_cell_its_own_remaining_repeats():
+    cells = [type("C", (), {"id": "a"})(), type("C", (), {"id": "b"})()]
+    order = session.interleaved(cells, {"a": range(1, 3), "b": range(0, 3)})
+    assert [(cell.id, repeat) for cell, repeat in order] == [("a", 1), ("b", 0), ("a", 2), ("b", 1), ("b", 2)]
+
+
+def test_identical_cells_with_the_default_repeats_show_no_difference(tmp_path, capsys):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f'workloads: {{mnist: {{{SMALL}}}, again: {{{SMALL}}}}}\ncpu: {{tensorflow: ["2.21"]}}\nbuild: {{ca_certificates: []}}\n')
+    result = session.run(session.plan(path), FakeExecutor(), tmp_path / "results", None, None, Progress())
+    assert Counter(record.cell_id for record in result.records) == {"cpu-tf2.21-mnist": 5, "cpu-tf2.21-again": 5}
+    assert cli.main(["report", str(result.folder), "--format", "json", "--baseline", "cpu-tf2.21-mnist"]) == 0
+    (comparison,) = [c for c in json.loads(capsys.readouterr().out)["comparisons"] if c["other"] == "cpu-tf2.21-again"]
+    assert comparison["verdict"] == "no_difference" and comparison["repeats"] == {"baseline": 5, "other": 5}

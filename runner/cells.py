@@ -1,21 +1,26 @@
 """Stage 2: Matrix -> ordered cells. Pure: no files, no Docker.
 
 A cell is one workload in one environment, described by its axes: `kind`,
-`framework` and `framework_version`, and for GPU cells `cuda` and `cudnn`
-(plus `keras` when pinned). Cells whose build axes agree share one
-EnvironmentSpec, and so one build; the workloads are the run axis.
+`framework` (the Keras backend: tensorflow, torch or jax) and
+`framework_version`, and for GPU cells `cuda` and `cudnn` (plus `keras` when
+pinned). Cells whose build axes agree share one EnvironmentSpec, and so one
+build; the workloads are the run axis.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from runner.compatibility import Table, cudnn_source, exclusion
+from runner.compatibility import Table, cudnn_source, exclusion, python_mismatch, without_cudnn
 from runner.config import GPU_AXES, GpuImages, Matrix, Workload
 from runner.environments import EnvironmentSpec, environment_for, environment_name
 from runner.errors import UserError
+from workload.contract import BACKENDS
+
+PYTHON_TAG = re.compile(r"(?:docker\.io/)?(?:library/)?python:(\d+\.\d+)(?:[.-].*)?")  # python:3.11-slim -> 3.11
 
 
 @dataclass(frozen=True)
@@ -50,61 +55,98 @@ def make_cell(axes: dict[str, str], workload: Workload, environment: Environment
 def expand(matrix: Matrix, table: Table) -> list[Cell]:
     """Every cell of the matrix: CPU environments first, then GPU ones; workloads within each."""
     cells = {}
-    for axes, environment, excluded in [*_cpu_environments(matrix), *_gpu_environments(matrix, table)]:
+    for axes, environment, excluded in [*_cpu_environments(matrix, table), *_gpu_environments(matrix, table)]:
         for workload in matrix.workloads:
-            cell = make_cell(axes, workload, environment, excluded)
+            cell = make_cell(axes, workload, environment, excluded or _unsuitable(axes, workload) or "")
             if cell.id in cells:
                 raise UserError(f"{matrix.path}: cell {cell.id} comes out of the matrix twice: check gpu.include for repeated entries")
             cells[cell.id] = cell
     return list(cells.values())
 
 
-def _cpu_environments(matrix: Matrix):
+def _unsuitable(axes: dict[str, str], workload: Workload) -> str | None:
+    """Why a workload's settings cannot be honoured in this environment, or None."""
+    if workload.loader == "tfdata" and axes["framework"] != "tensorflow":
+        return f"workloads.{workload.name}.loader: tf.data needs TensorFlow, which a {axes['framework']} environment does not have"
+    if not workload.cudnn and axes["kind"] == "gpu":
+        return without_cudnn(axes["framework"])
+    return None
+
+
+def _versions(backends, table: Table, python: str | None = None):
+    """(backend, version) pairs; a backend listed without versions gets the table's newest (that runs on this Python)."""
+    return [(backend, version) for backend, versions in backends for version in versions or (table.newest(backend, python),)]
+
+
+def _cpu_environments(matrix: Matrix, table: Table):
     cpu = matrix.cpu
-    for tensorflow in cpu.tensorflow if cpu else ():
-        axes = {"kind": "cpu", "framework": "tensorflow", "framework_version": tensorflow}
+    python = PYTHON_TAG.fullmatch(cpu.base_image) if cpu else None
+    for framework, version in _versions(cpu.backends, table, python[1] if python else None) if cpu else ():
+        axes = {"kind": "cpu", "framework": framework, "framework_version": version}
         if cpu.keras:
             axes["keras"] = cpu.keras
-        yield axes, environment_for(axes, cpu.base_image), ""
+        yield axes, environment_for(axes, cpu.base_image, _keras(table, axes)), _cpu_python_mismatch(table, axes, cpu.base_image) or ""
+
+
+def _cpu_python_mismatch(table: Table, axes: dict[str, str], base_image: str) -> str | None:
+    """The Python of an official python:X.Y image against the release's range.
+
+    A CPU cell of a release the table does not know is tried all the same: the table's rules are
+    about CUDA and cuDNN, and a CPU build of a newer release may well install.
+    """
+    python = PYTHON_TAG.fullmatch(base_image)
+    release = table.releases[axes["framework"]].get(axes["framework_version"])
+    return python_mismatch(release, python[1], base_image) if python and release else None
+
+
+def _keras(table: Table, axes: dict[str, str]) -> str:
+    """The Keras to install beside torch or jax (TensorFlow brings its own unless the matrix pins one)."""
+    if "keras" in axes or axes["framework"] == "tensorflow":
+        return axes.get("keras", "")
+    releases = table.releases[axes["framework"]]
+    return releases.get(axes["framework_version"], releases[table.newest(axes["framework"])]).keras
 
 
 def _gpu_environments(matrix: Matrix, table: Table):
     if matrix.gpu is None:
         return
-    for combination in gpu_combinations(matrix.gpu, matrix.path):
-        cuda, cudnn, tensorflow = (combination[axis] for axis in GPU_AXES)
-        axes = {"kind": "gpu", "framework": "tensorflow", "framework_version": tensorflow, "cuda": cuda, "cudnn": cudnn}
+    for combination in gpu_combinations(matrix.gpu, matrix.path, table):
+        (framework, version), = ((b, combination[b]) for b in BACKENDS if b in combination)
+        cuda, cudnn = combination["cuda"], combination["cudnn"]
+        axes = {"kind": "gpu", "framework": framework, "framework_version": version, "cuda": cuda, "cudnn": cudnn}
         keras = combination.get("keras", matrix.gpu.keras or "")
         if keras:
             axes["keras"] = keras
-        excluded = exclusion(table, cuda, cudnn, tensorflow) or ""
+        excluded = exclusion(table, framework, version, cuda, cudnn) or ""
         base = table.cuda.get(cuda)
-        environment = environment_for(axes, base.base_image if base else "", "" if excluded else cudnn_source(table, cuda, cudnn))
+        pin = "" if excluded else cudnn_source(table, framework, cuda, cudnn)
+        environment = environment_for(axes, base.base_image if base else "", _keras(table, axes), pin)
         yield axes, environment, excluded
 
 
-def gpu_combinations(gpu: GpuImages, path: Path) -> list[dict[str, str]]:
+def gpu_combinations(gpu: GpuImages, path: Path, table: Table) -> list[dict[str, str]]:
     """The axes' product, then exclude, then include, as GitHub Actions matrices do.
 
     An exclude entry removes every combination that matches all its keys. An
     include entry extends each combination whose axis values it does not
     contradict (its other keys, such as keras, are added); if it extends none,
-    it becomes a combination of its own and must then name every axis.
+    it becomes a combination of its own and must then name cuda, cudnn and one backend's version.
     """
     combinations = [
-        {"cuda": cuda, "cudnn": cudnn, "tensorflow": tensorflow}
-        for cuda in gpu.cuda for tensorflow in gpu.tensorflow for cudnn in gpu.cudnn
+        {"cuda": cuda, backend: version, "cudnn": cudnn}
+        for cuda in gpu.cuda for backend, version in _versions(gpu.backends, table) for cudnn in gpu.cudnn
     ]
     combinations = [c for c in combinations if not any(_matches_all(c, dict(entry)) for entry in gpu.exclude)]
     originals = list(combinations)
     for index, entry in enumerate(map(dict, gpu.include)):
-        axes = {k: v for k, v in entry.items() if k in GPU_AXES}
+        axes = {k: v for k, v in entry.items() if k in GPU_AXES + BACKENDS}
         extended = [c for c in originals if _matches_all(c, axes)]
         for combination in extended:
             combination.update(entry)
         if not extended:
-            if set(axes) != set(GPU_AXES):
-                raise UserError(f"{path}: gpu.include[{index}]: expected cuda, cudnn and tensorflow, since it extends no combination and so adds a cell of its own")
+            if not set(GPU_AXES) <= set(axes) or sum(b in axes for b in BACKENDS) != 1:
+                raise UserError(f"{path}: gpu.include[{index}]: expected cuda, cudnn and one backend's version (tensorflow, torch or jax), "
+                                "since it extends no combination and so adds a cell of its own")
             combinations.append(entry)
     return combinations
 

@@ -1,14 +1,15 @@
-"""The compatibility table (compatibility.yaml) and the rules TensorFlow applies at run time.
+"""The compatibility table (compatibility.yaml) and the rules the frameworks apply at run time.
 
 The table is data with its sources cited in the file; the rules below are the
-few that decide whether a (CUDA, cuDNN, TensorFlow) cell can measure anything:
+few that decide whether a (CUDA, cuDNN, framework) cell can measure anything:
 
-- the loaded cuDNN must have the major TensorFlow was built with, or TF
-  silently skips the GPU and trains on the CPU;
-- and an equal or higher minor, or TF fails with "DNN library initialization
-  failed";
-- the CUDA major must match the one TensorFlow was built with;
-- the base image's Python must be one the TensorFlow release supports.
+- the loaded cuDNN must have the major the framework was built with, or
+  TensorFlow silently skips the GPU and trains on the CPU (torch refuses);
+- and an equal or higher minor, or TensorFlow fails with "DNN library
+  initialization failed" (torch refuses again);
+- the CUDA major must match the one the framework was built with;
+- the base image's Python must be one the release supports;
+- convolutions without cuDNN (`cudnn: false`) exist only in torch.
 """
 
 from __future__ import annotations
@@ -19,15 +20,22 @@ from pathlib import Path
 import yaml
 
 TABLE_FILE = Path(__file__).with_name("compatibility.yaml")
+FRAMEWORKS = ("tensorflow", "torch", "jax")
+FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "torch", "jax": "jax"}
 
 
 @dataclass(frozen=True)
-class TensorflowRelease:
+class Release:
+    framework: str
     version: str
     cuda: str
     cudnn: str
     python: tuple[str, str]
-    keras: str
+    keras: str  # TensorFlow: the Keras its wheel requires; torch and jax: the Keras 3 release installed beside them
+
+    @property
+    def name(self) -> str:
+        return f"{FRAMEWORK_NAMES[self.framework]} {self.version}"
 
 
 @dataclass(frozen=True)
@@ -40,15 +48,25 @@ class CudaBase:
 
 @dataclass(frozen=True)
 class Table:
-    tensorflow: dict[str, TensorflowRelease]
+    releases: dict[str, dict[str, Release]]  # framework -> version -> release
     cuda: dict[str, CudaBase]
     cudnn_pip: dict[str, dict[str, str]]  # CUDA major -> cuDNN major.minor -> pip requirement
+
+    @property
+    def tensorflow(self) -> dict[str, Release]:
+        return self.releases["tensorflow"]
+
+    def newest(self, framework: str, python: str | None = None) -> str:
+        """The newest release of the framework, of those that support this Python when one is given."""
+        fits = [v for v, r in self.releases[framework].items() if python is None or python_mismatch(r, python, "") is None]
+        return max(fits or self.releases[framework], key=major_minor)
 
 
 def load_table(path: Path = TABLE_FILE) -> Table:
     data = yaml.safe_load(path.read_text())
     return Table(
-        tensorflow={v: TensorflowRelease(v, e["cuda"], e["cudnn"], tuple(e["python"]), e["keras"]) for v, e in data["tensorflow"].items()},
+        releases={framework: {v: Release(framework, v, e["cuda"], e["cudnn"], tuple(e["python"]), e["keras"])
+                              for v, e in data[framework].items()} for framework in FRAMEWORKS},
         cuda={v: CudaBase(v, e["base_image"], e["cudnn"], e["python"]) for v, e in data["cuda"].items()},
         cudnn_pip={str(major): dict(pins) for major, pins in data["cudnn_pip"].items()},
     )
@@ -59,34 +77,58 @@ def major_minor(version: str) -> tuple[int, int]:
     return parts[0], (parts[1] if len(parts) > 1 else 0)
 
 
-def exclusion(table: Table, cuda: str, cudnn: str, tensorflow: str) -> str | None:
-    """Why this cell cannot measure what it claims, or None when it can."""
-    release = table.tensorflow.get(tensorflow)
-    if release is None:
-        return f"TensorFlow {tensorflow} is not in the compatibility table (known: {', '.join(table.tensorflow)})"
+def unknown_release(table: Table, framework: str, version: str) -> str | None:
+    if version not in table.releases[framework]:
+        return f"{FRAMEWORK_NAMES[framework]} {version} is not in the compatibility table (known: {', '.join(table.releases[framework])})"
+    return None
+
+
+def python_mismatch(release: Release, python: str, where: str) -> str | None:
+    low, high = release.python
+    if not major_minor(low) <= major_minor(python) <= major_minor(high):
+        return f"{release.name} supports Python {low}-{high}; {where} has Python {python}"
+    return None
+
+
+def exclusion(table: Table, framework: str, version: str, cuda: str, cudnn: str) -> str | None:
+    """Why this GPU cell cannot measure what it claims, or None when it can."""
+    if unknown := unknown_release(table, framework, version):
+        return unknown
+    release = table.releases[framework][version]
     base = table.cuda.get(cuda)
     if base is None:
         return f"CUDA {cuda} is not in the compatibility table (known: {', '.join(table.cuda)})"
     if major_minor(cuda)[0] != major_minor(release.cuda)[0]:
-        return f"TensorFlow {tensorflow} was built with CUDA {release.cuda}; CUDA {cuda} is another major"
+        return f"{release.name} was built with CUDA {release.cuda}; CUDA {cuda} is another major"
     wanted, built = major_minor(cudnn), major_minor(release.cudnn)
     if wanted[0] != built[0]:
-        return (f"TensorFlow {tensorflow} was built with cuDNN {release.cudnn}; with cuDNN {cudnn} (another major) "
-                "it would skip the GPU silently and train on the CPU")
+        consequence = ("it would skip the GPU silently and train on the CPU" if framework == "tensorflow"
+                       else "it refuses to start")
+        return f"{release.name} was built with cuDNN {release.cudnn}; with cuDNN {cudnn} (another major) {consequence}"
     if wanted[1] < built[1]:
-        return (f"TensorFlow {tensorflow} was built with cuDNN {release.cudnn}; cuDNN {cudnn} is an older minor and "
-                "fails with \"DNN library initialization failed\"")
-    if cudnn_source(table, cuda, cudnn) is None:
+        consequence = ('fails with "DNN library initialization failed"' if framework == "tensorflow"
+                       else "is refused as incompatible")
+        return f"{release.name} was built with cuDNN {release.cudnn}; cuDNN {cudnn} is an older minor and {consequence}"
+    if cudnn_source(table, framework, cuda, cudnn) is None:
         return f"no way to install cuDNN {cudnn} for CUDA {cuda}: not in the base image ({base.cudnn}) nor in the table's pip pins"
-    low, high = release.python
-    if not major_minor(low) <= major_minor(base.python) <= major_minor(high):
-        return f"TensorFlow {tensorflow} supports Python {low}-{high}; the CUDA {cuda} base image has Python {base.python}"
-    return None
+    return python_mismatch(release, base.python, f"the CUDA {cuda} base image")
 
 
-def cudnn_source(table: Table, cuda: str, cudnn: str) -> str | None:
-    """"" when the base image carries this cuDNN minor, else the pip requirement that pins it, or None."""
+def without_cudnn(framework: str) -> str | None:
+    """Why a framework cannot run convolutions without cuDNN (workload setting cudnn: false), or None for torch."""
+    if framework == "torch":
+        return None
+    return (f"{FRAMEWORK_NAMES[framework]} has no switch to run convolutions on a GPU without cuDNN; "
+            "cudnn: false needs the torch backend (the seed's GPU-without-cuDNN row)")
+
+
+def cudnn_source(table: Table, framework: str, cuda: str, cudnn: str) -> str | None:
+    """"" when the environment already carries this cuDNN minor, else the pip requirement that pins it, or None.
+
+    TensorFlow uses the base image's cuDNN; torch and jax bring their own with pip, so theirs is
+    always pinned, to exactly the minor the cell names.
+    """
     base = table.cuda[cuda]
-    if major_minor(base.cudnn) == major_minor(cudnn):
+    if framework == "tensorflow" and major_minor(base.cudnn) == major_minor(cudnn):
         return ""
     return table.cudnn_pip.get(str(major_minor(cuda)[0]), {}).get(cudnn)

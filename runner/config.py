@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from runner.errors import UserError
-from workload.contract import FAULTS, INPUTS, Pipeline
+from workload.contract import BACKENDS, FAULTS, INPUTS, LOADERS, PRECISIONS, Pipeline
 
 # The seed's two models and their defaults: the seed's batch sizes and data set sizes.
 MODELS = {
@@ -75,12 +75,20 @@ class Workload:
     timeout_minutes: float
     fault: str
     pipeline: Pipeline
+    precision: str  # fp32, tf32 or bf16: set explicitly on every backend, whatever its default
+    cudnn: bool  # false: convolutions without cuDNN (torch only: the seed's GPU-without-cuDNN row)
+    conv_autotune: bool  # let cuDNN (TensorFlow, torch) or XLA (jax) time convolution algorithms and pick
+    loader: str  # auto, tfdata or python: the input pipeline
+
+
+# Which Keras backends to run, in the matrix's order, each with its versions (None: the compatibility table's newest).
+Backends = tuple[tuple[str, tuple[str, ...] | None], ...]
 
 
 @dataclass(frozen=True)
 class CpuImages:
     base_image: str
-    tensorflow: tuple[str, ...]
+    backends: Backends
     keras: str | None
 
 
@@ -90,7 +98,7 @@ class GpuImages:
 
     cuda: tuple[str, ...]
     cudnn: tuple[str, ...]
-    tensorflow: tuple[str, ...]
+    backends: Backends
     keras: str | None
     include: tuple[tuple[tuple[str, str], ...], ...]
     exclude: tuple[tuple[tuple[str, str], ...], ...]
@@ -296,7 +304,8 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         required=set(),
         optional={"model", "epochs", "warmup_epochs", "batch_size", "train_images", "validation_images", "data",
                   "jit_compile", "intra_op_threads", "inter_op_threads", "timeout_minutes", "fault",
-                  "input", "autotune", "parallel_calls", "prefetch_batches"},
+                  "input", "autotune", "parallel_calls", "prefetch_batches",
+                  "precision", "cudnn", "conv_autotune", "loader"},
     )
 
     def number(key: str, default: int, minimum: int, maximum: int) -> int:
@@ -331,6 +340,10 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
             parallel_calls=number("parallel_calls", 2, 1, MAX_THREADS),
             prefetch_batches=number("prefetch_batches", 2, 1, MAX_PREFETCH_BATCHES),
         ),
+        precision=_choice(document, settings.get("precision", "fp32"), key_path + ("precision",), PRECISIONS),
+        cudnn=document.boolean(settings.get("cudnn", True), key_path + ("cudnn",)),
+        conv_autotune=document.boolean(settings.get("conv_autotune", False), key_path + ("conv_autotune",)),
+        loader=_choice(document, settings.get("loader", "auto"), key_path + ("loader",), ("auto",) + LOADERS),
     )
     if workload.epochs <= workload.warmup_epochs:
         raise document.error(key_path + ("epochs",), f"more epochs than warmup_epochs ({workload.warmup_epochs}), so that some are timed", workload.epochs)
@@ -354,28 +367,44 @@ def _choice(document: _Document, value: Any, key_path: tuple, choices: tuple[str
 
 
 def _cpu(document: _Document, value: Any) -> CpuImages:
-    settings = document.mapping(value, ("cpu",), required={"tensorflow"}, optional={"base_image", "keras"})
+    settings = document.mapping(value, ("cpu",), required=set(), optional={"base_image", "keras", "backend", *BACKENDS})
     keras = settings.get("keras")
     return CpuImages(
         base_image=document.string(settings.get("base_image", DEFAULT_CPU_BASE), ("cpu", "base_image"), IMAGE_REFERENCE, "an image reference such as python:3.11-slim"),
-        tensorflow=document.version_list(settings["tensorflow"], ("cpu", "tensorflow")),
+        backends=_backends(document, settings, ("cpu",)),
         keras=None if keras is None else document.string(keras, ("cpu", "keras"), VERSION, 'a version in quotes such as "3.12"'),
     )
 
 
-GPU_AXES = ("cuda", "cudnn", "tensorflow")
+def _backends(document: _Document, settings: dict, key_path: tuple) -> Backends:
+    """`backend: [tensorflow, torch, jax]` (default: the backends whose versions are listed, else tensorflow), each with its versions."""
+    listed = [backend for backend in BACKENDS if backend in settings]
+    chosen = settings.get("backend", listed or ["tensorflow"])
+    if not isinstance(chosen, list) or not chosen or any(b not in BACKENDS for b in chosen) or len(set(chosen)) != len(chosen):
+        raise document.error(key_path + ("backend",), f"a list of Keras backends, each once, from {', '.join(BACKENDS)}", chosen)
+    for backend in listed:
+        if backend not in chosen:
+            raise document.error(key_path + (backend,), f"{backend} in {_dotted(key_path + ('backend',))}, since its versions are listed",
+                                 found=f"backend {chosen}")
+    return tuple((backend, document.version_list(settings[backend], key_path + (backend,)) if backend in settings else None)
+                 for backend in chosen)
+
+
+GPU_AXES = ("cuda", "cudnn")  # and one backend's version: an include that adds a cell names all three
 
 
 def _gpu(document: _Document, value: Any) -> GpuImages:
-    settings = document.mapping(value, ("gpu",), required=set(GPU_AXES), optional={"keras", "include", "exclude", "devices"})
+    settings = document.mapping(value, ("gpu",), required=set(GPU_AXES),
+                                optional={"keras", "include", "exclude", "devices", "backend", *BACKENDS})
     keras = settings.get("keras")
+    keys = GPU_AXES + BACKENDS + ("keras",)
     return GpuImages(
         cuda=document.version_list(settings["cuda"], ("gpu", "cuda")),
         cudnn=document.version_list(settings["cudnn"], ("gpu", "cudnn")),
-        tensorflow=document.version_list(settings["tensorflow"], ("gpu", "tensorflow")),
+        backends=_backends(document, settings, ("gpu",)),
         keras=None if keras is None else document.string(keras, ("gpu", "keras"), VERSION, 'a version in quotes such as "3.12"'),
-        include=_combinations(document, settings.get("include", []), ("gpu", "include"), GPU_AXES + ("keras",)),
-        exclude=_combinations(document, settings.get("exclude", []), ("gpu", "exclude"), GPU_AXES + ("keras",)),
+        include=_combinations(document, settings.get("include", []), ("gpu", "include"), keys),
+        exclude=_combinations(document, settings.get("exclude", []), ("gpu", "exclude"), keys),
         devices=devices(settings.get("devices", "all"), lambda expected, got: document.error(("gpu", "devices"), expected, got)),
     )
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Short names in ids: cpu-tf2.21-dogs-vs-cats.
-FRAMEWORK_ABBREVIATIONS = {"tensorflow": "tf"}
+# Short names in ids: cpu-tf2.21-dogs-vs-cats, cpu-torch2.11-dogs-vs-cats.
+FRAMEWORK_ABBREVIATIONS = {"tensorflow": "tf", "torch": "torch", "jax": "jax"}
 
 
 @dataclass(frozen=True)
@@ -40,21 +40,28 @@ def environment_name(axes: dict[str, str]) -> str:
     return "-".join(parts)
 
 
-def environment_for(axes: dict[str, str], base: str, cudnn_requirement: str = "") -> EnvironmentSpec:
-    """The TensorFlow recipe: TensorFlow (and a Keras pin) from PyPI, a pinned cuDNN on its own.
+def environment_for(axes: dict[str, str], base: str, keras: str = "", cudnn_requirement: str = "") -> EnvironmentSpec:
+    """The recipe: the framework (and Keras) from PyPI, a pinned cuDNN on its own, the Keras backend named.
 
     Plain tensorflow, never tensorflow[and-cuda]: the extra would bring pip
     copies of CUDA and cuDNN that shadow the base image's, and the cell would
-    not time the versions it names.
+    not time the versions it names. torch's PyPI build and jax[cudaN] bring
+    their own CUDA libraries; their cuDNN is pinned to the cell's minor.
     """
-    requirements = [f"tensorflow=={axes['framework_version']}.*"]
-    if "keras" in axes:
-        requirements.append(f"keras=={axes['keras']}.*")
+    framework, version = axes["framework"], axes["framework_version"]
+    package = framework
+    if framework == "jax" and axes["kind"] == "gpu":
+        package = f"jax[cuda{axes['cuda'].split('.')[0]}]"
+    # Pillow decodes JPEGs for the framework-neutral loader (workload/loaders.py); TensorFlow uses its own.
+    requirements = [f"{package}=={version}.*"] + ([f"keras=={keras}.*"] if keras else []) + ["pillow>=10"]
+    variables = {"KERAS_BACKEND": framework}
+    if framework == "tensorflow":
+        variables["TF_CPP_MIN_LOG_LEVEL"] = "1"
     return EnvironmentSpec(
         kind=axes["kind"],
         name=environment_name(axes),
         base=base,
         requirements=tuple(requirements),
         libraries=(cudnn_requirement,) if cudnn_requirement else (),
-        variables=(("TF_CPP_MIN_LOG_LEVEL", "1"),),
+        variables=tuple(sorted(variables.items())),
     )

@@ -68,12 +68,15 @@ def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_b
 def job_spec(cell: Cell, dataset: Dataset) -> JobSpec:
     """The whole job, as the workload receives it: every setting from the cell, none left to defaults."""
     workload = cell.workload
+    framework = cell.axis("framework")
+    loader = workload.loader if workload.loader != "auto" else ("tfdata" if framework == "tensorflow" else "python")
     return JobSpec(
-        cell_id=cell.id, model=workload.model, data_dir=str(dataset.path), epochs=workload.epochs,
+        cell_id=cell.id, backend=framework, model=workload.model, data_dir=str(dataset.path), epochs=workload.epochs,
         warmup_epochs=workload.warmup_epochs, batch_size=workload.batch_size, train_images=workload.train_images,
         validation_images=workload.validation_images, jit_compile=workload.jit_compile,
         intra_op_threads=workload.intra_op_threads, inter_op_threads=workload.inter_op_threads, fault=workload.fault,
-        pipeline=workload.pipeline, expect_gpu=cell.kind == "gpu", expect_cudnn=cell.axis("cudnn"),
+        pipeline=workload.pipeline, loader=loader, precision=workload.precision, cudnn=workload.cudnn,
+        conv_autotune=workload.conv_autotune, expect_gpu=cell.kind == "gpu", expect_cudnn=cell.axis("cudnn"),
     )
 
 

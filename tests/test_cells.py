@@ -32,8 +32,8 @@ def test_the_default_matrix_expands_to_the_cpu_cells_then_the_gpu_cells():
     assert (cell.kind, cell.axis("cuda"), cell.axis("cudnn"), cell.excluded) == ("cpu", "", "", "")
     assert cell.workload.name == "dogs-vs-cats"
     assert cell.environment == EnvironmentSpec(
-        kind="cpu", name="cpu-tf2.21", base="python:3.11-slim", requirements=("tensorflow==2.21.*",),
-        libraries=(), variables=(("TF_CPP_MIN_LOG_LEVEL", "1"),),
+        kind="cpu", name="cpu-tf2.21", base="python:3.11-slim", requirements=("tensorflow==2.21.*", "pillow>=10"),
+        libraries=(), variables=(("KERAS_BACKEND", "tensorflow"), ("TF_CPP_MIN_LOG_LEVEL", "1")),
     )
 
 
@@ -44,7 +44,7 @@ def test_two_tensorflow_versions_give_two_cells_on_distinct_images(tmp_path):
     assert [cell.axis("framework_version") for cell in cells] == ["2.20", "2.21"]
     assert cells[0].environment != cells[1].environment
     assert [cell.environment.name for cell in cells] == ["cpu-tf2.20", "cpu-tf2.21"]
-    assert [cell.environment.requirements for cell in cells] == [("tensorflow==2.20.*",), ("tensorflow==2.21.*",)]
+    assert [cell.environment.requirements for cell in cells] == [("tensorflow==2.20.*", "pillow>=10"), ("tensorflow==2.21.*", "pillow>=10")]
     assert environments_of(cells) == [cells[0].environment, cells[1].environment]
 
 
@@ -90,11 +90,11 @@ def test_one_function_makes_ids_from_axes_as_they_always_read(axes, expected):
 
 def test_the_recipe_is_data_a_keras_pin_and_a_cudnn_pin_included():
     axes = {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21", "cuda": "12.6", "cudnn": "9.3", "keras": "3.12"}
-    spec = environment_for(axes, "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04", "nvidia-cudnn-cu12==9.3.0.75")
+    spec = environment_for(axes, "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04", "3.12", "nvidia-cudnn-cu12==9.3.0.75")
     assert spec.name == "gpu-cuda12.6-cudnn9.3-tf2.21-keras3.12"
-    assert spec.requirements == ("tensorflow==2.21.*", "keras==3.12.*")
+    assert spec.requirements == ("tensorflow==2.21.*", "keras==3.12.*", "pillow>=10")
     assert spec.libraries == ("nvidia-cudnn-cu12==9.3.0.75",)
-    assert spec.describe()["variables"] == {"TF_CPP_MIN_LOG_LEVEL": "1"}
+    assert spec.describe()["variables"] == {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "1"}
 
 
 def test_ids_are_stable_and_readable(tmp_path):
@@ -138,7 +138,7 @@ def test_gpu_cells_carry_their_axes_and_the_tables_verdict(tmp_path):
     assert runs.excluded == ""
     assert runs.environment.kind == "gpu"
     assert runs.environment.base == "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04"
-    assert runs.environment.requirements == ("tensorflow==2.21.*",)
+    assert runs.environment.requirements == ("tensorflow==2.21.*", "pillow>=10")
     assert runs.environment.libraries == ("nvidia-cudnn-cu12==9.3.0.75",)
     assert excluded.axis("cudnn") == "8.9"
     assert "another major" in excluded.excluded
@@ -169,3 +169,54 @@ def cells(tmp_path):
 )
 def test_k_selects_by_substring_or_glob(cells, pattern, selected):
     assert [cell.id for cell in cells if matches(cell, pattern)] == selected
+
+
+@pytest.mark.parametrize("axes, requirements, libraries", [
+    ({"kind": "cpu", "framework": "torch", "framework_version": "2.11"}, ("torch==2.11.*", "keras==3.15.*", "pillow>=10"), ()),
+    ({"kind": "cpu", "framework": "jax", "framework_version": "0.10"}, ("jax==0.10.*", "keras==3.15.*", "pillow>=10"), ()),
+    ({"kind": "gpu", "framework": "torch", "framework_version": "2.11", "cuda": "13.0", "cudnn": "9.19"},
+     ("torch==2.11.*", "keras==3.15.*", "pillow>=10"), ("nvidia-cudnn-cu13==9.19.1.2",)),
+    ({"kind": "gpu", "framework": "jax", "framework_version": "0.11", "cuda": "13.0", "cudnn": "9.13"},
+     ("jax[cuda13]==0.11.*", "keras==3.15.*", "pillow>=10"), ("nvidia-cudnn-cu13==9.13.1.26",)),
+])
+def test_torch_and_jax_recipes_install_keras_3_beside_them_and_name_the_backend(tmp_path, axes, requirements, libraries):
+    kind = axes["kind"]
+    if kind == "cpu":
+        text = f'cpu: {{backend: [{axes["framework"]}]}}\n'
+    else:
+        text = f'gpu: {{backend: [{axes["framework"]}], cuda: ["{axes["cuda"]}"], cudnn: ["{axes["cudnn"]}"]}}\n'
+    path = tmp_path / "matrix.yaml"
+    path.write_text("workloads: {dogs-vs-cats: {}}\n" + text + "build: {ca_certificates: []}\n")
+    (cell,) = expand(load_matrix(path), TABLE)
+    assert cell.axes_dict == axes and cell.excluded == ""
+    assert cell.id == f"{environment_name(axes)}-dogs-vs-cats"
+    assert (cell.environment.requirements, cell.environment.libraries) == (requirements, libraries)
+    assert dict(cell.environment.variables) == {"KERAS_BACKEND": axes["framework"]}
+
+
+def test_the_backend_axis_and_its_versions(tmp_path):
+    matrix = matrix_file(tmp_path, '{backend: [tensorflow, torch, jax], torch: ["2.11"]}')
+    assert [cell.id for cell in expand(matrix, TABLE)] == ["cpu-tf2.21-dogs-vs-cats", "cpu-torch2.11-dogs-vs-cats", "cpu-jax0.10-dogs-vs-cats"]
+    # jax's newest, 0.11, needs Python 3.12: on python:3.11-slim the default is the newest that runs there.
+    versions_only = matrix_file(tmp_path, '{torch: ["2.11"]}')  # listing a backend's versions selects it
+    assert [cell.id for cell in expand(versions_only, TABLE)] == ["cpu-torch2.11-dogs-vs-cats"]
+
+
+@pytest.mark.parametrize("settings, reason", [
+    ("{loader: tfdata}", "workloads.dogs-vs-cats.loader: tf.data needs TensorFlow, which a torch environment does not have"),
+    ("{cudnn: false}", None),  # on a CPU cell there is no cuDNN to switch off: recorded as not applicable, not refused
+])
+def test_workload_settings_a_backend_cannot_honour_exclude_the_cell(tmp_path, settings, reason):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f"workloads: {{dogs-vs-cats: {settings}}}\ncpu: {{torch: [\"2.11\"]}}\nbuild: {{ca_certificates: []}}\n")
+    (cell,) = expand(load_matrix(path), TABLE)
+    assert cell.excluded == (reason or "")
+
+
+def test_cudnn_off_runs_on_torch_gpu_cells_only(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text('workloads: {dogs-vs-cats: {cudnn: false}}\n'
+                    'gpu: {backend: [torch, jax], cuda: ["13.0"], cudnn: ["9.19"]}\nbuild: {ca_certificates: []}\n')
+    torch, jax = expand(load_matrix(path), TABLE)
+    assert torch.excluded == ""
+    assert jax.excluded.startswith("jax has no switch to run convolutions on a GPU without cuDNN")

@@ -132,7 +132,7 @@ def test_module_lists_the_default_matrix_as_json():
         assert row["environment"]["base"] == row["base_image"]
     assert {row["executor"] for row in rows} == {"docker"}
     assert rows[0]["axes"] == {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}
-    assert rows[0]["environment"]["requirements"] == ["tensorflow==2.21.*"]
+    assert rows[0]["environment"]["requirements"] == ["tensorflow==2.21.*", "pillow>=10"]
 
 
 def in_process(capsys, *args):

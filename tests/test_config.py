@@ -44,7 +44,9 @@ def test_minimal_file_loads_with_the_documented_defaults(tmp_path, monkeypatch):
     assert workload.data_dir == (tmp_path / "project" / "data").resolve()
     assert workload.jit_compile is False
     assert (workload.intra_op_threads, workload.inter_op_threads) == (0, 0)
-    assert matrix.cpu == CpuImages(base_image=DEFAULT_CPU_BASE, tensorflow=("2.21",), keras=None)
+    assert matrix.cpu == CpuImages(base_image=DEFAULT_CPU_BASE, backends=(("tensorflow", ("2.21",)),), keras=None)
+    assert (workload.precision, workload.cudnn, workload.conv_autotune, workload.loader) == ("fp32", True, False, "auto")
+    assert matrix.repeats == 5
     assert DEFAULT_CPU_BASE == "python:3.11-slim"
     assert matrix.gpu is None
     assert matrix.build == BuildSettings(offline_base=False, ca_certificates=(), debian_mirror="http://deb.debian.org/debian")
@@ -103,7 +105,7 @@ def test_every_setting_given_is_kept(tmp_path):
     assert workload.data_dir == Path("/srv/cats")
     assert workload.jit_compile is True
     assert (workload.intra_op_threads, workload.inter_op_threads) == (4, 2)
-    assert matrix.cpu == CpuImages("registry.example.com/python:3.12-slim", ("2.20", "2.21"), "3.12")
+    assert matrix.cpu == CpuImages("registry.example.com/python:3.12-slim", (("tensorflow", ("2.20", "2.21")),), "3.12")
     assert matrix.gpu.cuda == ("12.5",)
     assert matrix.gpu.cudnn == ("9.3", "8.9")
     assert matrix.gpu.devices == "0,1"
@@ -120,8 +122,8 @@ def test_the_repositorys_matrix_file_loads():
     assert [w.model for w in matrix.workloads] == ["dogs-vs-cats", "mnist"]
     assert matrix.workloads[0].epochs == 4
     assert matrix.workloads[0].data_dir == (REPO / "data").resolve()
-    assert matrix.cpu.tensorflow == ("2.21",)
-    assert (matrix.gpu.cuda, matrix.gpu.cudnn, matrix.gpu.tensorflow) == (("12.6", "12.8"), ("9.3", "9.5", "9.8"), ("2.21",))
+    assert matrix.cpu.backends == (("tensorflow", ("2.21",)),)
+    assert (matrix.gpu.cuda, matrix.gpu.cudnn, matrix.gpu.backends) == (("12.6", "12.8"), ("9.3", "9.5", "9.8"), (("tensorflow", ("2.21",)),))
 
 
 # --- broken files --------------------------------------------------------------------------
@@ -273,10 +275,22 @@ BROKEN = [
         ["cpu:", "at least one kind of image (cpu or gpu)"],
     ),
     (
-        "cpu-without-tensorflow",
-        "workloads: {dogs-vs-cats: {}}\ncpu:\n  base_image: python:3.11-slim\n",
-        None,
-        ["cpu.tensorflow:", "this key to be present"],
+        "versions-of-a-backend-not-chosen",
+        'workloads: {dogs-vs-cats: {}}\ncpu:\n  backend: [torch]\n  tensorflow: ["2.21"]\n',
+        4,
+        ["cpu.tensorflow:", "expected tensorflow in cpu.backend, since its versions are listed", "got backend ['torch']"],
+    ),
+    (
+        "unknown-backend",
+        "workloads: {dogs-vs-cats: {}}\ncpu:\n  backend: [tensorflow, mxnet]\n",
+        3,
+        ["cpu.backend:", "a list of Keras backends, each once, from tensorflow, torch, jax"],
+    ),
+    (
+        "unknown-precision",
+        "workloads: {dogs-vs-cats: {precision: fp16}}\ncpu:\n  backend: [torch]\n",
+        1,
+        ["workloads.dogs-vs-cats.precision:", "one of fp32, tf32, bf16", "got the text 'fp16'"],
     ),
     (
         "bad-base-image",
@@ -318,7 +332,7 @@ BROKEN = [
         "gpu-empty-include-entry",
         'workloads: {dogs-vs-cats: {}}\ngpu:\n  cuda: ["12.5"]\n  cudnn: ["9.3"]\n  tensorflow: ["2.21"]\n  include:\n    - {}\n',
         7,
-        ["gpu.include[0]:", "at least one of cuda, cudnn, tensorflow, keras"],
+        ["gpu.include[0]:", "at least one of cuda, cudnn, tensorflow, torch, jax, keras"],
     ),
     # Hostile input: none of these may escape as a traceback.
     (

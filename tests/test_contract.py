@@ -49,7 +49,10 @@ def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     (lambda d: d.update(jit_compile=1), "job spec: jit_compile: expected bool"),
     (lambda d: d.update(epochs=True), "job spec: epochs: expected int"),
     (lambda d: d.update(surprise=1), "job spec: unknown key 'surprise'"),
-    (lambda d: d.update(schema=99), "job spec: expected schema 1"),
+    (lambda d: d.update(schema=99), "job spec: expected schema 2"),
+    (lambda d: d.update(backend="mxnet"), "job spec: backend: expected one of tensorflow, torch, jax"),
+    (lambda d: d.update(loader="tfdata", backend="torch"), "job spec: loader: tf.data needs the tensorflow backend, not torch"),
+    (lambda d: d.update(precision="fp16"), "job spec: precision: expected one of fp32, tf32, bf16"),
     (lambda d: d.update(model="resnet"), "job spec: model: expected one of dogs-vs-cats, mnist"),
     (lambda d: d.update(fault="explode"), "job spec: fault: expected one of none, crash"),
     (lambda d: d["pipeline"].pop("autotune"), "job spec: pipeline: autotune: missing"),
@@ -68,7 +71,7 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
     with pytest.raises(SystemExit) as caught:
         benchmark.read_job(["--job", "{}"])
     assert caught.value.code == 2
-    assert capsys.readouterr().err.startswith("error: job spec: expected schema 1")
+    assert capsys.readouterr().err.startswith("error: job spec: expected schema 2")
     with pytest.raises(SystemExit, match="usage: benchmark.py --job"):
         benchmark.read_job(["--epochs", "3"])
 
@@ -148,7 +151,7 @@ def test_cuda_versions_decode():
     ({"registered": ["/gpu:0"]}, "", None),
 ])
 def test_gpu_failure_names_what_was_expected_and_what_was_loaded(facts, expect, failure):
-    assert gpu_facts.gpu_failure(expect, facts) == failure
+    assert gpu_facts.gpu_failure(expect, facts, "TensorFlow") == failure
 
 
 def test_the_flop_counter_gives_the_seed_networks_hand_counts():

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from runner.cells import expand, gpu_combinations
-from runner.compatibility import CudaBase, Table, TensorflowRelease, cudnn_source, exclusion, load_table
+from runner.compatibility import CudaBase, Release, Table, cudnn_source, exclusion, load_table, without_cudnn
 from runner.config import load_matrix
 from runner.errors import UserError
 from runner.executors.docker_images import context_files
@@ -13,16 +13,22 @@ from runner.executors.docker_images import context_files
 REPO = Path(__file__).resolve().parent.parent
 
 TABLE = Table(
-    tensorflow={
-        "2.18": TensorflowRelease("2.18", cuda="12.5", cudnn="9.3", python=("3.9", "3.12"), keras="3"),
-        "2.14": TensorflowRelease("2.14", cuda="11.8", cudnn="8.7", python=("3.9", "3.11"), keras="2"),
-        "2.12": TensorflowRelease("2.12", cuda="11.8", cudnn="8.6", python=("3.8", "3.9"), keras="2"),
+    releases={
+        "tensorflow": {
+            "2.18": Release("tensorflow", "2.18", cuda="12.5", cudnn="9.3", python=("3.9", "3.12"), keras="3"),
+            "2.14": Release("tensorflow", "2.14", cuda="11.8", cudnn="8.7", python=("3.9", "3.11"), keras="2"),
+            "2.12": Release("tensorflow", "2.12", cuda="11.8", cudnn="8.6", python=("3.8", "3.9"), keras="2"),
+        },
+        "torch": {"2.11": Release("torch", "2.11", cuda="13.0", cudnn="9.19", python=("3.10", "3.14"), keras="3.15")},
+        "jax": {"0.10": Release("jax", "0.10", cuda="13.0", cudnn="9.12", python=("3.11", "3.14"), keras="3.15")},
     },
     cuda={
         "12.5": CudaBase("12.5", "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04", cudnn="9.3.0.75", python="3.10"),
         "11.8": CudaBase("11.8", "nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04", cudnn="8.9.6.50", python="3.10"),
+        "13.0": CudaBase("13.0", "nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04", cudnn="9.13.0.50", python="3.12"),
     },
-    cudnn_pip={"12": {"9.3": "nvidia-cudnn-cu12==9.3.0.75", "9.5": "nvidia-cudnn-cu12==9.5.1.17"}},
+    cudnn_pip={"12": {"9.3": "nvidia-cudnn-cu12==9.3.0.75", "9.5": "nvidia-cudnn-cu12==9.5.1.17"},
+               "13": {"9.13": "nvidia-cudnn-cu13==9.13.1.26", "9.19": "nvidia-cudnn-cu13==9.19.1.2"}},
 )
 
 
@@ -49,17 +55,41 @@ def matrix_file(tmp_path, gpu):
     ],
 )
 def test_exclusion_reasons(cuda, cudnn, tensorflow, reason):
-    found = exclusion(TABLE, cuda, cudnn, tensorflow)
+    found = exclusion(TABLE, "tensorflow", tensorflow, cuda, cudnn)
     if reason is None:
         assert found is None
     else:
         assert reason in found
 
 
+@pytest.mark.parametrize(
+    "framework, version, cuda, cudnn, reason",
+    [
+        ("torch", "2.11", "13.0", "9.19", None),
+        ("torch", "2.11", "13.0", "9.13", "torch 2.11 was built with cuDNN 9.19; cuDNN 9.13 is an older minor and is refused as incompatible"),
+        ("torch", "2.11", "12.5", "9.19", "torch 2.11 was built with CUDA 13.0; CUDA 12.5 is another major"),
+        ("jax", "0.10", "13.0", "9.13", None),
+        ("jax", "0.10", "13.0", "8.9", "with cuDNN 8.9 (another major) it refuses to start"),
+        ("torch", "2.99", "13.0", "9.19", "torch 2.99 is not in the compatibility table (known: 2.11)"),
+    ],
+)
+def test_exclusion_reasons_for_torch_and_jax(framework, version, cuda, cudnn, reason):
+    found = exclusion(TABLE, framework, version, cuda, cudnn)
+    assert found == reason if reason is None else reason in found
+
+
+def test_only_torch_can_switch_cudnn_off():
+    assert without_cudnn("torch") is None
+    assert without_cudnn("tensorflow").startswith("TensorFlow has no switch to run convolutions on a GPU without cuDNN")
+    assert without_cudnn("jax").startswith("jax has no switch")
+
+
 def test_cudnn_comes_from_the_base_when_it_carries_that_minor_else_from_a_pip_pin():
-    assert cudnn_source(TABLE, "12.5", "9.3") == ""
-    assert cudnn_source(TABLE, "12.5", "9.5") == "nvidia-cudnn-cu12==9.5.1.17"
-    assert cudnn_source(TABLE, "11.8", "8.7") is None  # no cu11 pins in this table
+    assert cudnn_source(TABLE, "tensorflow", "12.5", "9.3") == ""
+    assert cudnn_source(TABLE, "tensorflow", "12.5", "9.5") == "nvidia-cudnn-cu12==9.5.1.17"
+    assert cudnn_source(TABLE, "tensorflow", "11.8", "8.7") is None  # no cu11 pins in this table
+    # torch and jax bring their own cuDNN with pip: pinned to the cell's minor even when the base has it.
+    assert cudnn_source(TABLE, "torch", "13.0", "9.13") == "nvidia-cudnn-cu13==9.13.1.26"
 
 
 def test_product_then_exclude_then_include_like_github_actions(tmp_path):
@@ -73,7 +103,7 @@ include:
   - {cudnn: "9.5", keras: "3.6"}
   - {cuda: "11.8", cudnn: "8.9", tensorflow: "2.14"}
 ''')
-    assert gpu_combinations(matrix.gpu, matrix.path) == [
+    assert gpu_combinations(matrix.gpu, matrix.path, TABLE) == [
         {"cuda": "12.5", "cudnn": "9.3", "tensorflow": "2.18"},
         {"cuda": "12.5", "cudnn": "9.5", "tensorflow": "2.18", "keras": "3.6"},
         {"cuda": "11.8", "cudnn": "8.9", "tensorflow": "2.14"},
@@ -82,8 +112,8 @@ include:
 
 def test_an_include_that_extends_nothing_must_name_a_whole_cell(tmp_path):
     matrix = matrix_file(tmp_path, 'cuda: ["12.5"]\ncudnn: ["9.3"]\ntensorflow: ["2.18"]\ninclude:\n  - {cuda: "11.8", cudnn: "8.9"}')
-    with pytest.raises(UserError, match=r"matrix.yaml: gpu.include\[0\]: expected cuda, cudnn and tensorflow"):
-        gpu_combinations(matrix.gpu, matrix.path)
+    with pytest.raises(UserError, match=r"matrix.yaml: gpu.include\[0\]: expected cuda, cudnn and one backend's version"):
+        gpu_combinations(matrix.gpu, matrix.path, TABLE)
 
 
 def test_gpu_cells_carry_versions_base_image_and_cudnn_pin(tmp_path):
@@ -140,7 +170,7 @@ def test_every_default_gpu_cell_renders_a_complete_recipe():
     for cell in runnable:
         cuda, cudnn, environment = cell.axis("cuda"), cell.axis("cudnn"), cell.environment
         assert environment.base == table.cuda[cuda].base_image
-        assert environment.requirements == (f"tensorflow=={cell.axis('framework_version')}.*",)
+        assert environment.requirements == (f"tensorflow=={cell.axis('framework_version')}.*", "pillow>=10")
         base_carries_it = table.cuda[cuda].cudnn.startswith(cudnn + ".")
         assert environment.libraries == (() if base_carries_it else (table.cudnn_pip["12"][cudnn],))
         files = context_files(environment, matrix.build)

@@ -26,9 +26,9 @@ def test_context_holds_the_kinds_dockerfile_the_workload_the_spec_and_the_certif
     assert files["Dockerfile"] == (REPO / "docker" / "Dockerfile.cpu").read_bytes()
     assert files["workload/benchmark.py"] == (REPO / "workload" / "benchmark.py").read_bytes()
     assert files["workload/contract.py"] == (REPO / "workload" / "contract.py").read_bytes()
-    assert files["requirements.txt"] == b"tensorflow==2.21.*\n"
+    assert files["requirements.txt"] == b"tensorflow==2.21.*\npillow>=10\n"
     assert files["libraries.txt"] == b""
-    assert files["variables.json"] == b'{"TF_CPP_MIN_LOG_LEVEL": "1"}'
+    assert files["variables.json"] == b'{"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "1"}'
     assert files["certs/00-proxy.crt"] == certificate
 
 

@@ -14,8 +14,10 @@ import statistics
 import sys
 import time
 
+import backends
 import contract
 import gpu_facts
+import loaders
 import models
 import pipelines
 
@@ -48,8 +50,12 @@ def inject(fault):
         sys.exit(0)
 
 
-def epoch_timer(keras, train_images, epochs_total):
-    """A callback that keeps wall times per epoch (training apart from validation) and per training step."""
+def epoch_timer(keras, train_images, epochs_total, synchronize):
+    """A callback that keeps wall times per epoch (training apart from validation) and per training step.
+
+    Every clock is read after `synchronize`: asynchronous backends would otherwise time work
+    queued on the GPU, not work done.
+    """
 
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self):
@@ -62,11 +68,13 @@ def epoch_timer(keras, train_images, epochs_total):
             self.steps = []
 
         def on_train_batch_end(self, batch, logs=None):
+            synchronize()
             now = time.perf_counter()
             self.steps.append(now - self.train_ended)
             self.train_ended = now
 
         def on_epoch_end(self, epoch, logs=None):
+            synchronize()
             seconds = time.perf_counter() - self.started
             train_seconds = self.train_ended - self.started
             entry = {
@@ -87,26 +95,24 @@ def epoch_timer(keras, train_images, epochs_total):
 def main(argv):
     job = read_job(argv)
     inject(job.fault)
-
-    import tensorflow as tf
-
-    # Thread pools must be sized before TensorFlow runs its first operation.
-    tf.config.threading.set_intra_op_parallelism_threads(job.intra_op_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(job.inter_op_threads)
+    backends.before_import(job)
+    framework = backends.import_framework(job.backend)
+    settings = backends.configure(framework, job)
     import keras
 
+    if job.precision == "bf16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(pipelines.SEED)
-    record = provenance(tf, keras, job)
+    name = backends.NAMES[job.backend]
+    record = provenance(framework, keras, job, settings)
     if job.expect_gpu and not record["gpu"]["registered"]:
         # Checked before training: a GPU cell silently trained on the CPU would look like a slow GPU.
-        finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"]))
+        finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"], name))
 
-    pipeline = pipelines.PIPELINES[job.model]
-    train, train_count = pipeline(tf, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline)
-    validation, _ = pipeline(tf, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline)
+    train, validation, train_count = inputs(framework, keras, job)
     model = models.MODELS[job.model](keras, job.jit_compile)
-    timer = epoch_timer(keras, train_count, job.epochs)
-    print(f"{job.cell_id}: TensorFlow {tf.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
+    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework))
+    print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
 
     flops = models.forward_flops(model)
@@ -115,11 +121,36 @@ def main(argv):
     record["epochs"] = timer.epochs
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": flops,
                        "training_flops_per_image": models.TRAINING_FLOPS_PER_FORWARD * flops}
-    record["gpu"] = gpu_facts.gpu_facts(tf)  # again: cuDNN is loaded only by the first convolution
-    finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"]) if job.expect_gpu else None)
+    record["convolution_ops"] = backends.convolution_ops(job.backend, framework, one_step(model, train))
+    record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.backend, framework), backends.built_with(job.backend, framework))
+    # Again after training: cuDNN is loaded only by the first convolution.
+    finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"], name) if job.expect_gpu else None)
 
 
-def provenance(tf, keras, job):
+def inputs(framework, keras, job):
+    """The training and validation data through the loader the job names: tf.data, or the framework-neutral one."""
+    if job.loader == "tfdata":
+        pipeline = pipelines.PIPELINES[job.model]
+        train, count = pipeline(framework, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline)
+        validation, _ = pipeline(framework, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline)
+    else:
+        loader = loaders.LOADERS[job.model]
+        train, count = loader(keras, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline, pipelines.SEED)
+        validation, _ = loader(keras, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline, pipelines.SEED + 1)
+    return train, validation, count
+
+
+def one_step(model, train):
+    """A training step on the first batch, for the profiler: after the timed epochs, so it times nothing."""
+
+    def step():
+        inputs, labels = train[0] if hasattr(train, "__getitem__") else next(iter(train))
+        model.train_on_batch(inputs, labels)
+
+    return step
+
+
+def provenance(framework, keras, job, settings):
     return {
         "schema": contract.MEASUREMENT_SCHEMA,
         "cell_id": job.cell_id,
@@ -129,8 +160,9 @@ def provenance(tf, keras, job):
         "epochs": [],
         "versions": {
             "python": platform.python_version(),
-            "tensorflow": tf.__version__,
+            job.backend: framework.__version__,
             "keras": keras.__version__,
+            "keras_backend": keras.backend.backend(),
         },
         "host": {
             "cpu_model": contract.cpu_model(),
@@ -140,8 +172,10 @@ def provenance(tf, keras, job):
         "settings": {
             "batch_size": job.batch_size,
             "jit_compile": job.jit_compile,
-            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "precision": job.precision,
+            "compute_dtype": keras.mixed_precision.global_policy().compute_dtype,
+            "loader": job.loader,
+            **settings,
             "pipeline": {
                 "input": job.pipeline.input,
                 "autotune": job.pipeline.autotune,
@@ -149,8 +183,8 @@ def provenance(tf, keras, job):
                 "prefetch_batches": job.pipeline.prefetch_batches,
             },
         },
-        "devices": [device.device_type + ":" + device.name for device in tf.config.list_physical_devices()],
-        "gpu": gpu_facts.gpu_facts(tf),
+        "devices": backends.gpus(job.backend, framework),
+        "gpu": gpu_facts.gpu_facts(backends.gpus(job.backend, framework), backends.built_with(job.backend, framework)),
     }
 
 

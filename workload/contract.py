@@ -16,11 +16,14 @@ import platform
 import re
 from dataclasses import MISSING, asdict, dataclass, fields
 
-JOB_SCHEMA = 1
+JOB_SCHEMA = 2  # 2: the Keras backend and the settings that change what the GPU computes
 MEASUREMENT_SCHEMA = 1
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
 
 MODELS = ("dogs-vs-cats", "mnist")
+BACKENDS = ("tensorflow", "torch", "jax")  # Keras 3 backends; TensorFlow also runs Keras 2
+PRECISIONS = ("fp32", "tf32", "bf16")
+LOADERS = ("tfdata", "python")  # tf.data (TensorFlow only), or the framework-neutral loaders.py
 INPUTS = ("jpeg", "cached")  # cached: decoded, augmented batches from memory after the warm-up epoch
 FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
 CLASSES = ("cats", "dogs")
@@ -65,6 +68,7 @@ class JobSpec:
     """Everything one run of the workload needs to know; nothing has a default on either side."""
 
     cell_id: str
+    backend: str  # the Keras backend: tensorflow, torch or jax
     model: str
     data_dir: str
     epochs: int
@@ -77,6 +81,10 @@ class JobSpec:
     inter_op_threads: int
     fault: str
     pipeline: Pipeline
+    loader: str  # tfdata or python
+    precision: str  # fp32, tf32 or bf16
+    cudnn: bool  # false: convolutions without cuDNN, where the backend has a switch (torch)
+    conv_autotune: bool
     expect_gpu: bool
     expect_cudnn: str  # "major.minor" the loaded cuDNN must have, or "" for no check
 
@@ -95,11 +103,13 @@ class JobSpec:
 
 
 def _check_job(job: JobSpec) -> None:
-    for key, allowed in (("model", MODELS), ("fault", FAULTS)):
+    for key, allowed in (("backend", BACKENDS), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS)):
         if getattr(job, key) not in allowed:
             raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
     if job.pipeline.input not in INPUTS:
         raise ContractError(f"job spec: pipeline.input: expected one of {', '.join(INPUTS)}, got {job.pipeline.input!r}")
+    if job.loader == "tfdata" and job.backend != "tensorflow":
+        raise ContractError(f"job spec: loader: tf.data needs the tensorflow backend, not {job.backend}")
     if not 1 <= job.warmup_epochs < job.epochs:
         raise ContractError(f"job spec: epochs: expected more than warmup_epochs ({job.warmup_epochs}), so that some are timed")
 
@@ -120,6 +130,7 @@ class Measurement:
     devices: list
     gpu: dict
     model: dict | None = None  # parameters and FLOPs, once the model was built
+    convolution_ops: list | str | None = None  # what the framework called for convolutions (torch's profiler)
     failure: str | None = None
 
     @classmethod
@@ -139,7 +150,7 @@ class Measurement:
 
 
 _TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list, "Pipeline": Pipeline,
-          "dict | None": (dict, type(None)), "str | None": (str, type(None))}
+          "dict | None": (dict, type(None)), "str | None": (str, type(None)), "list | str | None": (list, str, type(None))}
 
 
 def _object(text: str, what: str) -> dict:

@@ -1,4 +1,4 @@
-"""What a GPU cell really has: registered GPUs, TensorFlow's build, and the CUDA and cuDNN libraries loaded.
+"""What a GPU cell really has: registered GPUs, the framework's build, and the CUDA and cuDNN libraries loaded.
 
 Versions come from the libraries themselves (their own version functions, at
 the paths mapped into this process), never from image tags.
@@ -55,16 +55,9 @@ def nvidia_driver():
         return None
 
 
-def gpu_facts(tf):
-    """What this process really has: registered GPUs, TensorFlow's build, and the CUDA/cuDNN libraries loaded."""
-    gpus = tf.config.list_physical_devices("GPU")
-    build = tf.sysconfig.get_build_info()
-    facts = {
-        "registered": [gpu.name for gpu in gpus],
-        "details": [{k: str(v) for k, v in tf.config.experimental.get_device_details(gpu).items()} for gpu in gpus],
-        "tensorflow_built_with": {k: str(build.get(k, "")) for k in ("is_cuda_build", "cuda_version", "cudnn_version")},
-        "driver": nvidia_driver(),
-    }
+def gpu_facts(registered, built_with):
+    """What this process really has: the GPUs the framework registered, what it was built with, and the CUDA/cuDNN libraries loaded."""
+    facts = {"registered": registered, "built_with": built_with, "driver": nvidia_driver()}
     cudart = loaded_library("libcudart")
     facts["cuda_runtime"] = {"path": cudart, "version": cuda_text(v) if cudart and (v := library_version(cudart, "cudaRuntimeGetVersion")) else None}
     driver_cuda = library_version("libcuda.so.1", "cuDriverGetVersion") if loaded_library("libcuda") else None
@@ -74,10 +67,10 @@ def gpu_facts(tf):
     return facts
 
 
-def gpu_failure(expect_cudnn, facts):
+def gpu_failure(expect_cudnn, facts, framework):
     """The reason a GPU cell's numbers must not be trusted, or None."""
     if not facts["registered"]:
-        return "expected a GPU, TensorFlow registered none"
+        return f"expected a GPU, {framework} registered none"
     if expect_cudnn:
         loaded = facts["cudnn"]["version"]
         if loaded is None:

@@ -1,4 +1,8 @@
-"""Input pipelines for the two seed workloads, with their tuning set explicitly and recorded.
+"""tf.data input pipelines for the two seed workloads (TensorFlow's loader), with their tuning set explicitly and recorded.
+
+They do what loaders.py does for every backend, with tf.data's own ops: the
+same files, order semantics and augmentation (augment.py's, checked against it
+in a test).
 
 tf.data's autotuning made about one epoch in five stall on 2-core hosts (the
 process idle for seconds, waiting for input), so by default parallelism and
@@ -9,12 +13,13 @@ augmentation cost.
 """
 
 import json
-import math
 import os
 
-from contract import CLASSES, MNIST_FILE, SYNTHETIC_MARKER
+import augment
+import loaders
+from contract import MNIST_FILE, SYNTHETIC_MARKER
+from loaders import IMAGE_SIZE
 
-IMAGE_SIZE = (150, 150)
 SEED = 1337
 
 
@@ -43,62 +48,52 @@ def parallelism(tf, settings):
 # --- Dogs vs Cats: JPEGs on disk, the seed's ImageDataGenerator augmentation ---------------
 
 
-def class_files(split_dir, count):
-    """The first count/2 JPEGs of each class, sorted, with 0/1 labels."""
-    per_class = count // len(CLASSES)
-    paths, labels = [], []
-    for label, name in enumerate(CLASSES):
-        folder = os.path.join(split_dir, name)
-        names = sorted(n for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg")))
-        if len(names) < per_class:
-            raise SystemExit(f"{folder}: {len(names)} JPEGs, {per_class} needed")
-        paths += [os.path.join(folder, n) for n in names[:per_class]]
-        labels += [label] * per_class
-    return paths, labels
+def seed_transform(tf, images, shear, zoom_x, zoom_y):
+    """augment.matrices and augment.transform, as tf.data ops: Keras 1's nearest-neighbour affine transform.
+
+    Keras 1's matrix maps an output (row, column) to the input pixel it takes;
+    ImageProjectiveTransformV3 maps an output (x, y) = (column, row), so the
+    matrix's rows and columns trade places here (augment.py's docstring says why
+    this matters for the shear's direction).
+    """
+    height, width = IMAGE_SIZE
+    o_row, o_col = height / 2 + 0.5, width / 2 + 0.5
+    row_shear = -tf.sin(shear) * zoom_y  # (row, column) matrix: [[zoom_x, row_shear, .], [0, col_scale, .]]
+    col_scale = tf.cos(shear) * zoom_y
+    zeros = tf.zeros_like(shear)
+    transforms = tf.stack([
+        col_scale, zeros, o_col * (1 - col_scale),  # source column from (x, y)
+        row_shear, zoom_x, o_row * (1 - zoom_x) - row_shear * o_col,  # source row from (x, y)
+        zeros, zeros,
+    ], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.constant(IMAGE_SIZE),
+        fill_value=0.0, interpolation="NEAREST", fill_mode="NEAREST",
+    )
 
 
 def seed_augmentation(tf, images):
-    """The seed's ImageDataGenerator(shear_range=0.2, zoom_range=0.2, horizontal_flip=True).
-
-    As in Keras 2's apply_affine_transform: the shear is an angle in degrees,
-    zoom draws x and y factors independently from [0.8, 1.2], the transform is
-    centred on the image, bilinear, and fills with the nearest pixel.
-    """
+    """The seed's ImageDataGenerator(shear_range=0.2, zoom_range=0.2, horizontal_flip=True), as Keras 1 ran it (augment.py)."""
     batch = tf.shape(images)[0]
-    height, width = IMAGE_SIZE
-    shear = tf.random.uniform([batch], -0.2, 0.2) * (math.pi / 180.0)
-    zoom_x = tf.random.uniform([batch], 0.8, 1.2)
-    zoom_y = tf.random.uniform([batch], 0.8, 1.2)
-    a0, a1 = zoom_x, -tf.sin(shear) * zoom_y
-    b0, b1 = tf.zeros_like(zoom_x), tf.cos(shear) * zoom_y
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    transforms = tf.stack(
-        [a0, a1, cx - a0 * cx - a1 * cy, b0, b1, cy - b1 * cy, tf.zeros_like(a0), tf.zeros_like(a0)],
-        axis=1,
-    )
-    images = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=tf.constant(IMAGE_SIZE),
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="NEAREST",
-    )
+    shear = tf.random.uniform([batch], -augment.SHEAR_RANGE, augment.SHEAR_RANGE)
+    zoom_x = tf.random.uniform([batch], *augment.ZOOM_RANGE)
+    zoom_y = tf.random.uniform([batch], *augment.ZOOM_RANGE)
+    images = seed_transform(tf, images, shear, zoom_x, zoom_y)
     flip = tf.random.uniform([batch, 1, 1, 1]) < 0.5
     return tf.where(flip, tf.reverse(images, axis=[2]), images)
 
 
 def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
     """Decode, resize, batch; then rescale (and for training, augment) in the pipeline, not in model layers."""
-    augment = split == "train"
-    paths, labels = class_files(os.path.join(data_dir, split), count)
+    augmenting = split == "train"
+    paths, labels = loaders.class_files(os.path.join(data_dir, split), count)
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if augment:
+    if augmenting:
         dataset = dataset.shuffle(len(paths), seed=SEED, reshuffle_each_iteration=True)
 
     def load(path, label):
         image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
-        return tf.image.resize(image, IMAGE_SIZE), tf.cast(label, tf.float32)
+        return tf.image.resize(image, IMAGE_SIZE, method="nearest"), tf.cast(label, tf.float32)  # PIL's default then
 
     def rescale(images, labels):
         return images / 255.0, labels
@@ -108,7 +103,7 @@ def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
 
     dataset = dataset.map(load, num_parallel_calls=parallelism(tf, settings))
     dataset = dataset.batch(batch_size)
-    dataset = dataset.map(rescale_and_augment if augment else rescale, num_parallel_calls=parallelism(tf, settings))
+    dataset = dataset.map(rescale_and_augment if augmenting else rescale, num_parallel_calls=parallelism(tf, settings))
     if settings.input == "cached":
         dataset = dataset.cache()
     return tuned(tf, dataset, settings), len(paths)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The seed's table on a GPU machine without Docker, TensorFlow or network:
+#
+#     bench/gpu_check.sh WHEELS_DIR RESULTS_DIR [--quick]
+#
+# WHEELS_DIR holds what such a machine may lack for Keras 3 (keras 3.15.1, namex 0.1.0,
+# optree 0.20.0, as .whl files); they are installed from there into RESULTS_DIR/site, never from
+# the network. PyTorch and JAX (with its CUDA plugin) must be installed already. The cells run
+# with the local executor in this interpreter; results, the report and the chart go to
+# RESULTS_DIR. --quick shrinks every cell (a smoke test, e.g. on a CPU-only host, where the GPU
+# cells are skipped with the reason). Meant to finish in under 8 minutes on a current
+# data-centre GPU with 16 cores.
+set -euo pipefail
+if [ $# -lt 2 ]; then
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+fi
+wheels=$1
+results=$2
+shift 2
+here=$(cd "$(dirname "$0")" && pwd)
+python=${PYTHON:-python3}
+
+mkdir -p "$results"
+"$python" -m pip install --quiet --no-index --no-deps --no-compile --disable-pip-version-check \
+    --upgrade --target "$results/site" "$wheels"/*.whl
+export PYTHONPATH="$results/site:$here/..${PYTHONPATH:+:$PYTHONPATH}"
+exec "$python" "$here/gpu_check.py" --results "$results" "$@"

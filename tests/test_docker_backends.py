@@ -1,0 +1,88 @@
+"""The three Keras backends in real CPU images: the same networks, the same FLOPs, and settings recorded honestly.
+
+PyPI's torch for Linux is the CUDA build: its image pulls about 3 GB of NVIDIA wheels (CI's
+longest build). The seed's augmentation in tf.data is checked here against augment.py, the numpy
+version tests/test_augment.py checks against Keras 1.
+"""
+
+import json
+
+import pytest
+
+from conftest import runner
+
+pytestmark = pytest.mark.docker
+
+SMALL = "epochs: 2, train_images: 64, validation_images: 32"
+MATRIX = f"""
+workloads:
+  dogs-vs-cats: {{{SMALL}}}
+  mnist: {{{SMALL}}}
+  mnist-without-cudnn: {{model: mnist, {SMALL}, cudnn: false}}
+repeats: 1
+cpu:
+  backend: [tensorflow, torch, jax]
+build:
+  offline_base: true
+"""
+PARAMETERS = {"dogs-vs-cats": 1_212_513, "mnist": 600_810}
+FORWARD_FLOPS = {"dogs-vs-cats": 178_384_000, "mnist": 12_188_416}
+ENVIRONMENTS = {"tensorflow": "cpu-tf2.21", "torch": "cpu-torch2.11", "jax": "cpu-jax0.10"}
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory, docker_client):
+    folder = tmp_path_factory.mktemp("backends")
+    (folder / "matrix.yaml").write_text(MATRIX)
+    run = runner("run", "-f", folder / "matrix.yaml", "--results", folder / "results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    (run_folder,) = (folder / "results").iterdir()
+    return {record["cell_id"]: record for record in map(json.loads, (run_folder / "results.jsonl").read_text().splitlines())}
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "torch", "jax"])
+@pytest.mark.parametrize("model", ["dogs-vs-cats", "mnist"])
+def test_every_backend_trains_the_same_network(measured, backend, model):
+    record = measured[f"{ENVIRONMENTS[backend]}-{model}"]
+    assert record["status"] == "ok", record["reason"]
+    assert record["axes"]["framework"] == backend
+    measurement = record["measurement"]
+    assert measurement["versions"]["keras_backend"] == backend
+    assert measurement["model"]["parameters"] == PARAMETERS[model]
+    assert measurement["model"]["forward_flops_per_image"] == FORWARD_FLOPS[model]
+    settings = measurement["settings"]
+    assert settings["loader"] == ("tfdata" if backend == "tensorflow" else "python")
+    assert (settings["precision"], settings["compute_dtype"], settings["tf32"]) == ("fp32", "float32", False)
+    assert len(measurement["epochs"]) == 2
+
+
+def test_torch_records_the_convolution_it_called(measured):
+    ops = measured["cpu-torch2.11-mnist"]["measurement"]["convolution_ops"]
+    assert "aten::convolution" in ops and any(op in ops for op in ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward"))
+    assert measured["cpu-jax0.10-mnist"]["measurement"]["convolution_ops"].startswith("not applicable")
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "torch", "jax"])
+def test_cudnn_off_on_a_cpu_cell_is_recorded_as_not_applicable(measured, backend):
+    record = measured[f"{ENVIRONMENTS[backend]}-mnist-without-cudnn"]
+    assert record["status"] == "ok", record["reason"]
+    assert record["measurement"]["settings"]["cudnn"] == "not applicable (no GPU)"
+
+
+AUGMENTATION_CHECK = """
+import numpy as np, tensorflow as tf
+import augment, pipelines
+rng = np.random.default_rng(3)
+images = np.repeat(np.repeat(rng.random((4, 15, 15, 3)), 10, axis=1), 10, axis=2).astype("float32")
+shear, zoom_x, zoom_y = np.array([0.2, -0.2, 0.1, 0.0]), np.array([0.8, 1.2, 1.0, 1.1]), np.array([1.2, 0.8, 0.9, 1.0])
+ours = augment.transform(images, augment.matrices(shear, zoom_x, zoom_y, 150, 150))
+theirs = pipelines.seed_transform(tf, tf.constant(images), *(tf.constant(v, tf.float32) for v in (shear, zoom_x, zoom_y))).numpy()
+print(float(np.mean(ours == theirs)))
+"""
+
+
+def test_tf_data_augments_exactly_as_the_numpy_reference(measured, docker_client):
+    image = docker_client.images.list("cudnn-matrix/cpu-tf2.21")[0]
+    output = docker_client.containers.run(image.id, entrypoint=["python", "-c", AUGMENTATION_CHECK], working_dir="/opt/workload",
+                                          environment={"TF_CPP_MIN_LOG_LEVEL": "2"}, remove=True)
+    assert float(output.decode().split()[-1]) > 0.999

@@ -1,0 +1,132 @@
+"""What differs between Keras backends, behind a few functions: set-up, synchronisation, and proof of what ran.
+
+Everything the job spec says about how the GPU computes (precision, cuDNN on or
+off, convolution autotuning, threads) is applied here explicitly for each
+backend and read back for the record: frameworks differ in their defaults
+(TensorFlow computes in TF32 on Ampere and newer unless told otherwise), so a
+cell never inherits one silently.
+"""
+
+import os
+
+NAMES = {"tensorflow": "TensorFlow", "torch": "torch", "jax": "jax"}
+NOT_APPLICABLE = "not applicable"
+
+
+def before_import(job):
+    """Environment variables that take effect only if set before the framework is imported."""
+    os.environ["KERAS_BACKEND"] = job.backend  # Keras defaults to TensorFlow, and fails to import without it
+    if job.backend == "tensorflow":
+        os.environ["TF_CUDNN_USE_AUTOTUNE"] = "1" if job.conv_autotune else "0"
+    if job.backend == "jax":
+        # XLA's autotuner picks convolution algorithms by timing them, as cuDNN's benchmark mode does.
+        level = 4 if job.conv_autotune else 0
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_gpu_autotune_level={level}").strip()
+
+
+def import_framework(backend):
+    if backend == "tensorflow":
+        import tensorflow as framework
+    elif backend == "torch":
+        import torch as framework
+    else:
+        import jax as framework
+    return framework
+
+
+def configure(framework, job):
+    """Apply the job's settings; returns them as they took effect, for the record."""
+    return {"tensorflow": _tensorflow, "torch": _torch, "jax": _jax}[job.backend](framework, job)
+
+
+def _tensorflow(tf, job):
+    # Thread pools must be sized before TensorFlow runs its first operation.
+    tf.config.threading.set_intra_op_parallelism_threads(job.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(job.inter_op_threads)
+    tf.config.experimental.enable_tensor_float_32_execution(job.precision == "tf32")
+    gpu = bool(gpus("tensorflow", tf))
+    return {
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+        "cudnn": "on (TensorFlow has no switch to run convolutions on a GPU without cuDNN)" if gpu else f"{NOT_APPLICABLE} (no GPU)",
+        "conv_autotune": os.environ["TF_CUDNN_USE_AUTOTUNE"] == "1" if gpu else f"{NOT_APPLICABLE} (no GPU)",
+    }
+
+
+def _torch(torch, job):
+    if job.intra_op_threads:
+        torch.set_num_threads(job.intra_op_threads)
+    if job.inter_op_threads:
+        torch.set_num_interop_threads(job.inter_op_threads)
+    tf32 = job.precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32  # torch's default: off for matmuls ...
+    torch.backends.cudnn.allow_tf32 = tf32  # ... but on for convolutions
+    torch.backends.cudnn.enabled = job.cudnn
+    torch.backends.cudnn.benchmark = job.conv_autotune
+    gpu = torch.cuda.is_available()
+    return {
+        "intra_op_threads": torch.get_num_threads(),
+        "inter_op_threads": torch.get_num_interop_threads(),
+        "tf32": torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32,
+        "cudnn": ("on" if torch.backends.cudnn.enabled else "off") if gpu else f"{NOT_APPLICABLE} (no GPU)",
+        "conv_autotune": torch.backends.cudnn.benchmark if gpu else f"{NOT_APPLICABLE} (no GPU)",
+    }
+
+
+def _jax(jax, job):
+    # "highest" is full fp32; jax's default lets matmuls and convolutions run in TF32 (or bf16) on GPUs.
+    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if job.precision == "tf32" else "highest")
+    gpu = bool(gpus("jax", jax))
+    return {
+        "intra_op_threads": f"{NOT_APPLICABLE} (jax has no thread setting)" if job.intra_op_threads else 0,
+        "inter_op_threads": f"{NOT_APPLICABLE} (jax has no thread setting)" if job.inter_op_threads else 0,
+        "tf32": job.precision == "tf32",
+        "cudnn": "on (XLA calls cuDNN for convolutions; there is no switch)" if gpu else f"{NOT_APPLICABLE} (no GPU)",
+        "conv_autotune": job.conv_autotune if gpu else f"{NOT_APPLICABLE} (no GPU)",
+    }
+
+
+def gpus(backend, framework):
+    """The GPUs the framework registered, by name."""
+    if backend == "tensorflow":
+        return [gpu.name for gpu in framework.config.list_physical_devices("GPU")]
+    if backend == "torch":
+        cuda = framework.cuda
+        return [cuda.get_device_name(i) for i in range(cuda.device_count())] if cuda.is_available() else []
+    return [str(device) for device in framework.devices() if device.platform == "gpu"]
+
+
+def built_with(backend, framework):
+    """The CUDA and cuDNN the framework was built against, as it says itself."""
+    if backend == "tensorflow":
+        build = framework.sysconfig.get_build_info()
+        return {k: str(build.get(k, "")) for k in ("is_cuda_build", "cuda_version", "cudnn_version")}
+    if backend == "torch":
+        return {"cuda_version": str(framework.version.cuda), "cudnn_version": str(framework.backends.cudnn.version())}
+    import jaxlib
+    return {"jaxlib": jaxlib.__version__}
+
+
+def synchronize(backend, framework):
+    """Wait for the GPU to finish what was queued, so that a clock read after it times finished work."""
+    if backend == "torch" and framework.cuda.is_available():
+        framework.cuda.synchronize()
+    elif backend == "jax":
+        for array in framework.live_arrays():
+            array.block_until_ready()
+    elif backend == "tensorflow" and hasattr(framework.test.experimental, "sync_devices") and gpus(backend, framework):
+        framework.test.experimental.sync_devices()
+
+
+def convolution_ops(backend, framework, train_step):
+    """Which convolution implementation the framework really called for one training step (torch's profiler)."""
+    if backend != "torch":
+        return f"{NOT_APPLICABLE} (recorded for torch)"
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if framework.cuda.is_available() else [])
+    with profile(activities=activities) as profiled:
+        train_step()
+        synchronize(backend, framework)
+    return sorted({event.key for event in profiled.key_averages() if "conv" in event.key.lower()})

@@ -1,0 +1,107 @@
+"""The framework-neutral input pipeline: the same data, order and augmentation for every Keras backend.
+
+A keras.utils.PyDataset: PIL decodes and resizes, numpy augments (augment.py),
+`parallel_calls` worker threads fill a queue of `prefetch_batches`. With
+`input: cached` the decoded, augmented batches of the first (warm-up) epoch
+are kept in memory and served again, as tf.data's cache() does.
+"""
+
+import math
+import os
+
+import numpy as np
+
+import augment
+from contract import CLASSES, MNIST_FILE
+
+IMAGE_SIZE = (150, 150)
+
+
+def class_files(split_dir, count):
+    """The first count/2 JPEGs of each class, sorted, with 0/1 labels."""
+    per_class = count // len(CLASSES)
+    paths, labels = [], []
+    for label, name in enumerate(CLASSES):
+        folder = os.path.join(split_dir, name)
+        names = sorted(n for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg")))
+        if len(names) < per_class:
+            raise SystemExit(f"{folder}: {len(names)} JPEGs, {per_class} needed")
+        paths += [os.path.join(folder, n) for n in names[:per_class]]
+        labels += [label] * per_class
+    return paths, labels
+
+
+def decode(path):
+    """A photo as the seed loaded it: RGB, resized to 150x150 with nearest neighbours, scaled to [0, 1]."""
+    from PIL import Image  # here, so that tf.data's pipelines can share this module without Pillow
+
+    with Image.open(path) as image:
+        resized = image.convert("RGB").resize(IMAGE_SIZE[::-1], Image.Resampling.NEAREST)
+    return np.asarray(resized, dtype="float32") / 255.0
+
+
+def dataset_class(keras):
+    class Batches(keras.utils.PyDataset):
+        """Batches of (inputs, labels), reshuffled each epoch with a seeded generator."""
+
+        def __init__(self, load, count, batch_size, shuffle, cached, settings, seed):
+            super().__init__(workers=settings.parallel_calls, use_multiprocessing=False, max_queue_size=settings.prefetch_batches)
+            self.load, self.count, self.batch_size = load, count, batch_size
+            self.shuffle, self.cached, self.seed = shuffle, cached, seed
+            self.epoch = 0
+            self.order = self._order()
+            self.kept = {}
+
+        def _order(self):
+            return np.random.default_rng([self.seed, self.epoch]).permutation(self.count) if self.shuffle else np.arange(self.count)
+
+        def __len__(self):
+            return math.ceil(self.count / self.batch_size)
+
+        def __getitem__(self, index):
+            if index in self.kept:
+                return self.kept[index]
+            picked = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+            # A generator per batch and epoch: the same augmentation whichever worker thread makes the batch.
+            batch = self.load(picked, np.random.default_rng([self.seed, self.epoch, index]))
+            if self.cached:
+                self.kept[index] = batch
+            return batch
+
+        def on_epoch_end(self):
+            if not self.cached:
+                self.epoch += 1
+                self.order = self._order()
+
+    return Batches
+
+
+def dogs_vs_cats(keras, data_dir, split, count, batch_size, settings, seed):
+    augmenting = split == "train"
+    paths, labels = class_files(os.path.join(data_dir, split), count)
+    labels = np.asarray(labels, dtype="float32")
+
+    def load(indices, rng):
+        images = np.stack([decode(paths[i]) for i in indices])
+        return (augment.augment(images, rng) if augmenting else images), labels[indices]
+
+    cached = settings.input == "cached"
+    return dataset_class(keras)(load, len(paths), batch_size, augmenting, cached, settings, seed), len(paths)
+
+
+def mnist(keras, data_dir, split, count, batch_size, settings, seed):
+    """Scaled to [0, 1], one channel, one-hot labels, as the Keras 1 mnist_cnn example did."""
+    with np.load(os.path.join(data_dir, MNIST_FILE)) as arrays:
+        images, labels = (arrays["x_train"], arrays["y_train"]) if split == "train" else (arrays["x_test"], arrays["y_test"])
+    if len(images) < count:
+        raise SystemExit(f"{MNIST_FILE}: {len(images)} {split} images, {count} needed")
+    images = images[:count].reshape(-1, 28, 28, 1).astype("float32") / 255.0
+    labels = np.eye(10, dtype="float32")[labels[:count]]
+
+    def load(indices, rng):
+        return images[indices], labels[indices]
+
+    return dataset_class(keras)(load, count, batch_size, split == "train", False, settings, seed), count
+
+
+LOADERS = {"dogs-vs-cats": dogs_vs_cats, "mnist": mnist}

@@ -36,6 +36,18 @@ class PrepareFailure:
     log_tail: str
 
 
+@dataclass(frozen=True)
+class Unsuitable:
+    """An environment this executor will not make here, by design rather than by failure: its cells are excluded.
+
+    The local executor installs nothing, so an interpreter with other versions than a cell asks
+    for cannot run it; that says nothing against the cell, as the compatibility table's exclusions do not.
+    """
+
+    spec: EnvironmentSpec
+    reason: str
+
+
 class Executor(Protocol):
     name: str  # recorded in every record
     isolation: str  # what separates a cell from the host: "container", or "none"
@@ -43,7 +55,7 @@ class Executor(Protocol):
     def describe_host(self) -> dict:
         """Facts about the executor on this host, for the run's manifest (engine version, ...)."""
 
-    def prepare(self, spec: EnvironmentSpec) -> Prepared | PrepareFailure:
+    def prepare(self, spec: EnvironmentSpec) -> Prepared | PrepareFailure | Unsuitable:
         """Make the environment, or reuse it when nothing it is made from has changed."""
 
     def unavailable(self, kind: str, probe: Prepared) -> str | None:
@@ -56,7 +68,7 @@ class Executor(Protocol):
         """Remove whatever the run left behind (after an interrupt)."""
 
 
-def provenance(prepared: Prepared | PrepareFailure | None, spec: EnvironmentSpec) -> dict[str, str]:
+def provenance(prepared: Prepared | PrepareFailure | Unsuitable | None, spec: EnvironmentSpec) -> dict[str, str]:
     """A record's `environment` mapping: the executor's provenance, or what was asked for when nothing was made."""
     if isinstance(prepared, Prepared):
         return dict(prepared.provenance)

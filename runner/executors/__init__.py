@@ -4,7 +4,9 @@ An executor makes the environment a cell needs, says whether this host can
 run cells of a kind (and why not), runs the workload with a job spec, cleans up
 after a run, and describes the host and the isolation it gives. It reports what
 it saw as a RawRun; deciding the outcome is outcome.decide's, the same for all.
-Docker is the first implementation.
+Docker gives every run a container of its own; venv and local run the workload
+as a plain process on the host (subprocess_run), in a virtualenv made for the
+environment or in an interpreter taken as it is, without isolation.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Prepared:
     spec: EnvironmentSpec
     handle: str  # what the executor runs: an image tag for Docker
     provenance: tuple[tuple[str, str], ...]  # what it was really made from, for every record run in it
+    variables: tuple[tuple[str, str], ...] = ()  # set for every run in it besides the spec's: what only the made environment knows
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The venv and local executors' decisions, in milliseconds: venv names and reuse, local's version check,
-GPUs, the CLI's choice of executor, local's exclusions in a run.
+GPUs, the CLI's choice of executor, local's exclusions in a run, the report's isolation note.
 
 tests/test_local_runs.py runs the workload for real; tests/test_venv.py builds real venvs.
 """
@@ -22,6 +22,7 @@ from runner.executors import Prepared, PrepareFailure, Unsuitable
 from runner.executors.local_executor import mismatches
 from runner.executors.subprocess_run import Interpreter, gpu_unavailable, visible_devices
 from runner.executors.venv_executor import VENVS_VARIABLE, VenvExecutor, venv_name, venvs_folder
+from runner.report import render
 
 SPEC = EnvironmentSpec(kind="cpu", name="cpu-tf2.21", base="python:3.11-slim", requirements=("tensorflow==2.21.*",),
                        variables=(("TF_CPP_MIN_LOG_LEVEL", "1"),))
@@ -227,3 +228,12 @@ def test_local_excludes_the_cells_its_interpreter_cannot_run_and_runs_the_others
     records = run_cells(plan, local_executor())
     assert {r.status for r in records.values()} == {"excluded"}
     assert records["cpu-tf2.21-crash"].reason == f"{sys.executable} has no tensorflow (tensorflow==9.9.* asked for): the local executor installs nothing"
+
+
+
+# the report
+
+def test_the_report_says_when_cells_ran_without_isolation(tmp_path):
+    records = run_cells(asking_for(plan_of(tmp_path, FAULTS, "crash"), ()), local_executor())
+    assert render(list(records.values())).endswith(
+        "\n\nCells run without isolation (executor local): other processes on the host may have shared their CPU, memory and GPU.")

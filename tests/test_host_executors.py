@@ -150,6 +150,11 @@ def test_a_python_that_cannot_run_is_a_usage_error(tmp_path):
         local_executor(str(tmp_path / "nothing-here"))
 
 
+def test_a_program_that_is_not_a_python_is_a_usage_error():
+    with pytest.raises(UserError, match=r"^the Python interpreter /bin/true cannot say what it has installed \(exit code 0\)"):
+        local_executor("/bin/true")
+
+
 # GPUs without containers
 
 @pytest.fixture

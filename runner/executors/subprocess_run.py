@@ -46,6 +46,8 @@ NO_LIMITS = ("none: cells run as plain processes, so limits.memory and limits.pi
 MEMORY_FAULT_REFUSED = ("not run: the memory fault would fill this host's memory, as no container limits it; "
                         "run it with --executor docker")
 PR_SET_PDEATHSIG = 1  # from linux/prctl.h
+# Looked up here, not in the child between fork and exec, where loading a library is unsafe.
+PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 # Asked of an interpreter, in it: what it is and every distribution it can import.
 QUERY = """
@@ -68,7 +70,8 @@ class Interpreter:
     def installed(self, requirements: tuple[str, ...]) -> str:
         """The installed versions of the packages the requirements name: "tensorflow==2.21.0 keras==3.15.1"."""
         names = [requirement.name for requirement in map(parse, requirements) if requirement]
-        return " ".join(f"{name}=={self.packages[canonicalize_name(name)]}" for name in names if canonicalize_name(name) in self.packages)
+        versions = [(name, self.packages.get(canonicalize_name(name))) for name in names]
+        return " ".join(f"{name}=={version}" for name, version in versions if version)
 
 
 def interpreter(python: str) -> Interpreter:
@@ -77,10 +80,11 @@ def interpreter(python: str) -> Interpreter:
         asked = subprocess.run([python, "-c", QUERY], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise UserError(f"cannot run the Python interpreter {python} ({getattr(error, 'strerror', None) or error}): check --python")
-    if asked.returncode != 0:
-        last = (asked.stderr.strip().splitlines() or ["no output"])[-1]
+    try:
+        data = json.loads(asked.stdout.strip().splitlines()[-1])  # the last line: a sitecustomize may have printed before it
+    except (IndexError, ValueError):
+        last = (asked.stderr.strip().splitlines() or [f"exit code {asked.returncode}"])[-1]
         raise UserError(f"the Python interpreter {python} cannot say what it has installed ({last}): it needs Python 3.8 or later")
-    data = json.loads(asked.stdout)
     packages = {canonicalize_name(name): version for name, version in data.pop("packages").items()}
     return Interpreter(**data, packages=packages)
 
@@ -118,7 +122,7 @@ def follow(command: list[str], on_line: Callable[[str], None], env: dict[str, st
     """
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                          start_new_session=True, preexec_fn=_die_with_runner if sys.platform == "linux" else None) as process:
+                          start_new_session=True, preexec_fn=_die_with_runner if PRCTL else None) as process:
         try:
             lines, timed_out = _read(process, on_line, deadline)
         except BaseException:
@@ -164,7 +168,7 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 def _die_with_runner() -> None:
     """In the child, before it runs: be killed when the runner dies, even by kill -9, which no handler of ours sees."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def visible_devices(kind: str, devices: str) -> str | None:

@@ -20,9 +20,12 @@ from runner.cells import Cell
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.errors import UserError
+from runner.executors import Executor
 from runner.executors.docker_executor import DockerExecutor, connect
 from runner.executors.docker_run import remove_leftovers
 from runner.executors.docker_images import repository
+from runner.executors.local_executor import LocalExecutor
+from runner.executors.venv_executor import VenvExecutor
 from runner.plot import plot
 from runner.progress import Progress
 from runner.report import FORMATS, compare, render
@@ -31,6 +34,8 @@ from runner.stats import MIN_EFFECT
 CHART_FILE = "epochs.png"
 CHART_FORMATS = (".png", ".svg", ".pdf")
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
+HOST_EXECUTORS = {"venv": VenvExecutor, "local": LocalExecutor}  # without isolation: the workload as a process on this host
+EXECUTORS = ("docker", *HOST_EXECUTORS)
 
 
 # Progress goes to stderr, so that stdout carries only tables and JSON.
@@ -42,6 +47,13 @@ def parser() -> argparse.ArgumentParser:
     matrix_options.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="the matrix file (default: %(default)s)")
     matrix_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="select cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
     matrix_options.add_argument("--strict", action="store_true", help="make a selected cell that the compatibility table excludes an error")
+    executor_choice = argparse.ArgumentParser(add_help=False)
+    executor_choice.add_argument("--executor", choices=EXECUTORS, default="docker",
+                                 help="where cells run: docker (a container each), or without isolation venv (a virtualenv "
+                                      "per environment, made with --python) or local (--python as it is) (default: %(default)s)")
+    executor_options = argparse.ArgumentParser(add_help=False, parents=[executor_choice])
+    executor_options.add_argument("--python", default=sys.executable, metavar="PATH",
+                                  help="venv: the interpreter venvs are made with; local: the one cells run in (default: this one, %(default)s)")
     build_options = argparse.ArgumentParser(add_help=False)
     build_options.add_argument("--offline-base", action="store_true", help="build base images from Debian packages (debootstrap), never from a registry")
     verdict_options = argparse.ArgumentParser(add_help=False)
@@ -53,10 +65,10 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m runner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"cudnn-matrix {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    listing = commands.add_parser("list", parents=[matrix_options], help="show the cells, their ids and images")
+    listing = commands.add_parser("list", parents=[matrix_options, executor_choice], help="show the cells, their ids and images")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
-    commands.add_parser("build", parents=[matrix_options, build_options], help="build the images the selected cells need")
-    run = commands.add_parser("run", parents=[matrix_options, build_options, results_options, verdict_options], help="build what is missing, run every selected cell, record and report results")
+    commands.add_parser("build", parents=[matrix_options, executor_options, build_options], help="build the images (or venvs) the selected cells need")
+    run = commands.add_parser("run", parents=[matrix_options, executor_options, build_options, results_options, verdict_options], help="build what is missing, run every selected cell, record and report results")
     run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
     run.add_argument("--repeats", type=count(MAX_REPEATS), metavar="N",
                      help=f"run each cell N times (at most {MAX_REPEATS}), a fresh process each, interleaved; the report compares repeats "
@@ -133,18 +145,27 @@ def docker_executor(chosen: session.Plan) -> DockerExecutor:
     return DockerExecutor(chosen.matrix.build, chosen.gpu_devices, progress)
 
 
+def executor(args, chosen: session.Plan) -> Executor:
+    """The executor --executor names; tests replace this, or docker_executor, with a fake."""
+    if args.executor == "docker":
+        return docker_executor(chosen)
+    return HOST_EXECUTORS[args.executor](args.python, chosen.gpu_devices, progress)
+
+
 def cmd_list(args) -> int:
     chosen = plan(args)
-    rows = [_listing(cell, cell in chosen.selected, args.pattern) for cell in chosen.cells]
+    rows = [_listing(cell, cell in chosen.selected, args.pattern, args.executor) for cell in chosen.cells]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        table = [[r["id"], r["image"], r["status"], r["reason"]] for r in rows]
-        print(tabulate(table, headers=["cell", "image", "status", "reason"], tablefmt="github"))
+        # What each cell runs in: Docker's image, or for venv and local the environment they make of the same spec.
+        made = "image" if args.executor == "docker" else "environment"
+        table = [[r["id"], r["image"] if made == "image" else r["environment"]["name"], r["status"], r["reason"]] for r in rows]
+        print(tabulate(table, headers=["cell", made, "status", "reason"], tablefmt="github"))
     return EXIT_OK
 
 
-def _listing(cell: Cell, selected: bool, pattern: str | None) -> dict:
+def _listing(cell: Cell, selected: bool, pattern: str | None, executor_name: str) -> dict:
     if cell.excluded:
         status, reason = "excluded", cell.excluded
     elif not selected:
@@ -154,7 +175,7 @@ def _listing(cell: Cell, selected: bool, pattern: str | None) -> dict:
     axes = cell.axes_dict
     row = {"id": cell.id, "kind": cell.kind, "image": repository(cell.environment), "workload": cell.workload.name,
            axes["framework"]: axes["framework_version"], "status": status, "reason": reason,
-           "axes": axes, "executor": DockerExecutor.name, "environment": cell.environment.describe()}
+           "axes": axes, "executor": executor_name, "environment": cell.environment.describe()}
     if cell.kind == "gpu":
         row.update(cuda=cell.axis("cuda"), cudnn=cell.axis("cudnn"), base_image=cell.environment.base)
     return row
@@ -162,13 +183,13 @@ def _listing(cell: Cell, selected: bool, pattern: str | None) -> dict:
 
 def cmd_build(args) -> int:
     chosen = plan(args)
-    failures = session.build(chosen, docker_executor(chosen), progress)
+    failures = session.build(chosen, executor(args, chosen), progress)
     return EXIT_CELL_FAILED if failures else EXIT_OK
 
 
 def cmd_run(args) -> int:
     chosen = plan(args)
-    result = session.run(chosen, docker_executor(chosen), args.results, args.resume, args.repeats, progress)
+    result = session.run(chosen, executor(args, chosen), args.results, args.resume, args.repeats, progress)
     min_effect = args.min_effect / 100
     print(render(result.records, min_effect=min_effect))
     if any(record.status == "ok" for record in result.records):

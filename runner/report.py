@@ -257,6 +257,10 @@ def render(records: list[Record], table_format: str = "github", baseline: str | 
     synthetic = sorted({r.workload for r in results if r.data_kind == "synthetic"})
     if synthetic:
         text += f"\n\nSynthetic data (no real data was present) for: {', '.join(synthetic)}. Timings are real; accuracy is meaningless."
+    unisolated = sorted({record.executor for record in records if record.environment.get("isolation") == "none"})
+    if unisolated:
+        text += (f"\n\nCells run without isolation (executor {', '.join(unisolated)}): "
+                 "other processes on the host may have shared their CPU, memory and GPU.")
     return text
 
 

@@ -20,7 +20,7 @@ from runner.config import Matrix, devices, load_matrix
 from runner.datasets import Dataset
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
-from runner.executors import Executor, Prepared, PrepareFailure, provenance
+from runner.executors import Executor, Prepared, PrepareFailure, Unsuitable, provenance
 from runner.outcome import decide
 from runner.progress import Progress
 from runner.records import Record, now
@@ -80,7 +80,7 @@ def job_spec(cell: Cell, dataset: Dataset) -> JobSpec:
     )
 
 
-Provisioned = dict[EnvironmentSpec, Prepared | PrepareFailure]
+Provisioned = dict[EnvironmentSpec, Prepared | PrepareFailure | Unsuitable]
 
 
 def provision(executor: Executor, cells: list[Cell], progress: Progress) -> tuple[Provisioned, str | None]:
@@ -93,14 +93,16 @@ def provision(executor: Executor, cells: list[Cell], progress: Progress) -> tupl
     prepared: Provisioned = {spec: executor.prepare(spec) for spec in cpu_specs}
     if not gpu_specs:
         return prepared, None
-    if not _ready(prepared):  # the question needs an environment to ask with
-        prepared[gpu_specs[0]] = executor.prepare(gpu_specs[0])
+    remaining = list(gpu_specs)
+    while remaining and not _ready(prepared):  # the question needs an environment to ask with
+        spec = remaining.pop(0)
+        prepared[spec] = executor.prepare(spec)
     at_hand = _ready(prepared)
     no_gpu = executor.unavailable("gpu", at_hand[0]) if at_hand else None
     if no_gpu:
         progress(f"GPU cells will be skipped: {no_gpu}")
     else:
-        prepared.update({spec: executor.prepare(spec) for spec in gpu_specs if spec not in prepared})
+        prepared.update({spec: executor.prepare(spec) for spec in remaining})
     return prepared, no_gpu
 
 
@@ -109,12 +111,15 @@ def _ready(prepared: Provisioned) -> list[Prepared]:
 
 
 def build(plan: Plan, executor: Executor, progress: Progress) -> list[PrepareFailure]:
-    """Prepare the environments of the selected cells; the ones that failed, each said once."""
+    """Prepare the environments of the selected cells; the ones that failed, each said once, as are those this executor excludes."""
     runnable = [cell for cell in plan.selected if not cell.excluded]
-    failures = [p for p in map(executor.prepare, environments_of(runnable)) if isinstance(p, PrepareFailure)]
-    for failure in failures:
-        progress(f"{failure.spec.name}: {failure.reason}")
-    return failures
+    prepared = list(map(executor.prepare, environments_of(runnable)))
+    for environment in prepared:
+        if isinstance(environment, Unsuitable):
+            progress(f"{environment.spec.name}: excluded: {environment.reason}")
+        elif isinstance(environment, PrepareFailure):
+            progress(f"{environment.spec.name}: {environment.reason}")
+    return [environment for environment in prepared if isinstance(environment, PrepareFailure)]
 
 
 def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress) -> RunResult:
@@ -150,7 +155,7 @@ def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progres
     runnable = [cell for cell in todo if not cell.excluded]
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
     prepared, no_gpu = provision(executor, runnable, progress)
-    ready = [cell for cell in runnable if not (cell.kind == "gpu" and no_gpu)]
+    ready = [cell for cell in runnable if not _not_run(cell, prepared, no_gpu)]
     progress(f"run {run_folder.name}: {len(ready)} cell(s) to run, {len(plan.selected) - len(todo)} already done, "
              f"{len(todo) - len(ready)} skipped or excluded, results in {run_folder}")
     # A cell that cannot run here is noted once, in its place in the first round.
@@ -170,8 +175,9 @@ def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]],
     """Run each (cell, repeat) afresh and append its record at once; returns how many failed."""
     failed = 0
     for number, (cell, repeat) in enumerate(runs, 1):
-        if cell.excluded or (cell.kind == "gpu" and no_gpu):
-            status, reason = ("excluded", cell.excluded) if cell.excluded else ("skipped", no_gpu)
+        not_run = _not_run(cell, prepared, no_gpu)
+        if not_run:
+            status, reason = not_run
             _keep(run_folder, _record(executor, cell, None, status, reason, now()), progress)
             progress(f"[{number}/{len(runs)}] {cell.id}: {status}: {reason}")
             continue
@@ -183,6 +189,16 @@ def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]],
         failed += record.status == "failed" or not kept
         progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
     return failed
+
+
+def _not_run(cell: Cell, prepared: Provisioned, no_gpu: str | None) -> tuple[str, str] | None:
+    """Why a cell is not run, as its record's status and reason: excluded by the table or by the executor, or skipped for want of a GPU."""
+    if cell.excluded:
+        return "excluded", cell.excluded
+    if cell.kind == "gpu" and no_gpu:
+        return "skipped", no_gpu
+    environment = prepared[cell.environment]
+    return ("excluded", environment.reason) if isinstance(environment, Unsuitable) else None
 
 
 def _note_end(run_folder: Path, state: str, progress: Progress) -> None:

@@ -4,7 +4,9 @@ An executor makes the environment a cell needs, says whether this host can
 run cells of a kind (and why not), runs the workload with a job spec, cleans up
 after a run, and describes the host and the isolation it gives. It reports what
 it saw as a RawRun; deciding the outcome is outcome.decide's, the same for all.
-Docker is the first implementation.
+Docker gives every run a container of its own; venv and local run the workload
+as a plain process on the host (subprocess_run), in a virtualenv made for the
+environment or in an interpreter taken as it is, without isolation.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Prepared:
     spec: EnvironmentSpec
     handle: str  # what the executor runs: an image tag for Docker
     provenance: tuple[tuple[str, str], ...]  # what it was really made from, for every record run in it
+    variables: tuple[tuple[str, str], ...] = ()  # set for every run in it besides the spec's: what only the made environment knows
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,18 @@ class PrepareFailure:
     log_tail: str
 
 
+@dataclass(frozen=True)
+class Unsuitable:
+    """An environment this executor will not make here, by design rather than by failure: its cells are excluded.
+
+    The local executor installs nothing, so an interpreter with other versions than a cell asks
+    for cannot run it; that says nothing against the cell, as the compatibility table's exclusions do not.
+    """
+
+    spec: EnvironmentSpec
+    reason: str
+
+
 class Executor(Protocol):
     name: str  # recorded in every record
     isolation: str  # what separates a cell from the host: "container", or "none"
@@ -43,7 +58,7 @@ class Executor(Protocol):
     def describe_host(self) -> dict:
         """Facts about the executor on this host, for the run's manifest (engine version, ...)."""
 
-    def prepare(self, spec: EnvironmentSpec) -> Prepared | PrepareFailure:
+    def prepare(self, spec: EnvironmentSpec) -> Prepared | PrepareFailure | Unsuitable:
         """Make the environment, or reuse it when nothing it is made from has changed."""
 
     def unavailable(self, kind: str, probe: Prepared) -> str | None:
@@ -56,7 +71,7 @@ class Executor(Protocol):
         """Remove whatever the run left behind (after an interrupt)."""
 
 
-def provenance(prepared: Prepared | PrepareFailure | None, spec: EnvironmentSpec) -> dict[str, str]:
+def provenance(prepared: Prepared | PrepareFailure | Unsuitable | None, spec: EnvironmentSpec) -> dict[str, str]:
     """A record's `environment` mapping: the executor's provenance, or what was asked for when nothing was made."""
     if isinstance(prepared, Prepared):
         return dict(prepared.provenance)

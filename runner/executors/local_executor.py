@@ -1,0 +1,39 @@
+"""The local executor: cells run in an interpreter that is already there, installing nothing.
+
+For machines that can reach neither a registry nor a package index (an air-gapped
+GPU host): the cells whose requirements the interpreter meets run in it; the
+others are excluded, naming what it has instead.
+"""
+
+from __future__ import annotations
+
+from packaging.utils import canonicalize_name
+
+from runner.environments import EnvironmentSpec
+from runner.executors import Prepared, Unsuitable
+from runner.executors.subprocess_run import ProcessExecutor, parse, provenance
+
+
+class LocalExecutor(ProcessExecutor):
+    name = "local"
+
+    def prepare(self, spec: EnvironmentSpec) -> Prepared | Unsuitable:
+        # Only the requirements: a pinned cuDNN (libraries) may come from the system rather than pip,
+        # and the workload itself checks the cuDNN it loaded against the cell's.
+        wrong = mismatches(spec.requirements, self.python.packages)
+        if wrong:
+            return Unsuitable(spec, f"{self.python.executable} has {', '.join(wrong)}: the local executor installs nothing")
+        self.progress(f"{spec.name}: {self.python.executable} as it is ({self.python.installed(spec.requirements)})")
+        return Prepared(spec, self.python.executable, provenance(spec, self.python))
+
+
+def mismatches(requirements: tuple[str, ...], packages: dict[str, str]) -> list[str]:
+    """What an interpreter with these packages (canonical name -> version) has instead of each requirement it does not meet."""
+    wrong = []
+    for requirement in filter(None, map(parse, requirements)):
+        installed = packages.get(canonicalize_name(requirement.name))
+        if installed is None:
+            wrong.append(f"no {requirement.name} ({requirement} asked for)")
+        elif not requirement.specifier.contains(installed, prereleases=True):  # what is installed is what would run
+            wrong.append(f"{requirement.name} {installed} ({requirement} asked for)")
+    return wrong

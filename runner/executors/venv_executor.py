@@ -1,0 +1,134 @@
+"""The venv executor: a virtualenv per environment spec, built once with pip and reused.
+
+For hosts with a package index but no Docker. A venv is named by its spec and a
+hash of everything it is made from (requirements, libraries, variables, the
+interpreter), so an unchanged matrix rebuilds nothing and a changed spec gets a
+new one. It is built in a folder of its own and put under its name only once
+pip has succeeded, so a failed or interrupted build is never taken for a ready one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import deque
+from pathlib import Path
+
+from runner.environments import EnvironmentSpec
+from runner.errors import UserError
+from runner.executors import Prepared, PrepareFailure
+from runner.executors.subprocess_run import Interpreter, ProcessExecutor, follow, interpreter, provenance
+from runner.outcome import LOG_TAIL_LINES
+from runner.progress import Progress
+
+VENVS_VARIABLE = "CUDNN_MATRIX_VENVS"
+
+
+def venvs_folder() -> Path:
+    """Where venvs are kept: $CUDNN_MATRIX_VENVS, else the user's cache folder."""
+    chosen = os.environ.get(VENVS_VARIABLE)
+    if chosen:
+        return Path(chosen)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cudnn-matrix" / "venvs"
+
+
+def venv_name(spec: EnvironmentSpec, python: Interpreter) -> str:
+    """The spec's name and a hash of all the venv is made from; variables are set at run time, hashed all the same, as for images."""
+    recipe = {"requirements": spec.requirements, "libraries": spec.libraries, "variables": dict(spec.variables),
+              "python": python.version, "interpreter": python.real_path}
+    return f"{spec.name}-{hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]}"
+
+
+class VenvExecutor(ProcessExecutor):
+    name = "venv"
+
+    def __init__(self, python: str, gpu_devices: str, progress: Progress, folder: Path | None = None):
+        super().__init__(python, gpu_devices, progress)
+        self.folder = folder or venvs_folder()
+
+    def describe_host(self) -> dict:
+        return {**super().describe_host(), "venvs": str(self.folder)}
+
+    def prepare(self, spec: EnvironmentSpec) -> Prepared | PrepareFailure:
+        venv = self.folder / venv_name(spec, self.python)
+        if venv.exists():  # only a complete build is ever given this name
+            self.progress(f"{spec.name}: up to date ({venv})")
+        else:
+            failure = self._build(spec, venv)
+            if failure:
+                return failure
+        return self._prepared(spec, venv.resolve())
+
+    def _build(self, spec: EnvironmentSpec, venv: Path) -> PrepareFailure | None:
+        self.progress(f"{spec.name}: building {venv} with Python {self.python.version} ({self.python.executable})")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{venv.name}.", dir=self.folder))
+        kept = False
+        try:
+            failure = self._install(spec, building)
+            kept = failure is None and _put_in_place(building, venv)
+            return failure
+        finally:
+            if not kept:  # failed, interrupted, or another runner built the same venv first
+                shutil.rmtree(building, ignore_errors=True)
+
+    def _install(self, spec: EnvironmentSpec, venv: Path) -> PrepareFailure | None:
+        """python -m venv, then the requirements, then the libraries without their dependencies, as the Dockerfiles do."""
+        (venv / "requirements.txt").write_text("".join(f"{line}\n" for line in spec.requirements))
+        (venv / "libraries.txt").write_text("".join(f"{line}\n" for line in spec.libraries))
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        steps = {"python -m venv": [self.python.executable, "-m", "venv", str(venv)],
+                 "pip install -r requirements.txt": [*pip, "-r", str(venv / "requirements.txt")]}
+        if spec.libraries:
+            steps["pip install --no-deps -r libraries.txt"] = [*pip, "--no-deps", "-r", str(venv / "libraries.txt")]
+        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+
+        def keep(line: str) -> None:
+            if line.strip():
+                tail.append(line)
+                self.progress.build_line(spec.name, line)
+
+        for step, command in steps.items():
+            finished = follow(command, keep)
+            if finished.exit_code != 0:
+                return self._failure(spec, step, finished.exit_code, tail)
+        return None
+
+    def _failure(self, spec: EnvironmentSpec, step: str, exit_code: int, tail: deque[str]) -> PrepareFailure:
+        """A failed build is a failed cell, except a full disk, which fails every build after it."""
+        log = "\n".join(tail)
+        if "No space left on device" in log:
+            raise UserError(f"no space left on device while building the venv of {spec.name} in {self.folder}: "
+                            f"free space there, or set {VENVS_VARIABLE} to a folder on a larger disk, and run again")
+        return PrepareFailure(spec, f"venv build failed: {step} exited with code {exit_code}: {tail[-1] if tail else 'no output'}", log)
+
+    def _prepared(self, spec: EnvironmentSpec, venv: Path) -> Prepared:
+        python = interpreter(str(venv / "bin" / "python"))
+        return Prepared(spec, python.executable, provenance(spec, python, venv=str(venv), base_python=self.python.executable),
+                        variables=_pinned_cudnn_first(spec, venv))
+
+
+def _put_in_place(built: Path, venv: Path) -> bool:
+    """Give the built venv its name, atomically; False when another runner gave it first.
+
+    A link, not a rename: a venv cannot be moved, as pip writes its path into the scripts it installs.
+    """
+    if venv.is_symlink() and not venv.exists():
+        venv.unlink()  # what it named was deleted by hand
+    try:
+        os.symlink(built.name, venv)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _pinned_cudnn_first(spec: EnvironmentSpec, venv: Path) -> tuple[tuple[str, str], ...]:
+    """A pinned cuDNN (from libraries) first on the loader's path, ahead of the host's, as Dockerfile.gpu does with /opt/cudnn-pinned."""
+    pinned = sorted(venv.glob("lib/python*/site-packages/nvidia/cudnn/lib"))
+    if not (spec.libraries and pinned):
+        return ()
+    host = os.environ.get("LD_LIBRARY_PATH")
+    return (("LD_LIBRARY_PATH", f"{pinned[0]}:{host}" if host else str(pinned[0])),)

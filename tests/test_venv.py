@@ -1,0 +1,36 @@
+"""Real virtualenvs, built with pip from the package index this host can reach (seconds each)."""
+
+import io
+
+import pytest
+
+from host_runs import FAULTS, asking_for, plan_of, run_cells, venv_executor
+
+pytestmark = [pytest.mark.executors, pytest.mark.timeout(600)]
+
+
+def test_a_venv_is_built_run_in_and_then_reused(tmp_path):
+    said = io.StringIO()
+    executor = venv_executor(tmp_path, stream=said)
+    plan = asking_for(plan_of(tmp_path, FAULTS, "crash"), ("pyyaml",))
+    records = run_cells(plan, executor)
+
+    crash = records["cpu-tf2.21-crash"]
+    assert (crash.status, crash.reason) == ("failed", "the workload exited with code 1: injected fault: crash")
+    assert crash.environment["isolation"] == "none" and crash.environment["installed"].startswith("pyyaml==")
+    assert crash.environment["python"] == f"{crash.environment['venv']}/bin/python"
+    assert "Successfully installed" in said.getvalue()
+
+    again = executor.prepare(plan.selected[0].environment)
+    assert dict(again.provenance)["venv"] == crash.environment["venv"]
+    assert said.getvalue().count("cpu-tf2.21: building ") == 1 and "cpu-tf2.21: up to date (" in said.getvalue()
+
+
+def test_a_requirement_pip_cannot_install_fails_the_cells_with_pips_words(tmp_path):
+    records = run_cells(asking_for(plan_of(tmp_path, FAULTS, "crash"), ("nonexistent-package-xyz==1",)), venv_executor(tmp_path))
+    crash = records["cpu-tf2.21-crash"]
+    assert crash.status == "failed"
+    assert crash.reason == ("venv build failed: pip install -r requirements.txt exited with code 1: "
+                            "ERROR: No matching distribution found for nonexistent-package-xyz==1")
+    assert "nonexistent-package-xyz" in crash.log_tail
+    assert list((tmp_path / "venvs").iterdir()) == []  # nothing that could be taken for a venv

@@ -17,9 +17,7 @@ import time
 import backends
 import contract
 import gpu_facts
-import loaders
 import models
-import pipelines
 
 
 def read_job(argv):
@@ -95,6 +93,10 @@ def epoch_timer(keras, train_images, epochs_total, synchronize):
 def main(argv):
     job = read_job(argv)
     inject(job.fault)
+    # Only now modules beyond the standard library (here and in inputs and provenance):
+    # a fault misbehaves in an environment without numpy too.
+    import pipelines
+
     backends.before_import(job)
     framework = backends.import_framework(job.backend)
     settings = backends.configure(framework, job)
@@ -129,6 +131,9 @@ def main(argv):
 
 def inputs(framework, keras, job):
     """The training and validation data through the loader the job names: tf.data, or the framework-neutral one."""
+    import loaders
+    import pipelines
+
     if job.loader == "tfdata":
         pipeline = pipelines.PIPELINES[job.model]
         train, count = pipeline(framework, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline)
@@ -151,6 +156,8 @@ def one_step(model, train):
 
 
 def provenance(framework, keras, job, settings):
+    import pipelines
+
     return {
         "schema": contract.MEASUREMENT_SCHEMA,
         "cell_id": job.cell_id,

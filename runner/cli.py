@@ -20,10 +20,7 @@ from runner.cells import Cell
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.errors import UserError
-from runner.executors import Executor
-from runner.executors.docker_executor import DockerExecutor, connect
-from runner.executors.docker_run import remove_leftovers
-from runner.executors.docker_images import repository
+from runner.executors import IMAGE_NAMESPACE, Executor
 from runner.executors.local_executor import LocalExecutor
 from runner.executors.venv_executor import VenvExecutor
 from runner.plot import plot
@@ -141,7 +138,12 @@ def plan(args) -> session.Plan:
     return session.plan(args.file, args.pattern, args.strict, getattr(args, "offline_base", False), getattr(args, "gpus", None))
 
 
-def docker_executor(chosen: session.Plan) -> DockerExecutor:
+# Docker's SDK is imported where Docker is used: a host for the venv and local executors may not have it.
+
+
+def docker_executor(chosen: session.Plan) -> Executor:
+    from runner.executors.docker_executor import DockerExecutor
+
     return DockerExecutor(chosen.matrix.build, chosen.gpu_devices, progress)
 
 
@@ -173,7 +175,7 @@ def _listing(cell: Cell, selected: bool, pattern: str | None, executor_name: str
     else:
         status, reason = "selected", ""
     axes = cell.axes_dict
-    row = {"id": cell.id, "kind": cell.kind, "image": repository(cell.environment), "workload": cell.workload.name,
+    row = {"id": cell.id, "kind": cell.kind, "image": f"{IMAGE_NAMESPACE}/{cell.environment.name}", "workload": cell.workload.name,
            axes["framework"]: axes["framework_version"], "status": status, "reason": reason,
            "axes": axes, "executor": executor_name, "environment": cell.environment.describe()}
     if cell.kind == "gpu":
@@ -208,6 +210,9 @@ def cmd_data(args) -> int:
 
 
 def cmd_clean(args) -> int:
+    from runner.executors.docker_executor import connect
+    from runner.executors.docker_run import remove_leftovers
+
     removed = remove_leftovers(connect(), images=args.images, force=args.force)
     progress(f"removed {removed['containers']} container(s) and {removed['images']} image(s) made by cudnn-matrix")
     if removed["spared_runs"]:

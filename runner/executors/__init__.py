@@ -21,6 +21,8 @@ from runner.environments import EnvironmentSpec
 from runner.outcome import RawRun
 from workload.contract import JobSpec
 
+IMAGE_NAMESPACE = "cudnn-matrix"  # Docker images are cudnn-matrix/<environment name>; `list` shows them whatever runs the cells
+
 
 @dataclass(frozen=True)
 class Prepared:

@@ -23,6 +23,7 @@ import docker.errors
 from runner.config import BuildSettings
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
+from runner.executors import IMAGE_NAMESPACE
 from runner.executors.docker_base import BaseImage, resolve_base
 from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
@@ -31,7 +32,6 @@ PROJECT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = PROJECT / "docker"
 WORKLOAD_DIR = PROJECT / "workload"
 LABEL_PREFIX = "io.cudnn-matrix"
-IMAGE_NAMESPACE = "cudnn-matrix"
 
 
 def repository(spec: EnvironmentSpec) -> str:

@@ -93,7 +93,8 @@ def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
 
     def load(path, label):
         image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
-        return tf.image.resize(image, IMAGE_SIZE, method="nearest"), tf.cast(label, tf.float32)  # PIL's default then
+        resized = tf.image.resize(image, IMAGE_SIZE, method="nearest")  # PIL's default then; it keeps uint8
+        return tf.cast(resized, tf.float32), tf.cast(label, tf.float32)
 
     def rescale(images, labels):
         return images / 255.0, labels

@@ -18,7 +18,9 @@ from statistics import median
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import bootstrap, mannwhitneyu, median_abs_deviation
+
+# scipy.stats takes a second or more to import: it is imported by the functions that use it, so that
+# commands which compare nothing (list, run's progress, clean) start at once.
 
 ALPHA = 0.05  # the test's level; the interval's confidence is 1 - ALPHA
 MIN_EFFECT = 0.05  # smaller differences are not called, however significant: 5% is within what a host drifts by
@@ -56,6 +58,8 @@ def summarize(epochs_per_repeat: Sequence[Sequence[float]]) -> Summary:
 
 def outliers(values: Sequence[float], threshold: float = OUTLIER_MADS) -> tuple[int, ...]:
     """Positions of the values more than `threshold` scaled MADs from their median."""
+    from scipy.stats import median_abs_deviation
+
     values = np.asarray(values, dtype=float)
     deviation = np.abs(values - np.median(values))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -77,6 +81,8 @@ class Decision:
 
 def decide(baseline: Sequence[float], other: Sequence[float], min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> Decision:
     """Seconds per repeat of two cells -> faster, slower or no difference, and why."""
+    from scipy.stats import mannwhitneyu
+
     ratio = median(baseline) / median(other)
     p_value = float(mannwhitneyu(baseline, other, alternative="two-sided").pvalue)
     needed = None if lowest_p_value(len(baseline), len(other)) < alpha else repeats_needed(alpha)
@@ -87,6 +93,8 @@ def decide(baseline: Sequence[float], other: Sequence[float], min_effect: float 
 @cache  # a function of two counts, asked once per comparison
 def lowest_p_value(count_a: int, count_b: int) -> float:
     """The smallest p-value the exact two-sided test can give for these sample sizes: that of samples apart."""
+    from scipy.stats import mannwhitneyu
+
     return float(mannwhitneyu(range(count_a), range(count_a, count_a + count_b), alternative="two-sided", method="exact").pvalue)
 
 
@@ -100,6 +108,8 @@ def repeats_needed(alpha: float = ALPHA) -> int:
 
 def ratio_interval(baseline: Sequence[float], other: Sequence[float], confidence: float = 1 - ALPHA) -> tuple[float, float] | None:
     """A percentile bootstrap interval of the ratio of medians, or None with fewer than two repeats on a side."""
+    from scipy.stats import bootstrap
+
     if min(len(baseline), len(other)) < 2:
         return None
     # Percentile, not BCa: BCa's jackknife breaks down on the two to five repeats a cell has.

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import REPO
 from host_runs import FAULTS, asking_for, local_executor, plan_of, run_cells
+
+pytestmark = pytest.mark.executors  # real processes, a second or more each: `make executors-test`
 from runner.executors.subprocess_run import follow
 
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import datasets, host, records
+from runner import datasets, gpu_types, host, records
 from runner.cells import Cell, environments_of, expand, matches
 from runner.compatibility import load_table
 from runner.config import Matrix, devices, load_matrix
@@ -52,7 +52,7 @@ def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_b
     if gpus and matrix.gpu:
         which = devices(gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
         matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
-    cells = expand(matrix, load_table())
+    cells = gpu_types.expand(expand(matrix, load_table()), matrix.gpu.gpu_types if matrix.gpu else ())
     if not cells:
         raise UserError(f"{path}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
     selected = [cell for cell in cells if matches(cell, pattern)]
@@ -159,6 +159,10 @@ def _run_cells(executor: Executor, matrix: Matrix, cells: list[Cell], prepared: 
             status, reason = ("excluded", cell.excluded) if cell.excluded else ("skipped", no_gpu)
             _keep(run_folder, _record(executor, cell, None, status, reason, now()), progress)
             progress(f"[{number}/{len(cells)}] {cell.id}: {status}: {reason}")
+            continue
+        if elsewhere := gpu_types.not_here(cell):  # a gpu_type this host does not have
+            _keep(run_folder, _record(executor, cell, None, "skipped", elsewhere, now()), progress)
+            progress(f"[{number}/{len(cells)}] {cell.id}: skipped: {elsewhere}")
             continue
         for repeat in range(repeats):
             label = f"[{number}/{len(cells)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")

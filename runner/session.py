@@ -208,6 +208,24 @@ def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepar
     return _record(executor, cell, environment, outcome.status, outcome.reason, started, outcome.measurement, outcome.log_tail)
 
 
+def run_one(plan: Plan, executor: Executor, cell: Cell, run_folder: Path, repeat: int, progress: Progress) -> Record:
+    """One run of one cell, provisioned on its own: what a dispatched job does on its node (`run-cell`).
+
+    Excluded and skipped (no GPU on this node's executor) cells are records too, as in a local run.
+    """
+    started = now()
+    if cell.excluded:
+        record = _record(executor, cell, None, "excluded", cell.excluded, started)
+    else:
+        dataset = datasets.prepare(cell.workload, progress)
+        prepared, no_gpu = provision(executor, [cell], progress)
+        if cell.kind == "gpu" and no_gpu:
+            record = _record(executor, cell, None, "skipped", no_gpu, started)
+        else:
+            record = run_cell(executor, plan.matrix, cell, prepared[cell.environment], dataset, run_folder)
+    return dataclasses.replace(record, repeat=repeat)
+
+
 def _record(executor: Executor, cell: Cell, environment: Prepared | PrepareFailure | None, status: str, reason: str,
             started: str, measurement=None, log_tail: str = "") -> Record:
     return Record(

@@ -184,7 +184,7 @@ def cmd_run(args) -> int:
 
 def refuse_local_resume_of_dispatched(run_folder: Path) -> None:
     """Its jobs may still be running: resuming here would run their cells twice."""
-    dispatched = records.manifest(run_folder).get("host", {}).get("dispatch")
+    dispatched = records.manifest(run_folder).get("host", {}).get("dispatch") or ("slurm" if dispatch.read_ledger(run_folder) else "")
     if dispatched:
         raise UserError(f"run {run_folder.name} was dispatched to {dispatched.capitalize()} and its jobs may still be running: "
                         f"resume it with `python -m runner run --dispatch {dispatched} --resume {run_folder.name}`")
@@ -200,11 +200,13 @@ def cmd_run_cell(args) -> int:
         raise UserError(f"{args.file}: cannot read the matrix file: {error.strerror or error}")
     if changed:
         raise UserError(f"{args.file}: changed since this job was submitted; resume the run to submit it again with the matrix as it is now")
-    gpus = dispatch.granted_gpus(dict(os.environ))
-    chosen = session.plan(args.file, None, False, args.offline_base, gpus)
+    chosen = session.plan(args.file, None, False, args.offline_base)
     cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
     if cell is None:
         raise UserError(f"{args.file}: no cell {args.cell!r} in this matrix")
+    gpus = dispatch.gpus_for(cell, dispatch.granted_gpus(dict(os.environ)))
+    if gpus:  # the GPU the scheduler granted, in place of gpu.devices
+        chosen = session.plan(args.file, None, False, args.offline_base, gpus)
     job_id = os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
     record = dispatch.run_job(chosen, docker_executor(chosen), cell, args.repeat, args.run, job_id, gpus, progress)
     progress(f"{cell.id}: {record.status}{': ' + record.reason if record.reason else ''}; "

@@ -102,11 +102,15 @@ def test_placement_asks_for_a_typed_gpu_or_a_whole_node(matrix):
     assert "| gpu-cuda12.5-cudnn9.3-tf2.21-mnist |      2 | (default)   | --gres=gpu:1 | shared node |" in table
 
 
-def test_the_gpus_slurm_granted_are_the_nodes_own_indices():
+def test_the_gpus_slurm_granted_are_the_nodes_own_indices(matrix):
     assert dispatch.granted_gpus({"SLURM_JOB_GPUS": "1", "CUDA_VISIBLE_DEVICES": "0"}) == "1"  # global, for an engine outside the cgroup
     assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}) == "0,1"
     assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "GPU-5f2c", "SLURM_JOB_GPUS": ""}) is None
     assert dispatch.granted_gpus({}) is None
+    plan = session.plan(matrix)
+    cpu, gpu = plan.cells[0], plan.cells[1]
+    assert dispatch.gpus_for(gpu, "2,3") == "2"  # --exclusive grants every GPU of the node; a cell times one
+    assert dispatch.gpus_for(cpu, "0,1") is None
 
 
 def new_run(matrix):
@@ -118,13 +122,14 @@ def test_run_cell_writes_one_record_file_with_the_nodes_facts_and_leaves_results
     monkeypatch.setattr(cli, "docker_executor", lambda plan: executor)
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("SLURMD_NODENAME", "node-7")
-    monkeypatch.setenv("SLURM_JOB_GPUS", "3")
+    monkeypatch.setenv("SLURM_JOB_GPUS", "3,4")
     run_folder = new_run(matrix)
     assert cli.main(["run-cell", "-f", str(matrix), "--cell", "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist", "--repeat", "1",
                      "--run", str(run_folder)]) == 0
     record = records.read_one(run_folder / "jobs" / "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist.1.77.json")
     assert (record.status, record.repeat, record.executor) == ("failed", 1, "fake")  # the fake has no GPU
     assert {key: record.environment[key] for key in ("host", "job_id", "gpu_devices")} == {"host": "node-7", "job_id": "77", "gpu_devices": "3"}
+    assert record.environment["gpus_granted"] == "3,4"
     assert record.environment["host_cpu_cores"] == str(os.cpu_count())
     assert (run_folder / records.RESULTS_FILE).read_text() == ""
     assert sorted(p.name for p in (run_folder / "jobs").iterdir()) == ["gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist.1.77.json"]  # no work folder left

@@ -101,6 +101,19 @@ def test_gpu_cells_go_to_nodes_of_their_type_and_a_two_gpu_node_runs_two_at_once
 
 
 @pytest.mark.timeout(60)
+def test_on_whole_nodes_a_gpu_cell_is_timed_on_one_of_the_gpus_granted_and_a_cpu_cell_on_none(tmp_path, fake_nodes, capsys):
+    path = matrix_file(tmp_path, {"first": ""}, GPU_MATRIX.replace('["h100", "h200"]', '["h100"]'))
+    code, out, err = dispatch_run(path, capsys)
+    assert code == 0, err[-3000:]
+    assert "| gpu-h100-cuda12.5-cudnn9.3-tf2.21-first |      1 | (default)   | --gres=gpu:h100:1 | whole node |" in err
+    _, kept = records_of(tmp_path / "results")
+    gpu, cpu = kept[("gpu-h100-cuda12.5-cudnn9.3-tf2.21-first", 0)], kept[("cpu-tf2.21-first", 0)]
+    # --exclusive: Slurm grants the job both of n1's GPUs; the cell is given one.
+    assert (gpu.environment["host"], gpu.environment["gpus_granted"], gpu.environment["gpu_devices_given"]) == ("n1", "0,1", "0")
+    assert "gpu_devices" not in cpu.environment
+
+
+@pytest.mark.timeout(60)
 def test_a_job_slurm_refuses_is_a_failed_record_with_sbatchs_own_message(tmp_path, fake_nodes, capsys):
     path = matrix_file(tmp_path, {"mnist": ""}, GPU_MATRIX.replace('["h100", "h200"]', '["a100"]'))
     code, out, err = dispatch_run(path, capsys, "-k", "gpu")

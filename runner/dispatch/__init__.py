@@ -68,6 +68,14 @@ def granted_gpus(environ: dict[str, str]) -> str | None:
     return None
 
 
+def gpus_for(cell: Cell, granted: str | None) -> str | None:
+    """The GPU a GPU cell is timed on: the first the job was granted. None for CPU cells, and outside such a job.
+
+    A job that asked for one GPU may be granted more: with --exclusive, Slurm grants every GPU of the node.
+    """
+    return granted.split(",")[0] if granted and cell.kind == "gpu" else None
+
+
 def run_job(plan: session.Plan, executor: Executor, cell: Cell, repeat: int, run_folder: Path, job_id: str,
             gpus: str | None, progress: Progress) -> Record:
     """One cell on this node, as a dispatched job runs it: its record, with the node's facts, saved for the runner to merge.
@@ -99,6 +107,9 @@ def node_facts(executor: Executor, job_id: str, gpus: str | None) -> dict[str, s
         facts["partition"] = os.environ["SLURM_JOB_PARTITION"]
     if gpus:
         facts["gpu_devices"] = gpus
+        granted = granted_gpus(dict(os.environ))
+        if granted and granted != gpus:
+            facts["gpus_granted"] = granted
     for key, value in host.facts(executor).items():
         if key in ("executor", "isolation"):
             continue  # the record names its executor already

@@ -292,7 +292,8 @@ class _Dispatcher:
         command += ["--offline-base"] if self.offline_base else []
         script.write_text(f"#!/bin/bash\n# cudnn-matrix run {self.run_folder.name}: cell {cell.id}, repeat {repeat}\n"
                           f"export PYTHONUNBUFFERED=1\nexec {shlex.join(command)}\n")
-        arguments = [f"--job-name=cudnn-matrix:{cell.id}.{repeat}", f"--output={stem.resolve()}.%j.log", f"--chdir={PROJECT}",
+        log = str(stem.resolve()).replace("%", "%%")  # sbatch expands %j and friends in the path, and %% to %
+        arguments = [f"--job-name=cudnn-matrix:{cell.id}.{repeat}", f"--output={log}.%j.log", f"--chdir={PROJECT}",
                      "--nodes=1", "--ntasks=1", "--no-requeue", *placement.sbatch_options(self.settings), str(script.resolve())]
         job_id, refusal = self.slurm.submit(arguments)
         asked = " ".join(option for option in arguments if option.startswith(("--partition", "--gres", "--account", "--time")))

@@ -185,20 +185,19 @@ def test_a_crash_a_cancelled_job_and_a_dead_node_fail_only_their_cells(tmp_path,
 
 @pytest.mark.timeout(180)
 def test_resume_after_the_runner_is_killed_merges_finished_jobs_follows_running_ones_and_resubmits_the_rest(tmp_path, fake_nodes, monkeypatch):
-    monkeypatch.setenv("CUDNN_MATRIX_FAKE_SECONDS", json.dumps({"quick": 0, "slow": 6, "slower": 6, "last": 1}))
+    monkeypatch.setenv("CUDNN_MATRIX_FAKE_SECONDS", json.dumps({"quick": 0, "slow": 6, "slower": 6, "last": 6}))
     path = matrix_file(tmp_path, {"quick": "", "slow": "", "slower": "", "last": ""}, "cpu:\n  tensorflow: [\"2.21\"]\n")
     runner = start_runner(path)
     try:
         jobs = wait_for(lambda: len(ledger_jobs(tmp_path / "results")) == 4 and ledger_jobs(tmp_path / "results"), "four submissions")
         (run_folder,) = (tmp_path / "results").iterdir()
         wait_for(lambda: list((run_folder / "jobs").glob("cpu-tf2.21-quick.0.*.json")), "the quick cell's record")
-        state = fake_nodes.jobs()
-        assert state[jobs["cpu-tf2.21-last"]][0] == "PENDING"  # three nodes, each taken whole by a CPU cell
         runner.kill()  # kill -9: no handler runs, no job is cancelled
         runner.communicate(timeout=30)
     finally:
         runner.kill()
-    fake_nodes.client("scancel", jobs["cpu-tf2.21-last"])  # lost while no runner watched: to be submitted again
+    # Pending, or just started on the quick cell's node: lost while no runner watched, to be submitted again.
+    fake_nodes.client("scancel", jobs["cpu-tf2.21-last"])
 
     resumed = start_runner(path, "--resume", run_folder.name)
     _, err = resumed.communicate(timeout=120)

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import REPO
 from runner import cli, dispatch, records
+from runner.dispatch import slurm as slurm_dispatch
 from slurm_job_runner import COMMAND, use_fake_nodes
 
 pytestmark = [pytest.mark.slurm]
@@ -27,9 +28,9 @@ SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
 @pytest.fixture
 def fake_nodes(slurm, monkeypatch):
     """Jobs run tests/slurm_job_runner.py (the fake executor) instead of `python -m runner`."""
-    monkeypatch.setattr(cli, "docker_executor", cli.docker_executor)  # restored after the test
+    monkeypatch.setattr(cli, "docker_executor", cli.docker_executor)  # both restored after the test
+    monkeypatch.setattr(slurm_dispatch, "RUNNER_COMMAND", slurm_dispatch.RUNNER_COMMAND)
     use_fake_nodes()
-    monkeypatch.setattr("runner.dispatch.slurm.RUNNER_COMMAND", COMMAND)
     return slurm
 
 

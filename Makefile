@@ -1,12 +1,12 @@
 # make matrix: build, run and report the matrix (MATRIX=other.yaml to override;
 #              RESUME=1 continues the latest run with the cells it has not measured).
-# make test:   every test; the Docker ones need a running engine, the executors ones a package index (see README).
+# make test:   every test; the Docker ones need a running engine, the executors ones a package index, the Slurm ones root and Slurm (see README).
 PYTHON ?= python3
 VENV ?= .venv
 MATRIX ?= matrix.yaml
 RUNNER = $(VENV)/bin/python -m runner
 
-.PHONY: matrix test unit-test executors-test docker-test
+.PHONY: matrix test unit-test executors-test docker-test slurm-test
 
 matrix: $(VENV)/.installed
 	$(RUNNER) run -f $(MATRIX) $(if $(RESUME),--resume)
@@ -15,13 +15,16 @@ test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
 unit-test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "not docker and not executors"
+	$(VENV)/bin/python -m pytest -m "not docker and not executors and not slurm and not browser"
 
 executors-test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m executors
 
 docker-test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m docker
+
+slurm-test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m slurm
 
 # The virtual environment is made on first use and remade when the dependencies change.
 $(VENV)/.installed: pyproject.toml

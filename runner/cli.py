@@ -6,6 +6,7 @@ Exit codes: 0 all good, 1 some cell failed, 2 config or usage error, 130 interru
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -15,10 +16,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import __version__, datasets, records, session
+from runner import __version__, datasets, dispatch, records, session
 from runner.cells import Cell
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS
 from runner.datasets import KAGGLE_PER_CLASS
+from runner.dispatch import slurm
 from runner.errors import UserError
 from runner.executors import IMAGE_NAMESPACE, Executor
 from runner.executors.local_executor import LocalExecutor
@@ -29,6 +31,7 @@ from runner.report import FORMATS, compare, render
 from runner.stats import MIN_EFFECT
 
 CHART_FILE = "epochs.png"
+DISPATCH = ("local", "slurm")
 CHART_FORMATS = (".png", ".svg", ".pdf")
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
 HOST_EXECUTORS = {"venv": VenvExecutor, "local": LocalExecutor}  # without isolation: the workload as a process on this host
@@ -71,6 +74,16 @@ def parser() -> argparse.ArgumentParser:
                      help=f"run each cell N times (at most {MAX_REPEATS}), a fresh process each, interleaved; the report compares repeats "
                           f"(default: the matrix's repeats, else {DEFAULT_REPEATS})")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
+    run.add_argument("--dispatch", choices=DISPATCH, default="local",
+                     help="local: run the cells here, one after another; slurm: one sbatch job per cell and repeat, "
+                          "settings under slurm: in the matrix (default: %(default)s)")
+    # What a dispatched job runs on its node: one cell of the matrix into a run folder. Not for people.
+    run_cell = commands.add_parser("run-cell", parents=[build_options])
+    run_cell.add_argument("-f", "--file", type=Path, required=True)
+    run_cell.add_argument("--cell", required=True)
+    run_cell.add_argument("--repeat", type=int, default=0)
+    run_cell.add_argument("--run", type=Path, required=True)
+    run_cell.add_argument("--matrix-sha256")
     data = commands.add_parser("data", help="prepare real data on the host: Kaggle's Dogs vs Cats, or MNIST")
     data.add_argument("model", choices=["dogs-vs-cats", "mnist"])
     data.add_argument("--from", dest="source", type=Path, metavar="FILE",
@@ -88,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
     report.add_argument("--baseline", metavar="CELL", help="the cell speed-ups are measured against (default: each workload's CPU cell)")
     report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the timed epoch times as a chart")
+    report.add_argument("--by", metavar="KEY", help="one table per value of KEY: host (the node that measured each record) or an axis such as gpu_type")
     compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios")
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder or run id")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or run id")
@@ -191,12 +205,55 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     chosen = plan(args)
-    result = session.run(chosen, executor(args, chosen), args.results, args.resume, args.repeats, progress)
+    if args.dispatch == "slurm":
+        if args.gpus:
+            raise UserError("--gpus: with --dispatch slurm each job uses the GPUs Slurm grants it; gpu.gpu_type asks for a type")
+        if args.executor != "docker":
+            raise UserError(f"--executor {args.executor}: with --dispatch slurm every node runs its cells with Docker (for now)")
+        result = slurm.run(chosen, args.results, args.resume, args.repeats, progress, args.offline_base, args.executor)
+    else:
+        if args.resume:
+            refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))
+        result = session.run(chosen, executor(args, chosen), args.results, args.resume, args.repeats, progress)
     min_effect = args.min_effect / 100
     print(render(result.records, min_effect=min_effect))
+    if args.dispatch != "local":
+        print("\n" + dispatch.where(result.records))
     if any(record.status == "ok" for record in result.records):
         print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
+
+
+def refuse_local_resume_of_dispatched(run_folder: Path) -> None:
+    """Its jobs may still be running: resuming here would run their cells twice."""
+    dispatched = records.manifest(run_folder).get("host", {}).get("dispatch") or ("slurm" if dispatch.read_ledger(run_folder) else "")
+    if dispatched:
+        raise UserError(f"run {run_folder.name} was dispatched to {dispatched.capitalize()} and its jobs may still be running: "
+                        f"resume it with `python -m runner run --dispatch {dispatched} --resume {run_folder.name}`")
+
+
+def cmd_run_cell(args) -> int:
+    """One cell in a dispatched job: its record goes to a file of its own in the run's jobs/ folder, never to results.jsonl."""
+    if not (args.run / records.MANIFEST_FILE).is_file():
+        raise UserError(f"--run {args.run}: not a run folder (no {records.MANIFEST_FILE})")
+    try:
+        changed = args.matrix_sha256 and hashlib.sha256(args.file.read_bytes()).hexdigest() != args.matrix_sha256
+    except OSError as error:
+        raise UserError(f"{args.file}: cannot read the matrix file: {error.strerror or error}")
+    if changed:
+        raise UserError(f"{args.file}: changed since this job was submitted; resume the run to submit it again with the matrix as it is now")
+    chosen = session.plan(args.file, None, False, args.offline_base)
+    cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
+    if cell is None:
+        raise UserError(f"{args.file}: no cell {args.cell!r} in this matrix")
+    gpus = dispatch.gpus_for(cell, dispatch.granted_gpus(dict(os.environ)))
+    if gpus:  # the GPU the scheduler granted, in place of gpu.devices
+        chosen = session.plan(args.file, None, False, args.offline_base, gpus)
+    job_id = os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
+    record = dispatch.run_job(chosen, docker_executor(chosen), cell, args.repeat, args.run, job_id, gpus, progress)
+    progress(f"{cell.id}: {record.status}{': ' + record.reason if record.reason else ''}; "
+             f"record: {dispatch.record_path(args.run, cell.id, args.repeat, job_id)}")
+    return EXIT_OK
 
 
 def cmd_data(args) -> int:
@@ -228,7 +285,14 @@ def cmd_report(args) -> int:
     loaded = records.load(run_folder)
     if args.baseline and args.baseline not in {record.cell_id for record in loaded if record.status == "ok"}:
         raise UserError(f"--baseline {args.baseline}: no measured cell of run {run_folder.name} has that id")
-    emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + render(loaded, args.format, args.baseline, args.min_effect / 100), args.output)
+    min_effect = args.min_effect / 100
+    if args.by:
+        groups = dispatch.group_by(loaded, args.by)
+        text = "\n\n".join(f"{args.by} {value}\n" * (args.format not in ("csv", "json")) + render(group, args.format, args.baseline, min_effect)
+                           for value, group in groups.items())
+    else:
+        text = render(loaded, args.format, args.baseline, min_effect)
+    emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + text, args.output)
     if args.plot:
         with written(args.plot, "--plot") as partial:
             plot(loaded, partial, args.baseline, args.min_effect / 100)
@@ -280,4 +344,5 @@ def emit(text: str, output: Path | None) -> None:
     progress(f"written: {output}")
 
 
-COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "report": cmd_report, "compare": cmd_compare, "data": cmd_data, "clean": cmd_clean}
+COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "run-cell": cmd_run_cell, "report": cmd_report, "compare": cmd_compare,
+            "data": cmd_data, "clean": cmd_clean}

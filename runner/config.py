@@ -35,6 +35,14 @@ IMAGE_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 FOLDER_PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")  # a NUL would otherwise escape pathlib as a ValueError
 DEBIAN_MIRROR = re.compile(r"(https?|file)://[^\s'\"]+")
 GPU_DEVICES = re.compile(r"all|none|\d+(,\d+)*")
+GPU_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # a Slurm gres type: h100, a100_80gb, nvidia_h100_80gb_hbm3
+SLURM_NAMES = re.compile(r"[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,15}")  # a partition (or several, comma-separated), an account
+# Slurm's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS; or no limit.
+SLURM_TIME = re.compile(r"\d{1,6}|\d{1,6}:\d{2}|\d{1,4}:\d{2}:\d{2}|\d{1,4}-\d{1,2}(:\d{2}(:\d{2})?)?|UNLIMITED|INFINITE")
+SBATCH_OPTION = re.compile(r"--[a-z][a-z0-9-]{0,40}(=[^\s]{1,256})?")
+# What the dispatcher sets itself, from the matrix and the cell: given in slurm.options they would contradict it.
+SBATCH_OWN_OPTIONS = ("account", "chdir", "error", "exclusive", "export", "gpus", "gres", "input", "job-name", "no-requeue",
+                      "nodes", "ntasks", "output", "parsable", "partition", "requeue", "signal", "time", "wrap")
 MEMORY = re.compile(r"([1-9]\d{0,12})([kmg])")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
 DEFAULT_CPU_BASE = "python:3.11-slim"
@@ -103,6 +111,7 @@ class GpuImages:
     include: tuple[tuple[tuple[str, str], ...], ...]
     exclude: tuple[tuple[tuple[str, str], ...], ...]
     devices: str  # "all", "none" (run without a GPU: to test recipes), or GPU indices "0,1"
+    gpu_types: tuple[str, ...] = ()  # gpu_type: GPU models as Slurm names them (gres types); each GPU cell once per type
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,22 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class SlurmSettings:
+    """How `run --dispatch slurm` asks Slurm for nodes: one job per cell and repeat."""
+
+    partition: str | None  # None: the cluster's default partition
+    gpu_partition: str | None  # for GPU cells; None: partition
+    account: str | None
+    time: str | None  # sbatch --time; None: the partition's default limit
+    exclusive: bool  # GPU cells get whole nodes too (CPU cells always do)
+    options: tuple[str, ...]  # further sbatch options, passed as they are: ("--qos=high",)
+    poll_seconds: float  # how often squeue is asked about the jobs
+
+
+SLURM_DEFAULTS = SlurmSettings(partition=None, gpu_partition=None, account=None, time=None, exclusive=True, options=(), poll_seconds=5.0)
+
+
+@dataclass(frozen=True)
 class Matrix:
     path: Path
     workloads: tuple[Workload, ...]
@@ -129,6 +154,7 @@ class Matrix:
     build: BuildSettings
     limits: Limits
     repeats: int  # fresh processes per cell: the unit the report's statistics count
+    slurm: SlurmSettings = SLURM_DEFAULTS
 
 
 _MISSING = object()
@@ -199,7 +225,7 @@ def load_matrix(path: Path) -> Matrix:
     path = Path(path)
     data, lines = _parse_yaml(path, _read_matrix(path))
     document = _Document(path, lines)
-    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits", "repeats"})
+    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits", "repeats", "slurm"})
     workloads = _workloads(document, top["workloads"], path.parent)
     if "cpu" not in top and "gpu" not in top:
         raise document.error(("cpu",), "at least one kind of image (cpu or gpu) to run the workloads on")
@@ -207,7 +233,8 @@ def load_matrix(path: Path) -> Matrix:
     gpu = _gpu(document, top["gpu"]) if "gpu" in top else None
     build = _build(document, top.get("build", {}))
     return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=build, limits=_limits(document, top.get("limits", {})),
-                  repeats=document.integer(top.get("repeats", DEFAULT_REPEATS), ("repeats",), 1, MAX_REPEATS))
+                  repeats=document.integer(top.get("repeats", DEFAULT_REPEATS), ("repeats",), 1, MAX_REPEATS),
+                  slurm=_slurm(document, top["slurm"]) if "slurm" in top else SLURM_DEFAULTS)
 
 
 def _read_matrix(path: Path) -> str:
@@ -395,7 +422,7 @@ GPU_AXES = ("cuda", "cudnn")  # and one backend's version: an include that adds 
 
 def _gpu(document: _Document, value: Any) -> GpuImages:
     settings = document.mapping(value, ("gpu",), required=set(GPU_AXES),
-                                optional={"keras", "include", "exclude", "devices", "backend", *BACKENDS})
+                                optional={"keras", "include", "exclude", "devices", "gpu_type", "backend", *BACKENDS})
     keras = settings.get("keras")
     keys = GPU_AXES + BACKENDS + ("keras",)
     return GpuImages(
@@ -406,6 +433,57 @@ def _gpu(document: _Document, value: Any) -> GpuImages:
         include=_combinations(document, settings.get("include", []), ("gpu", "include"), keys),
         exclude=_combinations(document, settings.get("exclude", []), ("gpu", "exclude"), keys),
         devices=devices(settings.get("devices", "all"), lambda expected, got: document.error(("gpu", "devices"), expected, got)),
+        gpu_types=_gpu_types(document, settings["gpu_type"]) if "gpu_type" in settings else (),
+    )
+
+
+def _gpu_types(document: _Document, value: Any) -> tuple[str, ...]:
+    """gpu.gpu_type: the GPU models to time each GPU cell on, as the cluster's Slurm names them (its gres types)."""
+    key_path = ("gpu", "gpu_type")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise document.error(key_path, 'a list of GPU types as Slurm names them, such as ["h100", "h200"]', value)
+    types = tuple(document.string(item, key_path + (index,), GPU_TYPE, "a GPU type of letters, digits, _ . and - such as h100")
+                  for index, item in enumerate(value))
+    for index, name in enumerate(types):
+        if name in types[:index]:
+            raise document.error(key_path + (index,), "each GPU type once", found=f"{name!r} a second time")
+    return types
+
+
+def _slurm(document: _Document, value: Any) -> SlurmSettings:
+    """The `slurm:` settings. Every value reaches sbatch as one argument of its own, never through a shell."""
+    settings = document.mapping(value if value is not None else {}, ("slurm",), required=set(),
+                                optional={"partition", "gpu_partition", "account", "time", "exclusive", "options", "poll_seconds"})
+
+    def name(key: str) -> str | None:
+        if key not in settings:
+            return None
+        return document.string(settings[key], ("slurm", key), SLURM_NAMES, "a Slurm name of letters, digits, _ . and - (partitions: several, comma-separated)")
+
+    time = settings.get("time")
+    if time is not None and (not isinstance(time, str) or not SLURM_TIME.fullmatch(time)):
+        # YAML reads an unquoted 2:00:00 as the number 7200 (base 60): a time limit is a quoted string.
+        raise document.error(("slurm", "time"), 'a Slurm time limit in quotes, such as "02:00:00", "90" (minutes) or "1-00:00:00"', time)
+    options = settings.get("options", [])
+    if not isinstance(options, list) or len(options) > 32:
+        raise document.error(("slurm", "options"), 'a list of at most 32 sbatch options such as ["--qos=high", "--constraint=ib"]', options)
+    for index, option in enumerate(options):
+        key_path = ("slurm", "options", index)
+        document.string(option, key_path, SBATCH_OPTION, "a long sbatch option without spaces, such as --qos=high")
+        own = option[2:].partition("=")[0]
+        if own in SBATCH_OWN_OPTIONS:
+            hint = {"partition": "slurm.partition", "account": "slurm.account", "time": "slurm.time", "exclusive": "slurm.exclusive",
+                    "gres": "gpu.gpu_type", "gpus": "gpu.gpu_type"}.get(own, "nothing: the dispatcher sets it for every job")
+            raise document.error(key_path, f"an option the dispatcher does not set itself (for --{own} use {hint})", option)
+    poll = settings.get("poll_seconds", SLURM_DEFAULTS.poll_seconds)
+    if isinstance(poll, bool) or not isinstance(poll, (int, float)) or not math.isfinite(poll) or not 0.1 <= poll <= 600:
+        raise document.error(("slurm", "poll_seconds"), "a number of seconds from 0.1 to 600", poll)
+    return SlurmSettings(
+        partition=name("partition"), gpu_partition=name("gpu_partition"), account=name("account"), time=time,
+        exclusive=document.boolean(settings.get("exclusive", True), ("slurm", "exclusive")),
+        options=tuple(options), poll_seconds=float(poll),
     )
 
 

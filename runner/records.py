@@ -190,6 +190,31 @@ def finish_run(run_folder: Path, state: str) -> None:
     _write_atomically(path, json.dumps(manifest, indent=2) + "\n")
 
 
+def save(path: Path, record: Record) -> None:
+    """One record in a file of its own, complete or not at all: a dispatched job's record, for the runner to merge.
+
+    On disk before it appears under its name: the job ends right after, and its node may go with it.
+    """
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as file:
+        file.write(record.to_json() + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(partial, path)
+
+
+def read_one(path: Path) -> Record:
+    """The record in a file `save` wrote; DamagedRecord when it is not one, OSError when it cannot be read."""
+    with open(path, encoding="utf-8", errors="replace") as file:
+        text = file.read(16 * 1024 * 1024)
+    return Record.from_json(text, str(path), "of that time")
+
+
+def manifest(run_folder: Path) -> dict:
+    """The run's manifest, or {} when it is missing or unreadable."""
+    return _manifest(run_folder)
+
+
 def _write_atomically(path: Path, text: str) -> None:
     """The file is either the old one or the new one, never half of each."""
     partial = path.with_name(path.name + ".partial")

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import datasets, host, records
+from runner import datasets, gpu_types, host, records
 from runner.cells import Cell, environments_of, expand, matches
 from runner.compatibility import load_table
 from runner.config import Matrix, devices, load_matrix
@@ -53,7 +53,7 @@ def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_b
     if gpus and matrix.gpu:
         which = devices(gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
         matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
-    cells = expand(matrix, load_table())
+    cells = gpu_types.expand(expand(matrix, load_table()), matrix.gpu.gpu_types if matrix.gpu else ())
     if not cells:
         raise UserError(f"{path}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
     selected = [cell for cell in cells if matches(cell, pattern)]
@@ -197,6 +197,8 @@ def _not_run(cell: Cell, prepared: Provisioned, no_gpu: str | None) -> tuple[str
         return "excluded", cell.excluded
     if cell.kind == "gpu" and no_gpu:
         return "skipped", no_gpu
+    if elsewhere := gpu_types.not_here(cell):  # a gpu_type this host does not have
+        return "skipped", elsewhere
     environment = prepared[cell.environment]
     return ("excluded", environment.reason) if isinstance(environment, Unsuitable) else None
 
@@ -232,6 +234,24 @@ def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepar
         memory_limit=f"limit {matrix.limits.memory}, limits.memory",
     )
     return _record(executor, cell, environment, outcome.status, outcome.reason, started, outcome.measurement, outcome.log_tail)
+
+
+def run_one(plan: Plan, executor: Executor, cell: Cell, run_folder: Path, repeat: int, progress: Progress) -> Record:
+    """One run of one cell, provisioned on its own: what a dispatched job does on its node (`run-cell`).
+
+    Excluded and skipped (no GPU on this node's executor) cells are records too, as in a local run.
+    """
+    started = now()
+    if cell.excluded:
+        record = _record(executor, cell, None, "excluded", cell.excluded, started)
+    else:
+        dataset = datasets.prepare(cell.workload, progress)
+        prepared, no_gpu = provision(executor, [cell], progress)
+        if cell.kind == "gpu" and no_gpu:
+            record = _record(executor, cell, None, "skipped", no_gpu, started)
+        else:
+            record = run_cell(executor, plan.matrix, cell, prepared[cell.environment], dataset, run_folder)
+    return dataclasses.replace(record, repeat=repeat)
 
 
 def _record(executor: Executor, cell: Cell, environment: Prepared | PrepareFailure | None, status: str, reason: str,

@@ -34,3 +34,31 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.get_closest_marker("docker") is None and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(UNIT_TEST_SECONDS))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real Slurm controller and three nodes on this machine (tests/slurm_cluster.py), or a skip.
+
+    CI sets CUDNN_MATRIX_REQUIRE_SLURM so that a missing Slurm fails the tests instead.
+    """
+    from slurm_cluster import LocalCluster, missing
+
+    why = missing()
+    if why:
+        if os.environ.get("CUDNN_MATRIX_REQUIRE_SLURM"):
+            pytest.fail(f"no Slurm here, and CUDNN_MATRIX_REQUIRE_SLURM is set: {why}")
+        pytest.skip(f"no Slurm here: {why}")
+    cluster = LocalCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def slurm(slurm_cluster, monkeypatch):
+    """The cluster, idle, with this process's Slurm commands pointed at it."""
+    slurm_cluster.settle()
+    for name, value in slurm_cluster.environment.items():
+        monkeypatch.setenv(name, value)
+    return slurm_cluster

@@ -1,0 +1,180 @@
+"""Dispatch: cells run on other machines, one job per cell and repeat; this runner stays the only writer of results.jsonl.
+
+A dispatched run is an ordinary run folder, on storage the nodes share. Each job
+runs `python -m runner run-cell` on its node, with that node's executor, and
+writes its one record to a file of its own in the run's jobs/ folder; the
+submitting runner merges each record into results.jsonl as its job ends.
+
+    <run>/jobs/<cell-id>.<repeat>.sh          the job script (the same for every submission of it)
+    <run>/jobs/<cell-id>.<repeat>.<job>.log   what the job printed
+    <run>/jobs/<cell-id>.<repeat>.<job>.json  its record, written whole or not at all
+    <run>/jobs/<cell-id>.<repeat>.<job>/      while the job runs: its lock, and the executor's run folder
+    <run>/jobs/submitted.jsonl                which job runs which cell and repeat: what --resume picks up
+
+Names carry the job's id, so a resubmitted job never overwrites, nor is mistaken
+for, an earlier one. This module is what both sides share; runner.dispatch.slurm
+is the submitting side for Slurm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import socket
+from collections import defaultdict
+from pathlib import Path
+
+from tabulate import tabulate
+
+from runner import host, records, session
+from runner.cells import Cell
+from runner.executors import Executor
+from runner.progress import Progress
+from runner.records import Record
+
+JOBS_FOLDER = "jobs"
+LEDGER_FILE = "submitted.jsonl"
+GPU_INDICES = re.compile(r"\d+(,\d+)*")
+
+
+def stem(run_folder: Path, cell_id: str, repeat: int) -> Path:
+    return run_folder / JOBS_FOLDER / f"{cell_id}.{repeat}"
+
+
+def record_path(run_folder: Path, cell_id: str, repeat: int, job_id: str) -> Path:
+    return stem(run_folder, cell_id, repeat).with_name(f"{cell_id}.{repeat}.{job_id}.json")
+
+
+def log_path(run_folder: Path, cell_id: str, repeat: int, job_id: str) -> Path:
+    return stem(run_folder, cell_id, repeat).with_name(f"{cell_id}.{repeat}.{job_id}.log")
+
+
+def work_folder(run_folder: Path, cell_id: str, repeat: int, job_id: str) -> Path:
+    return stem(run_folder, cell_id, repeat).with_name(f"{cell_id}.{repeat}.{job_id}")
+
+
+def granted_gpus(environ: dict[str, str]) -> str | None:
+    """The GPUs the scheduler granted this job, as the node's own indices ("1", "0,1"); None outside such a job.
+
+    SLURM_JOB_GPUS first: global indices, which a container engine (outside the job's device
+    cgroup) needs. CUDA_VISIBLE_DEVICES is used only when it holds plain indices.
+    """
+    for name in ("SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
+        value = environ.get(name, "").strip()
+        if GPU_INDICES.fullmatch(value):
+            return value
+    return None
+
+
+def gpus_for(cell: Cell, granted: str | None) -> str | None:
+    """The GPU a GPU cell is timed on: the first the job was granted. None for CPU cells, and outside such a job.
+
+    A job that asked for one GPU may be granted more: with --exclusive, Slurm grants every GPU of the node.
+    """
+    return granted.split(",")[0] if granted and cell.kind == "gpu" else None
+
+
+def run_job(plan: session.Plan, executor: Executor, cell: Cell, repeat: int, run_folder: Path, job_id: str,
+            gpus: str | None, progress: Progress) -> Record:
+    """One cell on this node, as a dispatched job runs it: its record, with the node's facts, saved for the runner to merge.
+
+    An interrupt (the scheduler cancelling the job: SIGTERM) removes what the executor started,
+    and saves no record: the submitting runner reports the cell with the scheduler's reason.
+    """
+    work = work_folder(run_folder, cell.id, repeat, job_id)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        with records.hold(work):  # `clean` on this node spares the containers of a live job
+            try:
+                record = session.run_one(plan, executor, cell, work, repeat, progress)
+            except KeyboardInterrupt:
+                executor.cleanup(work)
+                raise
+            record = dataclasses.replace(record, environment={**record.environment, **node_facts(executor, job_id, gpus)})
+            records.save(record_path(run_folder, cell.id, repeat, job_id), record)
+    finally:
+        _remove_work_folder(work)
+    return record
+
+
+def node_facts(executor: Executor, job_id: str, gpus: str | None) -> dict[str, str]:
+    """Which node measured the record, and that machine's facts, as the record's environment provenance takes them."""
+    node = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+    facts = {"host": node, "host_name": socket.gethostname(), "job_id": job_id}
+    if os.environ.get("SLURM_JOB_PARTITION"):
+        facts["partition"] = os.environ["SLURM_JOB_PARTITION"]
+    if gpus:
+        facts["gpu_devices"] = gpus
+        granted = granted_gpus(dict(os.environ))
+        if granted and granted != gpus:
+            facts["gpus_granted"] = granted
+    for key, value in host.facts(executor).items():
+        if key in ("executor", "isolation"):
+            continue  # the record names its executor already
+        if key == "gpus":
+            value = "; ".join(f"{gpu.get('index', '?')}: {gpu.get('name', '?')} (driver {gpu.get('driver', '?')})" for gpu in value) or "none"
+        facts[f"host_{key}"] = str(value)
+    return facts
+
+
+def _remove_work_folder(work: Path) -> None:
+    """Its lock, and the folder if nothing else is in it: what an executor left there stays for a look."""
+    try:
+        (work / records.LOCK_FILE).unlink(missing_ok=True)
+        work.rmdir()
+    except OSError:
+        pass
+
+
+def host_of(record: Record) -> str:
+    return record.environment.get("host", "")
+
+
+def group_by(loaded: list[Record], key: str) -> dict[str, list[Record]]:
+    """Records grouped by the node that measured them (key "host") or by an axis (such as gpu_type), in first-seen order."""
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for record in loaded:
+        value = host_of(record) if key == "host" else record.axes.get(key, "")
+        groups[value or "-"].append(record)
+    return dict(groups)
+
+
+def where(loaded: list[Record]) -> str:
+    """Which node measured each record, under which job, with which GPUs: a dispatched run's last table."""
+    rows = [[record.cell_id, record.repeat, record.status, host_of(record) or "-", record.environment.get("job_id", "-"),
+             record.environment.get("gpu_devices", "-")] for record in loaded]
+    return tabulate(rows, headers=["cell", "repeat", "status", "host", "job", "GPUs"], tablefmt="github")
+
+
+def read_ledger(run_folder: Path) -> dict[tuple[str, int], str]:
+    """(cell id, repeat) -> the job last submitted for it. A damaged line (a runner killed mid-write) is left out."""
+    path = run_folder / JOBS_FOLDER / LEDGER_FILE
+    latest: dict[tuple[str, int], str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return latest
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            latest[(str(entry["cell"]), int(entry["repeat"]))] = str(entry["job"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return latest
+
+
+def note_submitted(run_folder: Path, entry: dict) -> None:
+    """Append one submission to the ledger, on disk before the next one: a runner killed now loses track of no job."""
+    with open(run_folder / JOBS_FOLDER / LEDGER_FILE, "a+b") as ledger:
+        ledger.seek(0, os.SEEK_END)
+        fresh_line = ledger.tell() == 0 or _last_byte(ledger) == b"\n"
+        ledger.write((b"" if fresh_line else b"\n") + json.dumps(entry, sort_keys=True).encode() + b"\n")
+        ledger.flush()
+        os.fsync(ledger.fileno())
+
+
+def _last_byte(stream) -> bytes:
+    stream.seek(-1, os.SEEK_END)
+    return stream.read(1)

@@ -1,0 +1,457 @@
+"""Slurm dispatch: one sbatch job per cell and repeat, followed with squeue and scontrol, merged as each ends.
+
+No scheduler here: Slurm places the jobs. A GPU cell asks for one GPU of its
+gpu_type (`--gres=gpu:h200:1`), a CPU cell for a whole node; every job is
+`--exclusive` unless `slurm.exclusive: false` lets GPU cells share a node, one GPU
+each. A job runs `python -m runner run-cell` on its node (the checkout and its
+virtual environment on storage the nodes share, at the same path), which writes
+its record to a file of its own; this runner alone appends to results.jsonl.
+Job states come from squeue and scontrol, so no accounting database (sacct) is needed.
+
+Why not submitit, the library ML teams submit Python work to Slurm with: it follows
+jobs with sacct alone (an accounting database many clusters, and CI, lack); it runs a
+pickled callable through `python -m submitit.core._submit`, where a job here is a
+plain command (`run-cell`) whose result is a JSON record in the run folder; and it
+claims the job's signal for its own checkpoint-and-requeue, where here SIGTERM must
+reach run-cell to remove its container, and a failed job must be a failed record,
+not requeued. What it would save is a page of sbatch argument building.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tabulate import tabulate
+
+from runner import datasets, dispatch, host, records, session
+from runner.cells import Cell
+from runner.config import SlurmSettings
+from runner.errors import UserError
+from runner.executors import provenance
+from runner.outcome import LOG_TAIL_LINES
+from runner.progress import Progress
+from runner.records import DamagedRecord, Record, now
+
+# What a job runs on its node. sys.executable: the checkout's virtual environment, at the same path there.
+RUNNER_COMMAND = [sys.executable, "-m", "runner"]
+PROJECT = Path(__file__).resolve().parents[2]
+COMMAND_SECONDS = 60  # a Slurm command that has not answered by then is treated as failed
+# Jobs that have ended: their record is there, or will never come.
+ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+         "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
+# Pending reasons that waiting does not cure: the job is cancelled and its cell failed with the reason.
+HOPELESS = {"BadConstraints", "PartitionConfig", "PartitionTimeLimit", "PartitionNodeLimit", "InvalidAccount",
+            "InvalidQOS", "AccountNotAllowed", "QOSNotAllowed", "DependencyNeverSatisfied"}
+# How long an ended job's record may take to appear on shared storage (NFS caches directory
+# listings for up to a minute). A job that completed wrote its record; others rarely did.
+RECORD_GRACE_SECONDS = {"COMPLETED": 60.0}
+OTHER_GRACE_SECONDS = 3.0
+CANCEL_WAIT_SECONDS = 90.0  # after scancel: Slurm's KillWait (30 s by default) and the jobs' own cleanup
+
+
+class SlurmError(Exception):
+    """A Slurm command failed or did not answer; its words."""
+
+
+@dataclass(frozen=True)
+class JobState:
+    state: str  # PENDING, RUNNING, COMPLETING, COMPLETED, FAILED, CANCELLED, NODE_FAIL, TIMEOUT...
+    node: str
+    reason: str
+
+
+class Slurm:
+    """Slurm's client commands, each with a time limit, and what they say, parsed. Nothing reaches a shell."""
+
+    def _call(self, *args: str) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(list(args), capture_output=True, text=True, timeout=COMMAND_SECONDS)
+        except FileNotFoundError:
+            raise UserError(f"{args[0]} not found: --dispatch slurm needs Slurm's client commands (sbatch, squeue, scontrol, scancel) on PATH")
+        except subprocess.TimeoutExpired:
+            raise SlurmError(f"{args[0]} did not answer within {COMMAND_SECONDS} s")
+
+    def check(self) -> str:
+        """Slurm's version, once the controller has answered; a UserError when it does not."""
+        version = self._call("sbatch", "--version").stdout.strip()
+        try:
+            ping = self._call("scontrol", "ping")
+        except SlurmError as error:
+            raise UserError(f"the Slurm controller does not answer: {error}")
+        if ping.returncode != 0 or "DOWN" in ping.stdout:
+            raise UserError(f"the Slurm controller does not answer (scontrol ping: {_words(ping.stdout + ping.stderr)})")
+        return version or "unknown"
+
+    def submit(self, arguments: list[str]) -> tuple[str | None, str]:
+        """sbatch: (job id, "") when accepted, (None, sbatch's own message) when refused."""
+        try:
+            done = self._call("sbatch", "--parsable", *arguments)
+        except SlurmError as error:
+            return None, str(error)
+        if done.returncode != 0:
+            return None, _words(done.stderr.replace("sbatch: error: ", "")) or f"sbatch exited with code {done.returncode}"
+        return done.stdout.strip().split(";")[0], ""
+
+    def states(self, job_ids: list[str]) -> dict[str, JobState]:
+        """squeue's word on the jobs, those that ended still included (for MinJobAge); ids it no longer knows are absent."""
+        if not job_ids:
+            return {}
+        done = self._call("squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%N|%r")
+        if done.returncode != 0:
+            if "Invalid job id" in done.stderr:
+                return {}  # none of them is known any more
+            raise SlurmError(f"squeue: {_words(done.stderr) or f'exit code {done.returncode}'}")
+        known = {}
+        for line in done.stdout.splitlines():
+            parts = line.split("|", 3)
+            if len(parts) == 4:
+                known[parts[0].strip()] = JobState(parts[1].strip(), parts[2].strip(), parts[3].strip())
+        return known
+
+    def show(self, job_id: str) -> dict[str, str]:
+        """scontrol show job: its state, reason, exit code, nodes; {} when Slurm no longer knows it."""
+        try:
+            done = self._call("scontrol", "--oneliner", "show", "job", job_id)
+        except SlurmError:
+            return {}
+        return dict(re.findall(r"(\w+)=(\S*)", done.stdout)) if done.returncode == 0 else {}
+
+    def cancel(self, job_ids: list[str]) -> None:
+        if job_ids:
+            self._call("scancel", *job_ids)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What one cell's jobs ask Slurm for."""
+
+    cell: Cell
+    partition: str | None  # None: the cluster's default
+    gres: str | None  # gpu:h200:1, gpu:1; None for CPU cells
+    exclusive: bool
+
+    def sbatch_options(self, settings: SlurmSettings) -> list[str]:
+        options = [f"--partition={self.partition}"] if self.partition else []
+        options += [f"--account={settings.account}"] if settings.account else []
+        options += [f"--time={settings.time}"] if settings.time else []
+        options += ["--exclusive"] if self.exclusive else []
+        options += [f"--gres={self.gres}"] if self.gres else []
+        return options + list(settings.options)
+
+
+def place(cells: list[Cell], settings: SlurmSettings) -> list[Placement]:
+    """GPU cells: one GPU of their type, in gpu_partition; CPU cells: whole nodes, whatever slurm.exclusive says."""
+    placements = []
+    for cell in cells:
+        if cell.kind == "gpu":
+            gpu_type = cell.axis("gpu_type")
+            placements.append(Placement(cell, settings.gpu_partition or settings.partition,
+                                        f"gpu:{gpu_type}:1" if gpu_type else "gpu:1", settings.exclusive))
+        else:
+            placements.append(Placement(cell, settings.partition, None, True))
+    return placements
+
+
+def render_placement(placements: list[Placement], repeats: dict[str, list[int]], settings: SlurmSettings) -> str:
+    """Which cell goes to which partition and resources, before anything is submitted."""
+    jobs = sum(len(repeats[p.cell.id]) for p in placements)
+    common = [f"time limit {settings.time or 'the partition default'} (slurm.time)"]
+    common += [f"account {settings.account}"] if settings.account else []
+    common += [f"options {' '.join(settings.options)}"] if settings.options else []
+    rows = [[p.cell.id, len(repeats[p.cell.id]), p.partition or "(default)", f"--gres={p.gres}" if p.gres else "-",
+             "whole node" if p.exclusive else "shared node"] for p in placements]
+    table = tabulate(rows, headers=["cell", "jobs", "partition", "GPU", "node"], tablefmt="github")
+    return f"placement: {jobs} Slurm job(s), one per cell and repeat; {', '.join(common)}\n{table}"
+
+
+class _Submitter:
+    """The manifest's account of where a dispatched run ran (host.facts takes it as the executor)."""
+
+    name = "slurm"
+    isolation = "a Slurm job per cell and repeat, with the node's executor inside it"
+
+    def __init__(self, version: str, settings: SlurmSettings, node_executor: str):
+        self.facts = {"dispatch": "slurm", "slurm_version": version, "node_executor": node_executor, "slurm": asdict(settings)}
+
+    def describe_host(self) -> dict:
+        return self.facts
+
+
+@dataclass
+class _Job:
+    cell: Cell
+    repeat: int
+    placement: Placement
+    job_id: str
+    label: str
+    submitted: str = field(default_factory=now)
+    seen: JobState | None = None
+    ended_at: float | None = None  # time.monotonic() when Slurm first said the job had ended
+
+
+def run(plan: session.Plan, results_dir: Path, resume: str | None, repeats: int, progress: Progress,
+        offline_base: bool = False, node_executor: str = "docker", slurm: Slurm | None = None) -> session.RunResult:
+    """Dispatch every selected cell not yet done (repeats times) to Slurm, and merge each record as its job ends.
+
+    Ctrl-C cancels this run's jobs (scancel). After this runner is killed outright its jobs go on;
+    `--resume` merges the records they wrote, follows those still running and resubmits the rest.
+    """
+    slurm = slurm or Slurm()
+    version = slurm.check()
+    if resume:
+        run_folder = records.find_run(results_dir, resume)
+    else:
+        run_folder = records.new_run(results_dir, plan.matrix.path, host.facts(_Submitter(version, plan.matrix.slurm, node_executor)))
+    dispatcher = _Dispatcher(plan, slurm, run_folder, repeats, progress, offline_base, node_executor)
+    with records.hold(run_folder):
+        state = "stopped"  # by an error that is not a cell's: a data folder to fix, the controller gone
+        try:
+            failed = dispatcher.run()
+            state = "finished"
+        except KeyboardInterrupt:
+            state = "interrupted"
+            dispatcher.cancel()
+            raise
+        finally:
+            session._note_end(run_folder, state, progress)
+            if state != "finished":
+                going = f"; {len(dispatcher.watched)} job(s) still queued or running" if dispatcher.watched and state == "stopped" else ""
+                progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}{going}; "
+                         f"`python -m runner run --dispatch slurm --resume {run_folder.name}` runs the rest")
+    progress(f"results: {run_folder / records.RESULTS_FILE}")
+    return session.RunResult(run_folder, records.load(run_folder), failed)
+
+
+class _Dispatcher:
+    def __init__(self, plan: session.Plan, slurm: Slurm, run_folder: Path, repeats: int, progress: Progress,
+                 offline_base: bool, node_executor: str):
+        self.plan, self.slurm, self.run_folder, self.repeats = plan, slurm, run_folder, repeats
+        self.settings = plan.matrix.slurm
+        self.progress, self.offline_base, self.node_executor = progress, offline_base, node_executor
+        self.watched: list[_Job] = []
+        self.merged: set[str] = set()  # job ids whose record is in results.jsonl
+        self.failed = 0
+        self.warned = ""
+
+    def run(self) -> int:
+        loaded = records.load(self.run_folder)
+        done = {(record.cell_id, record.repeat) for record in loaded if record.status == "ok"}
+        self.merged = {record.environment["job_id"] for record in loaded if "job_id" in record.environment}
+        already_excluded = {record.cell_id for record in loaded if record.status == "excluded"}
+        excluded = [cell for cell in self.plan.selected if cell.excluded and cell.id not in already_excluded]
+        wanted = {cell.id: [r for r in range(self.repeats) if (cell.id, r) not in done] for cell in self.plan.selected if not cell.excluded}
+        placements = place([cell for cell in self.plan.selected if wanted.get(cell.id)], self.settings)
+        if placements:
+            self.progress(render_placement(placements, wanted, self.settings))
+        for cell in excluded:
+            self._keep(self._record(cell, 0, "excluded", cell.excluded))
+        for workload in {p.cell.workload.name: p.cell.workload for p in placements}.values():
+            datasets.prepare(workload, self.progress)  # on the shared storage, once, before any job looks for it
+        (self.run_folder / dispatch.JOBS_FOLDER).mkdir(exist_ok=True)
+        todo = [(p, repeat) for p in placements for repeat in wanted[p.cell.id]]
+        self.progress(f"run {self.run_folder.name}: {len(todo)} job(s) to run, {len(done)} already done, "
+                      f"{len(excluded)} excluded, results in {self.run_folder}")
+        self._submit_or_follow(todo)
+        while self.watched:
+            self._look()
+            if self.watched:
+                time.sleep(self.settings.poll_seconds)
+        return self.failed
+
+    def _submit_or_follow(self, todo: list[tuple[Placement, int]]) -> None:
+        """Submit each job; on --resume, first follow the jobs an earlier runner submitted and are still Slurm's."""
+        ledger = dispatch.read_ledger(self.run_folder)
+        earlier = {key: job for key, job in ledger.items() if job not in self.merged}
+        states = self._states(list(earlier.values())) if earlier else {}
+        sha = hashlib.sha256(self.plan.matrix.path.read_bytes()).hexdigest()
+        for number, (placement, repeat) in enumerate(todo, 1):
+            cell = placement.cell
+            label = f"[{number}/{len(todo)}] {cell.id}" + (f" (repeat {repeat + 1}/{self.repeats})" if self.repeats > 1 else "")
+            job_id = earlier.get((cell.id, repeat))
+            if job_id and (dispatch.record_path(self.run_folder, cell.id, repeat, job_id).exists()
+                           or (job_id in states and states[job_id].state not in ENDED)):
+                self.progress(f"{label}: following job {job_id}, submitted by an earlier runner")
+                self.watched.append(_Job(cell, repeat, placement, job_id, label))
+                continue
+            self._submit(placement, repeat, label, sha)
+
+    def _submit(self, placement: Placement, repeat: int, label: str, sha: str) -> None:
+        cell = placement.cell
+        stem = dispatch.stem(self.run_folder, cell.id, repeat)
+        script = stem.with_name(f"{stem.name}.sh")
+        command = [*RUNNER_COMMAND, "run-cell", "-f", str(self.plan.matrix.path.resolve()), "--cell", cell.id,
+                   "--repeat", str(repeat), "--run", str(self.run_folder.resolve()), "--matrix-sha256", sha]
+        command += ["--offline-base"] if self.offline_base else []
+        script.write_text(f"#!/bin/bash\n# cudnn-matrix run {self.run_folder.name}: cell {cell.id}, repeat {repeat}\n"
+                          f"export PYTHONUNBUFFERED=1\nexec {shlex.join(command)}\n")
+        log = str(stem.resolve()).replace("%", "%%")  # sbatch expands %j and friends in the path, and %% to %
+        arguments = [f"--job-name=cudnn-matrix:{cell.id}.{repeat}", f"--output={log}.%j.log", f"--chdir={PROJECT}",
+                     "--nodes=1", "--ntasks=1", "--no-requeue", *placement.sbatch_options(self.settings), str(script.resolve())]
+        job_id, refusal = self.slurm.submit(arguments)
+        asked = " ".join(option for option in arguments if option.startswith(("--partition", "--gres", "--account", "--time")))
+        if job_id is None:
+            reason = f"Slurm refused the job ({asked or 'sbatch'}): {refusal}"
+            self.progress(f"{label}: failed: {reason}")
+            self._keep(self._record(cell, repeat, "failed", reason))
+            self.failed += 1
+            return
+        dispatch.note_submitted(self.run_folder, {"cell": cell.id, "repeat": repeat, "job": job_id, "submitted": now(),
+                                                  "partition": placement.partition or "", "gres": placement.gres or ""})
+        self.progress(f"{label}: submitted as job {job_id}" + (f" ({asked})" if asked else ""))
+        self.watched.append(_Job(cell, repeat, placement, job_id, label))
+
+    def _look(self) -> None:
+        """Merge the records that have appeared; ask squeue about the rest; fail the jobs that ended without one."""
+        for job in list(self.watched):
+            self._collect(job)
+        states = self._states([job.job_id for job in self.watched])
+        if states is None:
+            return
+        moment = time.monotonic()
+        for job in list(self.watched):
+            self._follow(job, states.get(job.job_id), moment)
+
+    def _states(self, job_ids: list[str]) -> dict[str, JobState] | None:
+        try:
+            return self.slurm.states(job_ids)
+        except SlurmError as error:
+            if str(error) != self.warned:  # a busy controller: said once, asked again at the next poll
+                self.progress(f"warning: {error}; asking again")
+                self.warned = str(error)
+            return None
+
+    def _collect(self, job: _Job) -> None:
+        path = dispatch.record_path(self.run_folder, job.cell.id, job.repeat, job.job_id)
+        try:
+            record = records.read_one(path)
+        except FileNotFoundError:
+            return
+        except (OSError, DamagedRecord) as error:
+            self._fail(job, f"its job {job.job_id} left a record that cannot be read ({path}: {error})", job.seen.node if job.seen else "")
+            return
+        self.watched.remove(job)
+        self.merged.add(job.job_id)
+        kept = self._keep(record)
+        self.failed += record.status == "failed" or not kept
+        self.progress(f"{job.label}: {record.status}{': ' + record.reason if record.reason else ''} "
+                      f"(job {job.job_id} on {dispatch.host_of(record) or '?'})")
+
+    def _follow(self, job: _Job, seen: JobState | None, moment: float) -> None:
+        if seen is not None and seen != job.seen:
+            if seen.state == "PENDING":
+                self.progress(f"{job.label}: job {job.job_id} pending" + (f" ({seen.reason})" if seen.reason not in ("", "None") else ""))
+            elif seen.state == "RUNNING" and (job.seen is None or job.seen.state != "RUNNING"):
+                self.progress(f"{job.label}: job {job.job_id} running on {seen.node}")
+            job.seen = seen
+        if seen is not None and seen.state == "PENDING" and seen.reason in HOPELESS:
+            try:
+                self.slurm.cancel([job.job_id])
+            except SlurmError as error:
+                self.progress(f"warning: cannot cancel job {job.job_id} ({error}): cancel it by hand")
+            self._fail(job, f"Slurm cannot run job {job.job_id} as asked (pending for {seen.reason}); it was cancelled", "")
+            return
+        if seen is not None and seen.state not in ENDED:
+            return
+        state = seen.state if seen else "UNKNOWN"
+        job.ended_at = job.ended_at or moment
+        if moment - job.ended_at >= RECORD_GRACE_SECONDS.get(state, OTHER_GRACE_SECONDS):
+            self._collect(job)
+            if job in self.watched:
+                self._post_mortem(job, state)
+
+    def _post_mortem(self, job: _Job, state: str) -> None:
+        """A job ended without a record: the cell fails with what Slurm says happened, and the job's last words."""
+        shown = self.slurm.show(job.job_id)
+        state = shown.get("JobState", state)
+        node = shown.get("NodeList") or (job.seen.node if job.seen else "")
+        node = "" if node == "(null)" else node
+        exit_code = shown.get("ExitCode", "")
+        tail = _tail(dispatch.log_path(self.run_folder, job.cell.id, job.repeat, job.job_id))
+        on = f" on {node}" if node else ""
+        reasons = {
+            "CANCELLED": f"its Slurm job {job.job_id} was cancelled{on} before the cell ended (scancel, or an administrator)",
+            "NODE_FAIL": f"its node {node or '?'} failed while the cell ran (Slurm job {job.job_id}: NODE_FAIL)",
+            "TIMEOUT": f"its Slurm job {job.job_id} reached its time limit{on} ({self.settings.time or 'the partition default'}, slurm.time)",
+            "OUT_OF_MEMORY": f"its Slurm job {job.job_id} ran out of memory{on}",
+            "FAILED": f"its Slurm job {job.job_id} failed{on} (exit code {exit_code or '?'}): {_last_words(tail)}",
+            "COMPLETED": f"its Slurm job {job.job_id} ended{on} without writing its record: {_last_words(tail)}",
+            "UNKNOWN": f"Slurm no longer knows job {job.job_id}, and it left no record (it ended more than MinJobAge ago, or the controller lost it)",
+        }
+        self._fail(job, reasons.get(state, f"its Slurm job {job.job_id} ended {state}{on} ({shown.get('Reason', '?')}) without a record"), node, tail)
+
+    def _fail(self, job: _Job, reason: str, node: str, log_tail: str = "") -> None:
+        if job in self.watched:
+            self.watched.remove(job)
+        self.progress(f"{job.label}: failed: {reason}")
+        record = self._record(job.cell, job.repeat, "failed", reason, log_tail, job.submitted, {"host": node, "job_id": job.job_id})
+        self.merged.add(job.job_id)
+        self.failed += 1
+        self._keep(record)
+
+    def _record(self, cell: Cell, repeat: int, status: str, reason: str, log_tail: str = "", started: str = "",
+                where: dict[str, str] | None = None) -> Record:
+        """A record the submitting runner writes itself: for a cell no job measured."""
+        environment = {**provenance(None, cell.environment), **{k: v for k, v in (where or {}).items() if v}}
+        return Record(cell_id=cell.id, status=status, reason=reason, axes=cell.axes_dict, workload=cell.workload.name,
+                      executor=self.node_executor, environment=environment, started=started or now(), ended=now(),
+                      log_tail=log_tail, repeat=repeat)
+
+    def _keep(self, record: Record) -> bool:
+        return session._keep(self.run_folder, record, self.progress)
+
+    def cancel(self) -> None:
+        """Ctrl-C: scancel this run's jobs, and wait (a while) for them to end, so that they remove what they started.
+
+        A record that appears meanwhile (a cell that ended just then) is merged: nothing measured is lost.
+        A second Ctrl-C stops the waiting, not the cancelling.
+        """
+        if not self.watched:
+            return
+        job_ids = [job.job_id for job in self.watched]
+        try:
+            self.progress(f"cancelling {len(job_ids)} Slurm job(s) of this run: scancel {' '.join(job_ids)}")
+            self.slurm.cancel(job_ids)
+            deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+            while self.watched and time.monotonic() < deadline:
+                for job in list(self.watched):
+                    self._collect(job)
+                states = self._states([job.job_id for job in self.watched]) or {}
+                for job in list(self.watched):
+                    seen = states.get(job.job_id)
+                    if seen is None or seen.state in ENDED:
+                        self.watched.remove(job)  # cancelled: no record, --resume runs the cell again
+                if self.watched:
+                    time.sleep(min(self.settings.poll_seconds, 1.0))
+            if self.watched:
+                self.progress(f"warning: {len(self.watched)} cancelled job(s) still ending after {CANCEL_WAIT_SECONDS:.0f} s: "
+                              f"{' '.join(job.job_id for job in self.watched)}")
+        except KeyboardInterrupt:
+            self.progress("not waiting for the cancelled jobs to end")
+        except (SlurmError, UserError) as error:
+            self.progress(f"warning: cannot cancel this run's jobs ({error}): cancel them by hand: scancel {' '.join(job_ids)}")
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            return "\n".join(deque((line.rstrip("\n") for line in log), maxlen=LOG_TAIL_LINES))
+    except OSError:
+        return ""
+
+
+def _last_words(tail: str) -> str:
+    meaningful = [line.strip() for line in tail.splitlines() if line.strip()]
+    return meaningful[-1] if meaningful else "no output"
+
+
+def _words(text: str) -> str:
+    """A command's message on one line."""
+    return " ".join(text.split())[:500]

@@ -1,0 +1,71 @@
+"""The gpu_type axis: "the same cell on an H100 and an H200" as one matrix.
+
+`gpu.gpu_type` names GPU models the way the cluster's Slurm names them (its gres
+types, `--gres=gpu:h200:1`). Every GPU cell then becomes one cell per type: the
+type is an axis (`gpu_type`) and part of the id, right after the kind, so that
+`-k gpu-h200` selects by type:
+
+    gpu-cuda12.8-cudnn9.8-tf2.21-dogs-vs-cats  ->  gpu-h100-cuda12.8-cudnn9.8-tf2.21-dogs-vs-cats
+                                                   gpu-h200-cuda12.8-cudnn9.8-tf2.21-dogs-vs-cats
+
+The type is a run axis, not a build axis: both cells share one environment (one
+image runs on either GPU). Pure, but for asking nvidia-smi which GPUs this host has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+
+from runner import host
+from runner.cells import Cell
+
+AXIS = "gpu_type"
+
+
+def expand(cells: list[Cell], types: tuple[str, ...]) -> list[Cell]:
+    """Each GPU cell once per GPU type, in the order the types are given; CPU cells as they are."""
+    if not types:
+        return cells
+    expanded = []
+    for cell in cells:
+        if cell.kind != "gpu":
+            expanded.append(cell)
+            continue
+        for name in types:
+            axes = tuple(sorted({**cell.axes_dict, AXIS: name}.items()))
+            expanded.append(dataclasses.replace(cell, id=typed_id(cell, name), axes=axes))
+    return expanded
+
+
+def typed_id(cell: Cell, name: str) -> str:
+    prefix = f"{cell.kind}-"
+    return f"{prefix}{name}-{cell.id[len(prefix):]}" if cell.id.startswith(prefix) else f"{cell.id}-{name}"
+
+
+def not_here(cell: Cell) -> str:
+    """Why a cell of a GPU type cannot run on this host ("" when it can, or names no type).
+
+    For runs on this host: a record saying h200 must not hold an A100's numbers. A job that
+    Slurm placed on a node by its gres type does not ask.
+    """
+    wanted = cell.axis(AXIS)
+    if not wanted:
+        return ""
+    names = host_gpu_names()
+    if not names:
+        return f"GPU type {wanted}: this host's GPUs cannot be named (no nvidia-smi); dispatch it to a cluster (run --dispatch slurm)"
+    if any(_squeezed(wanted) in _squeezed(name) for name in names):
+        return ""
+    return f"GPU type {wanted}: this host has {', '.join(sorted(set(names)))}; dispatch it to a cluster (run --dispatch slurm)"
+
+
+@functools.cache
+def host_gpu_names() -> tuple[str, ...]:
+    return tuple(gpu["name"] for gpu in host._gpus())
+
+
+def _squeezed(name: str) -> str:
+    """h100 matches "NVIDIA H100 80GB HBM3", and so does nvidia_h100_80gb_hbm3 (Slurm's autodetected type name)."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())

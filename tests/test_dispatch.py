@@ -1,0 +1,176 @@
+"""Dispatch without a cluster: slurm: settings, the gpu_type axis, placement, run-cell, and the refusals. Milliseconds.
+
+tests/test_slurm.py runs the same code against a real Slurm.
+"""
+
+import os
+
+import pytest
+
+from fake_executor import FakeExecutor
+from runner import cli, dispatch, gpu_types, records, session
+from runner.config import SLURM_DEFAULTS, load_matrix
+from runner.dispatch import slurm
+from runner.progress import Progress
+
+SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
+MATRIX = f"""workloads:
+  mnist: {{{SMALL}}}
+cpu:
+  tensorflow: ["2.21"]
+gpu:
+  cuda: ["12.5"]
+  cudnn: ["9.3"]
+  tensorflow: ["2.21"]
+  gpu_type: ["h100", "h200"]
+build:
+  ca_certificates: []
+"""
+
+
+@pytest.fixture
+def matrix(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(MATRIX)
+    return path
+
+
+def test_slurm_settings_default_to_exclusive_nodes_and_the_clusters_defaults(matrix):
+    assert load_matrix(matrix).slurm == SLURM_DEFAULTS
+    assert SLURM_DEFAULTS.exclusive and SLURM_DEFAULTS.partition is None and SLURM_DEFAULTS.time is None
+    matrix.write_text(MATRIX + 'slurm:\n  partition: cpu\n  gpu_partition: gpu,gpu-big\n  account: lab\n  time: "02:00:00"\n'
+                               '  exclusive: false\n  options: ["--qos=high", "--constraint=ib"]\n  poll_seconds: 2\n')
+    settings = load_matrix(matrix).slurm
+    assert (settings.partition, settings.gpu_partition, settings.account, settings.time) == ("cpu", "gpu,gpu-big", "lab", "02:00:00")
+    assert (settings.exclusive, settings.options, settings.poll_seconds) == (False, ("--qos=high", "--constraint=ib"), 2.0)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("time: 2:00:00", 'slurm.time: expected a Slurm time limit in quotes, such as "02:00:00", "90" (minutes) or "1-00:00:00", got the number 7200'),
+    ('time: "two hours"', "slurm.time: expected a Slurm time limit in quotes"),
+    ('options: ["--gres=gpu:2"]', "slurm.options[0]: expected an option the dispatcher does not set itself (for --gres use gpu.gpu_type)"),
+    ('options: ["--output=/tmp/x"]', "slurm.options[0]: expected an option the dispatcher does not set itself (for --output use nothing"),
+    ('options: ["-p gpu"]', "slurm.options[0]: expected a long sbatch option without spaces"),
+    ('partition: "gpu; rm -rf /"', "slurm.partition: expected a Slurm name"),
+    ("poll_seconds: 0", "slurm.poll_seconds: expected a number of seconds from 0.1 to 600"),
+    ("exclusiv: true", "slurm.exclusiv: expected one of account, exclusive,"),
+])
+def test_bad_slurm_settings_are_one_line_naming_the_key(matrix, capsys, settings, message):
+    matrix.write_text(MATRIX + f"slurm: {{{settings}}}\n")
+    assert cli.main(["list", "-f", str(matrix)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert message in line and line.startswith(f"error: {matrix}:")
+
+
+def test_gpu_type_is_an_axis_of_gpu_cells_and_part_of_their_id(matrix):
+    plan = session.plan(matrix)
+    assert [cell.id for cell in plan.cells] == ["cpu-tf2.21-mnist", "gpu-h100-cuda12.5-cudnn9.3-tf2.21-mnist",
+                                                "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist"]
+    h100, h200 = plan.cells[1:]
+    assert h100.axes_dict == {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21", "cuda": "12.5", "cudnn": "9.3",
+                              "gpu_type": "h100"}
+    assert h100.environment == h200.environment  # one image runs on either GPU
+    assert [cell.id for cell in session.plan(matrix, "gpu-h200").selected] == ["gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist"]
+    matrix.write_text(MATRIX.replace('["h100", "h200"]', '["h100", "h100"]'))
+    with pytest.raises(Exception, match=r"gpu.gpu_type\[1\]: expected each GPU type once"):
+        load_matrix(matrix)
+
+
+def test_a_local_run_skips_gpu_types_this_host_does_not_have(matrix, monkeypatch):
+    monkeypatch.setattr(gpu_types, "host_gpu_names", lambda: ("NVIDIA H100 80GB HBM3",))
+    result = session.run(session.plan(matrix, "gpu"), FakeExecutor(), matrix.parent / "results", None, 1, Progress())
+    status = {record.cell_id: (record.status, record.reason) for record in result.records}
+    assert status["gpu-h100-cuda12.5-cudnn9.3-tf2.21-mnist"] == ("failed", "expected a GPU, TensorFlow registered none")  # the fake has none
+    assert status["gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist"] == (
+        "skipped", "GPU type h200: this host has NVIDIA H100 80GB HBM3; dispatch it to a cluster (run --dispatch slurm)")
+
+
+def test_placement_asks_for_a_typed_gpu_or_a_whole_node(matrix):
+    matrix.write_text(MATRIX + 'slurm: {partition: cpu, gpu_partition: gpu, account: lab, time: "30", options: ["--qos=high"]}\n')
+    plan = session.plan(matrix)
+    cpu, h100, _ = slurm.place(plan.cells, plan.matrix.slurm)
+    assert cpu.sbatch_options(plan.matrix.slurm) == ["--partition=cpu", "--account=lab", "--time=30", "--exclusive", "--qos=high"]
+    assert h100.sbatch_options(plan.matrix.slurm) == ["--partition=gpu", "--account=lab", "--time=30", "--exclusive",
+                                                      "--gres=gpu:h100:1", "--qos=high"]
+    matrix.write_text(MATRIX.replace('  gpu_type: ["h100", "h200"]\n', "") + "slurm: {exclusive: false}\n")
+    plan = session.plan(matrix)
+    cpu, gpu = slurm.place(plan.cells, plan.matrix.slurm)
+    assert cpu.sbatch_options(plan.matrix.slurm) == ["--exclusive"]  # a CPU cell's timings need the whole node
+    assert gpu.sbatch_options(plan.matrix.slurm) == ["--gres=gpu:1"]
+    table = slurm.render_placement([cpu, gpu], {cpu.cell.id: [0, 1], gpu.cell.id: [0, 1]}, plan.matrix.slurm)
+    assert table.startswith("placement: 4 Slurm job(s), one per cell and repeat; time limit the partition default (slurm.time)")
+    assert "| gpu-cuda12.5-cudnn9.3-tf2.21-mnist |      2 | (default)   | --gres=gpu:1 | shared node |" in table
+
+
+def test_the_gpus_slurm_granted_are_the_nodes_own_indices(matrix):
+    assert dispatch.granted_gpus({"SLURM_JOB_GPUS": "1", "CUDA_VISIBLE_DEVICES": "0"}) == "1"  # global, for an engine outside the cgroup
+    assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}) == "0,1"
+    assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "GPU-5f2c", "SLURM_JOB_GPUS": ""}) is None
+    assert dispatch.granted_gpus({}) is None
+    plan = session.plan(matrix)
+    cpu, gpu = plan.cells[0], plan.cells[1]
+    assert dispatch.gpus_for(gpu, "2,3") == "2"  # --exclusive grants every GPU of the node; a cell times one
+    assert dispatch.gpus_for(cpu, "0,1") is None
+
+
+def new_run(matrix):
+    return records.new_run(matrix.parent / "results", matrix, {"dispatch": "slurm"})
+
+
+def test_run_cell_writes_one_record_file_with_the_nodes_facts_and_leaves_results_jsonl_alone(matrix, monkeypatch, capsys):
+    executor = FakeExecutor()
+    monkeypatch.setattr(cli, "docker_executor", lambda plan: executor)
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURMD_NODENAME", "node-7")
+    monkeypatch.setenv("SLURM_JOB_GPUS", "3,4")
+    run_folder = new_run(matrix)
+    assert cli.main(["run-cell", "-f", str(matrix), "--cell", "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist", "--repeat", "1",
+                     "--run", str(run_folder)]) == 0
+    record = records.read_one(run_folder / "jobs" / "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist.1.77.json")
+    assert (record.status, record.repeat, record.executor) == ("failed", 1, "fake")  # the fake has no GPU
+    assert {key: record.environment[key] for key in ("host", "job_id", "gpu_devices")} == {"host": "node-7", "job_id": "77", "gpu_devices": "3"}
+    assert record.environment["gpus_granted"] == "3,4"
+    assert record.environment["host_cpu_cores"] == str(os.cpu_count())
+    assert (run_folder / records.RESULTS_FILE).read_text() == ""
+    assert sorted(p.name for p in (run_folder / "jobs").iterdir()) == ["gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist.1.77.json"]  # no work folder left
+    assert executor.jobs[0].cell_id == "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist"
+
+
+def test_run_cell_refuses_a_matrix_changed_since_submission_and_an_unknown_cell(matrix, capsys):
+    run_folder = new_run(matrix)
+    assert cli.main(["run-cell", "-f", str(matrix), "--cell", "cpu-tf2.21-mnist", "--run", str(run_folder), "--matrix-sha256", "0" * 64]) == 2
+    assert "changed since this job was submitted" in capsys.readouterr().err
+    assert cli.main(["run-cell", "-f", str(matrix), "--cell", "cpu-tf2.21-nothing", "--run", str(run_folder)]) == 2
+    assert f"error: {matrix}: no cell 'cpu-tf2.21-nothing' in this matrix" in capsys.readouterr().err
+
+
+def test_dispatch_refusals_are_one_line(matrix, capsys, monkeypatch, tmp_path):
+    assert cli.main(["run", "--dispatch", "slurm", "--gpus", "0", "-f", str(matrix)]) == 2
+    assert "--gpus: with --dispatch slurm each job uses the GPUs Slurm grants it" in capsys.readouterr().err
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Slurm commands
+    assert cli.main(["run", "--dispatch", "slurm", "-f", str(matrix), "--results", str(tmp_path / "results")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: sbatch not found: --dispatch slurm needs Slurm's client commands")
+    assert not (tmp_path / "results").exists()  # nothing was started
+
+
+def test_the_ledger_survives_a_line_cut_short(tmp_path):
+    (tmp_path / "jobs").mkdir()
+    dispatch.note_submitted(tmp_path, {"cell": "a", "repeat": 0, "job": "1"})
+    with open(tmp_path / "jobs" / dispatch.LEDGER_FILE, "a") as ledger:
+        ledger.write('{"cell": "b", "rep')  # a runner killed mid-write
+    dispatch.note_submitted(tmp_path, {"cell": "c", "repeat": 0, "job": "3"})
+    dispatch.note_submitted(tmp_path, {"cell": "a", "repeat": 0, "job": "4"})  # resubmitted
+    assert dispatch.read_ledger(tmp_path) == {("a", 0): "4", ("c", 0): "3"}
+
+
+def test_report_by_host_makes_one_table_per_node(matrix, capsys):
+    run_folder = new_run(matrix)
+    base = dict(reason="", axes={"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}, workload="mnist",
+                executor="docker", started="2026-01-01T00:00:00+00:00", ended="2026-01-01T00:01:00+00:00")
+    for cell, node in (("cpu-a", "n1"), ("cpu-b", "n2"), ("cpu-c", "n1")):
+        records.append(run_folder, records.Record(cell_id=cell, status="failed", environment={"host": node}, **base))
+    assert cli.main(["report", str(run_folder), "--by", "host"]) == 1
+    out = capsys.readouterr().out
+    assert out.index("host n1\n") < out.index("cpu-a") < out.index("cpu-c") < out.index("host n2\n") < out.index("cpu-b")
+    assert dispatch.where(records.load(run_folder)).count("| n1 ") == 2

@@ -210,7 +210,7 @@ def cmd_run(args) -> int:
             raise UserError("--gpus: with --dispatch slurm each job uses the GPUs Slurm grants it; gpu.gpu_type asks for a type")
         if args.executor != "docker":
             raise UserError(f"--executor {args.executor}: with --dispatch slurm every node runs its cells with Docker (for now)")
-        result = slurm.run(chosen, args.results, args.resume, args.repeats, progress, args.offline_base, args.executor)
+        result = slurm.run(chosen, args.results, args.resume, args.repeats or chosen.matrix.repeats, progress, args.offline_base, args.executor)
     else:
         if args.resume:
             refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))

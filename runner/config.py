@@ -364,7 +364,7 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         pipeline=Pipeline(
             input=_choice(document, settings.get("input", "jpeg"), key_path + ("input",), INPUTS),
             autotune=document.boolean(settings.get("autotune", False), key_path + ("autotune",)),
-            parallel_calls=number("parallel_calls", 2, 1, MAX_THREADS),
+            parallel_calls=_parallel_calls(document, settings.get("parallel_calls", "auto"), key_path + ("parallel_calls",)),
             prefetch_batches=number("prefetch_batches", 2, 1, MAX_PREFETCH_BATCHES),
         ),
         precision=_choice(document, settings.get("precision", "fp32"), key_path + ("precision",), PRECISIONS),
@@ -378,6 +378,13 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         if getattr(workload, key) % 2:
             raise document.error(key_path + (key,), "an even number: half cats, half dogs", getattr(workload, key))
     return workload
+
+
+def _parallel_calls(document: _Document, value: Any, key_path: tuple) -> int:
+    """auto (0 in the job spec: as many as the cores the cell may use, which the workload records), or a number."""
+    if value == "auto":
+        return 0
+    return document.integer(value, key_path, 1, MAX_THREADS) if isinstance(value, int) else _choice(document, value, key_path, ("auto",))
 
 
 def _positive_number(document: _Document, value: Any, key_path: tuple) -> float:

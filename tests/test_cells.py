@@ -26,7 +26,7 @@ def test_the_default_matrix_expands_to_the_cpu_cells_then_the_gpu_cells():
 
     images = ["cpu-tf2.21"] + [f"gpu-cuda{cuda}-cudnn{cudnn}-tf2.21" for cuda in ("12.6", "12.8") for cudnn in ("9.3", "9.5", "9.8")]
     images.append("gpu-cuda12.5-cudnn9.2-tf2.21")
-    assert [cell.id for cell in cells] == [f"{image}-{workload}" for image in images for workload in ("dogs-vs-cats", "mnist")]
+    assert [cell.id for cell in cells] == [f"{image}-{workload}" for image in images for workload in ("dogs-vs-cats", "dogs-vs-cats-cached", "mnist")]
     cell = cells[0]
     assert cell.axes_dict == {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}
     assert (cell.kind, cell.axis("cuda"), cell.axis("cudnn"), cell.excluded) == ("cpu", "", "", "")

@@ -150,7 +150,7 @@ def test_k_selecting_nothing_in_the_default_matrix_exits_2_with_one_line(tmp_pat
     assert out == ""
     assert len(err.splitlines()) == 1
     assert err.startswith("error: ")
-    assert "'no-such-cell' selects none of the 16 cells" in err
+    assert "'no-such-cell' selects none of the 24 cells" in err
 
 
 @pytest.mark.parametrize(

@@ -118,8 +118,9 @@ def test_every_setting_given_is_kept(tmp_path):
 def test_the_repositorys_matrix_file_loads():
     matrix = load_matrix(REPO / "matrix.yaml")
 
-    assert [w.name for w in matrix.workloads] == ["dogs-vs-cats", "mnist"]
-    assert [w.model for w in matrix.workloads] == ["dogs-vs-cats", "mnist"]
+    assert [w.name for w in matrix.workloads] == ["dogs-vs-cats", "dogs-vs-cats-cached", "mnist"]
+    assert [w.model for w in matrix.workloads] == ["dogs-vs-cats", "dogs-vs-cats", "mnist"]
+    assert matrix.workloads[1].pipeline.input == "cached"
     assert matrix.workloads[0].epochs == 4
     assert matrix.workloads[0].data_dir == (REPO / "data").resolve()
     assert matrix.cpu.backends == (("tensorflow", ("2.21",)),)

@@ -31,7 +31,7 @@ def default_jobs():
 
 def test_every_cell_of_the_default_matrix_makes_a_job_spec_the_workload_accepts():
     jobs = default_jobs()
-    assert len(jobs) == 16
+    assert len(jobs) == 24
     for job in jobs:
         accepted = benchmark.read_job(["--job", job.to_json()])
         assert dataclasses.asdict(accepted) == dataclasses.asdict(job)
@@ -162,3 +162,12 @@ def test_the_flop_counter_gives_the_seed_networks_hand_counts():
              ("Dense", (4608, 128), (None, 128)), ("Dense", (128, 10), (None, 10))]
     assert sum(models.layer_flops(*layer) for layer in dogs) == 178_384_000
     assert sum(models.layer_flops(*layer) for layer in mnist) == 12_188_416
+    assert models.layer_flops(*dogs[0]) == 2 * 148 * 148 * 3 * 3 * 3 * 32  # the first layer's input needs no gradient
+
+
+def test_training_flops_leave_out_the_first_layers_input_gradient(monkeypatch):
+    layers = [("Conv2D", (3, 3, 1, 32), (None, 26, 26, 32)), ("Dense", (4608, 128), (None, 128))]
+    monkeypatch.setattr(models, "_layers", lambda model: layers)
+    first, dense = (models.layer_flops(*layer) for layer in layers)
+    assert models.forward_flops(None) == first + dense
+    assert models.training_flops(None) == 3 * (first + dense) - first

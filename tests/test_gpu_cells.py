@@ -166,7 +166,7 @@ def test_every_default_gpu_cell_renders_a_complete_recipe():
     runnable = [cell for cell in gpu_cells if not cell.excluded]
     assert len({cell.axis("cuda") for cell in runnable}) >= 2  # at least two CUDA 12 lines
     assert len({cell.axis("cudnn") for cell in runnable if cell.axis("framework_version") == "2.21"}) >= 3  # cuDNN minors side by side
-    assert [cell.id for cell in gpu_cells if cell.excluded] == ["gpu-cuda12.5-cudnn9.2-tf2.21-dogs-vs-cats", "gpu-cuda12.5-cudnn9.2-tf2.21-mnist"]
+    assert [cell.id for cell in gpu_cells if cell.excluded] == [f"gpu-cuda12.5-cudnn9.2-tf2.21-{w}" for w in ("dogs-vs-cats", "dogs-vs-cats-cached", "mnist")]
     for cell in runnable:
         cuda, cudnn, environment = cell.axis("cuda"), cell.axis("cudnn"), cell.environment
         assert environment.base == table.cuda[cuda].base_image

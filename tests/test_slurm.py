@@ -37,7 +37,7 @@ def fake_nodes(slurm, monkeypatch):
 def matrix_file(tmp_path, workloads: dict[str, str], body: str, slurm: str = "poll_seconds: 0.3"):
     lines = ["workloads:"] + [f"  {name}: {{{SMALL}{', ' + extra if extra else ''}}}" for name, extra in workloads.items()]
     path = tmp_path / "matrix.yaml"
-    path.write_text("\n".join(lines) + "\n" + body + f"slurm: {{{slurm}}}\nbuild: {{ca_certificates: []}}\n")
+    path.write_text("\n".join(lines) + "\nrepeats: 1\n" + body + f"slurm: {{{slurm}}}\nbuild: {{ca_certificates: []}}\n")
     return path
 
 

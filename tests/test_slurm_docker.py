@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slurm]
 TINY_MATRIX = """
 workloads:
   dogs-vs-cats: {epochs: 2, warmup_epochs: 1, train_images: 64, validation_images: 32}
+repeats: 1
 cpu:
   tensorflow: ["2.21"]
 build:
@@ -62,6 +63,7 @@ STUCK_MATRIX = """
 workloads:
   slurm-stuck-a: {model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32, fault: hang}
   slurm-stuck-b: {model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32, fault: hang}
+repeats: 1
 cpu:
   tensorflow: ["2.21"]
 build:

@@ -7,6 +7,7 @@ it trains and, last, one line starting with contract.RECORD_PREFIX that holds
 the measurement the runner collects.
 """
 
+import dataclasses
 import json
 import os
 import platform
@@ -29,6 +30,13 @@ def read_job(argv):
     except contract.ContractError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def with_cores(job):
+    """parallel_calls 0 means the cores this process may use: decided here, where they are known, and recorded."""
+    if job.pipeline.parallel_calls:
+        return job
+    return dataclasses.replace(job, pipeline=dataclasses.replace(job.pipeline, parallel_calls=len(os.sched_getaffinity(0))))
 
 
 def inject(fault):
@@ -91,7 +99,7 @@ def epoch_timer(keras, train_images, epochs_total, synchronize):
 
 
 def main(argv):
-    job = read_job(argv)
+    job = with_cores(read_job(argv))
     inject(job.fault)
     # Only now modules beyond the standard library (here and in inputs and provenance):
     # a fault misbehaves in an environment without numpy too.
@@ -117,12 +125,14 @@ def main(argv):
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
 
-    flops = models.forward_flops(model)
+    flops = models.training_flops(model)
     for epoch in timer.epochs:
-        epoch["gflops_per_second"] = epoch["images_per_second"] * models.TRAINING_FLOPS_PER_FORWARD * flops / 1e9
+        # The model's rate, from the median step, apart from the effective one, which includes waiting for input.
+        epoch["model_gflops_per_second"] = job.batch_size * flops / epoch["step_seconds_median"] / 1e9
+        epoch["gflops_per_second"] = epoch["images_per_second"] * flops / 1e9
     record["epochs"] = timer.epochs
-    record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": flops,
-                       "training_flops_per_image": models.TRAINING_FLOPS_PER_FORWARD * flops}
+    record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": models.forward_flops(model),
+                       "training_flops_per_image": flops}
     record["convolution_ops"] = backends.convolution_ops(job.backend, framework, one_step(model, train))
     record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.backend, framework), backends.built_with(job.backend, framework))
     # Again after training: cuDNN is loaded only by the first convolution.

@@ -59,7 +59,7 @@ class Pipeline:
 
     input: str
     autotune: bool
-    parallel_calls: int
+    parallel_calls: int  # 0: as many as the cores the process may use (the workload records the number)
     prefetch_batches: int
 
 

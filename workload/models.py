@@ -47,18 +47,26 @@ def mnist(keras, jit_compile):
 MODELS = {"dogs-vs-cats": dogs_vs_cats, "mnist": mnist}
 
 
-TRAINING_FLOPS_PER_FORWARD = 3  # forward, plus backward for inputs and for weights
-
-
 def forward_flops(model):
     """Floating-point operations of one image's forward pass: a multiply-add counts 2.
 
     Convolutions and dense layers only; activations, pooling and dropout are a
-    rounding error. Training costs about 3x this (forward, and backward for
-    inputs and weights).
+    rounding error.
     """
-    return sum(layer_flops(type(layer).__name__, tuple(layer.kernel.shape), tuple(layer.output.shape))
-               for layer in model.layers if type(layer).__name__ in ("Conv2D", "Dense"))
+    return sum(layer_flops(*shapes) for shapes in _layers(model))
+
+
+def training_flops(model):
+    """One image's training step, exactly: forward, the weights' gradients (as much again), and the inputs'
+    gradients (as much again) for every layer but the first, whose input is the image and needs none."""
+    flops = [layer_flops(*shapes) for shapes in _layers(model)]
+    return 3 * sum(flops) - (flops[0] if flops else 0)
+
+
+def _layers(model):
+    """(kind, kernel shape, output shape) of the layers that count."""
+    return [(type(layer).__name__, tuple(layer.kernel.shape), tuple(layer.output.shape))
+            for layer in model.layers if type(layer).__name__ in ("Conv2D", "Dense")]
 
 
 def layer_flops(kind, kernel_shape, output_shape):

@@ -45,6 +45,7 @@ class CellResult:
     workload: str
     model: str  # cells of one model share a baseline, whatever their workload settings
     kind: str
+    gpu_type: str  # "" unless the matrix names GPU models (gpu.gpu_type)
     cuda: str
     cudnn_named: str
     cudnn_loaded: str
@@ -78,7 +79,7 @@ def _pool(group: list[Record]) -> CellResult:
     return CellResult(
         cell_id=last.cell_id, status=status, reason=(failed or [last])[-1].reason if status != "ok" else "",
         workload=last.workload, model=measured.workload if measured else last.workload, kind=last.kind,
-        cuda=last.axes.get("cuda", ""), cudnn_named=last.axes.get("cudnn", ""),
+        gpu_type=last.axes.get("gpu_type", ""), cuda=last.axes.get("cuda", ""), cudnn_named=last.axes.get("cudnn", ""),
         cudnn_loaded=((measured.gpu if measured else {}).get("cudnn") or {}).get("version") or "",
         versions=_versions_loaded(last.axes["framework"], measured.versions) if measured else "",
         data_kind=measured.data.get("kind", "") if measured else "",
@@ -149,10 +150,10 @@ def pairs(results: list[CellResult], chosen: dict[str, CellResult], min_effect: 
 
 
 def _cudnn_steps(gpus: list[CellResult]) -> list[tuple[CellResult, CellResult]]:
-    """Within one workload, CUDA line and TensorFlow, each cuDNN minor with the one before it."""
-    groups: dict[tuple[str, str, str], list[CellResult]] = {}
+    """Within one workload, GPU model, CUDA line and framework, each cuDNN minor with the one before it."""
+    groups: dict[tuple[str, str, str, str], list[CellResult]] = {}
     for result in gpus:
-        groups.setdefault((result.workload, result.cuda, result.versions), []).append(result)
+        groups.setdefault((result.workload, result.gpu_type, result.cuda, result.versions), []).append(result)
     steps = []
     for group in groups.values():
         ordered = sorted(group, key=lambda r: tuple(int(p) for p in r.cudnn_named.split(".")))

@@ -1,6 +1,7 @@
 """Reports: golden output from stored real runs, and intervals and verdicts on constructed repeats."""
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -179,3 +180,14 @@ def test_a_failed_repeat_is_counted_and_a_resumed_skip_is_not():
     assert statuses[GPU_93_ID] == "ok (1 of 2 failed)"
     assert statuses[GPU_95_ID] == "ok"
     assert rows["not_measured"] == [f"- {GPU_93_ID}: ok (1 of 2 failed): the workload exited with code 137: Killed"]
+
+
+def test_cudnn_steps_compare_within_one_gpu_model_never_across_two():
+    def typed(gpu_type, cudnn, seconds):
+        cell = timed(f"gpu-{gpu_type}-cuda12.6-cudnn{cudnn}-tf2.21-dogs-vs-cats", seconds, cudnn=cudnn)
+        return dataclasses.replace(cell, axes={**cell.axes, "gpu_type": gpu_type})
+
+    said = json.loads(render([typed("h100", "9.8", [1.0, 1.1]), typed("h200", "9.8", [0.6, 0.7]),
+                              typed("h200", "9.5", [0.8, 0.9])], "json"))["sentences"]
+    steps = [line for line in said if "cuDNN 9.8 vs" in line]
+    assert len(steps) == 1 and "cuDNN 9.8 vs 9.5" in steps[0]

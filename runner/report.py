@@ -56,6 +56,7 @@ class CellResult:
     outlier_epochs: tuple[str, ...]  # "repeat 2, epoch 3: 2.10 s", as the epoch log numbers them
     images_per_second: float | None
     repeats: int
+    input_wait: float | None = None  # median share of a timed step spent waiting for the next batch, where recorded
 
 
 def cell_results(records: list[Record]) -> list[CellResult]:
@@ -87,7 +88,13 @@ def _pool(group: list[Record]) -> CellResult:
         timed=timed, outlier_epochs=tuple(_outlier_label(repeats[r], e) for r, e in timed.outliers) if timed else (),
         images_per_second=median([epoch["images_per_second"] for record in ok for epoch in _timed(record)]) if repeats else None,
         repeats=len(repeats),
+        input_wait=_median_of([epoch.get("input_wait_share") for record in repeats for epoch in _timed(record)]),
     )
+
+
+def _median_of(values: list) -> float | None:
+    known = [value for value in values if value is not None]
+    return median(known) if known else None
 
 
 def _timed(record: Record) -> list[dict]:
@@ -228,6 +235,16 @@ def not_measured(results: list[CellResult]) -> list[str]:
     return lines
 
 
+INPUT_BOUND = 0.10  # a cell waiting for input more than this share of each step times its pipeline, not its device
+INPUT_BOUND_NOTE = (f"Input-bound cells: more than {INPUT_BOUND:.0%} of each timed training step waits for the next batch, "
+                    "so these cells time the input pipeline, not the model (compare devices on `input: cached`, or raise parallel_calls):")
+
+
+def input_bound_lines(results: list[CellResult]) -> list[str]:
+    return [f"- {result.cell_id}: {result.input_wait:.0%} of each step waiting for input"
+            for result in results if result.input_wait is not None and result.input_wait > INPUT_BOUND]
+
+
 def outlier_lines(results: list[CellResult]) -> list[str]:
     return [f"- {result.cell_id}: {label}" for result in results for label in result.outlier_epochs]
 
@@ -244,7 +261,8 @@ def render(records: list[Record], table_format: str = "github", baseline: str | 
     said = sentences(results, chosen, found)
     if table_format == "json":
         return json.dumps({"cells": rows, "comparisons": [pair.to_dict() for pair in found], "sentences": said,
-                           "outlier_epochs": outlier_lines(results), "not_measured": not_measured(results)}, indent=2)
+                           "outlier_epochs": outlier_lines(results), "input_bound": input_bound_lines(results),
+                           "not_measured": not_measured(results)}, indent=2)
     text = _table(COLUMNS, [list(row.values()) for row in rows], table_format)
     if table_format == "csv":
         return text
@@ -252,7 +270,8 @@ def render(records: list[Record], table_format: str = "github", baseline: str | 
         text += "\n\n" + "\n".join(said)
     if found:
         text += "\n" + method_note(min_effect)
-    for heading, lines in ((OUTLIER_NOTE, outlier_lines(results)), ("Not measured:", not_measured(results))):
+    for heading, lines in ((OUTLIER_NOTE, outlier_lines(results)), (INPUT_BOUND_NOTE, input_bound_lines(results)),
+                           ("Not measured:", not_measured(results))):
         if lines:
             text += f"\n\n{heading}\n" + "\n".join(lines)
     synthetic = sorted({r.workload for r in results if r.data_kind == "synthetic"})

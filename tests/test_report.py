@@ -86,7 +86,7 @@ def test_a_named_baseline_replaces_the_cpu():
 
 def test_json_gives_every_compared_pair_with_its_statistics():
     report = json.loads(render(CPU + GPU_93 + GPU_95 + GPU_98, "json"))
-    assert set(report) == {"cells", "comparisons", "sentences", "outlier_epochs", "not_measured"}
+    assert set(report) == {"cells", "comparisons", "sentences", "outlier_epochs", "input_bound", "not_measured"}
     asked = [(c["question"], c["baseline"], c["other"], c["verdict"]) for c in report["comparisons"]]
     assert asked == [
         ("speed-up", CPU_ID, GPU_93_ID, "faster"), ("speed-up", CPU_ID, GPU_95_ID, "faster"), ("speed-up", CPU_ID, GPU_98_ID, "faster"),
@@ -191,3 +191,15 @@ def test_cudnn_steps_compare_within_one_gpu_model_never_across_two():
                               typed("h200", "9.5", [0.8, 0.9])], "json"))["sentences"]
     steps = [line for line in said if "cuDNN 9.8 vs" in line]
     assert len(steps) == 1 and "cuDNN 9.8 vs 9.5" in steps[0]
+
+
+def test_a_cell_that_waits_for_input_is_marked_input_bound_with_the_advice():
+    def waiting(cell_id, share):
+        data = measurement([epoch(5.0, 10.0)] + [dict(epoch(1.0, 2000.0), input_wait_share=share) for _ in range(2)], data_kind="real")
+        return record(cell_id, measurement=data)
+
+    text = render([waiting("cpu-tf2.21-dogs-vs-cats", 0.05), waiting("cpu-tf2.21-fast", 0.35)])
+    section = text.split("Input-bound cells:")[1].split("\n\n")[0]
+    assert "compare devices on `input: cached`, or raise parallel_calls" in section
+    assert section.strip().splitlines()[1:] == ["- cpu-tf2.21-fast: 35% of each step waiting for input"]
+    assert json.loads(render([waiting("cpu-tf2.21-fast", 0.35)], "json"))["input_bound"] == ["- cpu-tf2.21-fast: 35% of each step waiting for input"]

@@ -21,6 +21,9 @@ import gpu_facts
 import models
 
 
+COMPUTE_STEPS = 10
+
+
 def read_job(argv):
     """The job spec from `benchmark.py --job JSON`; a spec that breaks the contract ends the process with exit 2."""
     if len(argv) != 2 or argv[0] != "--job":
@@ -126,13 +129,15 @@ def main(argv):
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
 
     flops = models.training_flops(model)
+    compute = compute_step_seconds(model, train, lambda: backends.synchronize(job.backend, framework))
     for epoch in timer.epochs:
         # The model's rate, from the median step, apart from the effective one, which includes waiting for input.
         epoch["model_gflops_per_second"] = job.batch_size * flops / epoch["step_seconds_median"] / 1e9
         epoch["gflops_per_second"] = epoch["images_per_second"] * flops / 1e9
+        epoch["input_wait_share"] = max(0.0, 1 - compute / epoch["step_seconds_median"])
     record["epochs"] = timer.epochs
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": models.forward_flops(model),
-                       "training_flops_per_image": flops}
+                       "training_flops_per_image": flops, "compute_step_seconds": compute}
     record["convolution_ops"] = backends.convolution_ops(job.backend, framework, one_step(model, train))
     record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.backend, framework), backends.built_with(job.backend, framework))
     # Again after training: cuDNN is loaded only by the first convolution.
@@ -155,12 +160,34 @@ def inputs(framework, keras, job):
     return train, validation, count
 
 
+def first_batch(train):
+    return train[0] if hasattr(train, "__getitem__") else next(iter(train))
+
+
+def compute_step_seconds(model, train, synchronize):
+    """What a training step costs with no input to wait for: the median of steps on one batch already in memory.
+
+    Measured after the timed epochs, so it changes none of them. Set against an epoch's median
+    step it gives the share of the step spent waiting for the next batch (and in the loop's own
+    overhead): the input_wait_share of each epoch.
+    """
+    inputs, labels = first_batch(train)
+    model.train_on_batch(inputs, labels)  # the first call may trace or compile
+    synchronize()
+    seconds = []
+    for _ in range(COMPUTE_STEPS):
+        started = time.perf_counter()
+        model.train_on_batch(inputs, labels)
+        synchronize()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
 def one_step(model, train):
     """A training step on the first batch, for the profiler: after the timed epochs, so it times nothing."""
 
     def step():
-        inputs, labels = train[0] if hasattr(train, "__getitem__") else next(iter(train))
-        model.train_on_batch(inputs, labels)
+        model.train_on_batch(*first_batch(train))
 
     return step
 

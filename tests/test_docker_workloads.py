@@ -53,6 +53,9 @@ def test_the_same_network_in_keras_2_and_keras_3(measured, tensorflow, keras_maj
         assert epoch["model_gflops_per_second"] == pytest.approx(measurement["settings"]["batch_size"] * TRAINING_FLOPS[model]
                                                                  / epoch["step_seconds_median"] / 1e9)
         assert 0 < epoch["step_seconds_median"] <= epoch["step_seconds_max"] <= epoch["train_seconds"]
+    assert measurement["model"]["training_flops_per_image"] == TRAINING_FLOPS[model]
+    assert measurement["model"]["compute_step_seconds"] > 0
+    assert all(0 <= epoch["input_wait_share"] < 1 for epoch in measurement["epochs"])
     expected_steps = {"dogs-vs-cats": 2, "mnist": 4}[model]  # 64 / 32 and 512 / 128
     assert [epoch["steps"] for epoch in measurement["epochs"]] == [expected_steps] * 2
 

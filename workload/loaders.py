@@ -89,14 +89,17 @@ def dogs_vs_cats(keras, data_dir, split, count, batch_size, settings, seed):
     return dataset_class(keras)(load, len(paths), batch_size, augmenting, cached, settings, seed), len(paths)
 
 
-def mnist(keras, data_dir, split, count, batch_size, settings, seed):
-    """Scaled to [0, 1], one channel, one-hot labels, as the Keras 1 mnist_cnn example did."""
+def mnist_arrays(data_dir, split, count):
+    """The first `count` images of a split, scaled to [0, 1], one channel, one-hot labels, as Keras 1's mnist_cnn had them."""
     with np.load(os.path.join(data_dir, MNIST_FILE)) as arrays:
         images, labels = (arrays["x_train"], arrays["y_train"]) if split == "train" else (arrays["x_test"], arrays["y_test"])
     if len(images) < count:
         raise SystemExit(f"{MNIST_FILE}: {len(images)} {split} images, {count} needed")
-    images = images[:count].reshape(-1, 28, 28, 1).astype("float32") / 255.0
-    labels = np.eye(10, dtype="float32")[labels[:count]]
+    return images[:count].reshape(-1, 28, 28, 1).astype("float32") / 255.0, np.eye(10, dtype="float32")[labels[:count]]
+
+
+def mnist(keras, data_dir, split, count, batch_size, settings, seed):
+    images, labels = mnist_arrays(data_dir, split, count)
 
     def load(indices, rng):
         return images[indices], labels[indices]

@@ -17,7 +17,7 @@ import os
 
 import augment
 import loaders
-from contract import MNIST_FILE, SYNTHETIC_MARKER
+from contract import SYNTHETIC_MARKER
 from loaders import IMAGE_SIZE
 
 SEED = 1337
@@ -114,15 +114,7 @@ def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
 
 
 def mnist(tf, data_dir, split, count, batch_size, settings):
-    """Scaled to [0, 1], one channel, one-hot labels, as the Keras 1 mnist_cnn example did."""
-    import numpy as np
-
-    with np.load(os.path.join(data_dir, MNIST_FILE)) as arrays:
-        images, labels = (arrays["x_train"], arrays["y_train"]) if split == "train" else (arrays["x_test"], arrays["y_test"])
-    if len(images) < count:
-        raise SystemExit(f"{MNIST_FILE}: {len(images)} {split} images, {count} needed")
-    images = images[:count].reshape(-1, 28, 28, 1).astype("float32") / 255.0
-    labels = np.eye(10, dtype="float32")[labels[:count]]
+    images, labels = loaders.mnist_arrays(data_dir, split, count)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if split == "train":
         dataset = dataset.shuffle(count, seed=SEED, reshuffle_each_iteration=True)

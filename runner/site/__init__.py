@@ -310,7 +310,7 @@ def _last_steps_per_host(found: list[history.Step]) -> list[history.Step]:
 
 def _cell_context(view: views.RunView, result, group: list, row: dict) -> dict:
     """Everything a cell's page in a run shows."""
-    measured = views._measured_record(group)
+    measured = views.measured_record(group)
     flagged = views.outlier_epochs(result)
     m = measured.measurement
     return {

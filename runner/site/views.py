@@ -298,7 +298,7 @@ def summary(view: RunView, folder: str) -> dict:
     }
 
 
-def _measured_record(group: list[Record]) -> Record:
+def measured_record(group: list[Record]) -> Record:
     """The record whose measurement a cell's page shows first: its last ok repeat, else its last record."""
     ok = [record for record in group if record.status == "ok" and record.measurement]
     return (ok or group)[-1]
@@ -453,7 +453,7 @@ def cell_points(view: RunView) -> list[dict]:
     grouped = by_cell(view.records)
     points = []
     for result in view.results:
-        record = _measured_record(grouped[result.cell_id])
+        record = measured_record(grouped[result.cell_id])
         measured = record.measurement
         gpu = _dict(measured.gpu) if measured else {}
         points.append({

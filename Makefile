@@ -1,15 +1,19 @@
 # make matrix: build, run and report the matrix (MATRIX=other.yaml to override;
 #              RESUME=1 continues the latest run with the cells it has not measured).
+# make site:   write site/, a static site of every run under results/ (open site/index.html).
 # make test:   every test; the Docker ones need a running engine, the executors ones a package index, the Slurm ones root and Slurm (see README).
 PYTHON ?= python3
 VENV ?= .venv
 MATRIX ?= matrix.yaml
 RUNNER = $(VENV)/bin/python -m runner
 
-.PHONY: matrix test unit-test executors-test docker-test slurm-test
+.PHONY: matrix site test unit-test executors-test docker-test slurm-test
 
 matrix: $(VENV)/.installed
 	$(RUNNER) run -f $(MATRIX) $(if $(RESUME),--resume)
+
+site: $(VENV)/.installed
+	$(RUNNER) publish
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest

@@ -28,6 +28,7 @@ from runner.executors.venv_executor import VenvExecutor
 from runner.plot import plot
 from runner.progress import Progress
 from runner.report import FORMATS, compare, render
+from runner.site import publish
 from runner.stats import MIN_EFFECT
 
 CHART_FILE = "epochs.png"
@@ -105,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios")
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder or run id")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or run id")
+    publish = commands.add_parser("publish", parents=[results_options, verdict_options],
+                                  help="write a static site of every run (opens from disk); only changed runs are rendered again")
+    publish.add_argument("-o", "--output", type=Path, default=Path("site"), metavar="SITE", help="the site's folder (default: %(default)s)")
     return top
 
 
@@ -221,6 +225,7 @@ def cmd_run(args) -> int:
         print("\n" + dispatch.where(result.records))
     if any(record.status == "ok" for record in result.records):
         print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
+    print(f"Site: python -m runner publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
 
 
@@ -307,6 +312,15 @@ def cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def cmd_publish(args) -> int:
+    published = publish(args.results, args.output, args.min_effect / 100, progress)
+    progress(f"{len(published.rendered)} run(s) rendered, {len(published.unchanged)} unchanged, {len(published.removed)} removed"
+             + (f"; in progress: {', '.join(published.in_progress)}" if published.in_progress else "")
+             + (f"; unreadable: {', '.join(published.unreadable)}" if published.unreadable else ""))
+    print(f"Site: {published.index} ({published.index.resolve().as_uri()})")
+    return EXIT_OK
+
+
 def check_writable(path: Path | None, option: str, formats: tuple[str, ...] = ()) -> None:
     """Refuse an output path that cannot be written before any work is done, in one line."""
     if path is None:
@@ -345,4 +359,4 @@ def emit(text: str, output: Path | None) -> None:
 
 
 COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "run-cell": cmd_run_cell, "report": cmd_report, "compare": cmd_compare,
-            "data": cmd_data, "clean": cmd_clean}
+            "data": cmd_data, "clean": cmd_clean, "publish": cmd_publish}

@@ -162,3 +162,11 @@ def test_the_flop_counter_gives_the_seed_networks_hand_counts():
              ("Dense", (4608, 128), (None, 128)), ("Dense", (128, 10), (None, 10))]
     assert sum(models.layer_flops(*layer) for layer in dogs) == 178_384_000
     assert sum(models.layer_flops(*layer) for layer in mnist) == 12_188_416
+
+
+def test_telemetry_is_an_optional_field_so_that_measurements_stored_before_it_still_load():
+    assert Measurement.from_dict(dict(MEASURED)).telemetry is None
+    assert Measurement.from_dict(dict(MEASURED, telemetry="off: CUDNN_MATRIX_TELEMETRY=off")).telemetry.startswith("off")
+    assert Measurement.from_dict(dict(MEASURED, telemetry={"gpus": "not available: x"})).telemetry == {"gpus": "not available: x"}
+    with pytest.raises(ContractError, match=r"measurement: telemetry: expected dict \| str \| None, got 3"):
+        Measurement.from_dict(dict(MEASURED, telemetry=3))

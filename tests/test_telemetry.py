@@ -1,6 +1,6 @@
 """The workload's telemetry sampler: its CPU side for real, in this process, for a fraction of a second; its
 NVML side against a fake pynvml module (a scripted GPU whose clocks drop, that throttles, with or without
-an energy counter)."""
+an energy counter); and what the report says of what it recorded."""
 
 import signal
 import sys
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from runner.report import render
+from test_records import measurement, record
 from workload import contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workload"))  # as the workload runs: its modules side by side
@@ -277,3 +279,19 @@ def test_the_epoch_timer_opens_and_closes_each_epochs_window():
     assert threading.current_thread() is threading.main_thread()
     sampler.stop()
 
+
+def test_from_a_throttled_gpu_to_the_reports_words():
+    fake = FakeGpus()
+    sampler = scripted_sampler(fake)
+    epochs = run_epochs(fake, sampler, [STEADY, STEADY, THROTTLED, THROTTLED, DRIFTING])
+    data = measurement([{"seconds": s, "train_seconds": s * 0.8, "images_per_second": 1600 / s, "telemetry": t}
+                        for s, t in zip((5.0, 2.0, 2.4, 2.4, 2.1), epochs)], data_kind="real")
+    data["telemetry"] = sampler.stop()
+    cell = "gpu-cuda12.6-cudnn9.3-tf2.21-dogs-vs-cats"
+    text = render([record(cell, measurement=data, kind="gpu", cuda="12.6", cudnn="9.3")])
+    lines = text.split("Telemetry, during timed epochs")[1].splitlines()[1:3]
+    assert lines == [
+        f"- {cell}: thermal throttling (hw_thermal_slowdown) in epochs 3-4: its timing is not comparable.",
+        f"- {cell}: SM clock moved between 1800 and 1980 MHz in timed epochs (more than 2% below its highest in epoch 5): "
+        "clocks were not locked; lock them for comparable timings, e.g. `sudo nvidia-smi -lgc 1800,1800` (the lowest SM clock seen while busy).",
+    ]

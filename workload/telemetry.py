@@ -76,11 +76,15 @@ def memory_limit():
         with open("/proc/self/cgroup") as cgroups:
             for line in cgroups:
                 hierarchy, controllers, path = line.rstrip("\n").split(":", 2)
+                path = path.rstrip("/")
                 if hierarchy == "0":  # cgroup v2: the process's own group
-                    candidates.append(f"/sys/fs/cgroup{path.rstrip('/')}/memory.max")
+                    candidates.append(f"/sys/fs/cgroup{path}/memory.max")
+                elif "memory" in controllers.split(","):  # cgroup v1
+                    candidates.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
     except (OSError, ValueError):
         pass
-    candidates += ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]  # a container's v2, v1
+    # Inside a container the process's own group is mounted at the top (v2, then v1).
+    candidates += ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
     for path in candidates:
         try:
             with open(path) as limit:

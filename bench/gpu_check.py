@@ -3,7 +3,9 @@
 It writes a matrix for the versions this interpreter has (torch, jax, the CUDA and cuDNN torch
 was built with), runs it with the local executor, and prints the runner's report, the seed's table
 (CPU, GPU without cuDNN, GPU with cuDNN, GPU jax, per model) and the ratios: cached input against
-JPEG decoding per backend, TF32 and bf16 against fp32, cuDNN autotuning on against off.
+JPEG decoding per backend, TF32 and bf16 against fp32, cuDNN autotuning on against off; and what
+each GPU cell's GPU did in its timed epochs: energy per epoch, images per joule, SM clocks,
+temperature and the clocks event reasons NVML gave.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from tabulate import tabulate
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from runner import records  # noqa: E402
+from runner import records, telemetry  # noqa: E402
 from runner.cells import cell_id  # noqa: E402
+from runner.report import cell_results  # noqa: E402
 from runner.stats import compare_repeats  # noqa: E402
 
 # Full sizes: the seed's Dogs vs Cats; MNIST cut to 12000 images so that the CPU row fits the time.
@@ -112,6 +115,29 @@ def ratios_table(loaded: list, versions: dict[str, str]) -> str:
     return tabulate(rows, headers=["question (above 1.00x: the second is faster)", "ratio"], tablefmt="github")
 
 
+def machine_table(loaded: list) -> str:
+    """Per measured GPU cell, from its records' telemetry: what its GPU did during the timed epochs."""
+    rows = []
+    for result in cell_results(loaded):
+        if result.kind != "gpu" or not result.timed:
+            continue
+        gpus = [gpu for r in loaded if r.cell_id == result.cell_id and r.status == "ok"
+                for epoch in r.measurement.epochs[r.measurement.warmup_epochs:]
+                for gpu in ((epoch.get("telemetry") or {}).get("gpus") or []) if isinstance(gpu, dict)]
+        numbers = lambda key: [gpu[key] for gpu in gpus if isinstance(gpu.get(key), (int, float))]  # noqa: E731
+        low, high, hottest = numbers("sm_clock_mhz_min"), numbers("sm_clock_mhz_max"), numbers("temperature_c_max")
+        reasons = sorted({reason for gpu in gpus if isinstance(gpu.get("clock_event_reasons"), list) for reason in gpu["clock_event_reasons"]})
+        figures = result.telemetry
+        energy = figures.energy_joules if figures else None
+        rows.append([result.cell_id,
+                     telemetry.joules(energy) + "*" * figures.energy_estimated if energy is not None else "not measured",
+                     f"{figures.images_per_joule:.3g}" if figures and figures.images_per_joule is not None else "-",
+                     f"{min(low):.0f}-{max(high):.0f}" if low and high else "-", f"{max(hottest):.0f}" if hottest else "-",
+                     ", ".join(reasons) or "none"])
+    return tabulate(rows, headers=["GPU cell", "GPU energy/epoch", "images/J", "SM clock MHz (min-max)", "max °C",
+                                   "clocks event reasons seen"], tablefmt="github")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, required=True)
@@ -133,6 +159,8 @@ def main() -> int:
     print(seed_table(loaded, versions))
     print()
     print(ratios_table(loaded, versions))
+    print("\nWhat the GPU did in the timed epochs (* energy integrated from power samples):\n")
+    print(machine_table(loaded))
     return 0
 
 

@@ -4,15 +4,16 @@
 #     bench/gpu_check.sh WHEELS_DIR RESULTS_DIR [--quick]
 #
 # WHEELS_DIR holds what such a machine may lack for Keras 3 (keras 3.15.1, namex 0.1.0,
-# optree 0.20.0, as .whl files); they are installed from there into RESULTS_DIR/site, never from
-# the network. PyTorch and JAX (with its CUDA plugin) must be installed already. The cells run
+# optree 0.20.0, as .whl files) and, on a GPU host, for telemetry (nvidia-ml-py, unless it is
+# installed); they are installed from there into RESULTS_DIR/site, never from the network.
+# PyTorch and JAX (with its CUDA plugin) must be installed already. The cells run
 # with the local executor in this interpreter; results, the report and the chart go to
 # RESULTS_DIR. --quick shrinks every cell (a smoke test, e.g. on a CPU-only host, where the GPU
 # cells are skipped with the reason). Meant to finish in under 8 minutes on a current
 # data-centre GPU with 16 cores.
 set -euo pipefail
 if [ $# -lt 2 ]; then
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 wheels=$1
@@ -22,6 +23,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-python3}
 
 mkdir -p "$results"
+# GPU energy, clocks and throttling are read through nvidia-ml-py: without it the GPU cells still run,
+# and their records say GPU telemetry was not available. Say so before spending the GPU's time.
+if command -v nvidia-smi >/dev/null && ! ls "$wheels"/nvidia_ml_py-*.whl >/dev/null 2>&1 \
+    && ! "$python" -c "import importlib.metadata as m; m.version('nvidia-ml-py')" 2>/dev/null; then
+    echo "warning: nvidia-ml-py is not installed and $wheels has no nvidia_ml_py wheel: no GPU energy, clocks or" \
+         "throttling will be recorded (fetch it elsewhere with pip download --no-deps nvidia-ml-py, about 50 kB)" >&2
+fi
 "$python" -m pip install --quiet --no-index --no-deps --no-compile --disable-pip-version-check \
     --upgrade --target "$results/site" "$wheels"/*.whl
 export PYTHONPATH="$results/site:$here/..${PYTHONPATH:+:$PYTHONPATH}"

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 # Short names in ids: cpu-tf2.21-dogs-vs-cats, cpu-torch2.11-dogs-vs-cats.
 FRAMEWORK_ABBREVIATIONS = {"tensorflow": "tf", "torch": "torch", "jax": "jax"}
+# pynvml, through which the workload's telemetry reads GPU energy, clocks and throttling (workload/telemetry.py).
+# Pure Python; it loads the driver's libnvidia-ml.so.1 at run time, so any release works with any driver.
+NVML_REQUIREMENT = "nvidia-ml-py>=12"
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ def environment_for(axes: dict[str, str], base: str, keras: str = "", cudnn_requ
     Plain tensorflow, never tensorflow[and-cuda]: the extra would bring pip
     copies of CUDA and cuDNN that shadow the base image's, and the cell would
     not time the versions it names. torch's PyPI build and jax[cudaN] bring
-    their own CUDA libraries; their cuDNN is pinned to the cell's minor.
+    their own CUDA libraries; their cuDNN is pinned to the cell's minor. GPU
+    environments also get nvidia-ml-py, for the workload's telemetry.
     """
     framework, version = axes["framework"], axes["framework_version"]
     package = framework
@@ -54,6 +58,8 @@ def environment_for(axes: dict[str, str], base: str, keras: str = "", cudnn_requ
         package = f"jax[cuda{axes['cuda'].split('.')[0]}]"
     # Pillow decodes JPEGs for the framework-neutral loader (workload/loaders.py); TensorFlow uses its own.
     requirements = [f"{package}=={version}.*"] + ([f"keras=={keras}.*"] if keras else []) + ["pillow>=10"]
+    if axes["kind"] == "gpu":
+        requirements.append(NVML_REQUIREMENT)
     variables = {"KERAS_BACKEND": framework}
     if framework == "tensorflow":
         variables["TF_CPP_MIN_LOG_LEVEL"] = "1"

@@ -6,7 +6,9 @@ epochs, and the speed-up against a baseline, by default the workload's CPU
 cell, with its interval and verdict (runner/stats.py says how they are
 decided). Under the table, the seed's kind of sentences ("the GPU is 12.3x
 the CPU"; each cuDNN against the previous one), with the same interval and
-verdict.
+verdict. Where the records carry telemetry (runner/telemetry.py), peak memory,
+GPU energy per epoch and images per joule join the table, and throttling or
+moving clocks during timed epochs are said under it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ from statistics import median
 
 from tabulate import tabulate
 
+from runner import telemetry
 from runner.records import Record
 from runner.stats import ALPHA, MIN_EFFECT, OUTLIER_MADS, Comparison, Summary, compare_repeats, summarize
+from runner.telemetry import CellTelemetry
 
 FORMATS = ("github", "plain", "markdown", "csv", "json")
 COLUMNS = ["cell", "status", "workload", "device", "CUDA", "cuDNN named / loaded", "TF / Keras loaded",
            "first epoch s", "repeats", "epoch s median (repeat range)", "outlier epochs", "images/s", "speed-up"]
+# Added only when some cell's records carry the figures, so that runs from before telemetry read as they did.
+MEMORY_COLUMNS = ["peak RSS"]
+GPU_COLUMNS = ["GPU memory peak", "GPU energy/epoch", "images/J"]
+ESTIMATED_NOTE = "* GPU energy integrated from power samples: the GPU has no energy counter."
+TELEMETRY_NOTE = f"Telemetry, during timed epochs ({telemetry.LOCK_NOTE[:-1]}):"
 
 
 def method_note(min_effect: float) -> str:
@@ -57,6 +66,7 @@ class CellResult:
     images_per_second: float | None
     repeats: int
     input_wait: float | None = None  # median share of a timed step spent waiting for the next batch, where recorded
+    telemetry: CellTelemetry | None = None  # what the machine did (runner/telemetry.py); None for records without it
 
 
 def cell_results(records: list[Record]) -> list[CellResult]:
@@ -89,6 +99,7 @@ def _pool(group: list[Record]) -> CellResult:
         images_per_second=median([epoch["images_per_second"] for record in ok for epoch in _timed(record)]) if repeats else None,
         repeats=len(repeats),
         input_wait=_median_of([epoch.get("input_wait_share") for record in repeats for epoch in _timed(record)]),
+        telemetry=telemetry.summarize(last.cell_id, last.kind, ok),
     )
 
 
@@ -168,12 +179,21 @@ def _cudnn_steps(gpus: list[CellResult]) -> list[tuple[CellResult, CellResult]]:
     return steps
 
 
+def columns(results: list[CellResult]) -> list[str]:
+    """COLUMNS, and the telemetry columns some cell has figures for."""
+    found = [result.telemetry for result in results if result.telemetry]
+    memory = any(t.peak_rss_bytes is not None for t in found)
+    gpu = any(t.energy_per_repeat or t.gpu_memory_bytes is not None for t in found)
+    return COLUMNS + MEMORY_COLUMNS * (memory or gpu) + GPU_COLUMNS * gpu  # every row's values are in this order
+
+
 def table_rows(results: list[CellResult], chosen: dict[str, CellResult], found: list[Pair]) -> list[dict[str, str]]:
     speedups = {pair.other.cell_id: pair.comparison for pair in found if pair.question == "speed-up"}
+    shown = columns(results)
     rows = []
     for result in results:
         speedup = speedups.get(result.cell_id)
-        rows.append(dict(zip(COLUMNS, [
+        rows.append(dict(zip(shown, [
             result.cell_id,
             result.status,
             result.workload,
@@ -187,8 +207,22 @@ def table_rows(results: list[CellResult], chosen: dict[str, CellResult], found: 
             str(len(result.outlier_epochs)) if result.timed else "-",
             f"{result.images_per_second:.0f}" if result.images_per_second else "-",
             "baseline" if chosen.get(result.model) is result else speedup.as_times() if speedup else "-",
+            *_telemetry_cells(result.telemetry),
         ])))
     return rows
+
+
+def _telemetry_cells(figures: CellTelemetry | None) -> list[str]:
+    """peak RSS, GPU memory peak, GPU energy per epoch (* when integrated from power samples), images per joule."""
+    if figures is None:
+        return ["-"] * 4
+    energy = figures.energy_joules
+    return [
+        telemetry.size(figures.peak_rss_bytes) if figures.peak_rss_bytes is not None else "-",
+        telemetry.size(figures.gpu_memory_bytes) if figures.gpu_memory_bytes is not None else "-",
+        telemetry.joules(energy) + "*" * figures.energy_estimated if energy is not None else "-",
+        f"{figures.images_per_joule:.3g}" if figures.images_per_joule is not None else "-",
+    ]
 
 
 def sentences(results: list[CellResult], chosen: dict[str, CellResult], found: list[Pair]) -> list[str]:
@@ -207,13 +241,19 @@ def sentences(results: list[CellResult], chosen: dict[str, CellResult], found: l
 def _gpu_sentence(model: str, pair: Pair) -> str:
     c = pair.comparison
     interval = f" ({c.ci_low:.1f}-{c.ci_high:.1f}x)" if c.ci_low is not None else ""
-    return f"{model}: the GPU ({pair.other.cell_id}) is {c.ratio:.1f}x the {_name(pair.baseline)}{interval}: {c.words}."
+    return f"{model}: the GPU ({pair.other.cell_id}) is {c.ratio:.1f}x the {_name(pair.baseline)}{interval}: {c.words}{_doubt(pair)}."
 
 
 def _cudnn_sentence(model: str, pair: Pair) -> str:
     previous, current = pair.baseline, pair.other
     return (f"{model}: cuDNN {current.cudnn_named} vs {previous.cudnn_named} (CUDA {current.cuda}, TF/Keras {current.versions}): "
-            f"{pair.comparison.as_percent()}.")
+            f"{pair.comparison.as_percent()}{_doubt(pair)}.")
+
+
+def _doubt(pair: Pair) -> str:
+    """What a sentence must add when one of its cells ran throttled or on moving clocks."""
+    doubtful = [r.cell_id for r in (pair.baseline, pair.other) if r.telemetry and r.telemetry.doubtful]
+    return f" (not comparable: {' and '.join(doubtful)} ran throttled or on moving clocks, see below)" if doubtful else ""
 
 
 def _name(result: CellResult) -> str:
@@ -245,6 +285,16 @@ def input_bound_lines(results: list[CellResult]) -> list[str]:
             for result in results if result.input_wait is not None and result.input_wait > INPUT_BOUND]
 
 
+def telemetry_lines(results: list[CellResult]) -> list[str]:
+    """The telemetry's warnings; cells with the same words (clocks held but not locked, alike) are listed under them once."""
+    by_words: dict[str, list[str]] = {}
+    for result in results:
+        for subject, words in result.telemetry.warnings if result.telemetry else ():
+            by_words.setdefault(words, []).append(subject)
+    return [f"- {subjects[0]}: {words}" if len(subjects) == 1 else f"- {len(subjects)} cells: {words[:-1]}: {', '.join(subjects)}"
+            for words, subjects in by_words.items()]
+
+
 def outlier_lines(results: list[CellResult]) -> list[str]:
     return [f"- {result.cell_id}: {label}" for result in results for label in result.outlier_epochs]
 
@@ -259,19 +309,22 @@ def render(records: list[Record], table_format: str = "github", baseline: str | 
     found = pairs(results, chosen, min_effect)
     rows = table_rows(results, chosen, found)
     said = sentences(results, chosen, found)
+    warned = telemetry_lines(results)
     if table_format == "json":
         return json.dumps({"cells": rows, "comparisons": [pair.to_dict() for pair in found], "sentences": said,
                            "outlier_epochs": outlier_lines(results), "input_bound": input_bound_lines(results),
-                           "not_measured": not_measured(results)}, indent=2)
-    text = _table(COLUMNS, [list(row.values()) for row in rows], table_format)
+                           "telemetry_warnings": warned, "not_measured": not_measured(results)}, indent=2)
+    text = _table(columns(results), [list(row.values()) for row in rows], table_format)
     if table_format == "csv":
         return text
+    if any(result.telemetry and result.telemetry.energy_estimated for result in results):
+        text += "\n" + ESTIMATED_NOTE
     if said:
         text += "\n\n" + "\n".join(said)
     if found:
         text += "\n" + method_note(min_effect)
     for heading, lines in ((OUTLIER_NOTE, outlier_lines(results)), (INPUT_BOUND_NOTE, input_bound_lines(results)),
-                           ("Not measured:", not_measured(results))):
+                           (TELEMETRY_NOTE, warned), ("Not measured:", not_measured(results))):
         if lines:
             text += f"\n\n{heading}\n" + "\n".join(lines)
     synthetic = sorted({r.workload for r in results if r.data_kind == "synthetic"})
@@ -290,26 +343,46 @@ def compare(records_a: list[Record], records_b: list[Record], name_a: str, name_
     results_a = {result.cell_id: result for result in cell_results(records_a)}
     results_b = {result.cell_id: result for result in cell_results(records_b)}
     headers = ["cell", f"A: {name_a} epoch s", f"B: {name_b} epoch s", "repeats A / B", "B vs A"]
+    common = [cell for cell in results_a if cell in results_b]
+    energies = {cell: (_energy(results_a[cell]), _energy(results_b[cell])) for cell in common}
+    with_energy = any(a is not None and b is not None for a, b in energies.values())
+    if with_energy:
+        headers += ["A GPU energy/epoch", "B GPU energy/epoch", "energy B / A"]
     rows, compared = [], []
-    for cell_id in (cell for cell in results_a if cell in results_b):
+    for cell_id in common:
         a, b = results_a[cell_id], results_b[cell_id]
         comparison = compare_repeats(a.timed.per_repeat, b.timed.per_repeat, min_effect) if a.timed and b.timed else None
         rows.append([cell_id, _timing(a, missing=a.status), _timing(b, missing=b.status), f"{a.repeats} / {b.repeats}",
                      comparison.as_times() if comparison else "-"])
+        if with_energy:
+            joules_a, joules_b = energies[cell_id]
+            both = joules_a is not None and joules_b is not None
+            rows[-1] += [telemetry.joules(joules_a) if joules_a is not None else "-", telemetry.joules(joules_b) if joules_b is not None else "-",
+                         f"{joules_b / joules_a:.2f}" if both else "-"]
         if comparison:
             compared.append(_comparison_json("B vs A", f"{name_a}/{cell_id}", f"{name_b}/{cell_id}", comparison))
     only = {label: [c for c in mine if c not in theirs] for label, mine, theirs in (("A", results_a, results_b), ("B", results_b, results_a))}
+    warned = {label: telemetry_lines([results[cell] for cell in common])
+              for label, results in (("A", results_a), ("B", results_b))}
     if table_format == "json":
         return json.dumps({"cells": [dict(zip(headers, row)) for row in rows], "comparisons": compared,
-                           "only_in": only}, indent=2)
+                           "only_in": only, "telemetry_warnings": warned}, indent=2)
     text = _table(headers, rows, table_format)
     if table_format == "csv":
         return text
-    text += "\n\nB vs A above 1.00x: B is faster.\n" + method_note(min_effect)
+    text += "\n\nB vs A above 1.00x: B is faster." + (" energy B / A below 1.00: B used less GPU energy per epoch." if with_energy else "")
+    text += "\n" + method_note(min_effect)
     for label, cells in only.items():
         if cells:
             text += f"\nOnly in {label}: {', '.join(cells)}"
+    for label, name in (("A", name_a), ("B", name_b)):
+        if warned[label]:
+            text += f"\n\n{label} ({name}): {TELEMETRY_NOTE[0].lower()}{TELEMETRY_NOTE[1:]}\n" + "\n".join(warned[label])
     return text
+
+
+def _energy(result: CellResult) -> float | None:
+    return result.telemetry.energy_joules if result.telemetry else None
 
 
 def _spread(seconds: tuple[float, ...]) -> str:

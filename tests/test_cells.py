@@ -92,7 +92,7 @@ def test_the_recipe_is_data_a_keras_pin_and_a_cudnn_pin_included():
     axes = {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21", "cuda": "12.6", "cudnn": "9.3", "keras": "3.12"}
     spec = environment_for(axes, "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04", "3.12", "nvidia-cudnn-cu12==9.3.0.75")
     assert spec.name == "gpu-cuda12.6-cudnn9.3-tf2.21-keras3.12"
-    assert spec.requirements == ("tensorflow==2.21.*", "keras==3.12.*", "pillow>=10")
+    assert spec.requirements == ("tensorflow==2.21.*", "keras==3.12.*", "pillow>=10", "nvidia-ml-py>=12")
     assert spec.libraries == ("nvidia-cudnn-cu12==9.3.0.75",)
     assert spec.describe()["variables"] == {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "1"}
 
@@ -138,7 +138,7 @@ def test_gpu_cells_carry_their_axes_and_the_tables_verdict(tmp_path):
     assert runs.excluded == ""
     assert runs.environment.kind == "gpu"
     assert runs.environment.base == "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04"
-    assert runs.environment.requirements == ("tensorflow==2.21.*", "pillow>=10")
+    assert runs.environment.requirements == ("tensorflow==2.21.*", "pillow>=10", "nvidia-ml-py>=12")  # NVML for telemetry
     assert runs.environment.libraries == ("nvidia-cudnn-cu12==9.3.0.75",)
     assert excluded.axis("cudnn") == "8.9"
     assert "another major" in excluded.excluded
@@ -175,9 +175,9 @@ def test_k_selects_by_substring_or_glob(cells, pattern, selected):
     ({"kind": "cpu", "framework": "torch", "framework_version": "2.11"}, ("torch==2.11.*", "keras==3.15.*", "pillow>=10"), ()),
     ({"kind": "cpu", "framework": "jax", "framework_version": "0.10"}, ("jax==0.10.*", "keras==3.15.*", "pillow>=10"), ()),
     ({"kind": "gpu", "framework": "torch", "framework_version": "2.11", "cuda": "13.0", "cudnn": "9.19"},
-     ("torch==2.11.*", "keras==3.15.*", "pillow>=10"), ("nvidia-cudnn-cu13==9.19.1.2",)),
+     ("torch==2.11.*", "keras==3.15.*", "pillow>=10", "nvidia-ml-py>=12"), ("nvidia-cudnn-cu13==9.19.1.2",)),
     ({"kind": "gpu", "framework": "jax", "framework_version": "0.11", "cuda": "13.0", "cudnn": "9.13"},
-     ("jax[cuda13]==0.11.*", "keras==3.15.*", "pillow>=10"), ("nvidia-cudnn-cu13==9.13.1.26",)),
+     ("jax[cuda13]==0.11.*", "keras==3.15.*", "pillow>=10", "nvidia-ml-py>=12"), ("nvidia-cudnn-cu13==9.13.1.26",)),
 ])
 def test_torch_and_jax_recipes_install_keras_3_beside_them_and_name_the_backend(tmp_path, axes, requirements, libraries):
     kind = axes["kind"]

@@ -171,3 +171,11 @@ def test_training_flops_leave_out_the_first_layers_input_gradient(monkeypatch):
     first, dense = (models.layer_flops(*layer) for layer in layers)
     assert models.forward_flops(None) == first + dense
     assert models.training_flops(None) == 3 * (first + dense) - first
+
+
+def test_telemetry_is_an_optional_field_so_that_measurements_stored_before_it_still_load():
+    assert Measurement.from_dict(dict(MEASURED)).telemetry is None
+    assert Measurement.from_dict(dict(MEASURED, telemetry="off: CUDNN_MATRIX_TELEMETRY=off")).telemetry.startswith("off")
+    assert Measurement.from_dict(dict(MEASURED, telemetry={"gpus": "not available: x"})).telemetry == {"gpus": "not available: x"}
+    with pytest.raises(ContractError, match=r"measurement: telemetry: expected dict \| str \| None, got 3"):
+        Measurement.from_dict(dict(MEASURED, telemetry=3))

@@ -54,6 +54,10 @@ def test_every_backend_trains_the_same_network(measured, backend, model):
     assert settings["loader"] == ("tfdata" if backend == "tensorflow" else "python")
     assert (settings["precision"], settings["compute_dtype"], settings["tf32"]) == ("fp32", "float32", False)
     assert len(measurement["epochs"]) == 2
+    limit = measurement["telemetry"]["memory_limit_bytes"]
+    for epoch in measurement["epochs"]:  # the same sampler beside every backend's threads
+        assert PARAMETERS[model] * 4 < epoch["telemetry"]["process_peak_rss_bytes"] < limit
+        assert epoch["telemetry"]["gpus"].startswith("not available: ")
 
 
 def test_torch_records_the_convolution_it_called(measured):

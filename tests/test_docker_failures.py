@@ -38,7 +38,7 @@ def test_each_failure_becomes_a_record_and_the_other_cells_still_run(tmp_path, d
     (tmp_path / "matrix.yaml").write_text(FAULTS_MATRIX)
     run = runner("run", "-f", tmp_path / "matrix.yaml", "--results", tmp_path / "results")
     assert run.returncode == 1, run.stderr[-3000:]
-    _, records = records_of(tmp_path / "results")
+    run_folder, records = records_of(tmp_path / "results")
     assert len(records) == 10
 
     assert records["cpu-tf2.21-dogs-vs-cats"]["status"] == "ok"
@@ -51,7 +51,7 @@ def test_each_failure_becomes_a_record_and_the_other_cells_still_run(tmp_path, d
         assert reasons[f"cpu-tf2.999-{workload}"].startswith("image build failed: ")
     assert "tensorflow==2.999" in records["cpu-tf2.999-crash"]["log_tail"]
     assert "injected fault: crash" in records["cpu-tf2.21-crash"]["log_tail"]
-    assert docker_client.containers.list(all=True, filters={"label": "io.cudnn-matrix.run-id"}) == []
+    assert docker_client.containers.list(all=True, filters={"label": f"io.cudnn-matrix.run-id={run_folder.name}"}) == []
 
 
 INTERRUPT_MATRIX = f"""

@@ -66,3 +66,23 @@ def test_pipeline_settings_are_recorded(measured):
     assert jpeg == {"input": "jpeg", "autotune": False, "parallel_calls": 2, "prefetch_batches": 2}
     assert cached["input"] == "cached"
     assert measured["cpu-tf2.15-dogs-vs-cats-cached"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("tensorflow", ["2.15", "2.21"])
+@pytest.mark.parametrize("model", ["dogs-vs-cats", "mnist"])
+def test_every_epoch_says_what_the_machine_did(measured, tensorflow, model):
+    measurement = measured[f"cpu-tf{tensorflow}-{model}"]["measurement"]
+    run = measurement["telemetry"]
+    assert run["memory_limit_bytes"] == 16 * 2**30  # limits.memory's default, as the container's cgroup has it
+    parameter_bytes = PARAMETERS[model] * 4  # the model's float32 weights: any process that trains it holds more
+    for epoch in measurement["epochs"]:
+        figures = epoch["telemetry"]
+        assert figures["samples"] >= 2  # at least the epoch's first and last
+        for key in ("rss_bytes_max", "process_peak_rss_bytes"):
+            assert parameter_bytes < figures[key] < run["memory_limit_bytes"], key
+        assert 0 < figures["cpu_seconds"] and 0 < figures["cpu_utilisation"] <= 1.1
+        assert figures["gpus"] == "not available: no NVIDIA driver (libnvidia-ml.so.1 not found)"
+    peaks = [epoch["telemetry"]["process_peak_rss_bytes"] for epoch in measurement["epochs"]]
+    assert peaks == sorted(peaks)  # the kernel's high-water mark only rises
+    assert run["gpus"] == "not available: no NVIDIA driver (libnvidia-ml.so.1 not found)"
+    assert run["sampler"]["samples"] >= 2 * len(measurement["epochs"]) and run["sampler"]["cpu_share"] < 0.01  # under 1%

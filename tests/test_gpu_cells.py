@@ -170,7 +170,7 @@ def test_every_default_gpu_cell_renders_a_complete_recipe():
     for cell in runnable:
         cuda, cudnn, environment = cell.axis("cuda"), cell.axis("cudnn"), cell.environment
         assert environment.base == table.cuda[cuda].base_image
-        assert environment.requirements == (f"tensorflow=={cell.axis('framework_version')}.*", "pillow>=10")
+        assert environment.requirements == (f"tensorflow=={cell.axis('framework_version')}.*", "pillow>=10", "nvidia-ml-py>=12")
         base_carries_it = table.cuda[cuda].cudnn.startswith(cudnn + ".")
         assert environment.libraries == (() if base_carries_it else (table.cudnn_pip["12"][cudnn],))
         files = context_files(environment, matrix.build)

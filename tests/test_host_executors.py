@@ -242,3 +242,12 @@ def test_the_report_says_when_cells_ran_without_isolation(tmp_path):
     records = run_cells(asking_for(plan_of(tmp_path, FAULTS, "crash"), ()), local_executor())
     assert render(list(records.values())).endswith(
         "\n\nCells run without isolation (executor local): other processes on the host may have shared their CPU, memory and GPU.")
+
+
+def test_the_local_executor_does_not_exclude_a_gpu_cell_for_want_of_the_telemetrys_nvml_binding():
+    from runner.environments import NVML_REQUIREMENT, EnvironmentSpec
+    from runner.executors import Prepared
+
+    pyyaml = ".".join(importlib.metadata.version("pyyaml").split(".")[:2])
+    spec = EnvironmentSpec("gpu", "gpu-x", "", (f"pyyaml=={pyyaml}.*", NVML_REQUIREMENT))
+    assert isinstance(local_executor().prepare(spec), Prepared)  # nvidia-ml-py is not in this venv: telemetry says so instead

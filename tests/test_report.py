@@ -15,6 +15,7 @@ from runner.plot import plot
 from runner.report import COLUMNS, OUTLIER_NOTE, compare, render
 from runner.stats import VERDICTS
 from test_records import epoch, measurement, record
+from workload.contract import Measurement
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN_A, RUN_B = sorted((FIXTURES / "runs").iterdir())
@@ -86,7 +87,7 @@ def test_a_named_baseline_replaces_the_cpu():
 
 def test_json_gives_every_compared_pair_with_its_statistics():
     report = json.loads(render(CPU + GPU_93 + GPU_95 + GPU_98, "json"))
-    assert set(report) == {"cells", "comparisons", "sentences", "outlier_epochs", "input_bound", "not_measured"}
+    assert set(report) == {"cells", "comparisons", "sentences", "outlier_epochs", "input_bound", "telemetry_warnings", "not_measured"}
     asked = [(c["question"], c["baseline"], c["other"], c["verdict"]) for c in report["comparisons"]]
     assert asked == [
         ("speed-up", CPU_ID, GPU_93_ID, "faster"), ("speed-up", CPU_ID, GPU_95_ID, "faster"), ("speed-up", CPU_ID, GPU_98_ID, "faster"),
@@ -203,3 +204,113 @@ def test_a_cell_that_waits_for_input_is_marked_input_bound_with_the_advice():
     assert "compare devices on `input: cached`, or raise parallel_calls" in section
     assert section.strip().splitlines()[1:] == ["- cpu-tf2.21-fast: 35% of each step waiting for input"]
     assert json.loads(render([waiting("cpu-tf2.21-fast", 0.35)], "json"))["input_bound"] == ["- cpu-tf2.21-fast: 35% of each step waiting for input"]
+
+
+# --- telemetry: what the machine did, on constructed records ---------------------------------------
+
+
+def gpu_figures(energy=300.0, sm=(1980, 1980), reasons=(), source="counter"):
+    """One GPU's figures for one epoch, as workload/telemetry.py records them."""
+    return {"index": 0, "samples": 8, "busy_samples": 8, "energy_joules": energy, "energy_source": source,
+            "power_watts_mean": 300.0, "power_watts_max": 310.0, "sm_clock_mhz_min": sm[0], "sm_clock_mhz_max": sm[1],
+            "memory_clock_mhz_min": 2619, "memory_clock_mhz_max": 2619, "temperature_c_max": 70, "utilisation_percent_mean": 97.0,
+            "memory_used_bytes_max": 12 * 2**30, "clock_event_reasons": list(reasons)}
+
+
+def observed(cell_id, seconds, gpus, kind="gpu", cudnn="9.3", repeat=0, applications=(1980, 1980)):
+    """A record like timed(), each epoch with telemetry: `gpus(number)` gives epoch `number`'s GPU list (or a string)."""
+    made = timed(cell_id, seconds, kind, cudnn, repeat)
+    data = dataclasses.asdict(made.measurement)
+    for number, epoch in enumerate(data["epochs"], 1):
+        epoch["telemetry"] = {"samples": 8, "rss_bytes_max": 900 * 2**20, "process_peak_rss_bytes": (900 + number) * 2**20,
+                              "children_peak_rss_bytes": 0, "cpu_seconds": 1.5, "cpu_utilisation": 0.4, "gpus": gpus(number)}
+    facts = [{"index": 0, "applications_sm_clock_mhz": applications[0], "default_applications_sm_clock_mhz": applications[1]}]
+    data["telemetry"] = {"interval_seconds": 0.25, "gpus": gpus(1) if isinstance(gpus(1), str) else facts, "sampler": {}}
+    return dataclasses.replace(made, measurement=Measurement.from_dict(data))
+
+
+STEADY_GPU = lambda number: [gpu_figures()]  # noqa: E731
+NO_DRIVER = "not available: no NVIDIA driver (libnvidia-ml.so.1 not found)"
+
+
+def test_telemetry_adds_peak_memory_energy_and_images_per_joule_columns():
+    cpu = [observed(CPU_ID, [10.0, 10.1, 9.9], lambda n: NO_DRIVER, kind="cpu", repeat=r) for r in range(2)]
+    gpu = [observed(GPU_93_ID, [1.0, 1.01, 0.99], lambda n: [gpu_figures(energy=300.0 + n)], repeat=r) for r in range(2)]
+    rows = list(csv.DictReader(io.StringIO(render(cpu + gpu, "csv"))))
+    assert list(rows[0]) == COLUMNS + ["peak RSS", "GPU memory peak", "GPU energy/epoch", "images/J"]
+    assert [row["peak RSS"] for row in rows] == ["904 MiB", "904 MiB"]  # the highest of any epoch: the last, the 4th
+    assert [row["GPU memory peak"] for row in rows] == ["-", "12.00 GiB"]
+    assert [row["GPU energy/epoch"] for row in rows] == ["-", "303 J"]  # median of the timed epochs' 302, 303, 304 J
+    assert rows[1]["images/J"] == "5.28"  # 2000/s x 0.8 s = 1600 images over 303 J
+    only_cpu = list(csv.DictReader(io.StringIO(render(cpu, "csv"))))
+    assert list(only_cpu[0]) == COLUMNS + ["peak RSS"]
+    assert "Telemetry" not in render(cpu)  # a CPU cell has no GPU to warn about
+
+
+def test_energy_integrated_from_power_samples_is_marked():
+    gpu = [observed(GPU_93_ID, [1.0, 1.0], lambda n: [gpu_figures(energy=250.0, source="power samples")])]
+    text = render(gpu)
+    assert "| 250 J*" in text
+    assert "* GPU energy integrated from power samples: the GPU has no energy counter." in text
+
+
+def test_throttling_in_timed_epochs_is_said_in_words_and_the_warm_up_is_not_judged():
+    def hot(number):
+        return [gpu_figures(sm=(1410, 1980), reasons=["hw_thermal_slowdown"] if number in (1, 3, 4, 5) else [])]
+
+    def capped(number):
+        return [gpu_figures(sm=(1900, 1980), reasons=["sw_power_cap"] if number == 4 else [])]
+
+    records = [observed(GPU_93_ID, [1.0] * 5, hot), observed(GPU_93_ID, [1.0] * 5, capped, repeat=1)]
+    report = json.loads(render(records, "json"))
+    assert report["telemetry_warnings"][0] == (
+        f"- {GPU_93_ID}: thermal throttling (hw_thermal_slowdown) in epochs 3-5 of repeat 1; "
+        "power capping (sw_power_cap) in epoch 4 of repeat 2: its timing is not comparable.")
+
+
+def test_a_cudnn_step_with_a_throttled_cell_says_it_is_not_comparable():
+    throttled = [observed(GPU_95_ID, [1.25] * 3, lambda n: [gpu_figures(reasons=["sw_thermal_slowdown"])], cudnn="9.5", repeat=r)
+                 for r in range(5)]
+    steady = [observed(GPU_93_ID, [1.0] * 3, STEADY_GPU, repeat=r) for r in range(5)]
+    said = json.loads(render(steady + throttled, "json"))["sentences"]
+    assert said == [
+        "dogs-vs-cats: cuDNN 9.5 vs 9.3 (CUDA 12.6, TF/Keras 2.21.0 / 3.12.0): -20.0% (-20.0% to -20.0%): slower "
+        f"(not comparable: {GPU_95_ID} ran throttled or on moving clocks, see below)."]
+
+
+def test_clocks_that_moved_or_that_nothing_locked_are_warned_about_with_how_to_lock_them():
+    moving = observed(GPU_93_ID, [1.0] * 4, lambda n: [gpu_figures(sm=(1755, 1980) if n == 3 else (1980, 1980))])
+    steady = observed(GPU_95_ID, [1.0] * 4, STEADY_GPU, cudnn="9.5")
+    locked = observed(GPU_98_ID, [1.0] * 4, lambda n: [gpu_figures(sm=(1500, 1500))], cudnn="9.8", applications=(1500, 1980))
+    lines = json.loads(render([moving, steady, locked], "json"))["telemetry_warnings"]
+    assert lines == [
+        f"- {GPU_93_ID}: SM clock moved between 1755 and 1980 MHz in timed epochs (more than 2% below its highest in epoch 3): "
+        "clocks were not locked; lock them for comparable timings, e.g. `sudo nvidia-smi -lgc 1755,1755` (the lowest SM clock seen while busy).",
+        f"- {GPU_95_ID}: SM clock held at 1980 MHz, but NVML shows no locked clocks, so a warmer room or another job could move them; "
+        "lock them for comparable timings, e.g. `sudo nvidia-smi -lgc 1980,1980` (the lowest SM clock seen while busy).",
+    ]
+    text = render([moving, steady, locked])
+    assert "cudnn-matrix reads clocks and never sets them; `sudo nvidia-smi -rgc` unlocks clocks locked with -lgc" in text
+
+
+def test_a_gpu_cell_without_gpu_figures_says_why_and_that_nothing_was_checked():
+    blind = observed(GPU_93_ID, [1.0, 1.0], lambda n: "not available: the nvidia-ml-py package is not installed (import pynvml failed)")
+    assert json.loads(render([blind], "json"))["telemetry_warnings"] == [
+        f"- {GPU_93_ID}: no GPU telemetry (not available: the nvidia-ml-py package is not installed (import pynvml failed)): "
+        "its clocks and throttling were not checked."]
+    off = dataclasses.replace(blind, measurement=dataclasses.replace(blind.measurement, telemetry="off: CUDNN_MATRIX_TELEMETRY=off"))
+    assert "no GPU telemetry (off: CUDNN_MATRIX_TELEMETRY=off)" in render([off])
+
+
+def test_compare_shows_energy_beside_time_where_both_runs_have_it_and_each_runs_warnings():
+    before = [observed(GPU_93_ID, [1.0] * 3, STEADY_GPU, repeat=r) for r in range(2)]
+    after = [observed(GPU_93_ID, [1.0] * 3, lambda n: [gpu_figures(energy=240.0, reasons=["sw_power_cap"])], repeat=r) for r in range(2)]
+    report = json.loads(compare(before, after, "before", "after", "json"))
+    row = report["cells"][0]
+    assert (row["A GPU energy/epoch"], row["B GPU energy/epoch"], row["energy B / A"]) == ("300 J", "240 J", "0.80")
+    assert report["telemetry_warnings"]["B"] == [
+        f"- {GPU_93_ID}: power capping (sw_power_cap) in epochs 2-4 of repeats 1-2: its timing is not comparable."]
+    text = compare(before, after, "before", "after")
+    assert "energy B / A below 1.00: B used less GPU energy per epoch." in text
+    assert "\n\nB (after): telemetry, during timed epochs" in text
+    assert "energy" not in compare(GPU_93, GPU_93, "a", "b")  # no telemetry in either: the table as it was

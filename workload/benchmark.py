@@ -19,6 +19,7 @@ import backends
 import contract
 import gpu_facts
 import models
+import telemetry
 
 
 COMPUTE_STEPS = 10
@@ -59,11 +60,12 @@ def inject(fault):
         sys.exit(0)
 
 
-def epoch_timer(keras, train_images, epochs_total, synchronize):
+def epoch_timer(keras, train_images, epochs_total, synchronize, sampler=None):
     """A callback that keeps wall times per epoch (training apart from validation) and per training step.
 
     Every clock is read after `synchronize`: asynchronous backends would otherwise time work
-    queued on the GPU, not work done.
+    queued on the GPU, not work done. With a telemetry sampler, each epoch also gets what the
+    machine did meanwhile; its window opens before the epoch's clock starts and closes after it stops.
     """
 
     class EpochTimer(keras.callbacks.Callback):
@@ -72,6 +74,8 @@ def epoch_timer(keras, train_images, epochs_total, synchronize):
             self.epochs = []
 
         def on_epoch_begin(self, epoch, logs=None):
+            if sampler:
+                sampler.begin_epoch()
             self.started = time.perf_counter()
             self.train_ended = self.started
             self.steps = []
@@ -95,6 +99,8 @@ def epoch_timer(keras, train_images, epochs_total, synchronize):
                 "step_seconds_max": max(self.steps),
             }
             entry.update({k: float(v) for k, v in (logs or {}).items()})
+            if sampler:
+                entry["telemetry"] = sampler.end_epoch()
             self.epochs.append(entry)
             print(contract.epoch_line(epoch + 1, epochs_total, seconds, train_seconds, entry["images_per_second"]), flush=True)
 
@@ -124,9 +130,11 @@ def main(argv):
 
     train, validation, train_count = inputs(framework, keras, job)
     model = models.MODELS[job.model](keras, job.jit_compile)
-    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework))
+    sampler = telemetry.start(record["gpu"]["registered"])
+    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework), sampler)
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
+    record["telemetry"] = sampler.stop() if sampler else telemetry.OFF
 
     flops = models.training_flops(model)
     compute = compute_step_seconds(model, train, lambda: backends.synchronize(job.backend, framework))

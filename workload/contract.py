@@ -32,6 +32,24 @@ MNIST_FILE = "mnist.npz"
 
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): ")
 
+# Telemetry (workload/telemetry.py writes it, runner/telemetry.py reads it). "off" in this variable
+# runs without the sampler, for bench/telemetry_overhead.py; the host executors pass it on.
+TELEMETRY_SWITCH = "CUDNN_MATRIX_TELEMETRY"
+NOT_AVAILABLE = "not available"  # how a figure that could not be had begins: never a zero that looks measured
+# NVML's clocks event reasons (nvmlClocksEventReason*, called ...ThrottleReason* before driver 535): bit -> name.
+CLOCK_EVENT_REASONS = {
+    0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap", 0x8: "hw_slowdown", 0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown", 0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting", 0x200: "board_limit", 0x400: "reliability",
+}
+# The reasons that hold a busy GPU below the clocks it would otherwise run at, in words: an epoch that saw one
+# timed a slowed GPU. (gpu_idle, applications_clocks_setting and display_clock_setting are not throttling.)
+THROTTLING = {
+    "sw_power_cap": "power capping", "hw_slowdown": "hardware slowdown", "sync_boost": "sync boost",
+    "sw_thermal_slowdown": "thermal throttling", "hw_thermal_slowdown": "thermal throttling",
+    "hw_power_brake_slowdown": "power-brake slowdown", "board_limit": "board limit", "reliability": "reliability limit",
+}
+
 
 def epoch_line(number: int, total: int, seconds: float, train_seconds: float, images_per_second: float) -> str:
     """The progress line the workload prints after each epoch; EPOCH_LINE reads it back."""
@@ -131,6 +149,9 @@ class Measurement:
     gpu: dict
     model: dict | None = None  # parameters and FLOPs, once the model was built
     convolution_ops: list | str | None = None  # what the framework called for convolutions (torch's profiler)
+    # What the machine had and the sampler cost (workload/telemetry.py); per-epoch figures are in each epoch's
+    # "telemetry". A string says why there is none ("off: ..."); None: a workload older than telemetry.
+    telemetry: dict | str | None = None
     failure: str | None = None
 
     @classmethod
@@ -150,7 +171,8 @@ class Measurement:
 
 
 _TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list, "Pipeline": Pipeline,
-          "dict | None": (dict, type(None)), "str | None": (str, type(None)), "list | str | None": (list, str, type(None))}
+          "dict | None": (dict, type(None)), "str | None": (str, type(None)), "list | str | None": (list, str, type(None)),
+          "dict | str | None": (dict, str, type(None))}
 
 
 def _object(text: str, what: str) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from packaging.utils import canonicalize_name
 
-from runner.environments import EnvironmentSpec
+from runner.environments import NVML_REQUIREMENT, EnvironmentSpec
 from runner.executors import Prepared, Unsuitable
 from runner.executors.subprocess_run import ProcessExecutor, parse, provenance
 
@@ -19,8 +19,9 @@ class LocalExecutor(ProcessExecutor):
 
     def prepare(self, spec: EnvironmentSpec) -> Prepared | Unsuitable:
         # Only the requirements: a pinned cuDNN (libraries) may come from the system rather than pip,
-        # and the workload itself checks the cuDNN it loaded against the cell's.
-        wrong = mismatches(spec.requirements, self.python.packages)
+        # and the workload itself checks the cuDNN it loaded against the cell's. Nor the telemetry's
+        # NVML binding: without it the record says GPU telemetry is not available, and the timing stands.
+        wrong = mismatches(tuple(r for r in spec.requirements if r != NVML_REQUIREMENT), self.python.packages)
         if wrong:
             return Unsuitable(spec, f"{self.python.executable} has {', '.join(wrong)}: the local executor installs nothing")
         self.progress(f"{spec.name}: {self.python.executable} as it is ({self.python.installed(spec.requirements)})")

@@ -7,17 +7,20 @@ it trains and, last, one line starting with contract.RECORD_PREFIX that holds
 the measurement the runner collects.
 """
 
-import json
-import os
-import platform
-import statistics
-import sys
 import time
 
-import backends
-import contract
-import gpu_facts
-import models
+STARTED = time.time()  # before any other import: the timeline's first stamp
+
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+
+import backends  # noqa: E402
+import contract  # noqa: E402
+import gpu_facts  # noqa: E402
+import models  # noqa: E402
 
 
 def read_job(argv):
@@ -48,7 +51,7 @@ def inject(fault):
         sys.exit(0)
 
 
-def epoch_timer(keras, train_images, epochs_total, synchronize):
+def epoch_timer(keras, train_images, epochs_total, synchronize, timeline):
     """A callback that keeps wall times per epoch (training apart from validation) and per training step.
 
     Every clock is read after `synchronize`: asynchronous backends would otherwise time work
@@ -70,6 +73,7 @@ def epoch_timer(keras, train_images, epochs_total, synchronize):
             now = time.perf_counter()
             self.steps.append(now - self.train_ended)
             self.train_ended = now
+            timeline.setdefault("first_step_ended", time.time())
 
         def on_epoch_end(self, epoch, logs=None):
             synchronize()
@@ -102,6 +106,7 @@ def main(argv):
     settings = backends.configure(framework, job)
     import keras
 
+    timeline = {"process_started": STARTED, "framework_imported": time.time()}
     if job.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(pipelines.SEED)
@@ -112,15 +117,19 @@ def main(argv):
         finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"], name))
 
     train, validation, train_count = inputs(framework, keras, job)
+    timeline["inputs_ready"] = time.time()
     model = models.MODELS[job.model](keras, job.jit_compile)
-    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework))
+    timeline["model_built"] = time.time()
+    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework), timeline)
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
+    timeline["trained"] = time.time()
 
     flops = models.forward_flops(model)
     for epoch in timer.epochs:
         epoch["gflops_per_second"] = epoch["images_per_second"] * models.TRAINING_FLOPS_PER_FORWARD * flops / 1e9
     record["epochs"] = timer.epochs
+    record["timeline"] = timeline
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": flops,
                        "training_flops_per_image": models.TRAINING_FLOPS_PER_FORWARD * flops}
     record["convolution_ops"] = backends.convolution_ops(job.backend, framework, one_step(model, train))

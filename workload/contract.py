@@ -30,6 +30,9 @@ CLASSES = ("cats", "dogs")
 SYNTHETIC_MARKER = "SYNTHETIC.json"
 MNIST_FILE = "mnist.npz"
 
+# The stages a measurement's timeline stamps, in order: what the runner's own cost is told apart from.
+TIMELINE = ("process_started", "framework_imported", "inputs_ready", "model_built", "first_step_ended", "trained")
+
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): ")
 
 
@@ -132,6 +135,8 @@ class Measurement:
     model: dict | None = None  # parameters and FLOPs, once the model was built
     convolution_ops: list | str | None = None  # what the framework called for convolutions (torch's profiler)
     failure: str | None = None
+    # time.time() stamps of the workload's stages (TIMELINE), to set against the runner's launch time (bench/)
+    timeline: dict | None = None
 
     @classmethod
     def from_json(cls, text: str) -> "Measurement":

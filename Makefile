@@ -1,15 +1,23 @@
 # make matrix: build, run and report the matrix (MATRIX=other.yaml to override;
 #              RESUME=1 continues the latest run with the cells it has not measured).
+# make bench:  every question of bench/, each rewriting its section of bench/RESULTS.md (QUICK=1: a smoke run).
 # make test:   every test; the Docker ones need a running engine, the executors ones a package index (see README).
 PYTHON ?= python3
 VENV ?= .venv
 MATRIX ?= matrix.yaml
 RUNNER = $(VENV)/bin/python -m runner
 
-.PHONY: matrix test unit-test executors-test docker-test
+.PHONY: matrix test unit-test executors-test docker-test bench
 
 matrix: $(VENV)/.installed
 	$(RUNNER) run -f $(MATRIX) $(if $(RESUME),--resume)
+
+# One script a question; those that make environments (the jax venv and image) first.
+bench: $(VENV)/.installed
+	$(VENV)/bin/python bench/executor_overhead.py $(if $(QUICK),--quick)
+	$(VENV)/bin/python bench/runner_cost.py $(if $(QUICK),--quick)
+	$(VENV)/bin/python bench/distance_to_limit.py $(if $(QUICK),--quick)
+	$(VENV)/bin/python bench/pipeline_overhead.py --matrix bench/input.yaml $(if $(QUICK),--quick)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest

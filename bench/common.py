@@ -64,6 +64,15 @@ def spread(values) -> float:
     return max(values) / min(values)
 
 
+def judged(ratio: float, high: float | None, target: float) -> str:
+    """A ratio against its target: met only when the interval's upper bound is within it too."""
+    if ratio > target:
+        return f"not met (> {target:.2f})"
+    if high is None or high > target:
+        return f"not shown: the ratio is within {target:.2f}, its interval is not"
+    return f"met (<= {target:.2f})"
+
+
 def provenance(command: str, load_before: str, load_after: str, versions: dict[str, str] | None = None) -> str:
     """The lines every section starts with: when, where, what software, the exact command, how loaded the machine was."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()

@@ -29,7 +29,7 @@ from statistics import median
 
 import yaml
 
-from common import (BENCH, ROOT, calibration, docker_version, load, provenance, repeat_medians, results_of, runner, spread,
+from common import (BENCH, ROOT, calibration, judged, docker_version, load, provenance, repeat_medians, results_of, runner, spread,
                     table, timed_epochs, write_section)
 from runner.stats import compare_repeats  # noqa: E402
 
@@ -42,15 +42,6 @@ CONTAINER_TARGET, STABILITY_TARGET, RUNNER_TARGET_S = 1.03, 1.05, 2.0
 def matrix(size: dict) -> dict:
     workload = {key: size[key] for key in ("epochs", "train_images", "validation_images")}
     return {"workloads": {"mnist": dict(workload, data=str(ROOT / "data"))}, "cpu": {"backend": ["jax"], "jax": ["0.10"]}}
-
-
-def judged(ratio: float, high: float | None, target: float) -> str:
-    """A ratio against its target: met only when the interval's upper bound is within it too."""
-    if ratio > target:
-        return f"not met (> {target:.2f})"
-    if high is None or high > target:
-        return f"not shown: the ratio is within {target:.2f}, its interval is not"
-    return f"met (<= {target:.2f})"
 
 
 def stages(row: dict) -> dict[str, float]:

@@ -29,7 +29,7 @@ def test_the_fitted_line_recovers_constant_and_slope():
     (1.01, None, "not shown: the ratio is within 1.03, its interval is not"), (1.05, 1.06, "not met (> 1.03)"),
 ])
 def test_a_target_is_met_only_when_the_interval_is_within_it(ratio, high, verdict):
-    assert executor_overhead.judged(ratio, high, 1.03) == verdict
+    assert common.judged(ratio, high, 1.03) == verdict
 
 
 def test_the_runners_part_before_the_first_step_leaves_out_the_frameworks():

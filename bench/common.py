@@ -76,7 +76,7 @@ def judged(ratio: float, high: float | None, target: float) -> str:
 def provenance(command: str, load_before: str, load_after: str, versions: dict[str, str] | None = None) -> str:
     """The lines every section starts with: when, where, what software, the exact command, how loaded the machine was."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     software = {"python": platform.python_version(), "cudnn-matrix commit": commit + (" (with changes)" if dirty else ""), **(versions or {})}
     return "\n".join([
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",

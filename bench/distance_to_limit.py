@@ -61,11 +61,18 @@ def main() -> int:
     peak = max(probe["matmul_gflops"])
     step = median(probe["step_seconds"])
     achieved = 32 * probe["training_flops_per_image"] / step / 1e9
+    forward = median(probe["forward_seconds"])
+    forward_achieved = 32 * probe["forward_flops_per_image"] / forward / 1e9
+    backward_achieved = 32 * (probe["training_flops_per_image"] - probe["forward_flops_per_image"]) / max(step - forward, 1e-9) / 1e9
     command = "python bench/distance_to_limit.py" + (" --quick" if args.quick else "")
     header = provenance(command, load_before, load_after, {"jax": probe["jax"], "keras": probe["keras"]})
     rows = [[f"float32 matmul {size}x{size} through jax (best round; median {median(probe['matmul_gflops']):.1f})", f"{peak:.1f}", "1.00"],
             [f"Dogs vs Cats training step, batch 32 (median of {len(probe['step_seconds'])}: {step * 1000:.0f} ms)", f"{achieved:.1f}",
-             f"{achieved / peak:.3f}"]]
+             f"{achieved / peak:.3f}"],
+            [f"its forward pass alone (median of {len(probe['forward_seconds'])}: {forward * 1000:.0f} ms)", f"{forward_achieved:.1f}",
+             f"{forward_achieved / peak:.3f}"],
+            [f"so its backward pass (step - forward: {(step - forward) * 1000:.0f} ms for 2x the forward's FLOPs)", f"{backward_achieved:.1f}",
+             f"{backward_achieved / peak:.3f}"]]
     write_section("limit", "## Distance to the limit (bench/distance_to_limit.py)\n\n" + header
                   + f"\n- environment: the venv executor's `cpu-jax0.10` venv (`{python}`); {rounds} interleaved rounds of a matmul "
                     f"(best of 3) and {steps} training step(s); matmul spread {spread(probe['matmul_gflops']):.2f}, "

@@ -33,7 +33,7 @@ from common import (BENCH, ROOT, calibration, judged, docker_version, load, prov
                     table, timed_epochs, write_section)
 from runner.stats import compare_repeats  # noqa: E402
 
-SIZES = {"full": {"epochs": 4, "train_images": 1024, "validation_images": 256, "repeats": 4},
+SIZES = {"full": {"epochs": 4, "train_images": 512, "validation_images": 128, "repeats": 4},
          "quick": {"epochs": 2, "train_images": 256, "validation_images": 128, "repeats": 1}}
 ORDER = ("venv", "local", "docker")  # venv first: local runs the venv's interpreter
 CONTAINER_TARGET, STABILITY_TARGET, RUNNER_TARGET_S = 1.03, 1.05, 2.0

@@ -2,9 +2,10 @@
 
     KERAS_BACKEND=jax ENV_PYTHON bench/flops_probe.py ROUNDS STEPS MATMUL_N
 
-Alternates, ROUNDS times: a large float32 matmul (best of a few, 2 N^3 FLOPs each) and STEPS training
-steps of the seed's CNN on one cached batch of 32 (the workload's own model and FLOP count). Prints
-one JSON line: the matmul GFLOP/s and step seconds of every round, the training FLOPs per image.
+Alternates, ROUNDS times: a large float32 matmul (best of a few, 2 N^3 FLOPs each), STEPS training
+steps of the seed's CNN on one cached batch of 32 (the workload's own model and FLOP count), and as
+many forward passes of the same batch (what the training step adds to them is the backward pass).
+Prints one JSON line: the matmul GFLOP/s, step and forward seconds of every round, the FLOPs per image.
 """
 
 import json
@@ -28,12 +29,14 @@ flops = models.TRAINING_FLOPS_PER_FORWARD * models.forward_flops(model)
 images = np.random.default_rng(0).random((32, 150, 150, 3), dtype=np.float32)
 labels = np.random.default_rng(1).integers(0, 2, (32, 1)).astype(np.float32)
 model.train_on_batch(images, labels)  # tracing and compiling, untimed
+model.predict_on_batch(images)
 a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
 b = jax.random.normal(jax.random.PRNGKey(1), (size, size), jnp.float32)
 matmul = jax.jit(jnp.matmul)
 matmul(a, b).block_until_ready()
-result = {"jax": jax.__version__, "keras": keras.__version__, "training_flops_per_image": flops, "matmul_n": size,
-          "matmul_gflops": [], "step_seconds": []}
+result = {"jax": jax.__version__, "keras": keras.__version__, "training_flops_per_image": flops,
+          "forward_flops_per_image": models.forward_flops(model), "matmul_n": size, "matmul_gflops": [], "step_seconds": [],
+          "forward_seconds": []}
 for _ in range(rounds):
     best = float("inf")
     for _ in range(3):
@@ -45,4 +48,8 @@ for _ in range(rounds):
         started = time.perf_counter()
         model.train_on_batch(images, labels)  # returns numbers: the step is done
         result["step_seconds"].append(time.perf_counter() - started)
+    for _ in range(steps):
+        started = time.perf_counter()
+        model.predict_on_batch(images)  # returns a numpy array: the pass is done
+        result["forward_seconds"].append(time.perf_counter() - started)
 print(json.dumps(result))

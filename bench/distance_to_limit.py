@@ -75,7 +75,7 @@ def main() -> int:
              f"{backward_achieved / peak:.3f}"]]
     write_section("limit", "## Distance to the limit (bench/distance_to_limit.py)\n\n" + header
                   + f"\n- environment: the venv executor's `cpu-jax0.10` venv (`{python}`); {rounds} interleaved rounds of a matmul "
-                    f"(best of 3) and {steps} training step(s); matmul spread {spread(probe['matmul_gflops']):.2f}, "
+                    f"(best of 3), {steps} training step(s) and {steps} forward pass(es); matmul spread {spread(probe['matmul_gflops']):.2f}, "
                     f"step spread {spread(probe['step_seconds']):.2f}\n\n"
                   + table(["", "GFLOP/s", "fraction of the peak"], rows)
                   + f"\n\nA training image is {probe['training_flops_per_image'] / 1e9:.2f} GFLOP (the model's multiply-adds x 2, "

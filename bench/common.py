@@ -36,9 +36,16 @@ def replace_section(text: str, name: str, body: str) -> str:
     return text.rstrip("\n") + "\n\n" + block + "\n"
 
 
+def divert(path: Path) -> None:
+    """Write sections to path instead of bench/RESULTS.md: a --quick smoke run checks a script, it measures nothing worth keeping."""
+    global RESULTS_MD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_MD = path
+
+
 def write_section(name: str, body: str) -> None:
     text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
-    partial = RESULTS_MD.with_name(".RESULTS.md.partial")
+    partial = RESULTS_MD.with_name(f".{RESULTS_MD.name}.partial")
     partial.write_text(replace_section(text, name, body))
     os.replace(partial, RESULTS_MD)
     print(f"written: {RESULTS_MD} (section {name})", file=sys.stderr)

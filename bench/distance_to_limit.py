@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+import common
 from common import BENCH, ROOT, load, provenance, spread, table, write_section
 
 from runner.executors import Prepared  # noqa: E402
@@ -48,6 +49,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: fewer rounds, a smaller matmul")
     parser.add_argument("--results", type=Path, default=BENCH / "results")
     args = parser.parse_args()
+    if args.quick:
+        common.divert(args.results / "RESULTS-quick.md")
     rounds, steps, size = SIZES["quick" if args.quick else "full"]
     python = environment_python(args.results)
     load_before = load()

@@ -29,6 +29,7 @@ from statistics import median
 
 import yaml
 
+import common
 from common import (BENCH, ROOT, calibration, judged, docker_version, load, provenance, repeat_medians, results_of, runner, spread,
                     table, timed_epochs, write_section)
 from runner.stats import compare_repeats  # noqa: E402
@@ -64,6 +65,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, help="repeats per executor (default: 4; --quick 1)")
     parser.add_argument("--results", type=Path, default=BENCH / "results")
     args = parser.parse_args()
+    if args.quick:
+        common.divert(args.results / "RESULTS-quick.md")
     size = SIZES["quick" if args.quick else "full"]
     repeats = args.repeats or size["repeats"]
     folder = args.results / ("executors-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))

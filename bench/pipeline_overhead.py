@@ -26,6 +26,7 @@ from statistics import median
 import numpy as np
 import yaml
 
+import common
 from common import BENCH, ROOT, calibration, docker_version, judged, load, provenance, table, write_section
 
 from runner import datasets, records  # noqa: E402
@@ -76,6 +77,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, help="repeats per cell (default: the matrix's)")
     parser.add_argument("--results", type=Path, default=BENCH / "results")
     args = parser.parse_args()
+    if args.quick:
+        common.divert(args.results / "RESULTS-quick.md")
     matrix = quick_matrix(args.matrix, args.results) if args.quick else args.matrix
     chosen = plan(matrix)
     repeats = args.repeats or (1 if args.quick else chosen.matrix.repeats)

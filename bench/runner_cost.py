@@ -25,6 +25,7 @@ from statistics import median
 
 import yaml
 
+import common
 from common import BENCH, ROOT, docker_version, load, provenance, results_of, runner, table, write_section
 
 CELLS = (1, 4, 16)
@@ -58,6 +59,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="rounds of every run (default: 3; --quick 1)")
     parser.add_argument("--results", type=Path, default=BENCH / "results")
     args = parser.parse_args()
+    if args.quick:
+        common.divert(args.results / "RESULTS-quick.md")
     rounds = args.rounds or (1 if args.quick else 3)
     folder = args.results / ("runner-cost-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
     folder.mkdir(parents=True)

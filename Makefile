@@ -1,19 +1,27 @@
 # make matrix: build, run and report the matrix (MATRIX=other.yaml to override;
 #              RESUME=1 continues the latest run with the cells it has not measured).
 # make site:   write site/, a static site of every run under results/ (open site/index.html).
+# make bench:  every question of bench/, each rewriting its section of bench/RESULTS.md (QUICK=1: a smoke run).
 # make test:   every test; the Docker ones need a running engine, the executors ones a package index, the Slurm ones root and Slurm (see README).
 PYTHON ?= python3
 VENV ?= .venv
 MATRIX ?= matrix.yaml
 RUNNER = $(VENV)/bin/python -m runner
 
-.PHONY: matrix site test unit-test executors-test docker-test slurm-test
+.PHONY: matrix site test unit-test executors-test docker-test slurm-test bench
 
 matrix: $(VENV)/.installed
 	$(RUNNER) run -f $(MATRIX) $(if $(RESUME),--resume)
 
 site: $(VENV)/.installed
 	$(RUNNER) publish
+
+# One script a question; those that make environments (the jax venv and image) first.
+bench: $(VENV)/.installed
+	$(VENV)/bin/python bench/executor_overhead.py $(if $(QUICK),--quick)
+	$(VENV)/bin/python bench/runner_cost.py $(if $(QUICK),--quick)
+	$(VENV)/bin/python bench/distance_to_limit.py $(if $(QUICK),--quick)
+	$(VENV)/bin/python bench/pipeline_overhead.py --matrix bench/input.yaml $(if $(QUICK),--quick)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest

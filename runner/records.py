@@ -49,6 +49,7 @@ class Record:
     measurement: Measurement | None = None
     log_tail: str = ""
     repeat: int = 0
+    launched: float | None = None  # time.time() as the runner handed the cell to the executor; see Measurement.timeline
     schema: int = field(default=RESULTS_SCHEMA)
 
     @property

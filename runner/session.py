@@ -227,13 +227,15 @@ def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepar
     started = now()
     if isinstance(environment, PrepareFailure):
         return _record(executor, cell, environment, "failed", environment.reason, started, log_tail=environment.log_tail)
+    launched = time.time()  # the same clock as the workload's timeline, in a container too
     raw = executor.run(cell, job_spec(cell, dataset), environment, matrix.limits, run_folder)
     outcome = decide(
         raw,
         time_limit=f"{cell.workload.timeout_minutes:g} min (workloads.{cell.workload.name}.timeout_minutes)",
         memory_limit=f"limit {matrix.limits.memory}, limits.memory",
     )
-    return _record(executor, cell, environment, outcome.status, outcome.reason, started, outcome.measurement, outcome.log_tail)
+    return dataclasses.replace(_record(executor, cell, environment, outcome.status, outcome.reason, started, outcome.measurement, outcome.log_tail),
+                               launched=launched)
 
 
 def run_one(plan: Plan, executor: Executor, cell: Cell, run_folder: Path, repeat: int, progress: Progress) -> Record:

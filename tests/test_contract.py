@@ -92,6 +92,14 @@ def test_a_measurement_is_typed_and_its_schema_checked():
         Measurement.from_dict({k: v for k, v in MEASURED.items() if k != "versions"})
 
 
+def test_a_measurement_may_carry_a_timeline_of_its_stages():
+    stamps = {stage: 1000.0 + number for number, stage in enumerate(contract.TIMELINE)}
+    assert Measurement.from_dict(dict(MEASURED, timeline=stamps)).timeline == stamps
+    assert Measurement.from_dict(dict(MEASURED)).timeline is None  # older workloads wrote none
+    with pytest.raises(ContractError, match="measurement: timeline: expected dict"):
+        Measurement.from_dict(dict(MEASURED, timeline=[1.0]))
+
+
 # --- the outcome ladder, pure ---------------------------------------------------------------
 
 

@@ -74,6 +74,8 @@ def test_records_carry_axes_executor_and_environment_provenance(matrix):
     assert ok.axes == {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}
     assert ok.environment == {"name": "cpu-tf2.21", "handle": "fake/cpu-tf2.21"}
     assert len(ok.measurement.epochs) == 2
+    # The launch time, set against the workload's timeline by bench/runner_overhead.py; none for a cell not run.
+    assert isinstance(ok.launched, float) and skipped.launched is None
     assert skipped.axes == {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21", "cuda": "12.5", "cudnn": "9.3"}
     assert skipped.environment == {"name": "gpu-cuda12.5-cudnn9.3-tf2.21", "base": "nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04"}
     manifest = json.loads((result.folder / records.MANIFEST_FILE).read_text())

@@ -269,7 +269,7 @@ def test_the_epoch_timer_opens_and_closes_each_epochs_window():
     keras = types.SimpleNamespace(callbacks=types.SimpleNamespace(Callback=object))
     fake = FakeGpus()
     sampler = scripted_sampler(fake)
-    timer = benchmark.epoch_timer(keras, 64, 1, lambda: None, sampler)
+    timer = benchmark.epoch_timer(keras, 64, 1, lambda: None, {}, sampler)
     timer.on_epoch_begin(0)
     fake.advance(1.0)
     timer.on_train_batch_end(0)

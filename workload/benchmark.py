@@ -7,20 +7,22 @@ it trains and, last, one line starting with contract.RECORD_PREFIX that holds
 the measurement the runner collects.
 """
 
-import dataclasses
-import json
-import os
-import platform
-import statistics
-import sys
 import time
 
-import backends
-import contract
-import gpu_facts
-import models
-import telemetry
+STARTED = time.time()  # before any other import: the timeline's first stamp
 
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+
+import backends  # noqa: E402
+import contract  # noqa: E402
+import gpu_facts  # noqa: E402
+import models  # noqa: E402
+import telemetry  # noqa: E402
 
 COMPUTE_STEPS = 10
 
@@ -60,7 +62,7 @@ def inject(fault):
         sys.exit(0)
 
 
-def epoch_timer(keras, train_images, epochs_total, synchronize, sampler=None):
+def epoch_timer(keras, train_images, epochs_total, synchronize, timeline, sampler=None):
     """A callback that keeps wall times per epoch (training apart from validation) and per training step.
 
     Every clock is read after `synchronize`: asynchronous backends would otherwise time work
@@ -85,6 +87,7 @@ def epoch_timer(keras, train_images, epochs_total, synchronize, sampler=None):
             now = time.perf_counter()
             self.steps.append(now - self.train_ended)
             self.train_ended = now
+            timeline.setdefault("first_step_ended", time.time())
 
         def on_epoch_end(self, epoch, logs=None):
             synchronize()
@@ -119,6 +122,7 @@ def main(argv):
     settings = backends.configure(framework, job)
     import keras
 
+    timeline = {"process_started": STARTED, "framework_imported": time.time()}
     if job.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(pipelines.SEED)
@@ -129,11 +133,14 @@ def main(argv):
         finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"], name))
 
     train, validation, train_count = inputs(framework, keras, job)
+    timeline["inputs_ready"] = time.time()
     model = models.MODELS[job.model](keras, job.jit_compile)
+    timeline["model_built"] = time.time()
     sampler = telemetry.start(record["gpu"]["registered"])
-    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework), sampler)
+    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework), timeline, sampler)
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
+    timeline["trained"] = time.time()
     record["telemetry"] = sampler.stop() if sampler else telemetry.OFF
 
     flops = models.training_flops(model)
@@ -144,6 +151,7 @@ def main(argv):
         epoch["gflops_per_second"] = epoch["images_per_second"] * flops / 1e9
         epoch["input_wait_share"] = max(0.0, 1 - compute / epoch["step_seconds_median"])
     record["epochs"] = timer.epochs
+    record["timeline"] = timeline
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": models.forward_flops(model),
                        "training_flops_per_image": flops, "compute_step_seconds": compute}
     record["convolution_ops"] = backends.convolution_ops(job.backend, framework, one_step(model, train))

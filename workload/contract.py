@@ -30,6 +30,9 @@ CLASSES = ("cats", "dogs")
 SYNTHETIC_MARKER = "SYNTHETIC.json"
 MNIST_FILE = "mnist.npz"
 
+# The stages a measurement's timeline stamps, in order: what the runner's own cost is told apart from.
+TIMELINE = ("process_started", "framework_imported", "inputs_ready", "model_built", "first_step_ended", "trained")
+
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): ")
 
 # Telemetry (workload/telemetry.py writes it, runner/telemetry.py reads it). "off" in this variable
@@ -153,6 +156,8 @@ class Measurement:
     # "telemetry". A string says why there is none ("off: ..."); None: a workload older than telemetry.
     telemetry: dict | str | None = None
     failure: str | None = None
+    # time.time() stamps of the workload's stages (TIMELINE), to set against the runner's launch time (bench/)
+    timeline: dict | None = None
 
     @classmethod
     def from_json(cls, text: str) -> "Measurement":

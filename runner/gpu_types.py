@@ -63,7 +63,7 @@ def not_here(cell: Cell) -> str:
 
 @functools.cache
 def host_gpu_names() -> tuple[str, ...]:
-    return tuple(gpu["name"] for gpu in host._gpus())
+    return tuple(gpu["name"] for gpu in host.gpus())
 
 
 def _squeezed(name: str) -> str:

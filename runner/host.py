@@ -24,13 +24,13 @@ def facts(executor: Executor) -> dict:
         "executor": executor.name,
         "isolation": executor.isolation,
         **executor.describe_host(),
-        "gpus": _gpus(),
+        "gpus": gpus(),
         "project_commit": _git("rev-parse", "HEAD"),
         "project_dirty": bool(_git("status", "--porcelain")),
     }
 
 
-def _gpus() -> list[dict]:
+def gpus() -> list[dict]:
     """The host's NVIDIA GPUs and driver as nvidia-smi reports them; none where it is absent."""
     if shutil.which("nvidia-smi") is None:
         return []

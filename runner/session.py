@@ -138,7 +138,7 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
             state = "interrupted"
             raise
         finally:
-            _note_end(run_folder, state, progress)
+            note_end(run_folder, state, progress)
             if state != "finished":
                 executor.cleanup(run_folder)
                 progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}; "
@@ -178,14 +178,14 @@ def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]],
         not_run = _not_run(cell, prepared, no_gpu)
         if not_run:
             status, reason = not_run
-            _keep(run_folder, _record(executor, cell, None, status, reason, now()), progress)
+            keep(run_folder, _record(executor, cell, None, status, reason, now()), progress)
             progress(f"[{number}/{len(runs)}] {cell.id}: {status}: {reason}")
             continue
         label = f"[{number}/{len(runs)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
         progress(label)
         started = time.monotonic()
         record = dataclasses.replace(run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder), repeat=repeat)
-        kept = _keep(run_folder, record, progress)
+        kept = keep(run_folder, record, progress)
         failed += record.status == "failed" or not kept
         progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
     return failed
@@ -203,14 +203,14 @@ def _not_run(cell: Cell, prepared: Provisioned, no_gpu: str | None) -> tuple[str
     return ("excluded", environment.reason) if isinstance(environment, Unsuitable) else None
 
 
-def _note_end(run_folder: Path, state: str, progress: Progress) -> None:
+def note_end(run_folder: Path, state: str, progress: Progress) -> None:
     try:
         records.finish_run(run_folder, state)
     except OSError as error:
         progress(f"warning: cannot note in {run_folder / records.MANIFEST_FILE} that the run {state} ({error.strerror or error})")
 
 
-def _keep(run_folder: Path, record: Record, progress: Progress) -> bool:
+def keep(run_folder: Path, record: Record, progress: Progress) -> bool:
     """Append the record; if even that fails (a full disk), say so and print it, so that nothing measured is lost."""
     try:
         records.append(run_folder, record)

@@ -221,7 +221,7 @@ def run(plan: session.Plan, results_dir: Path, resume: str | None, repeats: int,
             dispatcher.cancel()
             raise
         finally:
-            session._note_end(run_folder, state, progress)
+            session.note_end(run_folder, state, progress)
             if state != "finished":
                 going = f"; {len(dispatcher.watched)} job(s) still queued or running" if dispatcher.watched and state == "stopped" else ""
                 progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}{going}; "
@@ -405,7 +405,7 @@ class _Dispatcher:
                       log_tail=log_tail, repeat=repeat)
 
     def _keep(self, record: Record) -> bool:
-        return session._keep(self.run_folder, record, self.progress)
+        return session.keep(self.run_folder, record, self.progress)
 
     def cancel(self) -> None:
         """Ctrl-C: scancel this run's jobs, and wait (a while) for them to end, so that they remove what they started.

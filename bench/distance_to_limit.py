@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 import common
-from common import BENCH, ROOT, load, provenance, spread, table, write_section
+from common import BENCH, load, provenance, spread, table, write_section
 
 from runner.executors import Prepared  # noqa: E402
 from runner.executors.venv_executor import VenvExecutor  # noqa: E402

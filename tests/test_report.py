@@ -221,8 +221,8 @@ def observed(cell_id, seconds, gpus, kind="gpu", cudnn="9.3", repeat=0, applicat
     """A record like timed(), each epoch with telemetry: `gpus(number)` gives epoch `number`'s GPU list (or a string)."""
     made = timed(cell_id, seconds, kind, cudnn, repeat)
     data = dataclasses.asdict(made.measurement)
-    for number, epoch in enumerate(data["epochs"], 1):
-        epoch["telemetry"] = {"samples": 8, "rss_bytes_max": 900 * 2**20, "process_peak_rss_bytes": (900 + number) * 2**20,
+    for number, entry in enumerate(data["epochs"], 1):
+        entry["telemetry"] = {"samples": 8, "rss_bytes_max": 900 * 2**20, "process_peak_rss_bytes": (900 + number) * 2**20,
                               "children_peak_rss_bytes": 0, "cpu_seconds": 1.5, "cpu_utilisation": 0.4, "gpus": gpus(number)}
     facts = [{"index": 0, "applications_sm_clock_mhz": applications[0], "default_applications_sm_clock_mhz": applications[1]}]
     data["telemetry"] = {"interval_seconds": 0.25, "gpus": gpus(1) if isinstance(gpus(1), str) else facts, "sampler": {}}

@@ -14,12 +14,11 @@ says why, never a zero that would read as a measurement.
 import ctypes
 import os
 import resource
-import signal
 import threading
 import time
 from statistics import fmean
 
-from contract import CLOCK_EVENT_REASONS, NOT_AVAILABLE, TELEMETRY_SWITCH
+from contract import CLOCK_EVENT_REASONS, NOT_AVAILABLE, TELEMETRY_SWITCH, start_deaf_to_signals
 
 INTERVAL_SECONDS = 0.25  # 4 reads a second: the cost is measured in every record ("sampler") and in bench/
 OFF = f"off: {TELEMETRY_SWITCH}=off"
@@ -265,7 +264,7 @@ class Sampler:
 
     def start(self):
         self._started = self.clock()
-        _start_deaf_to_signals(self._thread)
+        start_deaf_to_signals(self._thread)
         return self
 
     def _loop(self):
@@ -402,20 +401,6 @@ def _energy(device, samples, begin, end):
 def reason_names(bits):
     """NVML's clocks event reason bits as names, lowest bit first; an unknown bit as its hex value."""
     return [CLOCK_EVENT_REASONS.get(1 << bit, hex(1 << bit)) for bit in range(bits.bit_length()) if bits >> bit & 1]
-
-
-def _start_deaf_to_signals(thread):
-    """Start a thread that never receives SIGINT/SIGTERM (threads inherit the signal mask).
-
-    The kernel may hand a process's signal to any thread that does not block it; delivered to the
-    sampler, it would wait until the main thread next ran Python, and Ctrl-C would seem ignored.
-    """
-    stopping = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
-    try:
-        thread.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def start(registered):

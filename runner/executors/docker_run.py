@@ -9,7 +9,6 @@ outcome.decide to judge.
 from __future__ import annotations
 
 import dataclasses
-import signal
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,7 +23,7 @@ from runner.config import Limits
 from runner.executors.docker_images import LABEL_PREFIX
 from runner.outcome import RawRun
 from runner.progress import Progress
-from workload.contract import RECORD_PREFIX, JobSpec
+from workload.contract import RECORD_PREFIX, JobSpec, start_deaf_to_signals
 
 DATA_MOUNT = "/data"
 BENCH_UID = 10001  # the unprivileged user the Dockerfiles create
@@ -136,7 +135,7 @@ def run_container(client: docker.DockerClient, image: str, job: JobSpec, variabl
     timeout.daemon = True  # an interrupt must never leave the runner waiting for this timer at exit
     seen: list[str] = []
     try:
-        _start_deaf_to_signals(timeout)
+        start_deaf_to_signals(timeout)
         _show(container, job.cell_id, progress, seen)
         exit_code = container.wait()["StatusCode"]
         container.reload()
@@ -188,21 +187,6 @@ def _kill_quietly(container) -> None:
         container.kill()
     except docker.errors.APIError:
         pass  # it ended on its own meanwhile
-
-
-def _start_deaf_to_signals(thread: threading.Thread) -> None:
-    """Start a helper thread that never receives SIGINT/SIGTERM (threads inherit the signal mask).
-
-    The kernel may hand a process's signal to any thread that does not block
-    it; delivered to a helper, it would leave the main thread asleep in a read
-    from Docker, and Ctrl-C would seem ignored.
-    """
-    stopping = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
-    try:
-        thread.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _show(container, cell_id: str, progress: Progress, seen: list[str]) -> None:

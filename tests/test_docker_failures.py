@@ -171,7 +171,7 @@ def test_clean_removes_what_cudnn_matrix_left_and_nothing_else(tmp_path, docker_
 
 LIFECYCLE_MATRIX = f"""
 workloads:
-  stuck: {{{SMALL}, fault: hang}}
+  stuck: {{{SMALL}, fault: hang, timeout_minutes: 10}}
   dogs-vs-cats: {{{SMALL}}}
 repeats: 1
 cpu:
@@ -186,10 +186,13 @@ def start_run(matrix, results, *extra):
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def container_of(docker_client, cell_id, deadline_seconds=600):
+def container_of(docker_client, results, cell_id, deadline_seconds=600):
+    """The running container of this cell in the one run under `results`: never another run's on the same engine."""
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
-        found = docker_client.containers.list(filters={"label": f"io.cudnn-matrix.cell={cell_id}"})
+        runs = [folder.name for folder in results.iterdir()] if results.is_dir() else []
+        labels = [f"io.cudnn-matrix.cell={cell_id}"] + [f"io.cudnn-matrix.run-id={run}" for run in runs]
+        found = docker_client.containers.list(filters={"label": labels}) if len(runs) == 1 else []
         if found:
             return found[0]
         time.sleep(0.5)
@@ -200,23 +203,23 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     matrix, results = tmp_path / "matrix.yaml", tmp_path / "results"
     matrix.write_text(LIFECYCLE_MATRIX)
     process = start_run(matrix, results)
-    stuck = container_of(docker_client, "cpu-tf2.21-stuck")
+    stuck = container_of(docker_client, results, "cpu-tf2.21-stuck")
 
     cleaned = runner("clean")  # the run is alive: its container stays
-    assert cleaned.returncode == 0 and "left the containers of 1 run(s) still going" in cleaned.stderr
+    (run_folder,) = results.iterdir()
+    assert cleaned.returncode == 0 and "left the containers of" in cleaned.stderr and run_folder.name in cleaned.stderr
     stuck.reload()
     assert stuck.status == "running"
 
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]
-    (run_folder,) = results.iterdir()
     assert f"`python -m runner run --resume {run_folder.name}` runs the rest" in stderr
     assert (run_folder / "results.jsonl").read_text() == ""
     assert json.loads((run_folder / "manifest.json").read_text())["state"] == "interrupted"
 
     killed = start_run(matrix, results, "--resume", run_folder.name)
-    orphan = container_of(docker_client, "cpu-tf2.21-stuck")
+    orphan = container_of(docker_client, results, "cpu-tf2.21-stuck")
     killed.kill()  # kill -9: no handler runs, the container is left behind
     killed.communicate(timeout=60)
     cleaned = runner("clean")
@@ -235,7 +238,7 @@ def test_a_container_removed_from_under_a_run_fails_only_its_cell(tmp_path, dock
     matrix, results = tmp_path / "matrix.yaml", tmp_path / "results"
     matrix.write_text(LIFECYCLE_MATRIX)
     process = start_run(matrix, results)
-    container_of(docker_client, "cpu-tf2.21-stuck").remove(force=True)
+    container_of(docker_client, results, "cpu-tf2.21-stuck").remove(force=True)
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 1, stderr[-3000:]
     assert "Traceback" not in stderr

@@ -71,3 +71,9 @@ def test_a_container_removed_while_it_ran_keeps_the_output_seen():
 def test_the_engine_going_away_while_it_ran_is_the_cells_failure():
     raw = run_with(Engine(Container(wait_error=requests.exceptions.ConnectionError("Connection aborted"))))
     assert raw.error.startswith("the Docker engine failed while it ran: Connection aborted")
+
+
+def test_a_container_caught_half_way_through_its_removal_counts_as_removed():
+    conflict = docker.errors.APIError("409", explanation="can not get logs from container which is dead or marked for removal")
+    raw = run_with(Engine(Container(wait_error=conflict)))
+    assert raw.error == "its container was removed while it ran (by docker rm or `clean --force`)"

@@ -143,14 +143,20 @@ def run_container(client: docker.DockerClient, image: str, job: JobSpec, variabl
         # The whole output, read once the container has ended: the live stream is only for show,
         # and a read timeout ends it early when a cell is silent for long (a slow epoch, XLA compiling).
         output = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
-    except docker.errors.NotFound:
-        return RawRun(None, "\n".join(seen), error="its container was removed while it ran (by docker rm or `clean --force`)")
     except (docker.errors.APIError, requests.exceptions.RequestException) as error:
-        return RawRun(None, "\n".join(seen), error=f"the Docker engine failed while it ran: {_explanation(error)}")
+        return RawRun(None, "\n".join(seen), error=_lost(error))
     finally:
         timeout.cancel()
         _remove_quietly(container)
     return RawRun(exit_code=exit_code, output=output, timed_out=timed_out.is_set(), out_of_memory=out_of_memory)
+
+
+def _lost(error: Exception) -> str:
+    """Why a container's run ended without its result: removed from under the runner, or the engine failed."""
+    # A removal caught half-way answers 409 ("dead or marked for removal") rather than 404.
+    if isinstance(error, docker.errors.NotFound) or "marked for removal" in _explanation(error):
+        return "its container was removed while it ran (by docker rm or `clean --force`)"
+    return f"the Docker engine failed while it ran: {_explanation(error)}"
 
 
 def _explanation(error: Exception) -> str:

@@ -77,3 +77,13 @@ def test_the_data_checksum_follows_content_and_names(tmp_path):
     assert ssh.checksum(tmp_path / "a") != first
     (tmp_path / "a" / "x.bin").rename(tmp_path / "a" / "y.bin")
     assert len({first, ssh.checksum(tmp_path / "a")}) == 2
+
+
+def test_tcp_hosts_take_the_docker_clis_certificates(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+    assert ssh.tls_config() is True  # no client certificate: plain TLS
+    for name in ("cert.pem", "key.pem", "ca.pem"):
+        (tmp_path / name).write_text("-")
+    config = ssh.tls_config()
+    assert config.cert == (str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")) and config.ca_cert == str(tmp_path / "ca.pem")
+    assert config.verify is True

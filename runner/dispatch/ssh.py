@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import tarfile
 import threading
 from collections import Counter
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import docker.tls
 import requests
 
 from runner import datasets, records, session
@@ -49,7 +51,7 @@ def client_for(url: str) -> docker.DockerClient:
     if url.startswith("ssh://"):
         return docker.DockerClient(base_url=url, use_ssh_client=True, timeout=120)
     if url.startswith("tcp://"):
-        return docker.DockerClient(base_url=url, tls=True, timeout=120)
+        return docker.DockerClient(base_url=url, tls=tls_config(), timeout=120)
     from docker.context import ContextAPI
 
     context = ContextAPI.get_context(url)
@@ -57,6 +59,15 @@ def client_for(url: str) -> docker.DockerClient:
         raise UserError(f"--host {url}: not ssh://user@host[:port], tcp://host:port, nor a Docker context (docker context ls)")
     return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig or False, use_ssh_client=context.Host.startswith("ssh://"),
                                timeout=120)
+
+
+def tls_config() -> docker.tls.TLSConfig | bool:
+    """The client certificate and CA in DOCKER_CERT_PATH (default ~/.docker), as the docker CLI takes them; else plain TLS."""
+    folder = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
+    cert, key, ca = (folder / name for name in ("cert.pem", "key.pem", "ca.pem"))
+    if cert.is_file() and key.is_file():
+        return docker.tls.TLSConfig(client_cert=(str(cert), str(key)), ca_cert=str(ca) if ca.is_file() else None, verify=True)
+    return True
 
 
 @dataclass

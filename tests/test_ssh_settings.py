@@ -87,3 +87,49 @@ def test_tcp_hosts_take_the_docker_clis_certificates(tmp_path, monkeypatch):
     config = ssh.tls_config()
     assert config.cert == (str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")) and config.ca_cert == str(tmp_path / "ca.pem")
     assert config.verify is True
+
+
+class FakeClient:
+    """Just enough of an engine for the host threads: it answers, and every data volume is already there."""
+
+    class volumes:
+        @staticmethod
+        def get(name):
+            return name
+
+    def ping(self):
+        return True
+
+
+def fake_host(url, gpu, executor):
+    facts = {"host": url, "host_cpu_cores": "4"}
+    return ssh.Host(url, FakeClient(), facts, gpu, executor, no_gpu="" if gpu else f"host {url}: no nvidia runtime in its Docker engine")
+
+
+GPU_MATRIX = """
+workloads: {mnist: {epochs: 2, train_images: 64, validation_images: 32}}
+cpu: {tensorflow: ["2.21"]}
+gpu: {cuda: ["12.5"], cudnn: ["9.3"], tensorflow: ["2.21"]}
+build: {ca_certificates: []}
+"""
+
+
+def test_a_gpu_host_whose_containers_get_no_gpu_gives_its_gpu_cells_up(tmp_path):
+    from fake_executor import FakeExecutor
+    from runner import records, session
+    from runner.progress import Progress
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX)
+    plan = session.plan(tmp_path / "matrix.yaml")
+    hosts = [fake_host("ssh://a", True, FakeExecutor(no_gpu="could not select device driver")), fake_host("ssh://b", False, FakeExecutor())]
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
+    assert ssh._run(plan, hosts, run_folder, 2, Progress()) == 0
+    loaded = records.load(run_folder)
+    assert sorted((r.cell_id, r.repeat, r.status) for r in loaded) == [
+        ("cpu-tf2.21-mnist", 0, "ok"), ("cpu-tf2.21-mnist", 1, "ok"),
+        ("gpu-cuda12.5-cudnn9.3-tf2.21-mnist", 0, "skipped"), ("gpu-cuda12.5-cudnn9.3-tf2.21-mnist", 1, "skipped")]
+    skipped = [r for r in loaded if r.status == "skipped"]
+    assert skipped[0].reason == ("no host can run GPU cells: host ssh://a: could not select device driver; "
+                                 "host ssh://b: no nvidia runtime in its Docker engine")
+    assert {r.environment["host"] for r in loaded if r.status == "ok"} <= {"ssh://a", "ssh://b"}
+    assert all(r.environment["host_cpu_cores"] == "4" for r in loaded if r.status == "ok")

@@ -82,6 +82,8 @@ class Host:
     prepared: dict = field(default_factory=dict)  # EnvironmentSpec -> Prepared | PrepareFailure, made on first use
     volumes: dict[Path, str] = field(default_factory=dict)  # local data folder -> the volume holding its copy
     dead: str = ""
+    no_gpu: str = ""  # why GPU cells cannot run here after all, found with the first one
+    gpu_checked: bool = False
 
     def alive(self) -> bool:
         try:
@@ -102,9 +104,11 @@ def discover(url: str, matrix: Matrix, progress: Progress) -> Host:
     facts = {"host": url, "host_name": str(info.get("Name", "")), "host_cpu_cores": str(info.get("NCPU", "")),
              "host_memory_gib": str(round(int(info.get("MemTotal", 0)) / 2**30, 1)), "host_os": str(info.get("OperatingSystem", "")),
              "host_docker_engine": str(version.get("Version", "unknown")), "host_runtimes": ",".join(runtimes)}
-    gpu = "nvidia" in runtimes and (matrix.gpu.devices if matrix.gpu else "none") != "none"
-    executor = DockerExecutor(matrix.build, matrix.gpu.devices if matrix.gpu else "none", progress, client=client)
-    return Host(url, client, facts, gpu, executor)
+    devices = matrix.gpu.devices if matrix.gpu else "none"
+    gpu = "nvidia" in runtimes and devices != "none"
+    executor = DockerExecutor(matrix.build, devices, progress, client=client)
+    no_gpu = "" if gpu else f"host {url}: " + ("gpu.devices is none" if devices == "none" else "no nvidia runtime in its Docker engine")
+    return Host(url, client, facts, gpu, executor, no_gpu=no_gpu)
 
 
 def connect_all(urls: list[str], matrix: Matrix, progress: Progress) -> list[Host]:
@@ -197,6 +201,12 @@ class Runs:
                     return cell, repeat, self.started
             return None
 
+    def give_back(self, cell: Cell, repeat: int) -> None:
+        """A run this host took but cannot do after all: first in line for the others."""
+        with self.lock:
+            self.left.insert(0, (cell, repeat))
+            self.started -= 1
+
     def keep(self, record: Record) -> None:
         with self.lock:
             kept = session._keep(self.run_folder, record, self.progress)
@@ -236,7 +246,7 @@ def _run(plan: session.Plan, hosts: list[Host], run_folder: Path, repeats: int, 
     noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
     todo = [cell for cell in plan.selected if measured[cell.id] < repeats]
     runs = Runs([], run_folder, progress)
-    no_gpu = "no host has the NVIDIA runtime (" + ", ".join(host.url for host in hosts) + ")"
+    no_gpu = "no host can run GPU cells: " + "; ".join(host.no_gpu for host in hosts if host.no_gpu)
     runnable = []
     for cell in todo:
         why = ("excluded", cell.excluded) if cell.excluded else ("skipped", no_gpu) if cell.kind == "gpu" and not any(h.gpu for h in hosts) else None
@@ -257,9 +267,17 @@ def _run(plan: session.Plan, hosts: list[Host], run_folder: Path, repeats: int, 
         while thread.is_alive():
             thread.join(0.5)  # in steps: Ctrl-C reaches the main thread
     for cell, repeat in runs.left:  # no host that could run them is left
-        reasons = "; ".join(host.dead for host in hosts if host.dead) or "no host can run it"
-        runs.keep(dataclasses.replace(session._record(hosts[0].executor, cell, None, "failed", f"not run: {reasons}", records.now()), repeat=repeat))
+        runs.keep(dataclasses.replace(_left_over(hosts, cell), repeat=repeat))
     return runs.failed
+
+
+def _left_over(hosts: list[Host], cell: Cell) -> Record:
+    """A run no host took: skipped when no host could give it a GPU, failed when the hosts that could have died."""
+    dead = "; ".join(host.dead for host in hosts if host.dead)
+    if cell.kind == "gpu" and not any(host.gpu for host in hosts):
+        reason = "no host can run GPU cells: " + "; ".join(host.no_gpu for host in hosts if host.no_gpu)
+        return session._record(hosts[0].executor, cell, None, "skipped", reason + (f"; {dead}" if dead else ""), records.now())
+    return session._record(hosts[0].executor, cell, None, "failed", f"not run: {dead or 'no host can run it'}", records.now())
 
 
 def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repeats: int) -> None:
@@ -267,6 +285,9 @@ def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repe
     progress = runs.progress
     while not host.dead and (taken := runs.take(host)):
         cell, repeat, number = taken
+        if cell.kind == "gpu" and not _gpu_works(host, cell, progress):
+            runs.give_back(cell, repeat)
+            continue
         label = f"[{number}/{runs.total}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "") + f" on {host.url}"
         progress(label)
         record = _run_on(host, matrix, cell, data[cell.workload.name], runs.run_folder, progress)
@@ -276,6 +297,24 @@ def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repe
         record = dataclasses.replace(record, repeat=repeat, environment={**record.environment, **host.facts})
         runs.keep(record)
         progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''}")
+
+
+def _gpu_works(host: Host, cell: Cell, progress: Progress) -> bool:
+    """Whether a container here really gets a GPU: asked once, with the first GPU cell's image, as a local run asks."""
+    if host.gpu_checked:
+        return host.gpu
+    host.gpu_checked = True
+    try:
+        if cell.environment not in host.prepared:
+            host.prepared[cell.environment] = host.executor.prepare(cell.environment)
+        environment = host.prepared[cell.environment]
+        why = host.executor.unavailable("gpu", environment) if isinstance(environment, Prepared) else None
+    except ENGINE_ERRORS as error:
+        why = _words(error)
+    if why:
+        host.gpu, host.no_gpu = False, f"host {host.url}: {why}"
+        progress(f"{host.no_gpu}; its GPU cells go to the other hosts")
+    return host.gpu
 
 
 def _run_on(host: Host, matrix: Matrix, cell: Cell, dataset: Dataset, run_folder: Path, progress: Progress) -> Record:

@@ -27,7 +27,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
 unit-test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "not docker and not executors and not slurm and not browser"
+	$(VENV)/bin/python -m pytest -m "not docker and not executors and not slurm and not browser and not ssh"
 
 executors-test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m executors

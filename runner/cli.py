@@ -32,7 +32,7 @@ from runner.site import publish
 from runner.stats import MIN_EFFECT
 
 CHART_FILE = "epochs.png"
-DISPATCH = ("local", "slurm")
+DISPATCH = ("local", "slurm", "ssh")
 CHART_FORMATS = (".png", ".svg", ".pdf")
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
 HOST_EXECUTORS = {"venv": VenvExecutor, "local": LocalExecutor}  # without isolation: the workload as a process on this host
@@ -77,7 +77,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
     run.add_argument("--dispatch", choices=DISPATCH, default="local",
                      help="local: run the cells here, one after another; slurm: one sbatch job per cell and repeat, "
-                          "settings under slurm: in the matrix (default: %(default)s)")
+                          "settings under slurm: in the matrix; ssh: spread the cells over remote Docker hosts, "
+                          "hosts: in the matrix or --host (default: %(default)s)")
+    run.add_argument("--host", dest="hosts", action="append", metavar="URL",
+                     help="a remote Docker host for --dispatch ssh (implies it), repeatable: ssh://user@host[:port], "
+                          "tcp://host:port (TLS) or a Docker context name; replaces the matrix's hosts:")
     # What a dispatched job runs on its node: one cell of the matrix into a run folder. Not for people.
     run_cell = commands.add_parser("run-cell", parents=[build_options])
     run_cell.add_argument("-f", "--file", type=Path, required=True)
@@ -209,7 +213,22 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     chosen = plan(args)
-    if args.dispatch == "slurm":
+    if args.hosts:
+        if args.dispatch == "slurm":
+            raise UserError("--host: remote Docker hosts are --dispatch ssh; Slurm places its jobs itself")
+        args.dispatch = "ssh"
+    if args.dispatch == "ssh":
+        hosts = args.hosts or list(chosen.matrix.hosts)
+        if not hosts:
+            raise UserError(f"--dispatch ssh: no hosts: list them under hosts: in {args.file}, or give --host URL")
+        if args.executor != "docker":
+            raise UserError(f"--executor {args.executor}: remote hosts run their cells with Docker")
+        if args.gpus:
+            raise UserError("--gpus: with --dispatch ssh, GPU cells use gpu.devices of the matrix on every host")
+        from runner.dispatch import ssh
+
+        result = ssh.run(chosen, hosts, args.results, args.resume, args.repeats or chosen.matrix.repeats, progress)
+    elif args.dispatch == "slurm":
         if args.gpus:
             raise UserError("--gpus: with --dispatch slurm each job uses the GPUs Slurm grants it; gpu.gpu_type asks for a type")
         if args.executor != "docker":

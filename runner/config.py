@@ -155,6 +155,7 @@ class Matrix:
     limits: Limits
     repeats: int  # fresh processes per cell: the unit the report's statistics count
     slurm: SlurmSettings = SLURM_DEFAULTS
+    hosts: tuple[str, ...] = ()  # remote Docker engines (`run --dispatch ssh`): ssh://user@host[:port], tcp://host:port, or a context name
 
 
 _MISSING = object()
@@ -225,7 +226,7 @@ def load_matrix(path: Path) -> Matrix:
     path = Path(path)
     data, lines = _parse_yaml(path, _read_matrix(path))
     document = _Document(path, lines)
-    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits", "repeats", "slurm"})
+    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits", "repeats", "slurm", "hosts"})
     workloads = _workloads(document, top["workloads"], path.parent)
     if "cpu" not in top and "gpu" not in top:
         raise document.error(("cpu",), "at least one kind of image (cpu or gpu) to run the workloads on")
@@ -234,7 +235,23 @@ def load_matrix(path: Path) -> Matrix:
     build = _build(document, top.get("build", {}))
     return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=build, limits=_limits(document, top.get("limits", {})),
                   repeats=document.integer(top.get("repeats", DEFAULT_REPEATS), ("repeats",), 1, MAX_REPEATS),
-                  slurm=_slurm(document, top["slurm"]) if "slurm" in top else SLURM_DEFAULTS)
+                  slurm=_slurm(document, top["slurm"]) if "slurm" in top else SLURM_DEFAULTS,
+                  hosts=_hosts(document, top.get("hosts", [])))
+
+
+HOST = re.compile(r"ssh://([A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(:\d{1,5})?|tcp://[A-Za-z0-9._-]+:\d{1,5}|[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _hosts(document: _Document, value: Any) -> tuple[str, ...]:
+    """`hosts:`, the remote Docker engines `run --dispatch ssh` spreads the cells over, each once."""
+    if not isinstance(value, list) or len(value) > 64:
+        raise document.error(("hosts",), "a list of at most 64 hosts such as [ssh://me@box1, tcp://box2:2376]", value)
+    hosts = tuple(document.string(item, ("hosts", index), HOST, "ssh://user@host[:port], tcp://host:port or a Docker context name")
+                  for index, item in enumerate(value))
+    for index, url in enumerate(hosts):
+        if url in hosts[:index]:
+            raise document.error(("hosts", index), "each host once", found=f"{url!r} a second time")
+    return hosts
 
 
 def _read_matrix(path: Path) -> str:

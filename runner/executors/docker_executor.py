@@ -23,7 +23,7 @@ def connect() -> docker.DockerClient:
     """The engine DOCKER_HOST names (default the local socket), or one line saying why it cannot be reached."""
     endpoint = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        client = docker.from_env()
+        client = docker.from_env(use_ssh_client=endpoint.startswith("ssh://"))  # ssh://: the system ssh and its config
         client.ping()
     except docker.errors.DockerException as error:
         if "Permission denied" in str(error):

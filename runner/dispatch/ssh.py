@@ -1,0 +1,337 @@
+"""Remote Docker hosts: cells run on rented boxes through each one's own Docker engine, over SSH or TLS.
+
+No scheduler and no shared storage: this runner talks to every engine through the
+Docker SDK (`ssh://user@box` runs the system `ssh`, so keys and known hosts come from
+the user's ssh config; `tcp://box:2376` uses TLS; anything else names a Docker context).
+Each host gets a thread that runs one timed cell at a time, so cells run in parallel
+across hosts and never side by side on one. Images are built on the host that runs
+them (the content-hashed tag makes a second build a no-op); the data is copied once
+into a named volume on the host, reused while its checksum matches. Every record
+names its host and that machine's facts; this runner alone appends to results.jsonl.
+
+A host that cannot be reached at the start is reported and its share goes to the others;
+a host that dies mid-run fails only the cell it was running, and the rest go elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import tarfile
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+import docker.tls
+import requests
+
+from runner import datasets, records, session
+from runner.cells import Cell
+from runner.config import Matrix
+from runner.datasets import Dataset
+from runner.errors import UserError
+from runner.executors import Prepared, PrepareFailure
+from runner.executors.docker_executor import DockerExecutor
+from runner.executors.docker_images import LABEL_PREFIX
+from runner.progress import Progress
+from runner.records import Record
+
+VOLUME_PREFIX = "cudnn-matrix-data-"
+FILL_MOUNT = "/fill"
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def client_for(url: str) -> docker.DockerClient:
+    """A client for one host: ssh:// through the system ssh, tcp:// with TLS, else a Docker context's endpoint."""
+    if url.startswith("ssh://"):
+        return docker.DockerClient(base_url=url, use_ssh_client=True, timeout=120)
+    if url.startswith("tcp://"):
+        return docker.DockerClient(base_url=url, tls=tls_config(), timeout=120)
+    from docker.context import ContextAPI
+
+    context = ContextAPI.get_context(url)
+    if context is None:
+        raise UserError(f"--host {url}: not ssh://user@host[:port], tcp://host:port, nor a Docker context (docker context ls)")
+    return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig or False, use_ssh_client=context.Host.startswith("ssh://"),
+                               timeout=120)
+
+
+def tls_config() -> docker.tls.TLSConfig | bool:
+    """The client certificate and CA in DOCKER_CERT_PATH (default ~/.docker), as the docker CLI takes them; else plain TLS."""
+    folder = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
+    cert, key, ca = (folder / name for name in ("cert.pem", "key.pem", "ca.pem"))
+    if cert.is_file() and key.is_file():
+        return docker.tls.TLSConfig(client_cert=(str(cert), str(key)), ca_cert=str(ca) if ca.is_file() else None, verify=True)
+    return True
+
+
+@dataclass
+class Host:
+    """One remote engine and what it can do; `dead` is set, with the reason, once it stops answering."""
+
+    url: str
+    client: docker.DockerClient
+    facts: dict[str, str]
+    gpu: bool
+    executor: DockerExecutor
+    prepared: dict = field(default_factory=dict)  # EnvironmentSpec -> Prepared | PrepareFailure, made on first use
+    volumes: dict[Path, str] = field(default_factory=dict)  # local data folder -> the volume holding its copy
+    dead: str = ""
+    no_gpu: str = ""  # why GPU cells cannot run here after all, found with the first one
+    gpu_checked: bool = False
+
+    def alive(self) -> bool:
+        try:
+            self.client.ping()
+            return True
+        except ENGINE_ERRORS as error:
+            self.dead = f"host {self.url} stopped answering ({_words(error)})"
+            return False
+
+
+def discover(url: str, matrix: Matrix, progress: Progress) -> Host:
+    """Connect and ask the engine what it has: CPUs, memory, the NVIDIA runtime. Raises ENGINE_ERRORS when unreachable."""
+    client = client_for(url)
+    client.ping()
+    info = client.info()
+    version = client.version()
+    runtimes = sorted(info.get("Runtimes") or {})
+    facts = {"host": url, "host_name": str(info.get("Name", "")), "host_cpu_cores": str(info.get("NCPU", "")),
+             "host_memory_gib": str(round(int(info.get("MemTotal", 0)) / 2**30, 1)), "host_os": str(info.get("OperatingSystem", "")),
+             "host_docker_engine": str(version.get("Version", "unknown")), "host_runtimes": ",".join(runtimes)}
+    devices = matrix.gpu.devices if matrix.gpu else "none"
+    gpu = "nvidia" in runtimes and devices != "none"
+    executor = DockerExecutor(matrix.build, devices, progress, client=client)
+    no_gpu = "" if gpu else f"host {url}: " + ("gpu.devices is none" if devices == "none" else "no nvidia runtime in its Docker engine")
+    return Host(url, client, facts, gpu, executor, no_gpu=no_gpu)
+
+
+def connect_all(urls: list[str], matrix: Matrix, progress: Progress) -> list[Host]:
+    """Every host that answers; those that do not are reported and left out. None answering is an error."""
+    hosts = []
+    for url in urls:
+        try:
+            found = discover(url, matrix, progress)
+        except ENGINE_ERRORS as error:
+            progress(f"host {url}: unreachable, its cells go to the other hosts ({_words(error)})")
+            continue
+        progress(f"host {url}: {found.facts['host_cpu_cores']} CPUs, Docker {found.facts['host_docker_engine']}, "
+                 f"{'NVIDIA runtime' if found.gpu else 'no GPU runtime'}")
+        hosts.append(found)
+    if not hosts:
+        raise UserError(f"none of the {len(urls)} host(s) can be reached: {', '.join(urls)}")
+    return hosts
+
+
+def checksum(folder: Path) -> str:
+    """The data folder by content: every file's relative path and bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def data_volume(host: Host, folder: Path, image: str, progress: Progress) -> str:
+    """The volume on the host holding a copy of folder: reused when its checksum matches, else made and filled."""
+    if folder in host.volumes:
+        return host.volumes[folder]
+    name = VOLUME_PREFIX + checksum(folder)[:16]
+    try:
+        host.client.volumes.get(name)
+        progress(f"host {host.url}: data {folder} already there (volume {name})")
+    except docker.errors.NotFound:
+        progress(f"host {host.url}: copying data {folder} into volume {name}")
+        volume = host.client.volumes.create(name, labels={f"{LABEL_PREFIX}.kind": "data", f"{LABEL_PREFIX}.source": str(folder)})
+        try:
+            _fill(host.client, name, folder, image)
+        except BaseException:
+            volume.remove(force=True)  # never a half-filled volume under a checksum's name
+            raise
+    host.volumes[folder] = name
+    return name
+
+
+def _fill(client: docker.DockerClient, volume: str, folder: Path, image: str) -> None:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for path in sorted(folder.rglob("*")):
+            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
+            info.uid = info.gid = 0
+            info.mode |= 0o755 if path.is_dir() else 0o644
+            if path.is_file():
+                with open(path, "rb") as stream:
+                    tar.addfile(info, stream)
+            elif path.is_dir():
+                tar.addfile(info)
+    container = client.containers.create(image, entrypoint=["true"], volumes={volume: {"bind": FILL_MOUNT, "mode": "rw"}},
+                                         network_mode="none", labels={f"{LABEL_PREFIX}.probe": "data"})
+    try:
+        if not container.put_archive(FILL_MOUNT, archive.getvalue()):
+            raise docker.errors.APIError(f"the engine refused the data for volume {volume}")
+    finally:
+        container.remove(force=True)
+
+
+class Runs:
+    """The (cell, repeat) runs left, handed to host threads one at a time; records appended under one lock."""
+
+    def __init__(self, runs: list[tuple[Cell, int]], run_folder: Path, progress: Progress):
+        self.left = list(runs)
+        self.total = len(runs)
+        self.started = 0
+        self.failed = 0
+        self.lock = threading.Lock()
+        self.run_folder = run_folder
+        self.progress = progress
+
+    def take(self, host: Host) -> tuple[Cell, int, int] | None:
+        with self.lock:
+            for index, (cell, repeat) in enumerate(self.left):
+                if cell.kind != "gpu" or host.gpu:
+                    del self.left[index]
+                    self.started += 1
+                    return cell, repeat, self.started
+            return None
+
+    def give_back(self, cell: Cell, repeat: int) -> None:
+        """A run this host took but cannot do after all: first in line for the others."""
+        with self.lock:
+            self.left.insert(0, (cell, repeat))
+            self.started -= 1
+
+    def keep(self, record: Record) -> None:
+        with self.lock:
+            kept = session._keep(self.run_folder, record, self.progress)
+            self.failed += record.status == "failed" or not kept
+
+
+def run(plan: session.Plan, urls: list[str], results_dir: Path, resume: str | None, repeats: int, progress: Progress) -> session.RunResult:
+    """Every selected cell `repeats` times across the hosts; one merged run folder."""
+    hosts = connect_all(urls, plan.matrix, progress)
+    manifest_host = {"dispatch": "ssh", "hosts": {host.url: host.facts for host in hosts}}
+    run_folder = records.find_run(results_dir, resume) if resume else records.new_run(results_dir, plan.matrix.path, manifest_host)
+    with records.hold(run_folder):
+        state = "stopped"
+        try:
+            failed = _run(plan, hosts, run_folder, repeats, progress)
+            state = "finished"
+        except KeyboardInterrupt:
+            state = "interrupted"
+            raise
+        finally:
+            session._note_end(run_folder, state, progress)
+            if state != "finished":
+                for host in hosts:
+                    try:
+                        host.executor.cleanup(run_folder)
+                    except ENGINE_ERRORS:
+                        pass
+                progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}; "
+                         f"`python -m runner run --dispatch ssh --resume {run_folder.name}` runs the rest")
+    progress(f"results: {run_folder / records.RESULTS_FILE}")
+    return session.RunResult(run_folder, records.load(run_folder), failed)
+
+
+def _run(plan: session.Plan, hosts: list[Host], run_folder: Path, repeats: int, progress: Progress) -> int:
+    earlier = records.load(run_folder)
+    measured = Counter(record.cell_id for record in earlier if record.status == "ok")
+    noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
+    todo = [cell for cell in plan.selected if measured[cell.id] < repeats]
+    runs = Runs([], run_folder, progress)
+    no_gpu = "no host can run GPU cells: " + "; ".join(host.no_gpu for host in hosts if host.no_gpu)
+    runnable = []
+    for cell in todo:
+        why = ("excluded", cell.excluded) if cell.excluded else ("skipped", no_gpu) if cell.kind == "gpu" and not any(h.gpu for h in hosts) else None
+        if why is None:
+            runnable.append(cell)
+        elif cell.id not in noted:
+            runs.keep(session._record(hosts[0].executor, cell, None, why[0], why[1], records.now()))
+    data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
+    left = {cell.id: range(measured[cell.id], repeats) for cell in runnable}
+    runs.left = session.interleaved(runnable, left)
+    runs.total = len(runs.left)
+    progress(f"run {run_folder.name}: {runs.total} run(s) over {len(hosts)} host(s), results in {run_folder}")
+    threads = [threading.Thread(target=_work, args=(host, plan.matrix, runs, data, repeats), name=f"host {host.url}", daemon=True)
+               for host in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)  # in steps: Ctrl-C reaches the main thread
+    for cell, repeat in runs.left:  # no host that could run them is left
+        runs.keep(dataclasses.replace(_left_over(hosts, cell), repeat=repeat))
+    return runs.failed
+
+
+def _left_over(hosts: list[Host], cell: Cell) -> Record:
+    """A run no host took: skipped when no host could give it a GPU, failed when the hosts that could have died."""
+    dead = "; ".join(host.dead for host in hosts if host.dead)
+    if cell.kind == "gpu" and not any(host.gpu for host in hosts):
+        reason = "no host can run GPU cells: " + "; ".join(host.no_gpu for host in hosts if host.no_gpu)
+        return session._record(hosts[0].executor, cell, None, "skipped", reason + (f"; {dead}" if dead else ""), records.now())
+    return session._record(hosts[0].executor, cell, None, "failed", f"not run: {dead or 'no host can run it'}", records.now())
+
+
+def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repeats: int) -> None:
+    """One host's thread: take a run, run it, keep its record; until none is left that it can run, or it dies."""
+    progress = runs.progress
+    while not host.dead and (taken := runs.take(host)):
+        cell, repeat, number = taken
+        if cell.kind == "gpu" and not _gpu_works(host, cell, progress):
+            runs.give_back(cell, repeat)
+            continue
+        label = f"[{number}/{runs.total}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "") + f" on {host.url}"
+        progress(label)
+        record = _run_on(host, matrix, cell, data[cell.workload.name], runs.run_folder, progress)
+        if record.status == "failed" and not host.alive():
+            record = dataclasses.replace(record, reason=f"{host.dead}: {record.reason}")
+            progress(f"{host.dead}: its other cells go to the other hosts")
+        record = dataclasses.replace(record, repeat=repeat, environment={**record.environment, **host.facts})
+        runs.keep(record)
+        progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''}")
+
+
+def _gpu_works(host: Host, cell: Cell, progress: Progress) -> bool:
+    """Whether a container here really gets a GPU: asked once, with the first GPU cell's image, as a local run asks."""
+    if host.gpu_checked:
+        return host.gpu
+    host.gpu_checked = True
+    try:
+        if cell.environment not in host.prepared:
+            host.prepared[cell.environment] = host.executor.prepare(cell.environment)
+        environment = host.prepared[cell.environment]
+        why = host.executor.unavailable("gpu", environment) if isinstance(environment, Prepared) else None
+    except ENGINE_ERRORS as error:
+        why = _words(error)
+    if why:
+        host.gpu, host.no_gpu = False, f"host {host.url}: {why}"
+        progress(f"{host.no_gpu}; its GPU cells go to the other hosts")
+    return host.gpu
+
+
+def _run_on(host: Host, matrix: Matrix, cell: Cell, dataset: Dataset, run_folder: Path, progress: Progress) -> Record:
+    """One run of a cell on a host: its image built there (or found up to date), its data in a volume there."""
+    try:
+        if cell.environment not in host.prepared:
+            host.prepared[cell.environment] = host.executor.prepare(cell.environment)
+        environment = host.prepared[cell.environment]
+        if isinstance(environment, Prepared):
+            volume = data_volume(host, dataset.path, environment.handle, progress)
+            dataset = dataclasses.replace(dataset, path=volume)  # the container mounts the volume, not a local path
+        return session.run_cell(host.executor, matrix, cell, environment, dataset, run_folder)
+    except (*ENGINE_ERRORS, UserError) as error:
+        failure = PrepareFailure(cell.environment, f"on host {host.url}: {_words(error)}", "")
+        return session.run_cell(host.executor, matrix, cell, failure, dataset, run_folder)
+
+
+def _words(error: Exception) -> str:
+    text = getattr(error, "explanation", None) or str(error) or type(error).__name__
+    return " ".join(str(text).split())[:300]

@@ -1,0 +1,153 @@
+"""Remote Docker hosts over SSH, for real: two sshd on loopback addresses, both reaching this engine."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, runner
+from runner.executors.docker_run import remove_run
+from ssh_hosts import ADDRESSES, UNREACHABLE, SshHosts, missing
+
+pytestmark = pytest.mark.ssh
+
+SMALL = "model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32"
+
+SPLIT_MATRIX = f"""
+workloads:
+  dogs-vs-cats: {{{SMALL}}}
+  again: {{{SMALL}, batch_size: 16}}
+repeats: 2
+cpu:
+  tensorflow: ["2.21"]
+build:
+  offline_base: true
+"""
+
+HANG_MATRIX = f"""
+workloads:
+  dogs-vs-cats: {{{SMALL}}}
+  stuck: {{{SMALL}, fault: hang, timeout_minutes: 0.5}}
+repeats: 2
+cpu:
+  tensorflow: ["2.21"]
+build:
+  offline_base: true
+"""
+
+
+@pytest.fixture(scope="module")
+def ssh_hosts(tmp_path_factory, docker_client):
+    """Both sshd, or a skip; CI sets CUDNN_MATRIX_REQUIRE_SSH so that a missing sshd fails instead."""
+    why = missing()
+    if why:
+        if os.environ.get("CUDNN_MATRIX_REQUIRE_SSH"):
+            pytest.fail(f"no sshd here, and CUDNN_MATRIX_REQUIRE_SSH is set: {why}")
+        pytest.skip(f"no sshd here: {why}")
+    hosts = SshHosts(tmp_path_factory.mktemp("ssh"))
+    hosts.start()
+    yield hosts
+    hosts.stop()
+    base = str(tmp_path_factory.getbasetemp())
+    for volume in docker_client.volumes.list(filters={"label": "io.cudnn-matrix.kind=data"}):
+        if (volume.attrs.get("Labels") or {}).get("io.cudnn-matrix.source", "").startswith(base):
+            volume.remove(force=True)  # the data volumes these tests' runs made; others' are left alone
+
+
+def records_of(results):
+    (run_folder,) = results.iterdir()
+    return run_folder, [json.loads(line) for line in (run_folder / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.timeout(600)
+def test_a_matrix_split_over_two_hosts_merges_into_one_run(tmp_path, ssh_hosts):
+    (tmp_path / "matrix.yaml").write_text(SPLIT_MATRIX + "hosts:\n" + "".join(f"  - {url}\n" for url in ssh_hosts.urls))
+    unreachable = f"ssh://root@{UNREACHABLE}:{ssh_hosts.port}"
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "runner", "run", "-f", tmp_path / "matrix.yaml", "--results", tmp_path / "results",
+                          *(f"--host={url}" for url in [*ssh_hosts.urls, unreachable])],
+                         cwd=REPO, capture_output=True, text=True, env=ssh_hosts.environment, timeout=540)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"host {unreachable}: unreachable, its cells go to the other hosts" in run.stderr
+    assert "up to date (cudnn-matrix/cpu-tf2.21:" in run.stderr  # built on each host: here the same engine, so already there
+
+    run_folder, loaded = records_of(tmp_path / "results")
+    assert len(loaded) == 4 and {record["status"] for record in loaded} == {"ok"}
+    hosts = {record["environment"]["host"] for record in loaded}
+    assert hosts == set(ssh_hosts.urls), "both hosts measured cells"
+    for record in loaded:
+        environment = record["environment"]
+        assert int(environment["host_cpu_cores"]) >= 1 and environment["host_docker_engine"]
+        assert "runc" in environment["host_runtimes"]
+        assert record["measurement"]["data"]["kind"] == "synthetic"  # the data came through the volume, marker and all
+    manifest = json.loads((run_folder / "manifest.json").read_text())
+    assert manifest["host"]["dispatch"] == "ssh" and set(manifest["host"]["hosts"]) == set(ssh_hosts.urls)
+    # Cells ran side by side: one at a time per host, so the two hosts' cells overlap in time.
+    spans = {host: [(r["started"], r["ended"]) for r in loaded if r["environment"]["host"] == host] for host in hosts}
+    first, second = spans.values()
+    assert any(a0 <= b1 and b0 <= a1 for a0, a1 in first for b0, b1 in second), spans
+    print(f"split run: {time.monotonic() - started:.0f} s")
+
+    again = subprocess.run([sys.executable, "-m", "runner", "run", "-f", tmp_path / "matrix.yaml", "--results", tmp_path / "again",
+                            "-k", "*-dogs-vs-cats", "--repeats", "1", f"--host={ssh_hosts.urls[1]}"],
+                           cwd=REPO, capture_output=True, text=True, env=ssh_hosts.environment, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"host {ssh_hosts.urls[1]}: data " in again.stderr and "already there (volume cudnn-matrix-data-" in again.stderr
+
+    by_host = runner("report", run_folder, "--by", "host")
+    assert by_host.returncode == 0, by_host.stderr
+    for url in ssh_hosts.urls:
+        assert f"host {url}" in by_host.stdout
+
+
+@pytest.mark.timeout(600)
+def test_a_host_that_dies_mid_run_fails_only_its_running_cell(tmp_path, ssh_hosts, docker_client):
+    (tmp_path / "matrix.yaml").write_text(HANG_MATRIX)
+    results = tmp_path / "results"
+    process = subprocess.Popen([sys.executable, "-m", "runner", "run", "-f", str(tmp_path / "matrix.yaml"), "--results", str(results),
+                                *(f"--host={url}" for url in ssh_hosts.urls)],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ssh_hosts.environment)
+    victim = None
+    seen = []
+    try:
+        deadline = time.monotonic() + 300
+        for line in process.stderr:
+            seen.append(line)
+            if "cpu-tf2.21-stuck (repeat 1/2) on " in line and ": " not in line.split(" on ")[1]:
+                victim = next(address for address in ADDRESSES if ssh_hosts.url(address) in line)
+                break
+            if time.monotonic() > deadline:
+                break
+        assert victim, "".join(seen)[-3000:]
+        (run_folder,) = results.iterdir()
+        for _ in range(120):  # until the hanging container is really there (this run's: the engine may be shared)
+            if docker_client.containers.list(filters={"label": ["io.cudnn-matrix.cell=cpu-tf2.21-stuck", f"io.cudnn-matrix.run-id={run_folder.name}"]}):
+                break
+            time.sleep(0.25)
+        ssh_hosts.kill(victim)
+        _, rest = process.communicate(timeout=400)
+        stderr = "".join(seen) + rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for folder in results.iterdir() if results.exists() else []:
+            remove_run(docker_client, folder.name)  # the dead "box" is this engine: its hung container is still here
+        ssh_hosts.start_one(victim) if victim and victim not in ssh_hosts.daemons else None
+    assert process.returncode == 1, stderr[-3000:]
+    dead_url = ssh_hosts.url(victim)
+    assert f"host {dead_url} stopped answering" in stderr
+
+    _, loaded = records_of(results)
+    assert len(loaded) == 4
+    failed = [record for record in loaded if record["status"] == "failed"]
+    died = [record for record in failed if "stopped answering" in record["reason"]]
+    assert len(died) == 1 and died[0]["cell_id"] == "cpu-tf2.21-stuck" and died[0]["environment"]["host"] == dead_url
+    # The rest ran on the host left: the dogs-vs-cats cells measured, the second stuck cell ended by its time limit.
+    after = [record for record in loaded if record is not died[0] and record["started"] >= died[0]["started"]]
+    assert all(record["environment"]["host"] != dead_url for record in after), loaded
+    assert [record["status"] for record in loaded if record["cell_id"] == "cpu-tf2.21-dogs-vs-cats"] == ["ok", "ok"]
+    others = [record for record in failed if record is not died[0]]
+    assert [record["reason"] for record in others] == ["exceeded its time limit of 0.5 min (workloads.stuck.timeout_minutes)"]

@@ -1,0 +1,135 @@
+"""Remote hosts without a remote: hosts: in the matrix, --host, and what is refused before anything connects."""
+
+import pytest
+
+from runner import cli
+from runner.config import load_matrix
+from runner.dispatch import ssh
+
+MATRIX = 'workloads: {mnist: {}}\ncpu: {tensorflow: ["2.21"]}\n'
+
+
+@pytest.fixture
+def matrix(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(MATRIX)
+    return path
+
+
+def test_hosts_are_read_as_written(matrix):
+    assert load_matrix(matrix).hosts == ()
+    matrix.write_text(MATRIX + "hosts: [ssh://me@box1, 'ssh://root@10.0.0.2:2222', 'tcp://box3:2376', my-context]\n")
+    assert load_matrix(matrix).hosts == ("ssh://me@box1", "ssh://root@10.0.0.2:2222", "tcp://box3:2376", "my-context")
+
+
+@pytest.mark.parametrize("hosts, message", [
+    ("ssh://box1", "hosts: expected a list"),
+    ("['ssh://me@box1; rm -rf /']", "hosts[0]: expected ssh://user@host[:port], tcp://host:port or a Docker context name"),
+    ("['tcp://box3']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("[ssh://me@box1, ssh://me@box1]", "hosts[1]: expected each host once, got 'ssh://me@box1' a second time"),
+])
+def test_bad_hosts_are_one_line_naming_the_key(matrix, capsys, hosts, message):
+    matrix.write_text(MATRIX + f"hosts: {hosts}\n")
+    assert cli.main(["list", "-f", str(matrix)]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--dispatch", "ssh"], "--dispatch ssh: no hosts: list them under hosts: in"),
+    (["--dispatch", "slurm", "--host", "ssh://me@box1"], "--host: remote Docker hosts are --dispatch ssh"),
+    (["--host", "ssh://me@box1", "--executor", "venv"], "--executor venv: remote hosts run their cells with Docker"),
+    (["--host", "ssh://me@box1", "--gpus", "0"], "--gpus: with --dispatch ssh"),
+])
+def test_refused_before_anything_connects(matrix, tmp_path, capsys, arguments, message):
+    assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), *arguments]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_no_host_answering_is_one_line_and_no_run(matrix, tmp_path, capsys):
+    # Nothing listens on this loopback port: refused at once, without ssh.
+    assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), "--host", "tcp://127.0.0.4:9"]) == 2
+    err = capsys.readouterr().err
+    assert "host tcp://127.0.0.4:9: unreachable, its cells go to the other hosts" in err
+    assert "error: none of the 1 host(s) can be reached: tcp://127.0.0.4:9" in err
+    assert not (tmp_path / "results").exists()
+
+
+class FakeHost:
+    def __init__(self, gpu):
+        self.gpu = gpu
+
+
+def test_gpu_cells_go_only_to_hosts_with_the_nvidia_runtime(matrix, tmp_path):
+    cells = {cell.kind: cell for cell in [type("Cell", (), {"kind": "gpu", "id": "g"})(), type("Cell", (), {"kind": "cpu", "id": "c"})()]}
+    runs = ssh.Runs([(cells["gpu"], 0), (cells["cpu"], 0)], tmp_path, print)
+    assert runs.take(FakeHost(gpu=False))[0] is cells["cpu"]
+    assert runs.take(FakeHost(gpu=False)) is None  # the GPU cell waits for a host that can run it
+    assert runs.take(FakeHost(gpu=True))[0] is cells["gpu"]
+
+
+def test_the_data_checksum_follows_content_and_names(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.bin").write_bytes(b"one")
+    first = ssh.checksum(tmp_path / "a")
+    assert ssh.checksum(tmp_path / "a") == first
+    (tmp_path / "a" / "x.bin").write_bytes(b"two")
+    assert ssh.checksum(tmp_path / "a") != first
+    (tmp_path / "a" / "x.bin").rename(tmp_path / "a" / "y.bin")
+    assert len({first, ssh.checksum(tmp_path / "a")}) == 2
+
+
+def test_tcp_hosts_take_the_docker_clis_certificates(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+    assert ssh.tls_config() is True  # no client certificate: plain TLS
+    for name in ("cert.pem", "key.pem", "ca.pem"):
+        (tmp_path / name).write_text("-")
+    config = ssh.tls_config()
+    assert config.cert == (str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")) and config.ca_cert == str(tmp_path / "ca.pem")
+    assert config.verify is True
+
+
+class FakeClient:
+    """Just enough of an engine for the host threads: it answers, and every data volume is already there."""
+
+    class volumes:
+        @staticmethod
+        def get(name):
+            return name
+
+    def ping(self):
+        return True
+
+
+def fake_host(url, gpu, executor):
+    facts = {"host": url, "host_cpu_cores": "4"}
+    return ssh.Host(url, FakeClient(), facts, gpu, executor, no_gpu="" if gpu else f"host {url}: no nvidia runtime in its Docker engine")
+
+
+GPU_MATRIX = """
+workloads: {mnist: {epochs: 2, train_images: 64, validation_images: 32}}
+cpu: {tensorflow: ["2.21"]}
+gpu: {cuda: ["12.5"], cudnn: ["9.3"], tensorflow: ["2.21"]}
+build: {ca_certificates: []}
+"""
+
+
+def test_a_gpu_host_whose_containers_get_no_gpu_gives_its_gpu_cells_up(tmp_path):
+    from fake_executor import FakeExecutor
+    from runner import records, session
+    from runner.progress import Progress
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX)
+    plan = session.plan(tmp_path / "matrix.yaml")
+    hosts = [fake_host("ssh://a", True, FakeExecutor(no_gpu="could not select device driver")), fake_host("ssh://b", False, FakeExecutor())]
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
+    assert ssh._run(plan, hosts, run_folder, 2, Progress()) == 0
+    loaded = records.load(run_folder)
+    assert sorted((r.cell_id, r.repeat, r.status) for r in loaded) == [
+        ("cpu-tf2.21-mnist", 0, "ok"), ("cpu-tf2.21-mnist", 1, "ok"),
+        ("gpu-cuda12.5-cudnn9.3-tf2.21-mnist", 0, "skipped"), ("gpu-cuda12.5-cudnn9.3-tf2.21-mnist", 1, "skipped")]
+    skipped = [r for r in loaded if r.status == "skipped"]
+    assert skipped[0].reason == ("no host can run GPU cells: host ssh://a: could not select device driver; "
+                                 "host ssh://b: no nvidia runtime in its Docker engine")
+    assert {r.environment["host"] for r in loaded if r.status == "ok"} <= {"ssh://a", "ssh://b"}
+    assert all(r.environment["host_cpu_cores"] == "4" for r in loaded if r.status == "ok")

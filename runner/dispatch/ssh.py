@@ -209,7 +209,7 @@ class Runs:
 
     def keep(self, record: Record) -> None:
         with self.lock:
-            kept = session._keep(self.run_folder, record, self.progress)
+            kept = session.keep(self.run_folder, record, self.progress)
             self.failed += record.status == "failed" or not kept
 
 
@@ -227,7 +227,7 @@ def run(plan: session.Plan, urls: list[str], results_dir: Path, resume: str | No
             state = "interrupted"
             raise
         finally:
-            session._note_end(run_folder, state, progress)
+            session.note_end(run_folder, state, progress)
             if state != "finished":
                 for host in hosts:
                     try:

@@ -77,3 +77,23 @@ def test_a_container_caught_half_way_through_its_removal_counts_as_removed():
     conflict = docker.errors.APIError("409", explanation="can not get logs from container which is dead or marked for removal")
     raw = run_with(Engine(Container(wait_error=conflict)))
     assert raw.error == "its container was removed while it ran (by docker rm or `clean --force`)"
+
+
+def test_a_runs_clean_up_lists_containers_without_failing_on_one_being_removed():
+    from runner.executors.docker_run import remove_run
+
+    class Listing:
+        def __init__(self):
+            self.asked = {}
+
+        @property
+        def containers(self):
+            return self
+
+        def list(self, **options):
+            self.asked = options
+            return [Container()]  # its remove() says it is gone already: that is not an error either
+
+    engine = Listing()
+    remove_run(engine, "20261129-120000")
+    assert engine.asked == {"all": True, "filters": {"label": "io.cudnn-matrix.run-id=20261129-120000"}, "ignore_removed": True}

@@ -65,8 +65,14 @@ def gpu_unavailable(client: docker.DockerClient, probe_image: str, devices: str)
 
 def remove_run(client: docker.DockerClient, run_id: str) -> None:
     """Remove every container this run started, whatever state it is in."""
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_PREFIX}.run-id={run_id}"}):
-        container.remove(force=True)
+    for container in _labelled(client, f"{LABEL_PREFIX}.run-id={run_id}"):
+        _remove_quietly(container)
+
+
+def _labelled(client: docker.DockerClient, label: str) -> list:
+    """Containers with this label. One removed between the listing and its inspection is left out, not an error:
+    after an interrupt the cell's own clean-up may be removing its container at this very moment."""
+    return client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
 
 
 PROBE_LIFETIME = timedelta(minutes=10)  # a probe container lives for seconds; an older one was left behind
@@ -80,14 +86,14 @@ def remove_leftovers(client: docker.DockerClient, images: bool, force: bool) -> 
     are spared while they are young enough to belong to a runner asking about GPUs right now.
     """
     removed = {"containers": 0, "images": 0, "spared_runs": set()}
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_PREFIX}.run-id"}):
+    for container in _labelled(client, f"{LABEL_PREFIX}.run-id"):
         folder = container.labels.get(f"{LABEL_PREFIX}.run-folder")
         if not force and folder and records.in_progress(Path(folder)):
             removed["spared_runs"].add(container.labels[f"{LABEL_PREFIX}.run-id"])
             continue
         _remove_quietly(container)
         removed["containers"] += 1
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_PREFIX}.probe"}):
+    for container in _labelled(client, f"{LABEL_PREFIX}.probe"):
         if force or _age(container) > PROBE_LIFETIME:
             _remove_quietly(container)
             removed["containers"] += 1

@@ -60,7 +60,7 @@ def gpu_unavailable(client: docker.DockerClient, probe_image: str, devices: str)
         reason = (error.explanation or str(error)).strip()
         return f"no GPU available to containers on this Docker engine ({reason}): install the NVIDIA Container Toolkit, or check gpu.devices / --gpus"
     finally:
-        container.remove(force=True)
+        _remove_quietly(container)  # `clean --force` may have taken it already
 
 
 def remove_run(client: docker.DockerClient, run_id: str) -> None:

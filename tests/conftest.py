@@ -9,6 +9,13 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def missing_part(what: str, variable: str, why: str):
+    """A part of the machine a test needs is missing: a skip, or a failure where CI sets `variable` to require it."""
+    if os.environ.get(variable):
+        pytest.fail(f"no {what}, and {variable} is set: {why}")
+    pytest.skip(f"no {what}: {why}")
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     """A real engine, or a skip; CI sets CUDNN_MATRIX_REQUIRE_DOCKER so that a missing engine fails instead."""
@@ -16,9 +23,7 @@ def docker_client():
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as error:
-        if os.environ.get("CUDNN_MATRIX_REQUIRE_DOCKER"):
-            pytest.fail(f"no Docker engine, and CUDNN_MATRIX_REQUIRE_DOCKER is set: {error}")
-        pytest.skip(f"no Docker engine: {error}")
+        missing_part("Docker engine", "CUDNN_MATRIX_REQUIRE_DOCKER", str(error))
     return client
 
 
@@ -46,9 +51,7 @@ def slurm_cluster(tmp_path_factory):
 
     why = missing()
     if why:
-        if os.environ.get("CUDNN_MATRIX_REQUIRE_SLURM"):
-            pytest.fail(f"no Slurm here, and CUDNN_MATRIX_REQUIRE_SLURM is set: {why}")
-        pytest.skip(f"no Slurm here: {why}")
+        missing_part("Slurm here", "CUDNN_MATRIX_REQUIRE_SLURM", why)
     cluster = LocalCluster(tmp_path_factory.mktemp("slurm"))
     cluster.start()
     yield cluster

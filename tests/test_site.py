@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import site_runs
+from conftest import missing_part
 from fake_executor import FakeExecutor, fault_workloads
 from runner import cli, records
 from runner.errors import UserError
@@ -282,9 +283,7 @@ def test_file_names_made_from_ids_stay_in_their_folder_and_apart():
 def chromium():
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        if os.environ.get("CUDNN_MATRIX_REQUIRE_BROWSER"):
-            pytest.fail("no chromium, and CUDNN_MATRIX_REQUIRE_BROWSER is set: apt-get install chromium")
-        pytest.skip("no chromium (apt-get install chromium)")
+        missing_part("chromium", "CUDNN_MATRIX_REQUIRE_BROWSER", "apt-get install chromium")
     return found
 
 

@@ -1,14 +1,13 @@
 """Remote Docker hosts over SSH, for real: two sshd on loopback addresses, both reaching this engine."""
 
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import REPO, runner
+from conftest import REPO, missing_part, runner
 from runner.executors.docker_run import remove_run
 from ssh_hosts import ADDRESSES, UNREACHABLE, SshHosts, missing
 
@@ -44,9 +43,7 @@ def ssh_hosts(tmp_path_factory, docker_client):
     """Both sshd, or a skip; CI sets CUDNN_MATRIX_REQUIRE_SSH so that a missing sshd fails instead."""
     why = missing()
     if why:
-        if os.environ.get("CUDNN_MATRIX_REQUIRE_SSH"):
-            pytest.fail(f"no sshd here, and CUDNN_MATRIX_REQUIRE_SSH is set: {why}")
-        pytest.skip(f"no sshd here: {why}")
+        missing_part("sshd here", "CUDNN_MATRIX_REQUIRE_SSH", why)
     hosts = SshHosts(tmp_path_factory.mktemp("ssh"))
     hosts.start()
     yield hosts

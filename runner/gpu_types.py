@@ -56,9 +56,14 @@ def not_here(cell: Cell) -> str:
     names = host_gpu_names()
     if not names:
         return f"GPU type {wanted}: this host's GPUs cannot be named (no nvidia-smi); dispatch it to a cluster (run --dispatch slurm)"
-    if any(_squeezed(wanted) in _squeezed(name) for name in names):
+    if matching(wanted, names):
         return ""
     return f"GPU type {wanted}: this host has {', '.join(sorted(set(names)))}; dispatch it to a cluster (run --dispatch slurm)"
+
+
+def matching(wanted: str, names: list[str] | tuple[str, ...]) -> list[int]:
+    """The positions of the GPU names that are of type wanted ("h100" is "NVIDIA H100 80GB HBM3"); [] when none is."""
+    return [position for position, name in enumerate(names) if _squeezed(wanted) in _squeezed(name)]
 
 
 @functools.cache

@@ -30,17 +30,31 @@ def facts(executor: Executor) -> dict:
     }
 
 
+# What every GPU inventory asks nvidia-smi, here or in a probe container on a remote host.
+NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=index,name,driver_version,memory.total", "--format=csv,noheader"]
+
+
 def gpus() -> list[dict]:
     """The host's NVIDIA GPUs and driver as nvidia-smi reports them; none where it is absent."""
     if shutil.which("nvidia-smi") is None:
         return []
-    query = ["nvidia-smi", "--query-gpu=index,name,driver_version,memory.total", "--format=csv,noheader"]
     try:
-        output = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout
+        output = subprocess.run(NVIDIA_SMI_QUERY, capture_output=True, text=True, timeout=30, check=True).stdout
     except (subprocess.SubprocessError, OSError):
         return []
+    return parse_gpus(output)
+
+
+def parse_gpus(output: str) -> list[dict]:
+    """nvidia-smi's CSV lines ("0, NVIDIA H200, 580.65.06, 143771 MiB") as dicts; lines that are not such rows are left out."""
     keys = ("index", "name", "driver", "memory")
-    return [dict(zip(keys, (part.strip() for part in line.split(",")))) for line in output.strip().splitlines()]
+    rows = [[part.strip() for part in line.split(",")] for line in output.strip().splitlines()]
+    return [dict(zip(keys, row)) for row in rows if len(row) == len(keys) and row[0].isdigit()]
+
+
+def describe_gpus(found: list[dict]) -> str:
+    """One line for a record's facts: "0: NVIDIA H100 80GB HBM3 (driver 580.65.06); 1: ..." or "none"."""
+    return "; ".join(f"{gpu.get('index', '?')}: {gpu.get('name', '?')} (driver {gpu.get('driver', '?')})" for gpu in found) or "none"
 
 
 def _git(*args: str) -> str:

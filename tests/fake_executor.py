@@ -52,6 +52,15 @@ class FakeExecutor:
     def unavailable(self, kind, probe):
         return self.no_gpu if kind == "gpu" else None
 
+    # What the Docker executor adds for remote hosts: which GPUs its containers see, and a copy giving cells others.
+    gpu_devices = "all"
+
+    def gpu_inventory(self, probe):
+        return self.no_gpu, []
+
+    def on_devices(self, devices):
+        return self
+
     def run(self, cell, job, prepared, limits, run_folder) -> RawRun:
         self.jobs.append(JobSpec.from_json(job.to_json()))  # what the workload would accept
         fault = job.fault

@@ -1,5 +1,7 @@
 """Remote hosts without a remote: hosts: in the matrix, --host, and what is refused before anything connects."""
 
+import dataclasses
+
 import pytest
 
 from runner import cli
@@ -55,17 +57,37 @@ def test_no_host_answering_is_one_line_and_no_run(matrix, tmp_path, capsys):
     assert not (tmp_path / "results").exists()
 
 
-class FakeHost:
-    def __init__(self, gpu):
-        self.gpu = gpu
+def test_gpu_cells_go_only_to_hosts_with_the_nvidia_runtime(tmp_path):
+    from fake_executor import FakeExecutor
+    from runner import session
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX)
+    gpu, cpu = sorted(session.plan(tmp_path / "matrix.yaml").selected, key=lambda cell: cell.kind != "gpu")
+    runs = ssh.Runs([(gpu, 0), (cpu, 0)], tmp_path, print)
+    assert runs.take(fake_host("ssh://a", False, FakeExecutor()))[0] is cpu
+    assert runs.take(fake_host("ssh://b", False, FakeExecutor())) is None  # the GPU cell waits for a host that can run it
+    assert runs.take(fake_host("ssh://c", True, FakeExecutor()))[0] is gpu
 
 
-def test_gpu_cells_go_only_to_hosts_with_the_nvidia_runtime(matrix, tmp_path):
-    cells = {cell.kind: cell for cell in [type("Cell", (), {"kind": "gpu", "id": "g"})(), type("Cell", (), {"kind": "cpu", "id": "c"})()]}
-    runs = ssh.Runs([(cells["gpu"], 0), (cells["cpu"], 0)], tmp_path, print)
-    assert runs.take(FakeHost(gpu=False))[0] is cells["cpu"]
-    assert runs.take(FakeHost(gpu=False)) is None  # the GPU cell waits for a host that can run it
-    assert runs.take(FakeHost(gpu=True))[0] is cells["gpu"]
+def test_a_host_with_nothing_to_take_waits_while_a_gpu_cell_may_yet_be_given_back(tmp_path):
+    import threading
+
+    from fake_executor import FakeExecutor
+    from runner import session
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX)
+    gpu = next(cell for cell in session.plan(tmp_path / "matrix.yaml").selected if cell.kind == "gpu")
+    runs = ssh.Runs([(gpu, 0)], tmp_path, print)
+    looking, other = fake_host("ssh://a", True, FakeExecutor()), fake_host("ssh://b", True, FakeExecutor())
+    assert runs.take(looking)[0] is gpu  # its GPUs not yet looked at: the run is unsettled
+    taken = []
+    waiting = threading.Thread(target=lambda: taken.append(runs.take(other)))
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive(), "the other host must not give up while the run may come back"
+    runs.give_back(gpu, 0)
+    waiting.join(5)
+    assert taken and taken[0][0] is gpu
 
 
 def test_the_data_checksum_follows_content_and_names(tmp_path):
@@ -133,3 +155,84 @@ def test_a_gpu_host_whose_containers_get_no_gpu_gives_its_gpu_cells_up(tmp_path)
                                  "host ssh://b: no nvidia runtime in its Docker engine")
     assert {r.environment["host"] for r in loaded if r.status == "ok"} <= {"ssh://a", "ssh://b"}
     assert all(r.environment["host_cpu_cores"] == "4" for r in loaded if r.status == "ok")
+
+
+def gpu_host(url, names, devices="all"):
+    """A host whose containers see these GPUs (nvidia-smi's names): a fake at the executor seam, as FakeExecutor is."""
+    from fake_executor import FakeExecutor
+    from runner.executors import Prepared
+
+    class Executor(FakeExecutor):
+        gpu_devices = devices
+        given: list[tuple[str, str]] = []  # (cell, GPUs), shared by every copy on_devices makes
+
+        def gpu_inventory(self, probe: Prepared):
+            return None, [{"index": str(index), "name": name, "driver": "580.65.06", "memory": "81559 MiB"} for index, name in enumerate(names)]
+
+        def on_devices(self, chosen):
+            copy = Executor()
+            copy.gpu_devices, copy.jobs = chosen, self.jobs
+            return copy
+
+        def run(self, cell, job, prepared, limits, run_folder):
+            self.given.append((cell.id, self.gpu_devices))
+            return super().run(cell, dataclasses.replace(job, expect_gpu=False), prepared, limits, run_folder)
+
+    Executor.given = []
+    return fake_host(url, bool(names), Executor())
+
+
+TYPED_MATRIX = GPU_MATRIX.replace('tensorflow: ["2.21"]}\nbuild', 'tensorflow: ["2.21"], gpu_type: [TYPES]}\nbuild')
+
+
+def run_typed(tmp_path, types, hosts):
+    from runner import records, session
+    from runner.progress import Progress
+
+    (tmp_path / "matrix.yaml").write_text(TYPED_MATRIX.replace("TYPES", types))
+    plan = session.plan(tmp_path / "matrix.yaml")
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
+    failed = ssh._run(plan, hosts, run_folder, 1, Progress())
+    return failed, {record.cell_id: record for record in records.load(run_folder)}
+
+
+def test_a_cell_of_a_gpu_type_runs_only_on_a_host_with_that_gpu_and_only_on_that_gpu(tmp_path):
+    mixed = gpu_host("ssh://mixed", ["NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3"])
+    h200 = gpu_host("ssh://h200", ["NVIDIA H200"])
+    failed, loaded = run_typed(tmp_path, "h100, h200", [h200, mixed, gpu_host("ssh://cpu", [])])
+    assert failed == 0
+    h100_cell, h200_cell = loaded["gpu-h100-cuda12.5-cudnn9.3-tf2.21-mnist"], loaded["gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist"]
+    assert (h100_cell.status, h100_cell.environment["host"], h100_cell.environment["gpu_devices"]) == ("ok", "ssh://mixed", "1")
+    assert (h200_cell.status, h200_cell.environment["host"], h200_cell.environment["gpu_devices"]) == ("ok", "ssh://h200", "0")
+    assert h100_cell.environment["host_gpus"] == ("0: NVIDIA A100-SXM4-80GB (driver 580.65.06); "
+                                                  "1: NVIDIA H100 80GB HBM3 (driver 580.65.06)")
+    assert h100_cell.environment["host_gpu_count"] == "2"
+    assert ("gpu-h100-cuda12.5-cudnn9.3-tf2.21-mnist", "1") in mixed.executor.given  # the H100, not the A100 beside it
+    assert loaded["cpu-tf2.21-mnist"].status == "ok"
+
+
+def test_a_gpu_type_no_host_has_is_skipped_naming_what_each_host_has(tmp_path):
+    hosts = [gpu_host("ssh://a100", ["NVIDIA A100-SXM4-80GB"]), gpu_host("ssh://cpu", [])]
+    failed, loaded = run_typed(tmp_path, "a100, b200", hosts)
+    assert failed == 0
+    assert loaded["gpu-a100-cuda12.5-cudnn9.3-tf2.21-mnist"].status == "ok"
+    skipped = loaded["gpu-b200-cuda12.5-cudnn9.3-tf2.21-mnist"]
+    assert skipped.status == "skipped"
+    assert skipped.reason == ("no host has a GPU of type b200: host ssh://a100: 0: NVIDIA A100-SXM4-80GB (driver 580.65.06); "
+                              "host ssh://cpu: no nvidia runtime in its Docker engine")
+
+
+def test_gpu_devices_limit_which_gpus_a_typed_cell_may_be_given(tmp_path):
+    pinned = gpu_host("ssh://pinned", ["NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"], devices="0,2")
+    _, loaded = run_typed(tmp_path, "h100", [pinned])
+    assert loaded["gpu-h100-cuda12.5-cudnn9.3-tf2.21-mnist"].environment["gpu_devices"] == "0,2"
+
+
+def test_nvidia_smis_rows_are_read_and_anything_else_is_left_out():
+    from runner.host import describe_gpus, parse_gpus
+
+    output = "0, NVIDIA H200, 580.65.06, 143771 MiB\n1, NVIDIA H200, 580.65.06, 143771 MiB\nsh: 1: nvidia-smi: not found\n"
+    found = parse_gpus(output)
+    assert [gpu["name"] for gpu in found] == ["NVIDIA H200", "NVIDIA H200"] and found[1]["memory"] == "143771 MiB"
+    assert describe_gpus(found) == "0: NVIDIA H200 (driver 580.65.06); 1: NVIDIA H200 (driver 580.65.06)"
+    assert parse_gpus("") == [] and describe_gpus([]) == "none"

@@ -114,7 +114,7 @@ def node_facts(executor: Executor, job_id: str, gpus: str | None) -> dict[str, s
         if key in ("executor", "isolation"):
             continue  # the record names its executor already
         if key == "gpus":
-            value = "; ".join(f"{gpu.get('index', '?')}: {gpu.get('name', '?')} (driver {gpu.get('driver', '?')})" for gpu in value) or "none"
+            value = host.describe_gpus(value)
         facts[f"host_{key}"] = str(value)
     return facts
 

@@ -30,7 +30,7 @@ import docker.errors
 import docker.tls
 import requests
 
-from runner import datasets, records, session
+from runner import datasets, gpu_types, records, session
 from runner.cells import Cell
 from runner.config import Matrix
 from runner.datasets import Dataset
@@ -38,6 +38,7 @@ from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure
 from runner.executors.docker_executor import DockerExecutor
 from runner.executors.docker_images import LABEL_PREFIX
+from runner.host import describe_gpus
 from runner.progress import Progress
 from runner.records import Record
 
@@ -84,6 +85,30 @@ class Host:
     dead: str = ""
     no_gpu: str = ""  # why GPU cells cannot run here after all, found with the first one
     gpu_checked: bool = False
+    gpus: list[dict] = field(default_factory=list)  # what nvidia-smi in a container here says, once checked
+
+    def can_take(self, cell: Cell) -> bool:
+        """Whether this host may run the cell: GPU cells only with a GPU, and of the cell's gpu_type once the GPUs have names."""
+        if cell.kind != "gpu":
+            return True
+        wanted = cell.axis(gpu_types.AXIS)
+        return self.gpu and not (wanted and self.gpu_checked and not self.devices_for(cell))
+
+    def devices_for(self, cell: Cell) -> str:
+        """The GPUs the cell is given here: those of its gpu_type among gpu.devices ("" when none is); else gpu.devices."""
+        wanted = cell.axis(gpu_types.AXIS)
+        if not wanted:
+            return self.executor.gpu_devices
+        offered = [gpu for gpu in self.gpus if self.executor.gpu_devices == "all" or gpu["index"] in self.executor.gpu_devices.split(",")]
+        return ",".join(offered[position]["index"] for position in gpu_types.matching(wanted, [gpu["name"] for gpu in offered]))
+
+    def gpu_summary(self) -> str:
+        """What this host has to offer GPU cells, in a few words, for the reason a cell went nowhere."""
+        if not self.gpu:
+            return self.no_gpu
+        if not self.gpu_checked:
+            return f"host {self.url}: GPUs not yet looked at"
+        return f"host {self.url}: " + (describe_gpus(self.gpus) if self.gpus else "its GPUs could not be named (no nvidia-smi in the container)")
 
     def alive(self) -> bool:
         try:
@@ -181,31 +206,51 @@ def _fill(client: docker.DockerClient, volume: str, folder: Path, image: str) ->
 
 
 class Runs:
-    """The (cell, repeat) runs left, handed to host threads one at a time; records appended under one lock."""
+    """The (cell, repeat) runs left, handed to host threads one at a time; records appended under one lock.
+
+    A GPU cell taken by a host whose GPUs have not been looked at yet is unsettled: the
+    look may give it back. A host with nothing it can take waits while any run is
+    unsettled, so that a run given back never finds every other host gone.
+    """
 
     def __init__(self, runs: list[tuple[Cell, int]], run_folder: Path, progress: Progress):
         self.left = list(runs)
         self.total = len(runs)
         self.started = 0
         self.failed = 0
+        self.unsettled = 0
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
         self.run_folder = run_folder
         self.progress = progress
 
     def take(self, host: Host) -> tuple[Cell, int, int] | None:
-        with self.lock:
-            for index, (cell, repeat) in enumerate(self.left):
-                if cell.kind != "gpu" or host.gpu:
-                    del self.left[index]
-                    self.started += 1
-                    return cell, repeat, self.started
+        with self.changed:
+            while not host.dead:
+                for index, (cell, repeat) in enumerate(self.left):
+                    if host.can_take(cell):
+                        del self.left[index]
+                        self.started += 1
+                        self.unsettled += cell.kind == "gpu" and not host.gpu_checked
+                        return cell, repeat, self.started
+                if not self.unsettled:
+                    break
+                self.changed.wait(1.0)
             return None
 
+    def settle(self) -> None:
+        """The unsettled run this host took is its to run."""
+        with self.changed:
+            self.unsettled -= 1
+            self.changed.notify_all()
+
     def give_back(self, cell: Cell, repeat: int) -> None:
-        """A run this host took but cannot do after all: first in line for the others."""
-        with self.lock:
+        """An unsettled run this host cannot do after all: first in line for the others."""
+        with self.changed:
             self.left.insert(0, (cell, repeat))
             self.started -= 1
+            self.unsettled -= 1
+            self.changed.notify_all()
 
     def keep(self, record: Record) -> None:
         with self.lock:
@@ -272,11 +317,15 @@ def _run(plan: session.Plan, hosts: list[Host], run_folder: Path, repeats: int, 
 
 
 def _left_over(hosts: list[Host], cell: Cell) -> Record:
-    """A run no host took: skipped when no host could give it a GPU, failed when the hosts that could have died."""
+    """A run no host took: skipped when no host has a GPU for it, failed when a host that might have run it died."""
     dead = "; ".join(host.dead for host in hosts if host.dead)
     if cell.kind == "gpu" and not any(host.gpu for host in hosts):
         reason = "no host can run GPU cells: " + "; ".join(host.no_gpu for host in hosts if host.no_gpu)
         return session._record(hosts[0].executor, cell, None, "skipped", reason + (f"; {dead}" if dead else ""), records.now())
+    wanted = cell.axis(gpu_types.AXIS)
+    if cell.kind == "gpu" and wanted and all(host.gpu_checked or not host.gpu for host in hosts):
+        reason = f"no host has a GPU of type {wanted}: " + "; ".join(host.gpu_summary() for host in hosts)
+        return session._record(hosts[0].executor, cell, None, "skipped", reason, records.now())
     return session._record(hosts[0].executor, cell, None, "failed", f"not run: {dead or 'no host can run it'}", records.now())
 
 
@@ -285,9 +334,15 @@ def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repe
     progress = runs.progress
     while not host.dead and (taken := runs.take(host)):
         cell, repeat, number = taken
-        if cell.kind == "gpu" and not _gpu_works(host, cell, progress):
-            runs.give_back(cell, repeat)
-            continue
+        if cell.kind == "gpu" and not host.gpu_checked:
+            fits = False
+            try:
+                _look_at_gpus(host, cell, progress)
+                fits = host.can_take(cell)
+            finally:  # on an unexpected error too: the run goes back, and no host waits for it forever
+                runs.settle() if fits else runs.give_back(cell, repeat)
+            if not fits:
+                continue
         label = f"[{number}/{runs.total}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "") + f" on {host.url}"
         progress(label)
         record = _run_on(host, matrix, cell, data[cell.workload.name], runs.run_folder, progress)
@@ -299,26 +354,32 @@ def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repe
         progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''}")
 
 
-def _gpu_works(host: Host, cell: Cell, progress: Progress) -> bool:
-    """Whether a container here really gets a GPU: asked once, with the first GPU cell's image, as a local run asks."""
-    if host.gpu_checked:
-        return host.gpu
+def _look_at_gpus(host: Host, cell: Cell, progress: Progress) -> None:
+    """Whether a container here really gets a GPU, and which: asked once, with the first GPU cell's image, as a local run asks."""
     host.gpu_checked = True
     try:
         if cell.environment not in host.prepared:
             host.prepared[cell.environment] = host.executor.prepare(cell.environment)
         environment = host.prepared[cell.environment]
-        why = host.executor.unavailable("gpu", environment) if isinstance(environment, Prepared) else None
-    except ENGINE_ERRORS as error:
+        why, host.gpus = host.executor.gpu_inventory(environment) if isinstance(environment, Prepared) else (None, [])
+    except (*ENGINE_ERRORS, UserError) as error:
         why = _words(error)
     if why:
         host.gpu, host.no_gpu = False, f"host {host.url}: {why}"
         progress(f"{host.no_gpu}; its GPU cells go to the other hosts")
-    return host.gpu
+        return
+    host.facts.update(host_gpu_count=str(len(host.gpus)), host_gpus=describe_gpus(host.gpus))
+    progress(f"host {host.url}: GPUs {host.facts['host_gpus']}")
+    if not host.can_take(cell):
+        progress(f"host {host.url}: no GPU of type {cell.axis(gpu_types.AXIS)}; its cells of that type go to the other hosts")
 
 
 def _run_on(host: Host, matrix: Matrix, cell: Cell, dataset: Dataset, run_folder: Path, progress: Progress) -> Record:
-    """One run of a cell on a host: its image built there (or found up to date), its data in a volume there."""
+    """One run of a cell on a host: its image built there (or found up to date), its data in a volume there.
+
+    A cell of a gpu_type is given the host's GPUs of that type (on a host with mixed GPUs, not the others).
+    """
+    executor = host.executor.on_devices(host.devices_for(cell)) if cell.kind == "gpu" else host.executor
     try:
         if cell.environment not in host.prepared:
             host.prepared[cell.environment] = host.executor.prepare(cell.environment)
@@ -326,10 +387,13 @@ def _run_on(host: Host, matrix: Matrix, cell: Cell, dataset: Dataset, run_folder
         if isinstance(environment, Prepared):
             volume = data_volume(host, dataset.path, environment.handle, progress)
             dataset = dataclasses.replace(dataset, path=volume)  # the container mounts the volume, not a local path
-        return session.run_cell(host.executor, matrix, cell, environment, dataset, run_folder)
+        record = session.run_cell(executor, matrix, cell, environment, dataset, run_folder)
     except (*ENGINE_ERRORS, UserError) as error:
         failure = PrepareFailure(cell.environment, f"on host {host.url}: {_words(error)}", "")
-        return session.run_cell(host.executor, matrix, cell, failure, dataset, run_folder)
+        record = session.run_cell(executor, matrix, cell, failure, dataset, run_folder)
+    if cell.kind == "gpu":
+        record = dataclasses.replace(record, environment={**record.environment, "gpu_devices": executor.gpu_devices})
+    return record
 
 
 def _words(error: Exception) -> str:

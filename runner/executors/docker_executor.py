@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -62,6 +63,16 @@ class DockerExecutor:
         if kind != "gpu":
             return None
         return docker_run.gpu_unavailable(self.client, probe.handle, self.gpu_devices)
+
+    def gpu_inventory(self, probe: Prepared) -> tuple[str | None, list[dict]]:
+        """What unavailable("gpu") says, and the GPUs a container here is given (nvidia-smi's index, name, driver, memory)."""
+        return docker_run.gpu_probe(self.client, probe.handle, self.gpu_devices)
+
+    def on_devices(self, devices: str) -> DockerExecutor:
+        """This executor, on the same engine and with the same builder, giving GPU cells these GPUs instead."""
+        chosen = copy.copy(self)
+        chosen.gpu_devices = devices
+        return chosen
 
     def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_folder: Path) -> RawRun:
         devices = docker_run.device_requests(self.gpu_devices) if cell.kind == "gpu" else []

@@ -9,6 +9,7 @@ outcome.decide to judge.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ import requests
 
 from runner import records
 from runner.config import Limits
+from runner.host import NVIDIA_SMI_QUERY, parse_gpus
 from runner.executors.docker_images import LABEL_PREFIX
 from runner.outcome import RawRun
 from runner.progress import Progress
@@ -39,26 +41,34 @@ def device_requests(devices: str) -> list[docker.types.DeviceRequest]:
 
 
 def gpu_unavailable(client: docker.DockerClient, probe_image: str, devices: str) -> str | None:
-    """Why GPU cells cannot get a GPU on this engine, or None.
+    """Why GPU cells cannot get a GPU on this engine, or None."""
+    return gpu_probe(client, probe_image, devices)[0]
 
-    Asked by starting a no-op container (from any image at hand) with the same
-    device request: an engine without the NVIDIA runtime refuses it with 'could
-    not select device driver', and leaves the container in Created state, so it
-    is removed here.
+
+def gpu_probe(client: docker.DockerClient, probe_image: str, devices: str) -> tuple[str | None, list[dict]]:
+    """Why GPU cells cannot get a GPU on this engine (None when they can), and the GPUs a container is given.
+
+    Asked by starting a container (from any image at hand) with the same device
+    request, running nvidia-smi, which the NVIDIA Container Toolkit mounts when the
+    utility capability is asked for. An engine without the NVIDIA runtime refuses
+    it with 'could not select device driver', and leaves the container in Created
+    state, so it is removed here. A GPU whose container lacks nvidia-smi is still a
+    GPU: it is available, with no names.
     """
     if devices == "none":
-        return None
+        return None, []
     container = client.containers.create(
-        probe_image, entrypoint=["python3", "-c", "pass"], device_requests=device_requests(devices),
-        labels={f"{LABEL_PREFIX}.probe": "gpu"},
+        probe_image, entrypoint=["sh", "-c", shlex.join(NVIDIA_SMI_QUERY) + " || true"], device_requests=device_requests(devices),
+        environment={"NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}, labels={f"{LABEL_PREFIX}.probe": "gpu"},
     )
     try:
         container.start()
         container.wait()
-        return None
+        return None, parse_gpus(container.logs(stdout=True, stderr=False).decode(errors="replace"))
     except docker.errors.APIError as error:
         reason = (error.explanation or str(error)).strip()
-        return f"no GPU available to containers on this Docker engine ({reason}): install the NVIDIA Container Toolkit, or check gpu.devices / --gpus"
+        return (f"no GPU available to containers on this Docker engine ({reason}): install the NVIDIA Container Toolkit, "
+                "or check gpu.devices / --gpus"), []
     finally:
         _remove_quietly(container)  # `clean --force` may have taken it already
 

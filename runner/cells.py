@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from runner.compatibility import Table, cudnn_source, exclusion, python_mismatch, without_cudnn
-from runner.config import GPU_AXES, GpuImages, Matrix, Workload
+from runner.config import GPU_AXES, GPU_TYPE_AXIS, GpuImages, Matrix, Workload
 from runner.environments import EnvironmentSpec, environment_for, environment_name
 from runner.errors import UserError
 from workload.contract import BACKENDS
@@ -44,8 +44,16 @@ class Cell:
 
 
 def cell_id(axes: dict[str, str], workload: str) -> str:
-    """The one way a cell's id is made: its environment's name, then its workload's."""
-    return f"{environment_name(axes)}-{workload}"
+    """The one way a cell's id is made: its environment's name, then its workload's.
+
+    A GPU type is a run axis (one image runs on any GPU) but part of the id, right after the
+    kind, so that `-k gpu-h200` selects by type: gpu-h200-cuda12.8-cudnn9.8-tf2.21-dogs-vs-cats.
+    """
+    name = environment_name(axes)
+    if GPU_TYPE_AXIS in axes:
+        kind = axes["kind"]
+        name = f"{kind}-{axes[GPU_TYPE_AXIS]}{name[len(kind):]}"
+    return f"{name}-{workload}"
 
 
 def make_cell(axes: dict[str, str], workload: Workload, environment: EnvironmentSpec, excluded: str = "") -> Cell:
@@ -117,6 +125,8 @@ def _gpu_environments(matrix: Matrix, table: Table):
         keras = combination.get("keras", matrix.gpu.keras or "")
         if keras:
             axes["keras"] = keras
+        if GPU_TYPE_AXIS in combination:
+            axes[GPU_TYPE_AXIS] = combination[GPU_TYPE_AXIS]
         excluded = exclusion(table, framework, version, cuda, cudnn) or ""
         base = table.cuda.get(cuda)
         pin = "" if excluded else cudnn_source(table, framework, cuda, cudnn)
@@ -127,19 +137,22 @@ def _gpu_environments(matrix: Matrix, table: Table):
 def gpu_combinations(gpu: GpuImages, path: Path, table: Table) -> list[dict[str, str]]:
     """The axes' product, then exclude, then include, as GitHub Actions matrices do.
 
-    An exclude entry removes every combination that matches all its keys. An
-    include entry extends each combination whose axis values it does not
-    contradict (its other keys, such as keras, are added); if it extends none,
-    it becomes a combination of its own and must then name cuda, cudnn and one backend's version.
+    The GPU types (gpu_type) are an axis of the product like the others. An exclude
+    entry removes every combination that matches all its keys. An include entry
+    extends each combination whose axis values it does not contradict (its other
+    keys, such as keras, are added); if it extends none, it becomes a combination
+    of its own and must then name cuda, cudnn and one backend's version: one per GPU
+    type, unless it names its type.
     """
+    types = gpu.gpu_types or (None,)
     combinations = [
-        {"cuda": cuda, backend: version, "cudnn": cudnn}
-        for cuda in gpu.cuda for backend, version in _versions(gpu.backends, table) for cudnn in gpu.cudnn
+        {"cuda": cuda, backend: version, "cudnn": cudnn, **({GPU_TYPE_AXIS: name} if name else {})}
+        for cuda in gpu.cuda for backend, version in _versions(gpu.backends, table) for cudnn in gpu.cudnn for name in types
     ]
     combinations = [c for c in combinations if not any(_matches_all(c, dict(entry)) for entry in gpu.exclude)]
     originals = list(combinations)
     for index, entry in enumerate(map(dict, gpu.include)):
-        axes = {k: v for k, v in entry.items() if k in GPU_AXES + BACKENDS}
+        axes = {k: v for k, v in entry.items() if k in (*GPU_AXES, *BACKENDS, GPU_TYPE_AXIS)}
         extended = [c for c in originals if _matches_all(c, axes)]
         for combination in extended:
             combination.update(entry)
@@ -147,7 +160,7 @@ def gpu_combinations(gpu: GpuImages, path: Path, table: Table) -> list[dict[str,
             if not set(GPU_AXES) <= set(axes) or sum(b in axes for b in BACKENDS) != 1:
                 raise UserError(f"{path}: gpu.include[{index}]: expected cuda, cudnn and one backend's version (tensorflow, torch or jax), "
                                 "since it extends no combination and so adds a cell of its own")
-            combinations.append(entry)
+            combinations += [entry] if GPU_TYPE_AXIS in entry else [{**entry, **({GPU_TYPE_AXIS: name} if name else {})} for name in types]
     return combinations
 
 

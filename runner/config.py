@@ -442,22 +442,29 @@ def _backends(document: _Document, settings: dict, key_path: tuple) -> Backends:
 
 
 GPU_AXES = ("cuda", "cudnn")  # and one backend's version: an include that adds a cell names all three
+GPU_TYPE_AXIS = "gpu_type"  # a run axis: the GPU model a cell is timed on, as Slurm names it (its gres type)
 
 
 def _gpu(document: _Document, value: Any) -> GpuImages:
     settings = document.mapping(value, ("gpu",), required=set(GPU_AXES),
                                 optional={"keras", "include", "exclude", "devices", "gpu_type", "backend", *BACKENDS})
     keras = settings.get("keras")
-    keys = GPU_AXES + BACKENDS + ("keras",)
+    keys = GPU_AXES + BACKENDS + ("keras", GPU_TYPE_AXIS)
+    gpu_types = _gpu_types(document, settings["gpu_type"]) if "gpu_type" in settings else ()
+    exclude = _combinations(document, settings.get("exclude", []), ("gpu", "exclude"), keys)
+    for index, entry in enumerate(map(dict, exclude)):
+        if GPU_TYPE_AXIS in entry and entry[GPU_TYPE_AXIS] not in gpu_types:
+            listed = f"one of the types gpu.gpu_type lists ({', '.join(gpu_types)})" if gpu_types else "gpu.gpu_type to list the GPU types first"
+            raise document.error(("gpu", "exclude", index, GPU_TYPE_AXIS), listed, entry[GPU_TYPE_AXIS])
     return GpuImages(
         cuda=document.version_list(settings["cuda"], ("gpu", "cuda")),
         cudnn=document.version_list(settings["cudnn"], ("gpu", "cudnn")),
         backends=_backends(document, settings, ("gpu",)),
         keras=None if keras is None else document.string(keras, ("gpu", "keras"), VERSION, 'a version in quotes such as "3.12"'),
         include=_combinations(document, settings.get("include", []), ("gpu", "include"), keys),
-        exclude=_combinations(document, settings.get("exclude", []), ("gpu", "exclude"), keys),
+        exclude=exclude,
         devices=devices(settings.get("devices", "all"), lambda expected, got: document.error(("gpu", "devices"), expected, got)),
-        gpu_types=_gpu_types(document, settings["gpu_type"]) if "gpu_type" in settings else (),
+        gpu_types=gpu_types,
     )
 
 
@@ -519,7 +526,9 @@ def _combinations(document: _Document, value: Any, key_path: tuple, keys: tuple[
         entry = document.mapping(item, key_path + (index,), required=set(), optional=set(keys))
         if not entry:
             raise document.error(key_path + (index,), f"at least one of {', '.join(keys)}", entry)
-        pairs = {key: document.string(entry[key], key_path + (index, key), VERSION, 'a version in quotes such as "9.3"') for key in entry}
+        pairs = {key: document.string(entry[key], key_path + (index, key), VERSION, 'a version in quotes such as "9.3"') if key != GPU_TYPE_AXIS
+                 else document.string(entry[key], key_path + (index, key), GPU_TYPE, "a GPU type of letters, digits, _ . and - such as h100")
+                 for key in entry}
         combinations.append(tuple(sorted(pairs.items())))
     return tuple(combinations)
 

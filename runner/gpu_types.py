@@ -1,47 +1,26 @@
-"""The gpu_type axis: "the same cell on an H100 and an H200" as one matrix.
+"""The gpu_type axis on this host: "the same cell on an H100 and an H200" as one matrix.
 
 `gpu.gpu_type` names GPU models the way the cluster's Slurm names them (its gres
-types, `--gres=gpu:h200:1`). Every GPU cell then becomes one cell per type: the
-type is an axis (`gpu_type`) and part of the id, right after the kind, so that
-`-k gpu-h200` selects by type:
+types, `--gres=gpu:h200:1`). Every GPU cell then becomes one cell per type (the
+product in cells.gpu_combinations, where gpu.include and gpu.exclude may name a
+type too); the type is an axis and part of the id, right after the kind:
 
     gpu-cuda12.8-cudnn9.8-tf2.21-dogs-vs-cats  ->  gpu-h100-cuda12.8-cudnn9.8-tf2.21-dogs-vs-cats
                                                    gpu-h200-cuda12.8-cudnn9.8-tf2.21-dogs-vs-cats
 
 The type is a run axis, not a build axis: both cells share one environment (one
-image runs on either GPU). Pure, but for asking nvidia-smi which GPUs this host has.
+image runs on either GPU). Here: whether a GPU's name is of a type, and whether this
+host has one, asking nvidia-smi.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 
 from runner import host
 from runner.cells import Cell
-
-AXIS = "gpu_type"
-
-
-def expand(cells: list[Cell], types: tuple[str, ...]) -> list[Cell]:
-    """Each GPU cell once per GPU type, in the order the types are given; CPU cells as they are."""
-    if not types:
-        return cells
-    expanded = []
-    for cell in cells:
-        if cell.kind != "gpu":
-            expanded.append(cell)
-            continue
-        for name in types:
-            axes = tuple(sorted({**cell.axes_dict, AXIS: name}.items()))
-            expanded.append(dataclasses.replace(cell, id=typed_id(cell, name), axes=axes))
-    return expanded
-
-
-def typed_id(cell: Cell, name: str) -> str:
-    prefix = f"{cell.kind}-"
-    return f"{prefix}{name}-{cell.id[len(prefix):]}" if cell.id.startswith(prefix) else f"{cell.id}-{name}"
+from runner.config import GPU_TYPE_AXIS as AXIS
 
 
 def not_here(cell: Cell) -> str:

@@ -53,7 +53,7 @@ def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_b
     if gpus and matrix.gpu:
         which = devices(gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
         matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
-    cells = gpu_types.expand(expand(matrix, load_table()), matrix.gpu.gpu_types if matrix.gpu else ())
+    cells = expand(matrix, load_table())
     if not cells:
         raise UserError(f"{path}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
     selected = [cell for cell in cells if matches(cell, pattern)]

@@ -76,6 +76,34 @@ def test_gpu_type_is_an_axis_of_gpu_cells_and_part_of_their_id(matrix):
         load_matrix(matrix)
 
 
+def test_gpu_include_and_exclude_may_name_a_gpu_type(matrix):
+    two_cudas = MATRIX.replace('cuda: ["12.5"]', 'cuda: ["12.5", "12.8"]').replace('cudnn: ["9.3"]', 'cudnn: ["9.8"]')
+    matrix.write_text(two_cudas.replace('  gpu_type: ["h100", "h200"]\n', '  gpu_type: ["h100", "h200"]\n'
+                                        '  exclude: [{gpu_type: h100, cuda: "12.5"}]\n'
+                                        '  include: [{gpu_type: h200, keras: "3.12"}, {gpu_type: b200, cuda: "12.8", cudnn: "9.8", tensorflow: "2.21"},\n'
+                                        '            {cuda: "12.8", cudnn: "9.8", tensorflow: "2.20"}]\n'))
+    cells = {cell.id: cell for cell in session.plan(matrix).cells if cell.kind == "gpu"}
+    assert sorted(cells) == [
+        "gpu-b200-cuda12.8-cudnn9.8-tf2.21-mnist",  # an include naming its type adds that one cell
+        "gpu-h100-cuda12.8-cudnn9.8-tf2.20-mnist", "gpu-h100-cuda12.8-cudnn9.8-tf2.21-mnist",  # no h100 on CUDA 12.5
+        "gpu-h200-cuda12.5-cudnn9.8-tf2.21-keras3.12-mnist",
+        "gpu-h200-cuda12.8-cudnn9.8-tf2.20-mnist",  # an include naming no type adds a cell for every type
+        "gpu-h200-cuda12.8-cudnn9.8-tf2.21-keras3.12-mnist",
+    ]
+    assert cells["gpu-b200-cuda12.8-cudnn9.8-tf2.21-mnist"].environment == cells["gpu-h100-cuda12.8-cudnn9.8-tf2.21-mnist"].environment
+
+
+@pytest.mark.parametrize("gpu_types, message", [
+    ('["h100"]', "gpu.exclude[0].gpu_type: expected one of the types gpu.gpu_type lists (h100), got the text 'a100'"),
+    (None, "gpu.exclude[0].gpu_type: expected gpu.gpu_type to list the GPU types first, got the text 'a100'"),
+])
+def test_an_exclude_naming_a_gpu_type_the_matrix_does_not_list_is_refused(matrix, capsys, gpu_types, message):
+    listed = f"  gpu_type: {gpu_types}\n" if gpu_types else ""
+    matrix.write_text(MATRIX.replace('  gpu_type: ["h100", "h200"]\n', listed + "  exclude: [{gpu_type: a100}]\n"))
+    assert cli.main(["list", "-f", str(matrix)]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_a_local_run_skips_gpu_types_this_host_does_not_have(matrix, monkeypatch):
     monkeypatch.setattr(gpu_types, "host_gpu_names", lambda: ("NVIDIA H100 80GB HBM3",))
     result = session.run(session.plan(matrix, "gpu"), FakeExecutor(), matrix.parent / "results", None, 1, Progress())

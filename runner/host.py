@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 def facts(executor: Executor) -> dict:
     """The machine, the project's commit, and what the executor says of itself (for Docker: the engine's version)."""
     return {
+        "hostname": socket.gethostname(),  # what the results site tells machines apart by
         "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),

@@ -22,12 +22,13 @@ from statistics import median
 from tabulate import tabulate
 
 from runner import telemetry
+from runner.environments import FRAMEWORK_ABBREVIATIONS
 from runner.records import Record
 from runner.stats import ALPHA, MIN_EFFECT, OUTLIER_MADS, Comparison, Summary, compare_repeats, summarize
 from runner.telemetry import CellTelemetry
 
 FORMATS = ("github", "plain", "markdown", "csv", "json")
-COLUMNS = ["cell", "status", "workload", "device", "CUDA", "cuDNN named / loaded", "TF / Keras loaded",
+COLUMNS = ["cell", "status", "workload", "device", "CUDA", "cuDNN named / loaded", "framework, Keras loaded",
            "first epoch s", "repeats", "epoch s median (repeat range)", "outlier epochs", "images/s", "speed-up"]
 # Added only when some cell's records carry the figures, so that runs from before telemetry read as they did.
 MEMORY_COLUMNS = ["peak RSS"]
@@ -118,8 +119,8 @@ def _outlier_label(record: Record, timed_index: int) -> str:
 
 
 def _versions_loaded(framework: str, versions: dict) -> str:
-    """The framework's and Keras' versions as the workload imported them: "2.21.0 / 3.15.1"."""
-    return f"{versions.get(framework, '?')} / {versions.get('keras', '?')}" if versions else ""
+    """The backend's and Keras' versions as the workload imported them: "tf 2.21.0, Keras 3.15.1", "torch 2.11.0, Keras 3.15.1"."""
+    return f"{FRAMEWORK_ABBREVIATIONS.get(framework, framework)} {versions.get(framework, '?')}, Keras {versions.get('keras', '?')}" if versions else ""
 
 
 def baselines(results: list[CellResult], baseline: str | None) -> dict[str, CellResult]:
@@ -246,7 +247,7 @@ def _gpu_sentence(model: str, pair: Pair) -> str:
 
 def _cudnn_sentence(model: str, pair: Pair) -> str:
     previous, current = pair.baseline, pair.other
-    return (f"{model}: cuDNN {current.cudnn_named} vs {previous.cudnn_named} (CUDA {current.cuda}, TF/Keras {current.versions}): "
+    return (f"{model}: cuDNN {current.cudnn_named} vs {previous.cudnn_named} (CUDA {current.cuda}, {current.versions}): "
             f"{pair.comparison.as_percent()}{_doubt(pair)}.")
 
 

@@ -60,8 +60,8 @@ def test_sentences_say_gpu_vs_cpu_and_each_cudnn_vs_the_previous_with_interval_a
     said = text.split("\n\n")[1].splitlines()
     assert said == [
         f"dogs-vs-cats: the GPU ({GPU_98_ID}) is 12.5x the CPU (12.1-12.9x): faster.",
-        "dogs-vs-cats: cuDNN 9.5 vs 9.3 (CUDA 12.6, TF/Keras 2.21.0 / 3.12.0): +0.0% (-2.9% to +3.0%): no difference shown.",
-        "dogs-vs-cats: cuDNN 9.8 vs 9.5 (CUDA 12.6, TF/Keras 2.21.0 / 3.12.0): +25.0% (+21.3% to +28.8%): faster.",
+        "dogs-vs-cats: cuDNN 9.5 vs 9.3 (CUDA 12.6, tf 2.21.0, Keras 3.12.0): +0.0% (-2.9% to +3.0%): no difference shown.",
+        "dogs-vs-cats: cuDNN 9.8 vs 9.5 (CUDA 12.6, tf 2.21.0, Keras 3.12.0): +25.0% (+21.3% to +28.8%): faster.",
         "Speed-ups: ratios of the median repeat (one fresh process; its number is the median of its timed epochs), "
         "with a 95% bootstrap interval.",
         "Faster or slower only when a Mann-Whitney U test gives p < 0.05 and the ratio is at least 5% away from 1.00x; "
@@ -274,7 +274,7 @@ def test_a_cudnn_step_with_a_throttled_cell_says_it_is_not_comparable():
     steady = [observed(GPU_93_ID, [1.0] * 3, STEADY_GPU, repeat=r) for r in range(5)]
     said = json.loads(render(steady + throttled, "json"))["sentences"]
     assert said == [
-        "dogs-vs-cats: cuDNN 9.5 vs 9.3 (CUDA 12.6, TF/Keras 2.21.0 / 3.12.0): -20.0% (-20.0% to -20.0%): slower "
+        "dogs-vs-cats: cuDNN 9.5 vs 9.3 (CUDA 12.6, tf 2.21.0, Keras 3.12.0): -20.0% (-20.0% to -20.0%): slower "
         f"(not comparable: {GPU_95_ID} ran throttled or on moving clocks, see below)."]
 
 

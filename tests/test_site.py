@@ -109,7 +109,7 @@ def test_every_stored_run_is_published_including_schema_2(tmp_path):
 
 def test_a_run_page_gives_the_report_its_verdicts_with_intervals_and_the_chart(published):
     run = (published.site / "runs" / "20261124-090000" / "index.html").read_text()
-    assert "dogs-vs-cats: cuDNN 9.8 vs 9.5 (CUDA 12.6, TF/Keras 2.21.0 / 3.12.0): +21.2% (+20.6% to +24.0%): faster." in run
+    assert "dogs-vs-cats: cuDNN 9.8 vs 9.5 (CUDA 12.6, tf 2.21.0, Keras 3.12.0): +21.2% (+20.6% to +24.0%): faster." in run
     verdicts = run.split("<h2>Verdicts</h2>")[1].split("</table>")[0]
     assert verdicts.count("<tr>") == 1 + 6  # header, then 3 speed-ups, GPU vs CPU, 2 cuDNN steps
     assert '<td class="num">1.21-1.24x</td>' in verdicts and '<span class="verdict verdict-faster">faster</span>' in verdicts

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from runner import __version__
 from runner.errors import UserError
@@ -231,14 +231,22 @@ def load(run_folder: Path) -> list[Record]:
     written_by = _manifest(run_folder).get("runner_version", "of that time")
     loaded = []
     with open(path, encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                loaded.append(Record.from_json(line, f"{path}:{number}", written_by))
-            except DamagedRecord as damage:
-                print(f"warning: {path}:{number}: {damage}; the line is left out (--resume reruns a cell without a good record)", file=sys.stderr)
+        for number, _, parsed in parse_lines(lines, path, written_by):
+            if isinstance(parsed, DamagedRecord):
+                print(f"warning: {path}:{number}: {parsed}; the line is left out (--resume reruns a cell without a good record)", file=sys.stderr)
+            else:
+                loaded.append(parsed)
     return loaded
+
+
+def parse_lines(lines: Iterable[str], path: Path, written_by: str) -> Iterator[tuple[int, str, Record | DamagedRecord]]:
+    """Each non-blank line of a results file: its number, its text, and its record or the damage that keeps it from being one."""
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                yield number, line, Record.from_json(line, f"{path}:{number}", written_by)
+            except DamagedRecord as damage:
+                yield number, line, damage
 
 
 def _start_order(folder: Path) -> tuple[str, int]:

@@ -101,16 +101,13 @@ def parse(snapshot: Snapshot) -> tuple[list[Record], list[str]]:
     written_by = str(snapshot.manifest.get("runner_version", "of that time"))
     lines = list(io.TextIOWrapper(io.BytesIO(snapshot.results_bytes), encoding="utf-8", errors="replace"))
     loaded, notes = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            loaded.append(Record.from_json(line, f"{path}:{number}", written_by))
-        except DamagedRecord as damage:
-            if number == len(lines) and not line.endswith("\n") and is_running(snapshot):
-                notes.append(f"line {number}: a record not complete yet (still being written, or cut short); publish again later")
-            else:
-                notes.append(f"line {number}: {damage}; the line is left out")
+    for number, line, parsed in records.parse_lines(lines, path, written_by):
+        if not isinstance(parsed, DamagedRecord):
+            loaded.append(parsed)
+        elif number == len(lines) and not line.endswith("\n") and is_running(snapshot):
+            notes.append(f"line {number}: a record not complete yet (still being written, or cut short); publish again later")
+        else:
+            notes.append(f"line {number}: {parsed}; the line is left out")
     return loaded, notes
 
 

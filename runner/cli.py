@@ -83,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
                      help="a remote Docker host for --dispatch ssh (implies it), repeatable: ssh://user@host[:port], "
                           "tcp://host:port (TLS) or a Docker context name; replaces the matrix's hosts:")
     # What a dispatched job runs on its node: one cell of the matrix into a run folder. Not for people.
-    run_cell = commands.add_parser("run-cell", parents=[build_options])
+    run_cell = commands.add_parser("run-cell", parents=[executor_options, build_options])
     run_cell.add_argument("-f", "--file", type=Path, required=True)
     run_cell.add_argument("--cell", required=True)
     run_cell.add_argument("--repeat", type=int, default=0)
@@ -270,11 +270,12 @@ def cmd_run_cell(args) -> int:
     cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
     if cell is None:
         raise UserError(f"{args.file}: no cell {args.cell!r} in this matrix")
-    gpus = dispatch.gpus_for(cell, dispatch.granted_gpus(dict(os.environ)))
+    granted = dispatch.granted_gpus(dict(os.environ), inside_job=args.executor in HOST_EXECUTORS)
+    gpus = dispatch.gpus_for(cell, granted)
     if gpus:  # the GPU the scheduler granted, in place of gpu.devices
         chosen = session.plan(args.file, None, False, args.offline_base, gpus)
     job_id = os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
-    record = dispatch.run_job(chosen, docker_executor(chosen), cell, args.repeat, args.run, job_id, gpus, progress)
+    record = dispatch.run_job(chosen, executor(args, chosen), cell, args.repeat, args.run, job_id, granted, progress)
     progress(f"{cell.id}: {record.status}{': ' + record.reason if record.reason else ''}; "
              f"record: {dispatch.record_path(args.run, cell.id, args.repeat, job_id)}")
     return EXIT_OK

@@ -102,11 +102,15 @@ def test_placement_asks_for_a_typed_gpu_or_a_whole_node(matrix):
     assert "| gpu-cuda12.5-cudnn9.3-tf2.21-mnist |      2 | (default)   | --gres=gpu:1 | shared node |" in table
 
 
-def test_the_gpus_slurm_granted_are_the_nodes_own_indices(matrix):
-    assert dispatch.granted_gpus({"SLURM_JOB_GPUS": "1", "CUDA_VISIBLE_DEVICES": "0"}) == "1"  # global, for an engine outside the cgroup
-    assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}) == "0,1"
-    assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "GPU-5f2c", "SLURM_JOB_GPUS": ""}) is None
-    assert dispatch.granted_gpus({}) is None
+def test_the_gpus_slurm_granted_are_numbered_as_the_executor_sees_them(matrix):
+    constrained = {"SLURM_JOB_GPUS": "1", "CUDA_VISIBLE_DEVICES": "0"}  # ConstrainDevices: the job's processes see GPU 1 as 0
+    assert dispatch.granted_gpus(constrained, inside_job=False) == "1"  # the node's own, for an engine outside the cgroup
+    assert dispatch.granted_gpus(constrained, inside_job=True) == "0"  # venv and local: as the job's processes see it
+    for inside_job in (False, True):
+        assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}, inside_job) == "0,1"
+        assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "GPU-5f2c", "SLURM_JOB_GPUS": "2"}, inside_job) == "2"
+        assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "GPU-5f2c", "SLURM_JOB_GPUS": ""}, inside_job) is None
+        assert dispatch.granted_gpus({}, inside_job) is None
     plan = session.plan(matrix)
     cpu, gpu = plan.cells[0], plan.cells[1]
     assert dispatch.gpus_for(gpu, "2,3") == "2"  # --exclusive grants every GPU of the node; a cell times one
@@ -134,6 +138,24 @@ def test_run_cell_writes_one_record_file_with_the_nodes_facts_and_leaves_results
     assert (run_folder / records.RESULTS_FILE).read_text() == ""
     assert sorted(p.name for p in (run_folder / "jobs").iterdir()) == ["gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist.1.77.json"]  # no work folder left
     assert executor.jobs[0].cell_id == "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist"
+
+
+def test_run_cell_with_venv_or_local_builds_that_executor_on_the_gpu_as_the_jobs_processes_see_it(matrix, monkeypatch):
+    built = {}
+
+    def local(python, gpu_devices, progress):
+        built.update(python=python, gpu_devices=gpu_devices)
+        return FakeExecutor()
+    monkeypatch.setitem(cli.HOST_EXECUTORS, "local", local)
+    monkeypatch.setenv("SLURM_JOB_ID", "78")
+    monkeypatch.setenv("SLURM_JOB_GPUS", "3,4")  # the node's numbering
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # the job's, under ConstrainDevices
+    run_folder = new_run(matrix)
+    assert cli.main(["run-cell", "-f", str(matrix), "--cell", "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist", "--run", str(run_folder),
+                     "--executor", "local", "--python", "/shared/python3"]) == 0
+    assert built == {"python": "/shared/python3", "gpu_devices": "0"}
+    record = records.read_one(run_folder / "jobs" / "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist.0.78.json")
+    assert (record.environment["gpu_devices"], record.environment["gpus_granted"]) == ("0", "0,1")
 
 
 def test_run_cell_refuses_a_matrix_changed_since_submission_and_an_unknown_cell(matrix, capsys):

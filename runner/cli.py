@@ -24,6 +24,7 @@ from runner.dispatch import slurm
 from runner.errors import UserError
 from runner.executors import IMAGE_NAMESPACE, Executor
 from runner.executors.local_executor import LocalExecutor
+from runner.executors.subprocess_run import interpreter
 from runner.executors.venv_executor import VenvExecutor
 from runner.plot import plot
 from runner.progress import Progress
@@ -231,9 +232,8 @@ def cmd_run(args) -> int:
     elif args.dispatch == "slurm":
         if args.gpus:
             raise UserError("--gpus: with --dispatch slurm each job uses the GPUs Slurm grants it; gpu.gpu_type asks for a type")
-        if args.executor != "docker":
-            raise UserError(f"--executor {args.executor}: with --dispatch slurm every node runs its cells with Docker (for now)")
-        result = slurm.run(chosen, args.results, args.resume, args.repeats or chosen.matrix.repeats, progress, args.offline_base, args.executor)
+        result = slurm.run(chosen, args.results, args.resume, args.repeats or chosen.matrix.repeats, progress, args.offline_base,
+                           node_executor(args))
     else:
         if args.resume:
             refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))
@@ -246,6 +246,16 @@ def cmd_run(args) -> int:
         print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
     print(f"Site: python -m runner publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
+
+
+def node_executor(args) -> slurm.NodeExecutor:
+    """What the jobs run their cells with; venv's and local's --python asked here, and named by its absolute path.
+
+    A job runs in the checkout, not where the runner was started, so a relative --python would name another file there.
+    """
+    if args.executor == "docker":
+        return slurm.NodeExecutor()
+    return slurm.NodeExecutor(args.executor, interpreter(args.python).executable)
 
 
 def refuse_local_resume_of_dispatched(run_folder: Path) -> None:

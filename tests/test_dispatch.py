@@ -11,6 +11,7 @@ from fake_executor import FakeExecutor
 from runner import cli, dispatch, gpu_types, records, session
 from runner.config import SLURM_DEFAULTS, load_matrix
 from runner.dispatch import slurm
+from runner.errors import UserError
 from runner.progress import Progress
 
 SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
@@ -174,6 +175,55 @@ def test_dispatch_refusals_are_one_line(matrix, capsys, monkeypatch, tmp_path):
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: sbatch not found: --dispatch slurm needs Slurm's client commands")
     assert not (tmp_path / "results").exists()  # nothing was started
+
+
+class RefusingSlurm(slurm.Slurm):
+    """A controller that answers and refuses every job: what the runner writes and records, without a cluster."""
+
+    def __init__(self):
+        self.submitted = []
+
+    def check(self):
+        return "25.05.0"
+
+    def submit(self, arguments):
+        self.submitted.append(arguments)
+        return None, "no nodes"
+
+
+def test_the_job_script_runs_the_cell_with_the_runs_executor_and_the_records_say_which(matrix):
+    venv = slurm.NodeExecutor("venv", "/shared/python3")
+    result = slurm.run(session.plan(matrix, "cpu"), matrix.parent / "results", None, 1, Progress(), node_executor=venv, slurm=RefusingSlurm())
+    (script,) = (result.folder / "jobs").glob("*.sh")
+    assert "run-cell -f " in script.read_text() and " --executor venv --python /shared/python3" in script.read_text()
+    (record,) = result.records
+    assert (record.status, record.executor) == ("failed", "venv")  # refused by Slurm: the submitting runner's own record
+    host = records.manifest(result.folder)["host"]
+    assert (host["node_executor"], host["node_python"]) == ("venv", "/shared/python3")
+
+    docker = slurm.run(session.plan(matrix, "cpu"), matrix.parent / "docker", None, 1, Progress(), slurm=RefusingSlurm())
+    (script,) = (docker.folder / "jobs").glob("*.sh")
+    assert script.read_text().rstrip().endswith(" --executor docker")  # no --python: the image has its own
+    assert "node_python" not in records.manifest(docker.folder)["host"]
+
+
+def test_a_dispatched_run_is_resumed_with_the_executor_it_ran_its_jobs_with(matrix):
+    plan = session.plan(matrix, "cpu")
+    first = slurm.run(plan, matrix.parent / "results", None, 1, Progress(), slurm=RefusingSlurm())
+    with pytest.raises(UserError) as refused:
+        slurm.run(plan, matrix.parent / "results", "latest", 1, Progress(), node_executor=slurm.NodeExecutor("local", "/usr/bin/python3"),
+                  slurm=RefusingSlurm())
+    assert str(refused.value) == (f"--executor local --python /usr/bin/python3: run {first.folder.name} ran its jobs with "
+                                  "--executor docker; resume it with the same")
+
+
+def test_venv_and_local_on_slurm_ask_the_python_before_anything_is_submitted(matrix, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(slurm, "Slurm", RefusingSlurm)
+    assert cli.main(["run", "--dispatch", "slurm", "--executor", "local", "--python", str(tmp_path / "nowhere"), "-f", str(matrix),
+                     "--results", str(tmp_path / "results")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: cannot run the Python interpreter {tmp_path / 'nowhere'} (") and line.endswith("check --python")
+    assert not (tmp_path / "results").exists()
 
 
 def test_the_ledger_survives_a_line_cut_short(tmp_path):

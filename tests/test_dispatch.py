@@ -4,6 +4,7 @@ tests/test_slurm.py runs the same code against a real Slurm.
 """
 
 import os
+import sys
 
 import pytest
 
@@ -157,6 +158,15 @@ def test_run_cell_with_venv_or_local_builds_that_executor_on_the_gpu_as_the_jobs
     assert built == {"python": "/shared/python3", "gpu_devices": "0"}
     record = records.read_one(run_folder / "jobs" / "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist.0.78.json")
     assert (record.environment["gpu_devices"], record.environment["gpus_granted"]) == ("0", "0,1")
+
+
+def test_run_cell_with_local_excludes_a_cell_the_nodes_python_cannot_run_as_a_local_run_does(matrix, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "79")
+    run_folder = new_run(matrix)
+    assert cli.main(["run-cell", "-f", str(matrix), "--cell", "cpu-tf2.21-mnist", "--run", str(run_folder), "--executor", "local"]) == 0
+    record = records.read_one(run_folder / "jobs" / "cpu-tf2.21-mnist.0.79.json")
+    assert (record.status, record.executor, record.environment["job_id"]) == ("excluded", "local", "79")
+    assert record.reason == f"{sys.executable} has no tensorflow (tensorflow==2.21.* asked for): the local executor installs nothing"
 
 
 def test_run_cell_refuses_a_matrix_changed_since_submission_and_an_unknown_cell(matrix, capsys):

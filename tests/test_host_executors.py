@@ -99,8 +99,10 @@ def test_a_venv_another_runner_named_first_is_used_and_this_build_dropped(tmp_pa
         if self is not other:
             other.prepare(spec)  # finishes the same venv while this build is still going
     monkeypatch.setattr(VenvExecutor, "_install", install)
-    prepared = venv_executor(tmp_path).prepare(SPEC)
+    said = io.StringIO()
+    prepared = venv_executor(tmp_path, stream=said).prepare(SPEC)
     named = tmp_path / "venvs" / venv_name(SPEC, other.python)
+    assert f"cpu-tf2.21: another runner finished {named} first: using it" in said.getvalue()
     assert isinstance(prepared, Prepared) and Path(prepared.handle).parent.parent == named.resolve()
     assert sorted(p.name for p in (tmp_path / "venvs").iterdir()) == sorted([named.name, named.resolve().name])  # this build is gone
     assert (named / "bin" / "python").exists()  # and the other's is whole

@@ -72,6 +72,8 @@ class VenvExecutor(ProcessExecutor):
         try:
             failure = self._install(spec, building)
             kept = failure is None and _put_in_place(building, venv)
+            if failure is None and not kept:
+                self.progress(f"{spec.name}: another runner finished {venv} first: using it")
             return failure
         finally:
             if not kept:  # failed, interrupted, or another runner built the same venv first

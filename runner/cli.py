@@ -24,6 +24,7 @@ from runner.dispatch import slurm
 from runner.errors import UserError
 from runner.executors import IMAGE_NAMESPACE, Executor
 from runner.executors.local_executor import LocalExecutor
+from runner.executors.subprocess_run import interpreter
 from runner.executors.venv_executor import VenvExecutor
 from runner.plot import plot
 from runner.progress import Progress
@@ -83,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
                      help="a remote Docker host for --dispatch ssh (implies it), repeatable: ssh://user@host[:port], "
                           "tcp://host:port (TLS) or a Docker context name; replaces the matrix's hosts:")
     # What a dispatched job runs on its node: one cell of the matrix into a run folder. Not for people.
-    run_cell = commands.add_parser("run-cell", parents=[build_options])
+    run_cell = commands.add_parser("run-cell", parents=[executor_options, build_options])
     run_cell.add_argument("-f", "--file", type=Path, required=True)
     run_cell.add_argument("--cell", required=True)
     run_cell.add_argument("--repeat", type=int, default=0)
@@ -231,9 +232,8 @@ def cmd_run(args) -> int:
     elif args.dispatch == "slurm":
         if args.gpus:
             raise UserError("--gpus: with --dispatch slurm each job uses the GPUs Slurm grants it; gpu.gpu_type asks for a type")
-        if args.executor != "docker":
-            raise UserError(f"--executor {args.executor}: with --dispatch slurm every node runs its cells with Docker (for now)")
-        result = slurm.run(chosen, args.results, args.resume, args.repeats or chosen.matrix.repeats, progress, args.offline_base, args.executor)
+        result = slurm.run(chosen, args.results, args.resume, args.repeats or chosen.matrix.repeats, progress, args.offline_base,
+                           node_executor(args))
     else:
         if args.resume:
             refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))
@@ -246,6 +246,16 @@ def cmd_run(args) -> int:
         print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
     print(f"Site: python -m runner publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
+
+
+def node_executor(args) -> slurm.NodeExecutor:
+    """What the jobs run their cells with; venv's and local's --python asked here, and named by its absolute path.
+
+    A job runs in the checkout, not where the runner was started, so a relative --python would name another file there.
+    """
+    if args.executor == "docker":
+        return slurm.NodeExecutor()
+    return slurm.NodeExecutor(args.executor, interpreter(args.python).executable)
 
 
 def refuse_local_resume_of_dispatched(run_folder: Path) -> None:
@@ -270,11 +280,12 @@ def cmd_run_cell(args) -> int:
     cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
     if cell is None:
         raise UserError(f"{args.file}: no cell {args.cell!r} in this matrix")
-    gpus = dispatch.gpus_for(cell, dispatch.granted_gpus(dict(os.environ)))
+    granted = dispatch.granted_gpus(dict(os.environ), inside_job=args.executor in HOST_EXECUTORS)
+    gpus = dispatch.gpus_for(cell, granted)
     if gpus:  # the GPU the scheduler granted, in place of gpu.devices
         chosen = session.plan(args.file, None, False, args.offline_base, gpus)
     job_id = os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
-    record = dispatch.run_job(chosen, docker_executor(chosen), cell, args.repeat, args.run, job_id, gpus, progress)
+    record = dispatch.run_job(chosen, executor(args, chosen), cell, args.repeat, args.run, job_id, granted, progress)
     progress(f"{cell.id}: {record.status}{': ' + record.reason if record.reason else ''}; "
              f"record: {dispatch.record_path(args.run, cell.id, args.repeat, job_id)}")
     return EXIT_OK

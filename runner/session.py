@@ -241,7 +241,8 @@ def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepar
 def run_one(plan: Plan, executor: Executor, cell: Cell, run_folder: Path, repeat: int, progress: Progress) -> Record:
     """One run of one cell, provisioned on its own: what a dispatched job does on its node (`run-cell`).
 
-    Excluded and skipped (no GPU on this node's executor) cells are records too, as in a local run.
+    Excluded (by the table, or by this node's executor: local's interpreter lacks what the cell
+    asks for) and skipped (no GPU on this node's executor) cells are records too, as in a local run.
     """
     started = now()
     if cell.excluded:
@@ -251,6 +252,8 @@ def run_one(plan: Plan, executor: Executor, cell: Cell, run_folder: Path, repeat
         prepared, no_gpu = provision(executor, [cell], progress)
         if cell.kind == "gpu" and no_gpu:
             record = _record(executor, cell, None, "skipped", no_gpu, started)
+        elif isinstance(prepared[cell.environment], Unsuitable):
+            record = _record(executor, cell, None, "excluded", prepared[cell.environment].reason, started)
         else:
             record = run_cell(executor, plan.matrix, cell, prepared[cell.environment], dataset, run_folder)
     return dataclasses.replace(record, repeat=repeat)

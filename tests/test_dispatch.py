@@ -4,6 +4,7 @@ tests/test_slurm.py runs the same code against a real Slurm.
 """
 
 import os
+import sys
 
 import pytest
 
@@ -11,6 +12,7 @@ from fake_executor import FakeExecutor
 from runner import cli, dispatch, gpu_types, records, session
 from runner.config import SLURM_DEFAULTS, load_matrix
 from runner.dispatch import slurm
+from runner.errors import UserError
 from runner.progress import Progress
 
 SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
@@ -130,11 +132,15 @@ def test_placement_asks_for_a_typed_gpu_or_a_whole_node(matrix):
     assert "| gpu-cuda12.5-cudnn9.3-tf2.21-mnist |      2 | (default)   | --gres=gpu:1 | shared node |" in table
 
 
-def test_the_gpus_slurm_granted_are_the_nodes_own_indices(matrix):
-    assert dispatch.granted_gpus({"SLURM_JOB_GPUS": "1", "CUDA_VISIBLE_DEVICES": "0"}) == "1"  # global, for an engine outside the cgroup
-    assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}) == "0,1"
-    assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "GPU-5f2c", "SLURM_JOB_GPUS": ""}) is None
-    assert dispatch.granted_gpus({}) is None
+def test_the_gpus_slurm_granted_are_numbered_as_the_executor_sees_them(matrix):
+    constrained = {"SLURM_JOB_GPUS": "1", "CUDA_VISIBLE_DEVICES": "0"}  # ConstrainDevices: the job's processes see GPU 1 as 0
+    assert dispatch.granted_gpus(constrained, inside_job=False) == "1"  # the node's own, for an engine outside the cgroup
+    assert dispatch.granted_gpus(constrained, inside_job=True) == "0"  # venv and local: as the job's processes see it
+    for inside_job in (False, True):
+        assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}, inside_job) == "0,1"
+        assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "GPU-5f2c", "SLURM_JOB_GPUS": "2"}, inside_job) == "2"
+        assert dispatch.granted_gpus({"CUDA_VISIBLE_DEVICES": "GPU-5f2c", "SLURM_JOB_GPUS": ""}, inside_job) is None
+        assert dispatch.granted_gpus({}, inside_job) is None
     plan = session.plan(matrix)
     cpu, gpu = plan.cells[0], plan.cells[1]
     assert dispatch.gpus_for(gpu, "2,3") == "2"  # --exclusive grants every GPU of the node; a cell times one
@@ -164,6 +170,33 @@ def test_run_cell_writes_one_record_file_with_the_nodes_facts_and_leaves_results
     assert executor.jobs[0].cell_id == "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist"
 
 
+def test_run_cell_with_venv_or_local_builds_that_executor_on_the_gpu_as_the_jobs_processes_see_it(matrix, monkeypatch):
+    built = {}
+
+    def local(python, gpu_devices, progress):
+        built.update(python=python, gpu_devices=gpu_devices)
+        return FakeExecutor()
+    monkeypatch.setitem(cli.HOST_EXECUTORS, "local", local)
+    monkeypatch.setenv("SLURM_JOB_ID", "78")
+    monkeypatch.setenv("SLURM_JOB_GPUS", "3,4")  # the node's numbering
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # the job's, under ConstrainDevices
+    run_folder = new_run(matrix)
+    assert cli.main(["run-cell", "-f", str(matrix), "--cell", "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist", "--run", str(run_folder),
+                     "--executor", "local", "--python", "/shared/python3"]) == 0
+    assert built == {"python": "/shared/python3", "gpu_devices": "0"}
+    record = records.read_one(run_folder / "jobs" / "gpu-h200-cuda12.5-cudnn9.3-tf2.21-mnist.0.78.json")
+    assert (record.environment["gpu_devices"], record.environment["gpus_granted"]) == ("0", "0,1")
+
+
+def test_run_cell_with_local_excludes_a_cell_the_nodes_python_cannot_run_as_a_local_run_does(matrix, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "79")
+    run_folder = new_run(matrix)
+    assert cli.main(["run-cell", "-f", str(matrix), "--cell", "cpu-tf2.21-mnist", "--run", str(run_folder), "--executor", "local"]) == 0
+    record = records.read_one(run_folder / "jobs" / "cpu-tf2.21-mnist.0.79.json")
+    assert (record.status, record.executor, record.environment["job_id"]) == ("excluded", "local", "79")
+    assert record.reason == f"{sys.executable} has no tensorflow (tensorflow==2.21.* asked for): the local executor installs nothing"
+
+
 def test_run_cell_refuses_a_matrix_changed_since_submission_and_an_unknown_cell(matrix, capsys):
     run_folder = new_run(matrix)
     assert cli.main(["run-cell", "-f", str(matrix), "--cell", "cpu-tf2.21-mnist", "--run", str(run_folder), "--matrix-sha256", "0" * 64]) == 2
@@ -180,6 +213,55 @@ def test_dispatch_refusals_are_one_line(matrix, capsys, monkeypatch, tmp_path):
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: sbatch not found: --dispatch slurm needs Slurm's client commands")
     assert not (tmp_path / "results").exists()  # nothing was started
+
+
+class RefusingSlurm(slurm.Slurm):
+    """A controller that answers and refuses every job: what the runner writes and records, without a cluster."""
+
+    def __init__(self):
+        self.submitted = []
+
+    def check(self):
+        return "25.05.0"
+
+    def submit(self, arguments):
+        self.submitted.append(arguments)
+        return None, "no nodes"
+
+
+def test_the_job_script_runs_the_cell_with_the_runs_executor_and_the_records_say_which(matrix):
+    venv = slurm.NodeExecutor("venv", "/shared/python3")
+    result = slurm.run(session.plan(matrix, "cpu"), matrix.parent / "results", None, 1, Progress(), node_executor=venv, slurm=RefusingSlurm())
+    (script,) = (result.folder / "jobs").glob("*.sh")
+    assert "run-cell -f " in script.read_text() and " --executor venv --python /shared/python3" in script.read_text()
+    (record,) = result.records
+    assert (record.status, record.executor) == ("failed", "venv")  # refused by Slurm: the submitting runner's own record
+    host = records.manifest(result.folder)["host"]
+    assert (host["node_executor"], host["node_python"]) == ("venv", "/shared/python3")
+
+    docker = slurm.run(session.plan(matrix, "cpu"), matrix.parent / "docker", None, 1, Progress(), slurm=RefusingSlurm())
+    (script,) = (docker.folder / "jobs").glob("*.sh")
+    assert script.read_text().rstrip().endswith(" --executor docker")  # no --python: the image has its own
+    assert "node_python" not in records.manifest(docker.folder)["host"]
+
+
+def test_a_dispatched_run_is_resumed_with_the_executor_it_ran_its_jobs_with(matrix):
+    plan = session.plan(matrix, "cpu")
+    first = slurm.run(plan, matrix.parent / "results", None, 1, Progress(), slurm=RefusingSlurm())
+    with pytest.raises(UserError) as refused:
+        slurm.run(plan, matrix.parent / "results", "latest", 1, Progress(), node_executor=slurm.NodeExecutor("local", "/usr/bin/python3"),
+                  slurm=RefusingSlurm())
+    assert str(refused.value) == (f"--executor local --python /usr/bin/python3: run {first.folder.name} ran its jobs with "
+                                  "--executor docker; resume it with the same")
+
+
+def test_venv_and_local_on_slurm_ask_the_python_before_anything_is_submitted(matrix, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(slurm, "Slurm", RefusingSlurm)
+    assert cli.main(["run", "--dispatch", "slurm", "--executor", "local", "--python", str(tmp_path / "nowhere"), "-f", str(matrix),
+                     "--results", str(tmp_path / "results")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: cannot run the Python interpreter {tmp_path / 'nowhere'} (") and line.endswith("check --python")
+    assert not (tmp_path / "results").exists()
 
 
 def test_the_ledger_survives_a_line_cut_short(tmp_path):

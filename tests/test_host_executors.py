@@ -90,6 +90,24 @@ def test_a_failed_build_leaves_nothing_that_could_be_taken_for_a_venv(tmp_path, 
     assert list((tmp_path / "venvs").iterdir()) == []
 
 
+def test_a_venv_another_runner_named_first_is_used_and_this_build_dropped(tmp_path, monkeypatch):
+    other = venv_executor(tmp_path)  # a job on another node, sharing the venvs folder
+    build = pretend_pip(succeeds=True)
+
+    def install(self, spec, folder):
+        build(self, spec, folder)
+        if self is not other:
+            other.prepare(spec)  # finishes the same venv while this build is still going
+    monkeypatch.setattr(VenvExecutor, "_install", install)
+    said = io.StringIO()
+    prepared = venv_executor(tmp_path, stream=said).prepare(SPEC)
+    named = tmp_path / "venvs" / venv_name(SPEC, other.python)
+    assert f"cpu-tf2.21: another runner finished {named} first: using it" in said.getvalue()
+    assert isinstance(prepared, Prepared) and Path(prepared.handle).parent.parent == named.resolve()
+    assert sorted(p.name for p in (tmp_path / "venvs").iterdir()) == sorted([named.name, named.resolve().name])  # this build is gone
+    assert (named / "bin" / "python").exists()  # and the other's is whole
+
+
 def test_a_build_cut_short_is_built_again(tmp_path, monkeypatch):
     executor = venv_executor(tmp_path)
     named = tmp_path / "venvs" / venv_name(SPEC, executor.python)

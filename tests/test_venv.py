@@ -1,10 +1,15 @@
-"""Real virtualenvs, built with pip from the package index this host can reach (seconds each)."""
+"""Real virtualenvs, built with pip from the package index this host can reach (seconds each), and built twice at once."""
 
 import io
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from host_runs import FAULTS, asking_for, plan_of, run_cells, venv_executor
+from runner.executors import Prepared
+from runner.executors.venv_executor import VenvExecutor, venv_name
 
 pytestmark = [pytest.mark.executors, pytest.mark.timeout(600)]
 
@@ -34,3 +39,25 @@ def test_a_requirement_pip_cannot_install_fails_the_cells_with_pips_words(tmp_pa
                             "ERROR: No matching distribution found for nonexistent-package-xyz==1")
     assert "nonexistent-package-xyz" in crash.log_tail
     assert list((tmp_path / "venvs").iterdir()) == []  # nothing that could be taken for a venv
+
+
+@pytest.mark.timeout(120)
+def test_two_runners_building_one_venv_at_once_both_run_in_the_one_named_first(tmp_path, monkeypatch):
+    # What jobs on two nodes sharing CUDNN_MATRIX_VENVS do: both build, both finish, then both try to name it.
+    both_built = threading.Barrier(2, timeout=90)
+    build = VenvExecutor._install
+
+    def install(self, spec, folder):
+        failure = build(self, spec, folder)
+        both_built.wait()
+        return failure
+    monkeypatch.setattr(VenvExecutor, "_install", install)
+    spec = asking_for(plan_of(tmp_path, FAULTS, "crash"), ()).selected[0].environment  # a venv of this interpreter alone
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda executor: executor.prepare(spec), [venv_executor(tmp_path), venv_executor(tmp_path)])
+
+    assert isinstance(first, Prepared) and isinstance(second, Prepared), (first, second)
+    assert first.handle == second.handle
+    named = tmp_path / "venvs" / venv_name(spec, venv_executor(tmp_path).python)
+    assert sorted(p.name for p in (tmp_path / "venvs").iterdir()) == sorted([named.name, named.resolve().name])  # the other build is gone
+    assert subprocess.run([first.handle, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True).stdout.strip() == str(named.resolve())

@@ -1,8 +1,8 @@
 """Dispatch: cells run on other machines, one job per cell and repeat; this runner stays the only writer of results.jsonl.
 
 A dispatched run is an ordinary run folder, on storage the nodes share. Each job
-runs `python -m runner run-cell` on its node, with that node's executor, and
-writes its one record to a file of its own in the run's jobs/ folder; the
+runs `python -m runner run-cell` on its node, with the executor the run names
+(Docker, or venv or local with the node's own processes), and writes its one record to a file of its own in the run's jobs/ folder; the
 submitting runner merges each record into results.jsonl as its job ends.
 
     <run>/jobs/<cell-id>.<repeat>.sh          the job script (the same for every submission of it)
@@ -55,13 +55,16 @@ def work_folder(run_folder: Path, cell_id: str, repeat: int, job_id: str) -> Pat
     return stem(run_folder, cell_id, repeat).with_name(f"{cell_id}.{repeat}.{job_id}")
 
 
-def granted_gpus(environ: dict[str, str]) -> str | None:
-    """The GPUs the scheduler granted this job, as the node's own indices ("1", "0,1"); None outside such a job.
+def granted_gpus(environ: dict[str, str], inside_job: bool) -> str | None:
+    """The GPUs the scheduler granted this job, as the executor must name them ("1", "0,1"); None outside such a job.
 
-    SLURM_JOB_GPUS first: global indices, which a container engine (outside the job's device
-    cgroup) needs. CUDA_VISIBLE_DEVICES is used only when it holds plain indices.
+    Docker's engine starts containers outside the job's device cgroup, so it needs the node's own
+    numbering: SLURM_JOB_GPUS first. A process the job starts itself (venv, local) is inside that
+    cgroup and sees the GPUs as CUDA_VISIBLE_DEVICES numbers them (from 0 where Slurm constrains
+    devices): that first. CUDA_VISIBLE_DEVICES is used only when it holds plain indices.
     """
-    for name in ("SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
+    names = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS") if inside_job else ("SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES")
+    for name in names:
         value = environ.get(name, "").strip()
         if GPU_INDICES.fullmatch(value):
             return value
@@ -77,7 +80,7 @@ def gpus_for(cell: Cell, granted: str | None) -> str | None:
 
 
 def run_job(plan: session.Plan, executor: Executor, cell: Cell, repeat: int, run_folder: Path, job_id: str,
-            gpus: str | None, progress: Progress) -> Record:
+            granted: str | None, progress: Progress) -> Record:
     """One cell on this node, as a dispatched job runs it: its record, with the node's facts, saved for the runner to merge.
 
     An interrupt (the scheduler cancelling the job: SIGTERM) removes what the executor started,
@@ -92,14 +95,15 @@ def run_job(plan: session.Plan, executor: Executor, cell: Cell, repeat: int, run
             except KeyboardInterrupt:
                 executor.cleanup(work)
                 raise
-            record = dataclasses.replace(record, environment={**record.environment, **node_facts(executor, job_id, gpus)})
+            facts = node_facts(executor, job_id, gpus_for(cell, granted), granted)
+            record = dataclasses.replace(record, environment={**record.environment, **facts})
             records.save(record_path(run_folder, cell.id, repeat, job_id), record)
     finally:
         _remove_work_folder(work)
     return record
 
 
-def node_facts(executor: Executor, job_id: str, gpus: str | None) -> dict[str, str]:
+def node_facts(executor: Executor, job_id: str, gpus: str | None, granted: str | None) -> dict[str, str]:
     """Which node measured the record, and that machine's facts, as the record's environment provenance takes them."""
     node = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
     facts = {"host": node, "host_name": socket.gethostname(), "job_id": job_id}
@@ -107,7 +111,6 @@ def node_facts(executor: Executor, job_id: str, gpus: str | None) -> dict[str, s
         facts["partition"] = os.environ["SLURM_JOB_PARTITION"]
     if gpus:
         facts["gpu_devices"] = gpus
-        granted = granted_gpus(dict(os.environ))
         if granted and granted != gpus:
             facts["gpus_granted"] = granted
     for key, value in host.facts(executor).items():

@@ -4,8 +4,9 @@ No scheduler here: Slurm places the jobs. A GPU cell asks for one GPU of its
 gpu_type (`--gres=gpu:h200:1`), a CPU cell for a whole node; every job is
 `--exclusive` unless `slurm.exclusive: false` lets GPU cells share a node, one GPU
 each. A job runs `python -m runner run-cell` on its node (the checkout and its
-virtual environment on storage the nodes share, at the same path), which writes
-its record to a file of its own; this runner alone appends to results.jsonl.
+virtual environment on storage the nodes share, at the same path) with this run's
+--executor: Docker, or venv or local with --python, which must be at the same path
+there too. It writes its record to a file of its own; this runner alone appends to results.jsonl.
 Job states come from squeue and scontrol, so no accounting database (sacct) is needed.
 
 Why not submitit, the library ML teams submit Python work to Slurm with: it follows
@@ -172,14 +173,28 @@ def render_placement(placements: list[Placement], repeats: dict[str, list[int]],
     return f"placement: {jobs} Slurm job(s), one per cell and repeat; {', '.join(common)}\n{table}"
 
 
+@dataclass(frozen=True)
+class NodeExecutor:
+    """What every job runs its cell with, as run-cell's options name it."""
+
+    name: str = "docker"
+    python: str | None = None  # venv and local: the interpreter, by a path that is the same on every node
+
+    def options(self) -> list[str]:
+        return ["--executor", self.name, *(["--python", self.python] if self.python else [])]
+
+    def facts(self) -> dict[str, str]:
+        return {"node_executor": self.name, **({"node_python": self.python} if self.python else {})}
+
+
 class _Submitter:
     """The manifest's account of where a dispatched run ran (host.facts takes it as the executor)."""
 
     name = "slurm"
     isolation = "a Slurm job per cell and repeat, with the node's executor inside it"
 
-    def __init__(self, version: str, settings: SlurmSettings, node_executor: str):
-        self.facts = {"dispatch": "slurm", "slurm_version": version, "node_executor": node_executor, "slurm": asdict(settings)}
+    def __init__(self, version: str, settings: SlurmSettings, node_executor: NodeExecutor):
+        self.facts = {"dispatch": "slurm", "slurm_version": version, **node_executor.facts(), "slurm": asdict(settings)}
 
     def describe_host(self) -> dict:
         return self.facts
@@ -198,7 +213,7 @@ class _Job:
 
 
 def run(plan: session.Plan, results_dir: Path, resume: str | None, repeats: int, progress: Progress,
-        offline_base: bool = False, node_executor: str = "docker", slurm: Slurm | None = None) -> session.RunResult:
+        offline_base: bool = False, node_executor: NodeExecutor = NodeExecutor(), slurm: Slurm | None = None) -> session.RunResult:
     """Dispatch every selected cell not yet done (repeats times) to Slurm, and merge each record as its job ends.
 
     Ctrl-C cancels this run's jobs (scancel). After this runner is killed outright its jobs go on;
@@ -208,6 +223,7 @@ def run(plan: session.Plan, results_dir: Path, resume: str | None, repeats: int,
     version = slurm.check()
     if resume:
         run_folder = records.find_run(results_dir, resume)
+        refuse_another_executor(run_folder, node_executor)
     else:
         run_folder = records.new_run(results_dir, plan.matrix.path, host.facts(_Submitter(version, plan.matrix.slurm, node_executor)))
     dispatcher = _Dispatcher(plan, slurm, run_folder, repeats, progress, offline_base, node_executor)
@@ -230,9 +246,18 @@ def run(plan: session.Plan, results_dir: Path, resume: str | None, repeats: int,
     return session.RunResult(run_folder, records.load(run_folder), failed)
 
 
+def refuse_another_executor(run_folder: Path, node_executor: NodeExecutor) -> None:
+    """A resumed run's jobs use the executor its manifest names: its records all come from one, as the manifest says."""
+    before = records.manifest(run_folder).get("host", {})
+    earlier = NodeExecutor(before.get("node_executor", "docker"), before.get("node_python"))
+    if node_executor != earlier:
+        raise UserError(f"{' '.join(node_executor.options())}: run {run_folder.name} ran its jobs with {' '.join(earlier.options())}; "
+                        f"resume it with the same")
+
+
 class _Dispatcher:
     def __init__(self, plan: session.Plan, slurm: Slurm, run_folder: Path, repeats: int, progress: Progress,
-                 offline_base: bool, node_executor: str):
+                 offline_base: bool, node_executor: NodeExecutor):
         self.plan, self.slurm, self.run_folder, self.repeats = plan, slurm, run_folder, repeats
         self.settings = plan.matrix.slurm
         self.progress, self.offline_base, self.node_executor = progress, offline_base, node_executor
@@ -289,7 +314,7 @@ class _Dispatcher:
         script = stem.with_name(f"{stem.name}.sh")
         command = [*RUNNER_COMMAND, "run-cell", "-f", str(self.plan.matrix.path.resolve()), "--cell", cell.id,
                    "--repeat", str(repeat), "--run", str(self.run_folder.resolve()), "--matrix-sha256", sha]
-        command += ["--offline-base"] if self.offline_base else []
+        command += self.node_executor.options() + (["--offline-base"] if self.offline_base else [])
         script.write_text(f"#!/bin/bash\n# cudnn-matrix run {self.run_folder.name}: cell {cell.id}, repeat {repeat}\n"
                           f"export PYTHONUNBUFFERED=1\nexec {shlex.join(command)}\n")
         log = str(stem.resolve()).replace("%", "%%")  # sbatch expands %j and friends in the path, and %% to %
@@ -401,7 +426,7 @@ class _Dispatcher:
         """A record the submitting runner writes itself: for a cell no job measured."""
         environment = {**provenance(None, cell.environment), **{k: v for k, v in (where or {}).items() if v}}
         return Record(cell_id=cell.id, status=status, reason=reason, axes=cell.axes_dict, workload=cell.workload.name,
-                      executor=self.node_executor, environment=environment, started=started or now(), ended=now(),
+                      executor=self.node_executor.name, environment=environment, started=started or now(), ended=now(),
                       log_tail=log_tail, repeat=repeat)
 
     def _keep(self, record: Record) -> bool:

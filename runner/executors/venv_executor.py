@@ -4,7 +4,9 @@ For hosts with a package index but no Docker. A venv is named by its spec and a
 hash of everything it is made from (requirements, libraries, variables, the
 interpreter), so an unchanged matrix rebuilds nothing and a changed spec gets a
 new one. It is built in a folder of its own and put under its name only once
-pip has succeeded, so a failed or interrupted build is never taken for a ready one.
+pip has succeeded, so a failed or interrupted build is never taken for a ready one,
+and of runners building the same venv at once (jobs on several nodes sharing
+$CUDNN_MATRIX_VENVS) the first to finish names it, and the others use it.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class VenvExecutor(ProcessExecutor):
         try:
             failure = self._install(spec, building)
             kept = failure is None and _put_in_place(building, venv)
+            if failure is None and not kept:
+                self.progress(f"{spec.name}: another runner finished {venv} first: using it")
             return failure
         finally:
             if not kept:  # failed, interrupted, or another runner built the same venv first
@@ -115,9 +119,11 @@ def _put_in_place(built: Path, venv: Path) -> bool:
     """Give the built venv its name, atomically; False when another runner gave it first.
 
     A link, not a rename: a venv cannot be moved, as pip writes its path into the scripts it installs.
+    Runners on several nodes may build the same venv in a shared folder at once: the first link
+    made wins, and the others use it.
     """
     if venv.is_symlink() and not venv.exists():
-        venv.unlink()  # what it named was deleted by hand
+        venv.unlink(missing_ok=True)  # what it named was deleted by hand; another runner may be removing it too
     try:
         os.symlink(built.name, venv)
     except FileExistsError:

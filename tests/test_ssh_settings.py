@@ -1,5 +1,9 @@
 """Remote hosts without a remote: hosts: in the matrix, --host, and what is refused before anything connects."""
 
+import hashlib
+import json
+from pathlib import Path
+
 import pytest
 
 from runner import cli
@@ -87,6 +91,48 @@ def test_tcp_hosts_take_the_docker_clis_certificates(tmp_path, monkeypatch):
     config = ssh.tls_config()
     assert config.cert == (str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")) and config.ca_cert == str(tmp_path / "ca.pem")
     assert config.verify is True
+
+
+def test_a_ca_alone_checks_the_engine_without_a_client_certificate(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+    (tmp_path / "ca.pem").write_text("-")
+    config = ssh.tls_config()
+    assert config.cert is None and config.ca_cert == str(tmp_path / "ca.pem") and config.verify is True
+
+
+def write_context(config: Path, name: str, host: str, skip_verify: bool = False) -> Path:
+    """A context as `docker context create NAME --docker host=HOST` writes it (docker CLI 20 to 28)."""
+    identity = hashlib.sha256(name.encode()).hexdigest()
+    meta = config / "contexts" / "meta" / identity
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(json.dumps({"Name": name, "Metadata": {},
+                                                "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip_verify}}}))
+    return config / "contexts" / "tls" / identity / "docker"
+
+
+def test_a_docker_context_is_found_in_docker_config_without_a_config_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # docker-py's own ContextAPI would look in ./contexts here, and miss
+    write_context(tmp_path, "box1", "ssh://me@box1:2222")
+    assert ssh.context_endpoint("box1") == ("ssh://me@box1:2222", False)
+    write_context(tmp_path, "plain", "tcp://box2:2375")
+    assert ssh.context_endpoint("plain") == ("tcp://box2:2375", False)  # no TLS material: plain HTTP, as the CLI
+    certificates = write_context(tmp_path, "tls", "tcp://box3:2376")
+    certificates.mkdir(parents=True)
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (certificates / name).write_text("-")
+    host, tls = ssh.context_endpoint("tls")
+    assert host == "tcp://box3:2376" and tls.cert == (str(certificates / "cert.pem"), str(certificates / "key.pem"))
+    assert tls.ca_cert == str(certificates / "ca.pem") and tls.verify is True
+
+
+def test_an_unknown_context_is_one_line(matrix, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), "--host", "no-such-box"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: --host no-such-box: not ssh://user@host[:port], tcp://host:port, nor a Docker context "
+                                f"in {tmp_path / 'docker' / 'contexts'} (docker context ls)"]
+    assert not (tmp_path / "results").exists()
 
 
 class FakeClient:

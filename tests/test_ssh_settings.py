@@ -1,7 +1,12 @@
 """Remote hosts without a remote: hosts: in the matrix, --host, and what is refused before anything connects."""
 
+import _thread
 import hashlib
+import io
 import json
+import tarfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -135,6 +140,73 @@ def test_an_unknown_context_is_one_line(matrix, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "results").exists()
 
 
+class FillClient:
+    """An engine that takes the data's tar as a request body would: read in blocks until it ends."""
+
+    def __init__(self, read_before=None):
+        self.read_before = read_before or (lambda: None)  # called before each block is read
+        self.received = b""
+        self.removed = []
+        client = self
+
+        class Container:
+            def put_archive(self, path, data):
+                assert path == ssh.FILL_MOUNT and not isinstance(data, bytes) and len(data) > 0  # a stream with a length
+                client.read_before()
+                while block := data.read(4096):
+                    client.received += block
+                    client.read_before()
+                return True
+
+            def remove(self, force):
+                client.removed.append("container")
+
+        class Volume:
+            def remove(self, force):
+                client.removed.append("volume")
+
+        class Containers:
+            def create(self, image, **settings):
+                return Container()
+
+        class Volumes:
+            def get(self, name):
+                raise ssh.docker.errors.NotFound("no such volume")
+
+            def create(self, name, labels):
+                return Volume()
+
+        self.containers, self.volumes = Containers(), Volumes()
+
+
+def data_folder(tmp_path):
+    folder = tmp_path / "data"
+    (folder / "cats").mkdir(parents=True)
+    (folder / "cats" / "1.jpg").write_bytes(bytes(range(256)) * 100)
+    (folder / "marker.json").write_text("{}")
+    return folder
+
+
+def test_the_data_goes_to_the_volume_as_a_stream(tmp_path):
+    folder = data_folder(tmp_path)
+    client = FillClient()
+    host = ssh.Host("ssh://a", client, {}, False, None)
+    assert ssh.data_volume(host, folder, "image", print).startswith(ssh.VOLUME_PREFIX)
+    with tarfile.open(fileobj=io.BytesIO(client.received)) as tar:
+        assert sorted(tar.getnames()) == ["cats", "cats/1.jpg", "marker.json"]
+        assert tar.extractfile("cats/1.jpg").read() == bytes(range(256)) * 100
+    assert client.removed == ["container"]
+
+
+def test_an_interrupt_during_the_data_copy_takes_the_volume_with_it(tmp_path):
+    stop = threading.Event()
+    client = FillClient(read_before=lambda: stop.set() if len(client.received) >= 4096 else None)
+    host = ssh.Host("ssh://a", client, {}, False, None)
+    with pytest.raises(ssh.Stopped):
+        ssh.data_volume(host, data_folder(tmp_path), "image", print, stop)
+    assert client.removed == ["container", "volume"] and not host.volumes
+
+
 class FakeClient:
     """Just enough of an engine for the host threads: it answers, and every data volume is already there."""
 
@@ -179,3 +251,67 @@ def test_a_gpu_host_whose_containers_get_no_gpu_gives_its_gpu_cells_up(tmp_path)
                                  "host ssh://b: no nvidia runtime in its Docker engine")
     assert {r.environment["host"] for r in loaded if r.status == "ok"} <= {"ssh://a", "ssh://b"}
     assert all(r.environment["host_cpu_cores"] == "4" for r in loaded if r.status == "ok")
+
+
+class InterruptedExecutor:
+    """Its first run interrupts the runner (Ctrl-C reaches the main thread) and ends only when its container is removed."""
+
+    def __init__(self, base):
+        self.base = base
+        self.started = []
+        self.cleaned = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.base, name)
+
+    def run(self, cell, job, prepared, limits, run_folder):
+        from runner.outcome import RawRun
+
+        self.started.append(cell.id)
+        if len(self.started) == 1:
+            return self.base.run(cell, job, prepared, limits, run_folder)
+        _thread.interrupt_main()
+        assert self.cleaned.wait(30), "the interrupted run never removed this run's containers"
+        return RawRun(None, "", error="its container was removed while it ran (by docker rm or `clean --force`)")
+
+    def cleanup(self, run_folder):
+        self.cleaned.set()
+
+
+def test_an_interrupt_ends_every_hosts_thread_and_keeps_only_finished_runs(tmp_path):
+    from fake_executor import FakeExecutor
+    from runner import records, session
+    from runner.progress import Progress
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("gpu: {", "#"))
+    plan = session.plan(tmp_path / "matrix.yaml")
+    executor = InterruptedExecutor(FakeExecutor())
+    hosts = [fake_host("ssh://a", False, executor)]
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
+    with pytest.raises(KeyboardInterrupt):
+        ssh._run(plan, hosts, run_folder, 3, Progress())
+    for _ in range(200):  # listed until it has really ended (is_alive() may lie after an interrupted join: see ssh.Worker)
+        if not [thread for thread in threading.enumerate() if thread.name.startswith("host ")]:
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("a host's thread outlived the run")
+    assert executor.started == ["cpu-tf2.21-mnist"] * 2, "no run started after the interrupt"
+    assert [(r.cell_id, r.repeat, r.status) for r in records.load(run_folder)] == [("cpu-tf2.21-mnist", 0, "ok")]
+
+
+def test_resume_runs_the_repeats_left_by_number(tmp_path):
+    """Hosts finish out of order: an interrupted run may hold repeat 1 of a cell and not repeat 0."""
+    from fake_executor import FakeExecutor
+    from runner import records, session
+    from runner.progress import Progress
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("gpu: {", "#"))
+    plan = session.plan(tmp_path / "matrix.yaml")
+    hosts = [fake_host("ssh://a", False, FakeExecutor())]
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
+    assert ssh._run(plan, hosts, run_folder, 1, Progress()) == 0
+    (only,) = records.load(run_folder)
+    (run_folder / "results.jsonl").write_text(only.to_json().replace('"repeat": 0', '"repeat": 1') + "\n")
+    assert ssh._run(plan, hosts, run_folder, 3, Progress()) == 0
+    assert sorted(record.repeat for record in records.load(run_folder)) == [0, 1, 2]

@@ -10,21 +10,10 @@ import certifi
 import pytest
 
 from conftest import REPO, missing_part
-from test_ssh import SMALL, records_of
+from test_ssh import ONE_CELL, records_of, remove_data_volumes
 from tls_engine import ENGINE_SOCKET, TlsEngine
 
 pytestmark = pytest.mark.docker
-
-ONE_CELL = f"""
-workloads:
-  dogs-vs-cats: {{{SMALL}}}
-repeats: 1
-cpu:
-  tensorflow: ["2.21"]
-build:
-  offline_base: true
-"""
-
 
 @pytest.fixture(scope="module")
 def tls_engine(tmp_path_factory, docker_client):
@@ -36,9 +25,7 @@ def tls_engine(tmp_path_factory, docker_client):
     engine.start()
     yield engine
     engine.stop()
-    for volume in docker_client.volumes.list(filters={"label": "io.cudnn-matrix.kind=data"}):
-        if (volume.attrs.get("Labels") or {}).get("io.cudnn-matrix.source", "").startswith(str(tmp_path_factory.getbasetemp())):
-            volume.remove(force=True)  # the data volume these tests' runs made; others' are left alone
+    remove_data_volumes(docker_client, tmp_path_factory.getbasetemp())
 
 
 def run_with_certificates(tmp_path, url: str, certificates: Path) -> subprocess.CompletedProcess:

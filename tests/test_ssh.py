@@ -251,3 +251,37 @@ def test_ctrl_c_stops_every_host_and_resume_runs_only_the_rest(tmp_path, ssh_hos
     assert Counter((record["cell_id"], record["repeat"]) for record in loaded) == {
         (cell, repeat): 1 for cell in ("cpu-tf2.21-dogs-vs-cats", "cpu-tf2.21-again") for repeat in (0, 1)}
     assert json.loads((run_folder / "manifest.json").read_text())["state"] == "finished"
+
+
+class SetAfter:
+    """An event that becomes set once asked `blocks` times: Ctrl-C in the middle of a data copy, between two blocks."""
+
+    def __init__(self, blocks):
+        self.left = blocks
+
+    def is_set(self):
+        self.left -= 1
+        return self.left < 0
+
+
+@pytest.mark.timeout(300)
+def test_an_interrupted_data_copy_leaves_no_volume_on_the_host(tmp_path, ssh_hosts, docker_client, monkeypatch):
+    from runner.dispatch import ssh
+
+    monkeypatch.setenv("PATH", ssh_hosts.environment["PATH"])  # the ssh wrapper with the test keys
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "images.bin").write_bytes(os.urandom(3 << 20))  # a checksum of its own: a volume no one else has
+    images = docker_client.images.list(filters={"label": "io.cudnn-matrix.kind"})
+    assert images, "no cudnn-matrix image in this engine to create the copying container from"
+    host = ssh.Host(ssh_hosts.urls[0], ssh.client_for(ssh_hosts.urls[0]), {}, False, None)
+    name = ssh.VOLUME_PREFIX + ssh.checksum(folder)[:16]
+    try:
+        with pytest.raises(ssh.Stopped):
+            ssh.data_volume(host, folder, images[0].id, print, SetAfter(2))
+        assert not docker_client.volumes.list(filters={"name": name}), "a half-filled volume under the data's checksum"
+        assert not docker_client.containers.list(all=True, filters={"volume": name})
+        assert ssh.data_volume(host, folder, images[0].id, print) == name  # the next copy starts afresh, and completes
+    finally:
+        for volume in docker_client.volumes.list(filters={"name": name}):
+            volume.remove(force=True)

@@ -143,9 +143,10 @@ def test_an_unknown_context_is_one_line(matrix, tmp_path, monkeypatch, capsys):
 class FillClient:
     """An engine that takes the data's tar as a request body would: read in blocks until it ends."""
 
-    def __init__(self, read_before=None):
+    def __init__(self, read_before=None, keep=True):
         self.read_before = read_before or (lambda: None)  # called before each block is read
         self.received = b""
+        self.sent = 0
         self.removed = []
         client = self
 
@@ -153,8 +154,9 @@ class FillClient:
             def put_archive(self, path, data):
                 assert path == ssh.FILL_MOUNT and not isinstance(data, bytes) and len(data) > 0  # a stream with a length
                 client.read_before()
-                while block := data.read(4096):
-                    client.received += block
+                while block := data.read(1 << 16):
+                    client.sent += len(block)
+                    client.received += block if keep else b""
                     client.read_before()
                 return True
 
@@ -196,6 +198,23 @@ def test_the_data_goes_to_the_volume_as_a_stream(tmp_path):
         assert sorted(tar.getnames()) == ["cats", "cats/1.jpg", "marker.json"]
         assert tar.extractfile("cats/1.jpg").read() == bytes(range(256)) * 100
     assert client.removed == ["container"]
+
+
+def test_the_data_copy_holds_no_copy_of_the_data_in_memory(tmp_path):
+    import tracemalloc
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for number in range(4):
+        (folder / f"{number}.bin").write_bytes(bytes(8 << 20))
+    client = FillClient(keep=False)
+    tracemalloc.start()
+    try:
+        ssh.data_volume(ssh.Host("ssh://a", client, {}, False, None), folder, "image", print)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert client.sent > 32 << 20 and peak < 4 << 20, f"{peak / 2**20:.1f} MiB held to send {client.sent / 2**20:.0f} MiB"
 
 
 def test_an_interrupt_during_the_data_copy_takes_the_volume_with_it(tmp_path):

@@ -1,6 +1,14 @@
 """Remote hosts without a remote: hosts: in the matrix, --host, and what is refused before anything connects."""
 
+import _thread
 import dataclasses
+import hashlib
+import io
+import json
+import tarfile
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -111,13 +119,159 @@ def test_tcp_hosts_take_the_docker_clis_certificates(tmp_path, monkeypatch):
     assert config.verify is True
 
 
+def test_a_ca_alone_checks_the_engine_without_a_client_certificate(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+    (tmp_path / "ca.pem").write_text("-")
+    config = ssh.tls_config()
+    assert config.cert is None and config.ca_cert == str(tmp_path / "ca.pem") and config.verify is True
+
+
+def write_context(config: Path, name: str, host: str, skip_verify: bool = False) -> Path:
+    """A context as `docker context create NAME --docker host=HOST` writes it (docker CLI 20 to 28)."""
+    identity = hashlib.sha256(name.encode()).hexdigest()
+    meta = config / "contexts" / "meta" / identity
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(json.dumps({"Name": name, "Metadata": {},
+                                                "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip_verify}}}))
+    return config / "contexts" / "tls" / identity / "docker"
+
+
+def test_a_docker_context_is_found_in_docker_config_without_a_config_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # docker-py's own ContextAPI would look in ./contexts here, and miss
+    write_context(tmp_path, "box1", "ssh://me@box1:2222")
+    assert ssh.context_endpoint("box1") == ("ssh://me@box1:2222", False)
+    write_context(tmp_path, "plain", "tcp://box2:2375")
+    assert ssh.context_endpoint("plain") == ("tcp://box2:2375", False)  # no TLS material: plain HTTP, as the CLI
+    certificates = write_context(tmp_path, "tls", "tcp://box3:2376")
+    certificates.mkdir(parents=True)
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (certificates / name).write_text("-")
+    host, tls = ssh.context_endpoint("tls")
+    assert host == "tcp://box3:2376" and tls.cert == (str(certificates / "cert.pem"), str(certificates / "key.pem"))
+    assert tls.ca_cert == str(certificates / "ca.pem") and tls.verify is True
+
+
+def test_an_unknown_context_is_one_line(matrix, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), "--host", "no-such-box"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: --host no-such-box: not ssh://user@host[:port], tcp://host:port, nor a Docker context "
+                                f"in {tmp_path / 'docker' / 'contexts'} (docker context ls)"]
+    assert not (tmp_path / "results").exists()
+
+
+class FillClient:
+    """An engine that takes the data's tar as a request body would: read in blocks until it ends."""
+
+    def __init__(self, read_before=None, keep=True):
+        self.read_before = read_before or (lambda: None)  # called before each block is read
+        self.received = b""
+        self.sent = 0
+        self.removed = []
+        self.marker = None
+        client = self
+
+        class Container:
+            def put_archive(self, path, data):
+                if isinstance(data, bytes):  # the completion marker, a few hundred bytes, after the data
+                    client.marker = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+                    return True
+                assert path == ssh.FILL_MOUNT and len(data) > 0  # a stream with a length
+                client.read_before()
+                while block := data.read(1 << 16):
+                    client.sent += len(block)
+                    client.received += block if keep else b""
+                    client.read_before()
+                return True
+
+            def remove(self, force):
+                client.removed.append("container")
+
+        class Volume:
+            def remove(self, force):
+                client.removed.append("volume")
+
+        class Containers:
+            def create(self, image, **settings):
+                return Container()
+
+        class Volumes:
+            def get(self, name):
+                raise ssh.docker.errors.NotFound("no such volume")
+
+            def create(self, name, labels):
+                return Volume()
+
+        self.containers, self.volumes = Containers(), Volumes()
+
+
+def data_folder(tmp_path):
+    folder = tmp_path / "data"
+    (folder / "cats").mkdir(parents=True)
+    (folder / "cats" / "1.jpg").write_bytes(bytes(range(256)) * 100)
+    (folder / "marker.json").write_text("{}")
+    return folder
+
+
+def test_the_data_goes_to_the_volume_as_a_stream(tmp_path):
+    folder = data_folder(tmp_path)
+    client = FillClient()
+    host = ssh.Host("ssh://a", client, {}, False, None)
+    assert ssh.data_volume(host, folder, "image", print).startswith(ssh.VOLUME_PREFIX)
+    with tarfile.open(fileobj=io.BytesIO(client.received)) as tar:
+        assert sorted(tar.getnames()) == ["cats", "cats/1.jpg", "marker.json"]
+        assert tar.extractfile("cats/1.jpg").read() == bytes(range(256)) * 100
+    assert client.marker == [ssh.COMPLETE_MARKER]  # sent once the data was all in
+    assert client.removed == ["container"]
+
+
+def test_the_data_copy_holds_no_copy_of_the_data_in_memory(tmp_path):
+    import tracemalloc
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for number in range(4):
+        (folder / f"{number}.bin").write_bytes(bytes(8 << 20))
+    client = FillClient(keep=False)
+    tracemalloc.start()
+    try:
+        ssh.data_volume(ssh.Host("ssh://a", client, {}, False, None), folder, "image", print)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert client.sent > 32 << 20 and peak < 4 << 20, f"{peak / 2**20:.1f} MiB held to send {client.sent / 2**20:.0f} MiB"
+
+
+def test_an_interrupt_during_the_data_copy_takes_the_volume_with_it(tmp_path):
+    stop = threading.Event()
+    client = FillClient(read_before=lambda: stop.set() if len(client.received) >= 4096 else None)
+    host = ssh.Host("ssh://a", client, {}, False, None)
+    with pytest.raises(ssh.Stopped):
+        ssh.data_volume(host, data_folder(tmp_path), "image", print, stop)
+    assert client.removed == ["container", "volume"] and not host.volumes and client.marker is None
+
+
 class FakeClient:
-    """Just enough of an engine for the host threads: it answers, and every data volume is already there."""
+    """Just enough of an engine for the host threads: it answers, and every data volume is already there, whole."""
 
     class volumes:
         @staticmethod
         def get(name):
             return name
+
+    class containers:
+        class Container:
+            def get_archive(self, path):
+                assert path == f"{ssh.FILL_MOUNT}/{ssh.COMPLETE_MARKER}"
+                return iter([b""]), {}
+
+            def remove(self, force):
+                pass
+
+        @classmethod
+        def create(cls, image, **settings):
+            return cls.Container()
 
     def ping(self):
         return True
@@ -236,3 +390,67 @@ def test_nvidia_smis_rows_are_read_and_anything_else_is_left_out():
     assert [gpu["name"] for gpu in found] == ["NVIDIA H200", "NVIDIA H200"] and found[1]["memory"] == "143771 MiB"
     assert describe_gpus(found) == "0: NVIDIA H200 (driver 580.65.06); 1: NVIDIA H200 (driver 580.65.06)"
     assert parse_gpus("") == [] and describe_gpus([]) == "none"
+
+
+class InterruptedExecutor:
+    """Its first run interrupts the runner (Ctrl-C reaches the main thread) and ends only when its container is removed."""
+
+    def __init__(self, base):
+        self.base = base
+        self.started = []
+        self.cleaned = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.base, name)
+
+    def run(self, cell, job, prepared, limits, run_folder):
+        from runner.outcome import RawRun
+
+        self.started.append(cell.id)
+        if len(self.started) == 1:
+            return self.base.run(cell, job, prepared, limits, run_folder)
+        _thread.interrupt_main()
+        assert self.cleaned.wait(30), "the interrupted run never removed this run's containers"
+        return RawRun(None, "", error="its container was removed while it ran (by docker rm or `clean --force`)")
+
+    def cleanup(self, run_folder):
+        self.cleaned.set()
+
+
+def test_an_interrupt_ends_every_hosts_thread_and_keeps_only_finished_runs(tmp_path):
+    from fake_executor import FakeExecutor
+    from runner import records, session
+    from runner.progress import Progress
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("gpu: {", "#"))
+    plan = session.plan(tmp_path / "matrix.yaml")
+    executor = InterruptedExecutor(FakeExecutor())
+    hosts = [fake_host("ssh://a", False, executor)]
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
+    with pytest.raises(KeyboardInterrupt):
+        ssh._run(plan, hosts, run_folder, 3, Progress())
+    for _ in range(200):  # listed until it has really ended (is_alive() may lie after an interrupted join: see ssh.Worker)
+        if not [thread for thread in threading.enumerate() if thread.name.startswith("host ")]:
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("a host's thread outlived the run")
+    assert executor.started == ["cpu-tf2.21-mnist"] * 2, "no run started after the interrupt"
+    assert [(r.cell_id, r.repeat, r.status) for r in records.load(run_folder)] == [("cpu-tf2.21-mnist", 0, "ok")]
+
+
+def test_resume_runs_the_repeats_left_by_number(tmp_path):
+    """Hosts finish out of order: an interrupted run may hold repeat 1 of a cell and not repeat 0."""
+    from fake_executor import FakeExecutor
+    from runner import records, session
+    from runner.progress import Progress
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("gpu: {", "#"))
+    plan = session.plan(tmp_path / "matrix.yaml")
+    hosts = [fake_host("ssh://a", False, FakeExecutor())]
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
+    assert ssh._run(plan, hosts, run_folder, 1, Progress()) == 0
+    (only,) = records.load(run_folder)
+    (run_folder / "results.jsonl").write_text(only.to_json().replace('"repeat": 0', '"repeat": 1') + "\n")
+    assert ssh._run(plan, hosts, run_folder, 3, Progress()) == 0
+    assert sorted(record.repeat for record in records.load(run_folder)) == [0, 1, 2]

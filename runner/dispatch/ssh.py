@@ -11,6 +11,9 @@ names its host and that machine's facts; this runner alone appends to results.js
 
 A host that cannot be reached at the start is reported and its share goes to the others;
 a host that dies mid-run fails only the cell it was running, and the rest go elsewhere.
+Ctrl-C stops every host's thread before the run is noted as interrupted: no host takes
+another run, the runs going are ended by removing their containers, and a data copy under
+way is abandoned with its volume; what had finished is kept for --resume.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import os
 import tarfile
+import tempfile
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +50,7 @@ from runner.records import Record
 
 VOLUME_PREFIX = "cudnn-matrix-data-"
 FILL_MOUNT = "/fill"
+COMPLETE_MARKER = ".cudnn-matrix-complete"  # written after the data: a volume without it holds a copy cut short
 ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 
@@ -53,22 +60,71 @@ def client_for(url: str) -> docker.DockerClient:
         return docker.DockerClient(base_url=url, use_ssh_client=True, timeout=120)
     if url.startswith("tcp://"):
         return docker.DockerClient(base_url=url, tls=tls_config(), timeout=120)
-    from docker.context import ContextAPI
+    if url == "default":  # the CLI's own context: DOCKER_HOST, else the local engine
+        return docker.from_env(use_ssh_client=os.environ.get("DOCKER_HOST", "").startswith("ssh://"), timeout=120)
+    endpoint, tls = context_endpoint(url)
+    return docker.DockerClient(base_url=endpoint, tls=tls, use_ssh_client=endpoint.startswith("ssh://"), timeout=120)
 
-    context = ContextAPI.get_context(url)
-    if context is None:
-        raise UserError(f"--host {url}: not ssh://user@host[:port], tcp://host:port, nor a Docker context (docker context ls)")
-    return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig or False, use_ssh_client=context.Host.startswith("ssh://"),
-                               timeout=120)
+
+def docker_config() -> Path:
+    """The docker CLI's configuration folder: DOCKER_CONFIG, else ~/.docker."""
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def context_endpoint(name: str) -> tuple[str, docker.tls.TLSConfig | bool]:
+    """A Docker context's engine and TLS, read where `docker context create` writes them.
+
+    Read here rather than through docker-py's ContextAPI: that looks for contexts beside a
+    config.json, and without one (the CLI writes none until a login or `docker context use`)
+    in ./contexts, so it misses contexts the CLI lists.
+    """
+    identity = hashlib.sha256(name.encode()).hexdigest()
+    contexts = docker_config() / "contexts"
+    try:
+        endpoint = json.loads((contexts / "meta" / identity / "meta.json").read_text())["Endpoints"]["docker"]
+        host = str(endpoint["Host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"--host {name}: not ssh://user@host[:port], tcp://host:port, nor a Docker context in {contexts} (docker context ls)")
+    certificates = contexts / "tls" / identity / "docker"
+    skip_verify = bool(endpoint.get("SkipTLSVerify", False))
+    if not host.startswith("tcp://") or not (skip_verify or any(certificates.glob("*.pem"))):
+        return host, False  # as the CLI: a tcp:// context without TLS material speaks plain HTTP
+    return host, _tls_from(certificates, verify=not skip_verify)
 
 
 def tls_config() -> docker.tls.TLSConfig | bool:
     """The client certificate and CA in DOCKER_CERT_PATH (default ~/.docker), as the docker CLI takes them; else plain TLS."""
-    folder = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
+    return _tls_from(Path(os.environ.get("DOCKER_CERT_PATH") or docker_config()), verify=True)
+
+
+def _tls_from(folder: Path, verify: bool) -> docker.tls.TLSConfig | bool:
+    """cert.pem and key.pem: this client's certificate; ca.pem: what the engine's certificate is checked against (else the system's CAs)."""
     cert, key, ca = (folder / name for name in ("cert.pem", "key.pem", "ca.pem"))
-    if cert.is_file() and key.is_file():
-        return docker.tls.TLSConfig(client_cert=(str(cert), str(key)), ca_cert=str(ca) if ca.is_file() else None, verify=True)
-    return True
+    client_cert = (str(cert), str(key)) if cert.is_file() and key.is_file() else None
+    if client_cert or ca.is_file():
+        return EngineTLS(client_cert=client_cert, ca_cert=str(ca) if ca.is_file() else None, verify=verify)
+    return True if verify else EngineTLS(verify=False)
+
+
+class EngineTLS(docker.tls.TLSConfig):
+    """docker-py's TLS settings, with the engine's CA kept where REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is set.
+
+    requests lets those variables (set behind a TLS-intercepting proxy) replace a session's own CA
+    on every request that names none, as docker-py's requests do: the engine's certificate would
+    then be checked against the proxy's CA and refused.
+    """
+
+    def configure_client(self, client) -> None:
+        super().configure_client(client)
+        merge = client.merge_environment_settings
+
+        def engine_ca_kept(url, proxies, stream, verify, cert):
+            settings = merge(url, proxies, stream, verify, cert)
+            if verify is None:
+                settings["verify"] = client.verify
+            return settings
+
+        client.merge_environment_settings = engine_ca_kept
 
 
 @dataclass
@@ -164,45 +220,108 @@ def checksum(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def data_volume(host: Host, folder: Path, image: str, progress: Progress) -> str:
-    """The volume on the host holding a copy of folder: reused when its checksum matches, else made and filled."""
+def data_volume(host: Host, folder: Path, image: str, progress: Progress, stop: threading.Event | None = None) -> str:
+    """The volume on the host holding a copy of folder: reused when its checksum matches, else made and filled.
+
+    A copy that fails, or that `stop` ends half-way, takes its volume with it.
+    """
     if folder in host.volumes:
         return host.volumes[folder]
     name = VOLUME_PREFIX + checksum(folder)[:16]
     try:
-        host.client.volumes.get(name)
-        progress(f"host {host.url}: data {folder} already there (volume {name})")
+        volume = host.client.volumes.get(name)
     except docker.errors.NotFound:
+        volume = None
+    if volume is not None and not _complete(host.client, name, image):
+        progress(f"host {host.url}: volume {name} holds a copy cut short (a runner killed during it): copying again")
+        volume.remove(force=True)
+        volume = None
+    if volume is None:
         progress(f"host {host.url}: copying data {folder} into volume {name}")
         volume = host.client.volumes.create(name, labels={f"{LABEL_PREFIX}.kind": "data", f"{LABEL_PREFIX}.source": str(folder)})
         try:
-            _fill(host.client, name, folder, image)
+            _fill(host.client, name, folder, image, stop or threading.Event())
         except BaseException:
             volume.remove(force=True)  # never a half-filled volume under a checksum's name
             raise
+    else:
+        progress(f"host {host.url}: data {folder} already there (volume {name})")
     host.volumes[folder] = name
     return name
 
 
-def _fill(client: docker.DockerClient, volume: str, folder: Path, image: str) -> None:
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        for path in sorted(folder.rglob("*")):
-            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
-            info.uid = info.gid = 0
-            info.mode |= 0o755 if path.is_dir() else 0o644
-            if path.is_file():
-                with open(path, "rb") as stream:
-                    tar.addfile(info, stream)
-            elif path.is_dir():
-                tar.addfile(info)
-    container = client.containers.create(image, entrypoint=["true"], volumes={volume: {"bind": FILL_MOUNT, "mode": "rw"}},
+def _complete(client: docker.DockerClient, volume: str, image: str) -> bool:
+    """Whether the volume's copy was finished: its marker, written last, is there (a kill -9 mid-copy leaves none)."""
+    container = client.containers.create(image, entrypoint=["true"], volumes={volume: {"bind": FILL_MOUNT, "mode": "ro"}},
                                          network_mode="none", labels={f"{LABEL_PREFIX}.probe": "data"})
     try:
-        if not container.put_archive(FILL_MOUNT, archive.getvalue()):
-            raise docker.errors.APIError(f"the engine refused the data for volume {volume}")
+        container.get_archive(f"{FILL_MOUNT}/{COMPLETE_MARKER}")
+        return True
+    except docker.errors.NotFound:
+        return False
     finally:
         container.remove(force=True)
+
+
+class Stopped(Exception):
+    """The run was interrupted: this host's thread ends without starting anything more."""
+
+
+def _fill(client: docker.DockerClient, volume: str, folder: Path, image: str, stop: threading.Event) -> None:
+    """Copy folder into the volume through a container that only mounts it: a tar in a temporary file, sent in blocks.
+
+    The data can be hundreds of MB, so it is never held in memory whole.
+    """
+    with tempfile.TemporaryFile(prefix="cudnn-matrix-data-", suffix=".tar") as archive:
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for path in sorted(folder.rglob("*")):
+                info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
+                info.uid = info.gid = 0
+                info.mode |= 0o755 if path.is_dir() else 0o644
+                if path.is_file():
+                    with open(path, "rb") as stream:
+                        tar.addfile(info, stream)
+                elif path.is_dir():
+                    tar.addfile(info)
+        size = archive.tell()
+        archive.seek(0)
+        container = client.containers.create(image, entrypoint=["true"], volumes={volume: {"bind": FILL_MOUNT, "mode": "rw"}},
+                                             network_mode="none", labels={f"{LABEL_PREFIX}.probe": "data"})
+        try:
+            if not container.put_archive(FILL_MOUNT, _Upload(archive, size, stop)):
+                raise docker.errors.APIError(f"the engine refused the data for volume {volume}")
+            if not container.put_archive(FILL_MOUNT, _marker()):
+                raise docker.errors.APIError(f"the engine refused the completion marker for volume {volume}")
+        finally:
+            container.remove(force=True)
+
+
+def _marker() -> bytes:
+    """A tar of the empty file that says a volume's copy is whole."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo(COMPLETE_MARKER)
+        info.mode = 0o644
+        tar.addfile(info)
+    return archive.getvalue()
+
+
+class _Upload:
+    """A file sent as a request's body, block by block, with its length; `stop` ends the sending between two blocks."""
+
+    def __init__(self, file, size: int, stop: threading.Event):
+        self.file, self.size, self.stop = file, size, stop
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):  # what tells requests that this body is a stream
+        return iter(lambda: self.read(1 << 20), b"")
+
+    def read(self, size: int = -1) -> bytes:
+        if self.stop.is_set():
+            raise Stopped("the run was interrupted during the data copy")
+        return self.file.read(size)
 
 
 class Runs:
@@ -221,12 +340,13 @@ class Runs:
         self.unsettled = 0
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
+        self.stop = threading.Event()  # Ctrl-C: no host takes another run
         self.run_folder = run_folder
         self.progress = progress
 
     def take(self, host: Host) -> tuple[Cell, int, int] | None:
         with self.changed:
-            while not host.dead:
+            while not host.dead and not self.stop.is_set():
                 for index, (cell, repeat) in enumerate(self.left):
                     if host.can_take(cell):
                         del self.left[index]
@@ -300,20 +420,69 @@ def _run(plan: session.Plan, hosts: list[Host], run_folder: Path, repeats: int, 
         elif cell.id not in noted:
             runs.keep(session._record(hosts[0].executor, cell, None, why[0], why[1], records.now()))
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
-    left = {cell.id: range(measured[cell.id], repeats) for cell in runnable}
+    # The repeats not measured yet, by number: hosts finish out of order, so an interrupted run may hold repeat 1 but not 0.
+    kept = {(record.cell_id, record.repeat) for record in earlier if record.status == "ok"}
+    left = {cell.id: [repeat for repeat in range(repeats) if (cell.id, repeat) not in kept][:repeats - measured[cell.id]] for cell in runnable}
     runs.left = session.interleaved(runnable, left)
     runs.total = len(runs.left)
     progress(f"run {run_folder.name}: {runs.total} run(s) over {len(hosts)} host(s), results in {run_folder}")
-    threads = [threading.Thread(target=_work, args=(host, plan.matrix, runs, data, repeats), name=f"host {host.url}", daemon=True)
-               for host in hosts]
+    threads = [Worker(host, plan.matrix, runs, data, repeats) for host in hosts]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.5)  # in steps: Ctrl-C reaches the main thread
+    try:
+        for thread in threads:
+            while not thread.ended.wait(0.5):  # in steps: Ctrl-C reaches the main thread
+                pass
+    except KeyboardInterrupt:
+        _stop(hosts, threads, runs, run_folder, progress)
+        raise
     for cell, repeat in runs.left:  # no host that could run them is left
         runs.keep(dataclasses.replace(_left_over(hosts, cell), repeat=repeat))
     return runs.failed
+
+
+class Worker(threading.Thread):
+    """One host's thread (_work), with `ended` set as it ends.
+
+    Waited for by `ended`, not join: on Python 3.11 a join interrupted by Ctrl-C can mark the
+    thread as stopped while it still runs (bpo-45274's fix), and is_alive() then lies.
+    """
+
+    def __init__(self, host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repeats: int):
+        super().__init__(name=f"host {host.url}", daemon=True)
+        self.work = (host, matrix, runs, data, repeats)
+        self.ended = threading.Event()
+
+    def run(self) -> None:
+        try:
+            _work(*self.work)
+        finally:
+            self.ended.set()
+
+
+def _stop(hosts: list[Host], threads: list[Worker], runs: Runs, run_folder: Path, progress: Progress,
+          patience: float = 60.0) -> None:
+    """Ctrl-C: every host's thread ends before the run is noted as interrupted, so that no record and no container come after.
+
+    No host takes another run; the runs going end as their containers are removed, again while
+    any thread is still busy, since one may be starting a container right now. A thread still busy
+    after `patience` (an image build that will not end) is named and left to end with the runner.
+    """
+    runs.stop.set()
+    progress("interrupted: stopping the cells running on " + ", ".join(host.url for host in hosts))
+    deadline = time.monotonic() + patience
+    while True:
+        for host in hosts:
+            try:
+                host.executor.cleanup(run_folder)
+            except ENGINE_ERRORS:
+                pass  # a host that no longer answers has nothing this runner can remove
+        busy = [thread for thread in threads if not thread.ended.is_set()]
+        if not busy or time.monotonic() > deadline:
+            break
+        busy[0].ended.wait(0.5)
+    for thread in busy:
+        progress(f"{thread.name}: still busy after {patience:.0f} s; left to end with the runner")
 
 
 def _left_over(hosts: list[Host], cell: Cell) -> Record:
@@ -332,7 +501,7 @@ def _left_over(hosts: list[Host], cell: Cell) -> Record:
 def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repeats: int) -> None:
     """One host's thread: take a run, run it, keep its record; until none is left that it can run, or it dies."""
     progress = runs.progress
-    while not host.dead and (taken := runs.take(host)):
+    while not host.dead and not runs.stop.is_set() and (taken := runs.take(host)):
         cell, repeat, number = taken
         if cell.kind == "gpu" and not host.gpu_checked:
             fits = False
@@ -345,7 +514,13 @@ def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repe
                 continue
         label = f"[{number}/{runs.total}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "") + f" on {host.url}"
         progress(label)
-        record = _run_on(host, matrix, cell, data[cell.workload.name], runs.run_folder, progress)
+        try:
+            record = _run_on(host, matrix, cell, data[cell.workload.name], runs.run_folder, progress, runs.stop)
+        except Stopped:
+            return
+        if runs.stop.is_set() and record.status != "ok":
+            progress(f"{label}: ended by the interrupt, not kept: --resume runs it again")
+            return
         if record.status == "failed" and not host.alive():
             record = dataclasses.replace(record, reason=f"{host.dead}: {record.reason}")
             progress(f"{host.dead}: its other cells go to the other hosts")
@@ -374,19 +549,24 @@ def _look_at_gpus(host: Host, cell: Cell, progress: Progress) -> None:
         progress(f"host {host.url}: no GPU of type {cell.axis(gpu_types.AXIS)}; its cells of that type go to the other hosts")
 
 
-def _run_on(host: Host, matrix: Matrix, cell: Cell, dataset: Dataset, run_folder: Path, progress: Progress) -> Record:
+def _run_on(host: Host, matrix: Matrix, cell: Cell, dataset: Dataset, run_folder: Path, progress: Progress,
+            stop: threading.Event | None = None) -> Record:
     """One run of a cell on a host: its image built there (or found up to date), its data in a volume there.
 
     A cell of a gpu_type is given the host's GPUs of that type (on a host with mixed GPUs, not the others).
+    Raises Stopped when the run is interrupted before the cell's container starts.
     """
+    stop = stop or threading.Event()
     executor = host.executor.on_devices(host.devices_for(cell)) if cell.kind == "gpu" else host.executor
     try:
         if cell.environment not in host.prepared:
             host.prepared[cell.environment] = host.executor.prepare(cell.environment)
         environment = host.prepared[cell.environment]
         if isinstance(environment, Prepared):
-            volume = data_volume(host, dataset.path, environment.handle, progress)
+            volume = data_volume(host, dataset.path, environment.handle, progress, stop)
             dataset = dataclasses.replace(dataset, path=volume)  # the container mounts the volume, not a local path
+        if stop.is_set():
+            raise Stopped("the run was interrupted before the cell started")
         record = session.run_cell(executor, matrix, cell, environment, dataset, run_folder)
     except (*ENGINE_ERRORS, UserError) as error:
         failure = PrepareFailure(cell.environment, f"on host {host.url}: {_words(error)}", "")

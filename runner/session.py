@@ -159,9 +159,15 @@ def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progres
     progress(f"run {run_folder.name}: {len(ready)} cell(s) to run, {len(plan.selected) - len(todo)} already done, "
              f"{len(todo) - len(ready)} skipped or excluded, results in {run_folder}")
     # A cell that cannot run here is noted once, in its place in the first round.
-    left = {cell.id: range(measured[cell.id], repeats) if cell in ready else range(0 if cell.id in noted else 1) for cell in todo}
+    left = {cell.id: repeats_left(earlier, cell.id, repeats) if cell in ready else range(0 if cell.id in noted else 1) for cell in todo}
     runs = interleaved(todo, left)
     return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress)
+
+
+def repeats_left(earlier: list[Record], cell_id: str, repeats: int) -> list[int]:
+    """The repeat numbers of a cell not measured yet, lowest first: a resume fills gaps (a failed repeat 0 beside a good repeat 1)."""
+    measured = [record.repeat for record in earlier if record.cell_id == cell_id and record.status == "ok"]
+    return [repeat for repeat in range(repeats) if repeat not in measured][:max(0, repeats - len(measured))]
 
 
 def interleaved(cells: list[Cell], repeats_left: dict[str, range]) -> list[tuple[Cell, int]]:

@@ -216,6 +216,19 @@ def test_repeats_run_interleaved_and_resume_tops_up_the_missing_ones(tmp_path):
     assert ok == {"a": 5, "b": 5}
 
 
+def test_resume_runs_the_repeat_numbers_missing_not_the_next_ones(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f'workloads: {{a: {{{SMALL}}}}}\ncpu: {{tensorflow: ["2.21"]}}\nrepeats: 2\nbuild: {{ca_certificates: []}}\n')
+    first = session.run(session.plan(path), FakeExecutor(), tmp_path / "results", None, None, Progress())
+    zero, one = (record.to_json() for record in first.records)
+    failed = zero.replace('"status": "ok"', '"status": "failed"')  # repeat 0 failed (the engine went away), repeat 1 measured
+    (first.folder / records.RESULTS_FILE).write_text(failed + "\n" + one + "\n")
+
+    session.run(session.plan(path), FakeExecutor(), tmp_path / "results", first.folder.name, None, Progress())
+    loaded = records.load(first.folder)
+    assert sorted(record.repeat for record in loaded if record.status == "ok") == [0, 1]
+
+
 def test_interleaving_gives_each_cell_its_own_remaining_repeats():
     cells = [type("C", (), {"id": "a"})(), type("C", (), {"id": "b"})()]
     order = session.interleaved(cells, {"a": range(1, 3), "b": range(0, 3)})

@@ -420,9 +420,8 @@ def _run(plan: session.Plan, hosts: list[Host], run_folder: Path, repeats: int, 
         elif cell.id not in noted:
             runs.keep(session._record(hosts[0].executor, cell, None, why[0], why[1], records.now()))
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
-    # The repeats not measured yet, by number: hosts finish out of order, so an interrupted run may hold repeat 1 but not 0.
-    kept = {(record.cell_id, record.repeat) for record in earlier if record.status == "ok"}
-    left = {cell.id: [repeat for repeat in range(repeats) if (cell.id, repeat) not in kept][:repeats - measured[cell.id]] for cell in runnable}
+    # By number: hosts finish out of order, so an interrupted run may hold repeat 1 but not 0.
+    left = {cell.id: session.repeats_left(earlier, cell.id, repeats) for cell in runnable}
     runs.left = session.interleaved(runnable, left)
     runs.total = len(runs.left)
     progress(f"run {run_folder.name}: {runs.total} run(s) over {len(hosts)} host(s), results in {run_folder}")

@@ -255,6 +255,20 @@ def test_a_dispatched_run_is_resumed_with_the_executor_it_ran_its_jobs_with(matr
                                   "--executor docker; resume it with the same")
 
 
+def test_a_run_is_resumed_the_way_it_ran(matrix, tmp_path, capsys):
+    local = session.run(session.plan(matrix, "cpu"), FakeExecutor(), tmp_path / "results", None, 1, Progress())
+    with pytest.raises(UserError) as refused:
+        slurm.run(session.plan(matrix, "cpu"), tmp_path / "results", local.folder.name, 1, Progress(), slurm=RefusingSlurm())
+    assert str(refused.value) == (f"--dispatch slurm --resume {local.folder.name}: that run ran here, not dispatched; "
+                                  f"resume it the way it ran: `python -m runner run --resume {local.folder.name}`")
+    dispatched = slurm.run(session.plan(matrix, "cpu"), tmp_path / "results", None, 1, Progress(), slurm=RefusingSlurm())
+    # Refused before any host is connected to: this one does not exist.
+    assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), "--resume", dispatched.folder.name,
+                     "--host", "ssh://nobody@127.0.0.4:9"]) == 2
+    assert (f"error: --dispatch ssh --resume {dispatched.folder.name}: that run ran with --dispatch slurm; "
+            f"resume it the way it ran: `python -m runner run --dispatch slurm --resume {dispatched.folder.name}`") in capsys.readouterr().err
+
+
 def test_venv_and_local_on_slurm_ask_the_python_before_anything_is_submitted(matrix, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(slurm, "Slurm", RefusingSlurm)
     assert cli.main(["run", "--dispatch", "slurm", "--executor", "local", "--python", str(tmp_path / "nowhere"), "-f", str(matrix),

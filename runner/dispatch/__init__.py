@@ -30,6 +30,7 @@ from tabulate import tabulate
 
 from runner import host, records, session
 from runner.cells import Cell
+from runner.errors import UserError
 from runner.executors import Executor
 from runner.progress import Progress
 from runner.records import Record
@@ -149,6 +150,15 @@ def where(loaded: list[Record]) -> str:
     rows = [[record.cell_id, record.repeat, record.status, host_of(record) or "-", record.environment.get("job_id", "-"),
              record.environment.get("gpu_devices", "-")] for record in loaded]
     return tabulate(rows, headers=["cell", "repeat", "status", "host", "job", "GPUs"], tablefmt="github")
+
+
+def refuse_resume_elsewhere(run_folder: Path, dispatched: str) -> None:
+    """A run is resumed the way it ran: its manifest describes one kind of place, and its records all come from there."""
+    before = records.manifest(run_folder).get("host", {}).get("dispatch") or ""
+    if before != dispatched:
+        how = f"--dispatch {before} " if before else ""
+        raise UserError(f"--dispatch {dispatched} --resume {run_folder.name}: that run {'ran with ' + how.strip() if before else 'ran here, not dispatched'}; "
+                        f"resume it the way it ran: `python -m runner run {how}--resume {run_folder.name}`")
 
 
 def read_ledger(run_folder: Path) -> dict[tuple[str, int], str]:

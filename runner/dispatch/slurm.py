@@ -223,6 +223,7 @@ def run(plan: session.Plan, results_dir: Path, resume: str | None, repeats: int,
     version = slurm.check()
     if resume:
         run_folder = records.find_run(results_dir, resume)
+        dispatch.refuse_resume_elsewhere(run_folder, "slurm")
         refuse_another_executor(run_folder, node_executor)
     else:
         run_folder = records.new_run(results_dir, plan.matrix.path, host.facts(_Submitter(version, plan.matrix.slurm, node_executor)))

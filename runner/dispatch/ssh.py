@@ -36,7 +36,7 @@ import docker.errors
 import docker.tls
 import requests
 
-from runner import datasets, gpu_types, records, session
+from runner import datasets, dispatch, gpu_types, records, session
 from runner.cells import Cell
 from runner.config import Matrix
 from runner.datasets import Dataset
@@ -380,9 +380,12 @@ class Runs:
 
 def run(plan: session.Plan, urls: list[str], results_dir: Path, resume: str | None, repeats: int, progress: Progress) -> session.RunResult:
     """Every selected cell `repeats` times across the hosts; one merged run folder."""
+    resumed = records.find_run(results_dir, resume) if resume else None
+    if resumed:
+        dispatch.refuse_resume_elsewhere(resumed, "ssh")
     hosts = connect_all(urls, plan.matrix, progress)
     manifest_host = {"dispatch": "ssh", "hosts": {host.url: host.facts for host in hosts}}
-    run_folder = records.find_run(results_dir, resume) if resume else records.new_run(results_dir, plan.matrix.path, manifest_host)
+    run_folder = resumed or records.new_run(results_dir, plan.matrix.path, manifest_host)
     with records.hold(run_folder):
         state = "stopped"
         try:

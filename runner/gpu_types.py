@@ -27,7 +27,7 @@ def not_here(cell: Cell) -> str:
     """Why a cell of a GPU type cannot run on this host ("" when it can, or names no type).
 
     For runs on this host: a record saying h200 must not hold an A100's numbers. A job that
-    Slurm placed on a node by its gres type does not ask.
+    Slurm placed on a node by its gres type asks `misplaced` instead.
     """
     wanted = cell.axis(AXIS)
     if not wanted:
@@ -38,6 +38,19 @@ def not_here(cell: Cell) -> str:
     if matching(wanted, names):
         return ""
     return f"GPU type {wanted}: this host has {', '.join(sorted(set(names)))}; dispatch it to a cluster (run --dispatch slurm)"
+
+
+def misplaced(cell: Cell) -> str:
+    """Why the node a scheduler placed a typed cell on has no GPU of its type ("" when it has one, or its GPUs cannot be named).
+
+    Slurm places by the gres types its gres.conf declares; a type written wrong there must not
+    turn an H100's numbers into an H200 record.
+    """
+    wanted, names = cell.axis(AXIS), host_gpu_names()
+    if not wanted or not names or matching(wanted, names):
+        return ""
+    return (f"GPU type {wanted}: the scheduler placed this job on a node whose GPUs are {', '.join(sorted(set(names)))}; "
+            f"check the gres types in the cluster's gres.conf")
 
 
 def matching(wanted: str, names: list[str] | tuple[str, ...]) -> list[int]:

@@ -248,11 +248,14 @@ def run_one(plan: Plan, executor: Executor, cell: Cell, run_folder: Path, repeat
     """One run of one cell, provisioned on its own: what a dispatched job does on its node (`run-cell`).
 
     Excluded (by the table, or by this node's executor: local's interpreter lacks what the cell
-    asks for) and skipped (no GPU on this node's executor) cells are records too, as in a local run.
+    asks for) and skipped (no GPU on this node's executor) cells are records too, as in a local run;
+    a typed cell on a node without a GPU of its type fails, naming the GPUs the node has.
     """
     started = now()
     if cell.excluded:
         record = _record(executor, cell, None, "excluded", cell.excluded, started)
+    elif wrong_node := gpu_types.misplaced(cell):
+        record = _record(executor, cell, None, "failed", wrong_node, started)
     else:
         dataset = datasets.prepare(cell.workload, progress)
         prepared, no_gpu = provision(executor, [cell], progress)

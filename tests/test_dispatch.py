@@ -115,6 +115,22 @@ def test_a_local_run_skips_gpu_types_this_host_does_not_have(matrix, monkeypatch
         "skipped", "GPU type h200: this host has NVIDIA H100 80GB HBM3; dispatch it to a cluster (run --dispatch slurm)")
 
 
+def test_a_job_on_a_node_without_a_gpu_of_its_type_fails_naming_the_nodes_gpus(matrix, monkeypatch, tmp_path):
+    plan = session.plan(matrix, "gpu")
+    h100, h200 = plan.selected
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
+    monkeypatch.setattr(gpu_types, "host_gpu_names", lambda: ("NVIDIA H100 80GB HBM3",))  # gres.conf called it h200
+    record = dispatch.run_job(plan, FakeExecutor(), h200, 0, run_folder, "7", "0", Progress())
+    assert (record.status, record.reason) == ("failed", "GPU type h200: the scheduler placed this job on a node whose GPUs are "
+                                                        "NVIDIA H100 80GB HBM3; check the gres types in the cluster's gres.conf")
+    assert record.environment["job_id"] == "7"
+    executor = FakeExecutor()
+    dispatch.run_job(plan, executor, h100, 0, run_folder, "8", "0", Progress())
+    assert [job.cell_id for job in executor.jobs] == [h100.id]  # the right GPU: it runs
+    monkeypatch.setattr(gpu_types, "host_gpu_names", lambda: ())  # GPUs without names (the test cluster's): trusted
+    assert dispatch.run_job(plan, FakeExecutor(), h200, 0, run_folder, "9", "0", Progress()).reason != record.reason
+
+
 def test_placement_asks_for_a_typed_gpu_or_a_whole_node(matrix):
     matrix.write_text(MATRIX + 'slurm: {partition: cpu, gpu_partition: gpu, account: lab, time: "30", options: ["--qos=high"]}\n')
     plan = session.plan(matrix)

@@ -136,15 +136,24 @@ def count(maximum: int):
     return whole_number
 
 
-def interrupt(signum, frame):
-    """SIGINT (Ctrl-C) and SIGTERM (docker stop, a cloud VM's shutdown) end a run alike."""
-    raise KeyboardInterrupt
+def interrupt_for(runner_pid: int):
+    """The handler by which SIGINT (Ctrl-C) and SIGTERM (docker stop, a cloud VM's shutdown) end a run alike.
+
+    Only in the runner's own process: a child forked but not yet exec'd (docker-py starts `ssh`
+    with a preexec function, so Python code runs there) gets Ctrl-C too, as one of the terminal's
+    process group, and raising there would only print a traceback from inside the fork.
+    """
+    def interrupt(signum, frame):
+        if os.getpid() == runner_pid:
+            raise KeyboardInterrupt
+    return interrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # Both explicitly: a process started in the background by a shell (as CI jobs are) inherits
     # SIGINT ignored, and Python then installs no Ctrl-C handler of its own.
+    interrupt = interrupt_for(os.getpid())
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:

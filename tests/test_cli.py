@@ -1,6 +1,7 @@
 """The CLI without Docker: list, selection and config errors, in-process and as a user runs it."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,22 @@ def test_counts_have_upper_bounds(argv, capsys):
         main(argv)
     assert exited.value.code == 2
     assert "expected a whole number from 1 to" in capsys.readouterr().err
+
+
+def test_ctrl_c_raises_in_the_runner_and_not_in_a_child_forked_from_it():
+    """A process group's Ctrl-C also reaches a child forked to start ssh, in the moment before its exec."""
+    import signal
+
+    from runner import cli
+
+    interrupt = cli.interrupt_for(os.getpid())
+    with pytest.raises(KeyboardInterrupt):
+        interrupt(signal.SIGINT, None)
+    child = os.fork()
+    if child == 0:
+        try:
+            interrupt(signal.SIGINT, None)
+            os._exit(0)
+        except KeyboardInterrupt:
+            os._exit(1)
+    assert os.waitpid(child, 0)[1] == 0

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import docker.errors
 import pytest
 
 from conftest import REPO, runner
@@ -246,3 +247,29 @@ def test_a_container_removed_from_under_a_run_fails_only_its_cell(tmp_path, dock
     assert records["cpu-tf2.21-stuck"]["status"] == "failed"
     assert records["cpu-tf2.21-stuck"]["reason"] == "its container was removed while it ran (by docker rm or `clean --force`)"
     assert records["cpu-tf2.21-dogs-vs-cats"]["status"] == "ok"
+
+
+def test_a_runs_clean_up_spares_a_run_of_the_same_name_in_another_results_folder(tmp_path, docker_client):
+    """Run ids are start times: two runs into different results folders can share one, on one engine."""
+    import io
+    import tarfile
+
+    from runner.executors.docker_run import remove_run, run_labels
+
+    empty = io.BytesIO()
+    tarfile.open(fileobj=empty, mode="w").close()
+    docker_client.api.import_image_from_data(empty.getvalue(), repository="cudnn-matrix-test/empty", tag="1")
+    mine, theirs = tmp_path / "a" / "20261129-120000", tmp_path / "b" / "20261129-120000"
+    created = {folder: docker_client.containers.create("cudnn-matrix-test/empty:1", entrypoint=["true"],
+                                                       labels=run_labels(folder, "cpu-tf2.21-mnist")) for folder in (mine, theirs)}
+    try:
+        remove_run(docker_client, mine)
+        left = {container.id for container in docker_client.containers.list(all=True, filters={"label": "io.cudnn-matrix.run-id=20261129-120000"})}
+        assert created[mine].id not in left and created[theirs].id in left
+    finally:
+        for container in created.values():
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        docker_client.images.remove("cudnn-matrix-test/empty:1", force=True)

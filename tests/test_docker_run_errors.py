@@ -3,6 +3,8 @@
 The real side of the same paths runs in tests/test_docker_failures.py (a container removed from under a run).
 """
 
+from pathlib import Path
+
 import docker.errors
 import requests
 
@@ -95,5 +97,5 @@ def test_a_runs_clean_up_lists_containers_without_failing_on_one_being_removed()
             return [Container()]  # its remove() says it is gone already: that is not an error either
 
     engine = Listing()
-    remove_run(engine, "20261129-120000")
-    assert engine.asked == {"all": True, "filters": {"label": "io.cudnn-matrix.run-id=20261129-120000"}, "ignore_removed": True}
+    remove_run(engine, Path("/results/20261129-120000"))
+    assert engine.asked == {"all": True, "filters": {"label": "io.cudnn-matrix.run-folder=/results/20261129-120000"}, "ignore_removed": True}

@@ -157,7 +157,7 @@ def test_a_host_that_dies_mid_run_fails_only_its_running_cell(tmp_path, ssh_host
         if process.poll() is None:
             process.kill()
         for folder in results.iterdir() if results.exists() else []:
-            remove_run(docker_client, folder.name)  # the dead "box" is this engine: its hung container is still here
+            remove_run(docker_client, folder)  # the dead "box" is this engine: its hung container is still here
         ssh_hosts.start_one(victim) if victim and victim not in ssh_hosts.daemons else None
     assert process.returncode == 1, stderr[-3000:]
     dead_url = ssh_hosts.url(victim)
@@ -233,7 +233,7 @@ def test_ctrl_c_stops_every_host_and_resume_runs_only_the_rest(tmp_path, ssh_hos
             process.wait()
         left = docker_client.containers.list(all=True, filters={"label": f"io.cudnn-matrix.run-id={run_folder.name}"}) if run_folder else []
         for folder in results.iterdir() if results.exists() else []:
-            remove_run(docker_client, folder.name)
+            remove_run(docker_client, folder)
     stderr = log.read_text()
     assert not left, f"containers of the interrupted run left behind: {[c.name for c in left]}\n{stderr[-3000:]}"
     assert "Traceback" not in stderr and f"--resume {run_folder.name}` runs the rest" in stderr

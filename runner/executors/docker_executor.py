@@ -82,4 +82,4 @@ class DockerExecutor:
         )
 
     def cleanup(self, run_folder: Path) -> None:
-        docker_run.remove_run(self.client, run_folder.name)
+        docker_run.remove_run(self.client, run_folder)

@@ -40,6 +40,7 @@ from runner import datasets, dispatch, gpu_types, records, session
 from runner.cells import Cell
 from runner.config import Matrix
 from runner.datasets import Dataset
+from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure
 from runner.executors.docker_executor import DockerExecutor
@@ -142,6 +143,12 @@ class Host:
     no_gpu: str = ""  # why GPU cells cannot run here after all, found with the first one
     gpu_checked: bool = False
     gpus: list[dict] = field(default_factory=list)  # what nvidia-smi in a container here says, once checked
+
+    def prepare(self, spec: EnvironmentSpec) -> Prepared | PrepareFailure:
+        """The environment built on this host (or found up to date), once per run."""
+        if spec not in self.prepared:
+            self.prepared[spec] = self.executor.prepare(spec)
+        return self.prepared[spec]
 
     def can_take(self, cell: Cell) -> bool:
         """Whether this host may run the cell: GPU cells only with a GPU, and of the cell's gpu_type once the GPUs have names."""
@@ -535,9 +542,7 @@ def _look_at_gpus(host: Host, cell: Cell, progress: Progress) -> None:
     """Whether a container here really gets a GPU, and which: asked once, with the first GPU cell's image, as a local run asks."""
     host.gpu_checked = True
     try:
-        if cell.environment not in host.prepared:
-            host.prepared[cell.environment] = host.executor.prepare(cell.environment)
-        environment = host.prepared[cell.environment]
+        environment = host.prepare(cell.environment)
         why, host.gpus = host.executor.gpu_inventory(environment) if isinstance(environment, Prepared) else (None, [])
     except (*ENGINE_ERRORS, UserError) as error:
         why = _words(error)
@@ -561,9 +566,7 @@ def _run_on(host: Host, matrix: Matrix, cell: Cell, dataset: Dataset, run_folder
     stop = stop or threading.Event()
     executor = host.executor.on_devices(host.devices_for(cell)) if cell.kind == "gpu" else host.executor
     try:
-        if cell.environment not in host.prepared:
-            host.prepared[cell.environment] = host.executor.prepare(cell.environment)
-        environment = host.prepared[cell.environment]
+        environment = host.prepare(cell.environment)
         if isinstance(environment, Prepared):
             volume = data_volume(host, dataset.path, environment.handle, progress, stop)
             dataset = dataclasses.replace(dataset, path=volume)  # the container mounts the volume, not a local path

@@ -77,7 +77,7 @@ class Workload:
     train_images: int
     validation_images: int
     data_dir: Path
-    jit_compile: bool
+    jit_compile: str  # auto (each backend as Keras runs it by default), on or off
     intra_op_threads: int
     inter_op_threads: int
     timeout_minutes: float
@@ -373,7 +373,7 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         train_images=number("train_images", defaults["train_images"], 2, MAX_IMAGES),
         validation_images=number("validation_images", defaults["validation_images"], 2, MAX_IMAGES),
         data_dir=(base_dir / data).resolve(),
-        jit_compile=document.boolean(settings.get("jit_compile", False), key_path + ("jit_compile",)),
+        jit_compile=_switch(document, settings.get("jit_compile", "auto"), key_path + ("jit_compile",)),
         intra_op_threads=number("intra_op_threads", 0, 0, MAX_THREADS),
         inter_op_threads=number("inter_op_threads", 0, 0, MAX_THREADS),
         timeout_minutes=_positive_number(document, settings.get("timeout_minutes", 120), key_path + ("timeout_minutes",)),
@@ -409,6 +409,15 @@ def _positive_number(document: _Document, value: Any, key_path: tuple) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_MINUTES:
         raise document.error(key_path, f"a number of minutes above 0 and at most {MAX_TIMEOUT_MINUTES} (a week)", value)
     return float(value)
+
+
+def _switch(document: _Document, value: Any, key_path: tuple) -> str:
+    """auto, or true/false (YAML booleans, as on/off are too) forcing it: on or off in the job spec."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value != "auto":
+        raise document.error(key_path, "auto, true or false", value)
+    return value
 
 
 def _choice(document: _Document, value: Any, key_path: tuple, choices: tuple[str, ...]) -> str:

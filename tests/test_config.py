@@ -42,7 +42,7 @@ def test_minimal_file_loads_with_the_documented_defaults(tmp_path, monkeypatch):
     assert (workload.epochs, workload.warmup_epochs, workload.batch_size) == (3, 1, 32)
     assert (workload.train_images, workload.validation_images) == (2000, 800)
     assert workload.data_dir == (tmp_path / "project" / "data").resolve()
-    assert workload.jit_compile is False
+    assert workload.jit_compile == "auto"
     assert (workload.intra_op_threads, workload.inter_op_threads) == (0, 0)
     assert matrix.cpu == CpuImages(base_image=DEFAULT_CPU_BASE, backends=(("tensorflow", ("2.21",)),), keras=None)
     assert (workload.precision, workload.cudnn, workload.conv_autotune, workload.loader) == ("fp32", True, False, "auto")
@@ -103,7 +103,7 @@ def test_every_setting_given_is_kept(tmp_path):
     assert (workload.epochs, workload.warmup_epochs, workload.batch_size) == (6, 2, 16)
     assert (workload.train_images, workload.validation_images) == (200, 80)
     assert workload.data_dir == Path("/srv/cats")
-    assert workload.jit_compile is True
+    assert workload.jit_compile == "on"
     assert (workload.intra_op_threads, workload.inter_op_threads) == (4, 2)
     assert matrix.cpu == CpuImages("registry.example.com/python:3.12-slim", (("tensorflow", ("2.20", "2.21")),), "3.12")
     assert matrix.gpu.cuda == ("12.5",)
@@ -292,6 +292,12 @@ BROKEN = [
         "workloads: {dogs-vs-cats: {precision: fp16}}\ncpu:\n  backend: [torch]\n",
         1,
         ["workloads.dogs-vs-cats.precision:", "one of fp32, tf32, bf16", "got the text 'fp16'"],
+    ),
+    (
+        "unknown-jit-compile",
+        "workloads: {dogs-vs-cats: {jit_compile: xla}}\ncpu:\n  backend: [jax]\n",
+        1,
+        ["workloads.dogs-vs-cats.jit_compile:", "auto, true or false", "got the text 'xla'"],
     ),
     (
         "bad-base-image",

@@ -19,6 +19,7 @@ from workload.contract import ContractError, JobSpec, Measurement
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "workload"))  # as the workload runs: its modules side by side
 
+import backends  # noqa: E402
 import benchmark  # noqa: E402
 import gpu_facts  # noqa: E402
 import models  # noqa: E402
@@ -46,10 +47,11 @@ def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.pop("epochs"), "job spec: epochs: missing"),
     (lambda d: d.update(batch_size="32"), "job spec: batch_size: expected int"),
-    (lambda d: d.update(jit_compile=1), "job spec: jit_compile: expected bool"),
+    (lambda d: d.update(jit_compile=True), "job spec: jit_compile: expected str"),
+    (lambda d: d.update(jit_compile="xla"), "job spec: jit_compile: expected one of auto, on, off"),
     (lambda d: d.update(epochs=True), "job spec: epochs: expected int"),
     (lambda d: d.update(surprise=1), "job spec: unknown key 'surprise'"),
-    (lambda d: d.update(schema=99), "job spec: expected schema 2"),
+    (lambda d: d.update(schema=99), "job spec: expected schema 3"),
     (lambda d: d.update(backend="mxnet"), "job spec: backend: expected one of tensorflow, torch, jax"),
     (lambda d: d.update(loader="tfdata", backend="torch"), "job spec: loader: tf.data needs the tensorflow backend, not torch"),
     (lambda d: d.update(precision="fp16"), "job spec: precision: expected one of fp32, tf32, bf16"),
@@ -71,7 +73,7 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
     with pytest.raises(SystemExit) as caught:
         benchmark.read_job(["--job", "{}"])
     assert caught.value.code == 2
-    assert capsys.readouterr().err.startswith("error: job spec: expected schema 2")
+    assert capsys.readouterr().err.startswith("error: job spec: expected schema 3")
     with pytest.raises(SystemExit, match="usage: benchmark.py --job"):
         benchmark.read_job(["--epochs", "3"])
 
@@ -187,3 +189,34 @@ def test_telemetry_is_an_optional_field_so_that_measurements_stored_before_it_st
     assert Measurement.from_dict(dict(MEASURED, telemetry={"gpus": "not available: x"})).telemetry == {"gpus": "not available: x"}
     with pytest.raises(ContractError, match=r"measurement: telemetry: expected dict \| str \| None, got 3"):
         Measurement.from_dict(dict(MEASURED, telemetry=3))
+
+
+@pytest.mark.parametrize("backend, requested, compiled, step", [
+    ("jax", "auto", True, "XLA (jax.jit)"),  # Keras compiles the jax step only when told: auto tells it, as users run jax
+    ("tensorflow", "auto", False, "graph (tf.function)"),  # the seed's TensorFlow cells, as before
+    ("torch", "auto", False, "eager"),
+    ("jax", "off", False, "eager (jax op by op)"),
+    ("tensorflow", "on", True, "XLA (tf.function, jit_compile)"),
+    ("torch", "on", True, "torch.compile"),
+])
+def test_jit_compile_auto_is_each_backend_as_keras_users_run_it(backend, requested, compiled, step):
+    job = dataclasses.replace(default_jobs()[0], backend=backend, jit_compile=requested)
+    assert backends.jit_compile(job) is compiled
+
+    class Compiled:  # what Keras' compile leaves on a model: the setting its train function is made by
+        jit_compile, run_eagerly = compiled, False
+    assert backends.train_step(backend, Compiled()) == step
+
+
+def test_the_default_matrix_asks_for_jit_compile_auto():
+    assert {job.jit_compile for job in default_jobs()} == {"auto"}
+
+
+def test_a_counted_method_still_answers_and_counts_each_call():
+    class Model:
+        def train_step(self, data):
+            return data * 2
+    model = Model()
+    calls = benchmark.count_calls(model, "train_step")
+    assert [model.train_step(1), model.train_step(2)] == [2, 4]
+    assert calls == [2]

@@ -66,6 +66,20 @@ def test_torch_records_the_convolution_it_called(measured):
     assert measured["cpu-jax0.10-mnist"]["measurement"]["convolution_ops"].startswith("not applicable")
 
 
+@pytest.mark.parametrize("backend, compiled, step", [
+    ("jax", True, "XLA (jax.jit)"), ("tensorflow", False, "graph (tf.function)"), ("torch", False, "eager"),
+])
+def test_jit_compile_auto_trains_each_backend_as_keras_users_run_it(measured, backend, compiled, step):
+    measurement = measured[f"{ENVIRONMENTS[backend]}-dogs-vs-cats"]["measurement"]
+    settings = measurement["settings"]
+    assert (settings["jit_compile_requested"], settings["jit_compile"], settings["train_step"]) == ("auto", compiled, step)
+    # The proof of what ran: a compiled step runs its Python only while traced, an eager one every batch (2 epochs of 2).
+    steps = sum(epoch["steps"] for epoch in measurement["epochs"])
+    calls = measurement["model"]["train_step_python_calls"]
+    assert steps == 4
+    assert calls == steps if backend == "torch" else 1 <= calls < steps
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "torch", "jax"])
 def test_cudnn_off_on_a_cpu_cell_is_recorded_as_not_applicable(measured, backend):
     record = measured[f"{ENVIRONMENTS[backend]}-mnist-without-cudnn"]

@@ -24,6 +24,30 @@ def before_import(job):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_gpu_autotune_level={level}").strip()
 
 
+def jit_compile(job):
+    """The jit_compile to give Keras: auto is each backend as Keras users run it.
+
+    XLA on jax (Keras compiles the jax step only when told to, and without it jax dispatches op by
+    op); a traced graph without XLA on TensorFlow, as the seed ran it (Keras' own "auto" would turn
+    XLA on where a GPU is); eager torch (Keras' own default there).
+    """
+    if job.jit_compile == "auto":
+        return job.backend == "jax"
+    return job.jit_compile == "on"
+
+
+def train_step(backend, model):
+    """How Keras runs the training step, read back from the compiled model: what the timings time."""
+    if getattr(model, "run_eagerly", False):
+        return "eager (run_eagerly)"
+    compiled = bool(model.jit_compile)
+    return {
+        "jax": "XLA (jax.jit)" if compiled else "eager (jax op by op)",
+        "tensorflow": "XLA (tf.function, jit_compile)" if compiled else "graph (tf.function)",
+        "torch": "torch.compile" if compiled else "eager",
+    }[backend]
+
+
 def import_framework(backend):
     if backend == "tensorflow":
         import tensorflow as framework

@@ -134,12 +134,15 @@ def main(argv):
 
     train, validation, train_count = inputs(framework, keras, job)
     timeline["inputs_ready"] = time.time()
-    model = models.MODELS[job.model](keras, job.jit_compile)
+    model = models.MODELS[job.model](keras, backends.jit_compile(job))
+    record["settings"].update(jit_compile=bool(model.jit_compile), train_step=backends.train_step(job.backend, model))
+    train_step_calls = count_calls(model, "train_step")  # read when fit ends: the steps timed after it run it too
     timeline["model_built"] = time.time()
     sampler = telemetry.start(record["gpu"]["registered"])
     timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework), timeline, sampler)
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
+    fit_train_step_calls = train_step_calls[0]
     timeline["trained"] = time.time()
     record["telemetry"] = sampler.stop() if sampler else telemetry.OFF
 
@@ -153,7 +156,8 @@ def main(argv):
     record["epochs"] = timer.epochs
     record["timeline"] = timeline
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": models.forward_flops(model),
-                       "training_flops_per_image": flops, "compute_step_seconds": compute}
+                       "training_flops_per_image": flops, "compute_step_seconds": compute,
+                       "train_step_python_calls": fit_train_step_calls}
     record["convolution_ops"] = backends.convolution_ops(job.backend, framework, one_step(model, train))
     record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.backend, framework), backends.built_with(job.backend, framework))
     # Again after training: cuDNN is loaded only by the first convolution.
@@ -174,6 +178,23 @@ def inputs(framework, keras, job):
         train, count = loader(keras, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline, pipelines.SEED)
         validation, _ = loader(keras, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline, pipelines.SEED + 1)
     return train, validation, count
+
+
+def count_calls(model, method):
+    """Count the Python runs of a model's method from now on; returns the one-item list that holds the count.
+
+    A compiled training step (jax.jit, tf.function) runs its Python only while it is traced, an
+    eager one once per batch: set against the steps trained, the count shows which one was timed.
+    """
+    calls = [0]
+    original = getattr(model, method)
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    setattr(model, method, counted)
+    return calls
 
 
 def first_batch(train):
@@ -231,7 +252,7 @@ def provenance(framework, keras, job, settings):
         },
         "settings": {
             "batch_size": job.batch_size,
-            "jit_compile": job.jit_compile,
+            "jit_compile_requested": job.jit_compile,  # then what Keras set, and so how the step ran
             "precision": job.precision,
             "compute_dtype": keras.mixed_precision.global_policy().compute_dtype,
             "loader": job.loader,

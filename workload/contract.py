@@ -18,13 +18,15 @@ import signal
 import threading
 from dataclasses import MISSING, asdict, dataclass, fields
 
-JOB_SCHEMA = 2  # 2: the Keras backend and the settings that change what the GPU computes
+JOB_SCHEMA = 3  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off
 MEASUREMENT_SCHEMA = 1
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
 
 MODELS = ("dogs-vs-cats", "mnist")
 BACKENDS = ("tensorflow", "torch", "jax")  # Keras 3 backends; TensorFlow also runs Keras 2
 PRECISIONS = ("fp32", "tf32", "bf16")
+# auto: as Keras runs each backend by default (XLA on jax, a traced graph on TensorFlow, eager torch); on/off force it.
+JIT_COMPILE = ("auto", "on", "off")
 LOADERS = ("tfdata", "python")  # tf.data (TensorFlow only), or the framework-neutral loaders.py
 INPUTS = ("jpeg", "cached")  # cached: decoded, augmented batches from memory after the warm-up epoch
 FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
@@ -114,7 +116,7 @@ class JobSpec:
     batch_size: int
     train_images: int
     validation_images: int
-    jit_compile: bool
+    jit_compile: str  # one of JIT_COMPILE
     intra_op_threads: int
     inter_op_threads: int
     fault: str
@@ -141,7 +143,8 @@ class JobSpec:
 
 
 def _check_job(job: JobSpec) -> None:
-    for key, allowed in (("backend", BACKENDS), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS)):
+    for key, allowed in (("backend", BACKENDS), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
+                          ("jit_compile", JIT_COMPILE)):
         if getattr(job, key) not in allowed:
             raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
     if job.pipeline.input not in INPUTS:

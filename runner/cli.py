@@ -18,7 +18,7 @@ from tabulate import tabulate
 
 from runner import __version__, datasets, dispatch, records, session
 from runner.cells import Cell
-from runner.config import DEFAULT_REPEATS, MAX_REPEATS
+from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.dispatch import slurm
 from runner.errors import UserError
@@ -75,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--repeats", type=count(MAX_REPEATS), metavar="N",
                      help=f"run each cell N times (at most {MAX_REPEATS}), a fresh process each, interleaved; the report compares repeats "
                           f"(default: the matrix's repeats, else {DEFAULT_REPEATS})")
+    run.add_argument("--budget-minutes", type=minutes, metavar="M",
+                     help="stop starting repeats once the run has taken M minutes, and stop the one running at M: on a machine "
+                          "lent for a while, what is measured by then is kept and the rest is recorded as not reached")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
     run.add_argument("--dispatch", choices=DISPATCH, default="local",
                      help="local: run the cells here, one after another; slurm: one sbatch job per cell and repeat, "
@@ -124,6 +127,17 @@ def percent(text: str) -> float:
         value = float("nan")
     if not 0 <= value < 100:  # also refuses nan and inf
         raise argparse.ArgumentTypeError(f"expected a percentage from 0 to below 100, got {text!r}")
+    return value
+
+
+def minutes(text: str) -> float:
+    """An argparse type: minutes above 0, at most a week."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_TIMEOUT_MINUTES:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"expected minutes above 0 and at most {MAX_TIMEOUT_MINUTES}, got {text!r}")
     return value
 
 
@@ -223,6 +237,8 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     chosen = plan(args)
+    if args.budget_minutes and (args.hosts or args.dispatch != "local"):
+        raise UserError("--budget-minutes: only for runs on this machine (--dispatch local), whose cells run one after another")
     if args.hosts:
         if args.dispatch == "slurm":
             raise UserError("--host: remote Docker hosts are --dispatch ssh; Slurm places its jobs itself")
@@ -246,7 +262,8 @@ def cmd_run(args) -> int:
     else:
         if args.resume:
             refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))
-        result = session.run(chosen, executor(args, chosen), args.results, args.resume, args.repeats, progress)
+        budget = session.Budget.starting_now(args.budget_minutes) if args.budget_minutes else None
+        result = session.run(chosen, executor(args, chosen), args.results, args.resume, args.repeats, progress, budget)
     min_effect = args.min_effect / 100
     print(render(result.records, min_effect=min_effect))
     if args.dispatch != "local":

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from runner import datasets, gpu_types, host, records
 from runner.cells import Cell, environments_of, expand, matches
@@ -36,6 +37,30 @@ class Plan:
     @property
     def gpu_devices(self) -> str:
         return self.matrix.gpu.devices if self.matrix.gpu else "none"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a run may take (run --budget-minutes): on a lent GPU, the lease, not the matrix, sets the end.
+
+    No (cell, repeat) starts when less is left than the cell's last repeat took, and none runs past
+    the end: its time limit is what is left, when that is less than the workload's own.
+    """
+
+    minutes: float
+    ends: float  # on `clock`
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def starting_now(cls, minutes: float, clock: Callable[[], float] = time.monotonic) -> "Budget":
+        return cls(minutes, clock() + minutes * 60, clock)
+
+    def seconds_left(self) -> float:
+        return max(0.0, self.ends - self.clock())
+
+    @property
+    def not_reached(self) -> str:
+        return f"not reached: the run's budget of {self.minutes:g} min (--budget-minutes) was spent on the cells before it"
 
 
 @dataclass(frozen=True)
@@ -122,8 +147,9 @@ def build(plan: Plan, executor: Executor, progress: Progress) -> list[PrepareFai
     return [environment for environment in prepared if isinstance(environment, PrepareFailure)]
 
 
-def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress) -> RunResult:
-    """Run each selected cell `repeats` times (default: the matrix's), appending each record as it ends.
+def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
+        budget: Budget | None = None) -> RunResult:
+    """Run each selected cell `repeats` times (default: the matrix's), appending each record as it ends; within `budget` if one is given.
 
     The run folder exists, resumable, before anything else happens, and this runner holds it
     until it ends, however it ends.
@@ -132,7 +158,7 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
     with records.hold(run_folder):
         state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine gone
         try:
-            failed = _run(plan, executor, run_folder, repeats or plan.matrix.repeats, progress)
+            failed = _run(plan, executor, run_folder, repeats or plan.matrix.repeats, progress, budget)
             state = "finished"
         except KeyboardInterrupt:
             state = "interrupted"
@@ -147,7 +173,7 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
     return RunResult(run_folder, records.load(run_folder), failed)
 
 
-def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress) -> int:
+def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None) -> int:
     earlier = records.load(run_folder)
     measured = Counter(record.cell_id for record in earlier if record.status == "ok")
     noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
@@ -161,7 +187,7 @@ def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progres
     # A cell that cannot run here is noted once, in its place in the first round.
     left = {cell.id: repeats_left(earlier, cell.id, repeats) if cell in ready else range(0 if cell.id in noted else 1) for cell in todo}
     runs = interleaved(todo, left)
-    return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress)
+    return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress, budget)
 
 
 def repeats_left(earlier: list[Record], cell_id: str, repeats: int) -> list[int]:
@@ -176,10 +202,12 @@ def interleaved(cells: list[Cell], repeats_left: dict[str, range]) -> list[tuple
     return [(cell, repeats_left[cell.id][turn]) for turn in range(rounds) for cell in cells if turn < len(repeats_left[cell.id])]
 
 
-def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]], prepared: Provisioned,
-               data: dict[str, Dataset], no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress) -> int:
+def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]], prepared: Provisioned, data: dict[str, Dataset],
+               no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None) -> int:
     """Run each (cell, repeat) afresh and append its record at once; returns how many failed."""
     failed = 0
+    took: dict[str, float] = {}  # seconds each cell's last repeat took in this session
+    clock = budget.clock if budget else time.monotonic
     for number, (cell, repeat) in enumerate(runs, 1):
         not_run = _not_run(cell, prepared, no_gpu)
         if not_run:
@@ -187,13 +215,21 @@ def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]],
             keep(run_folder, _record(executor, cell, None, status, reason, now()), progress)
             progress(f"[{number}/{len(runs)}] {cell.id}: {status}: {reason}")
             continue
+        if budget and budget.seconds_left() <= took.get(cell.id, 0.0):
+            if cell.id not in took:  # a cell with a repeat in this session says how many by its records
+                keep(run_folder, _record(executor, cell, None, "skipped", budget.not_reached, now()), progress)
+            progress(f"[{number}/{len(runs)}] {cell.id}: {budget.not_reached}")
+            continue
         label = f"[{number}/{len(runs)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
         progress(label)
-        started = time.monotonic()
-        record = dataclasses.replace(run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder), repeat=repeat)
+        started = clock()
+        record = run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder,
+                          budget.seconds_left() if budget else None)
+        record = dataclasses.replace(record, repeat=repeat)
+        took[cell.id] = clock() - started
         kept = keep(run_folder, record, progress)
         failed += record.status == "failed" or not kept
-        progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
+        progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({took[cell.id]:.0f} s)")
     return failed
 
 
@@ -228,18 +264,19 @@ def keep(run_folder: Path, record: Record, progress: Progress) -> bool:
         return False
 
 
-def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepared | PrepareFailure, dataset: Dataset, run_folder: Path) -> Record:
-    """One run of one cell, whatever happens to it, as a record."""
+def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepared | PrepareFailure, dataset: Dataset, run_folder: Path,
+             seconds_left: float | None = None) -> Record:
+    """One run of one cell, whatever happens to it, as a record; stopped at its workload's time limit, or at `seconds_left` if sooner."""
     started = now()
     if isinstance(environment, PrepareFailure):
         return _record(executor, cell, environment, "failed", environment.reason, started, log_tail=environment.log_tail)
+    time_limit = f"{cell.workload.timeout_minutes:g} min (workloads.{cell.workload.name}.timeout_minutes)"
+    if seconds_left is not None and seconds_left < cell.workload.timeout_minutes * 60:
+        time_limit = f"{seconds_left:.0f} s (what was left of the run's --budget-minutes)"
+        cell = dataclasses.replace(cell, workload=dataclasses.replace(cell.workload, timeout_minutes=seconds_left / 60))
     launched = time.time()  # the same clock as the workload's timeline, in a container too
     raw = executor.run(cell, job_spec(cell, dataset), environment, matrix.limits, run_folder)
-    outcome = decide(
-        raw,
-        time_limit=f"{cell.workload.timeout_minutes:g} min (workloads.{cell.workload.name}.timeout_minutes)",
-        memory_limit=f"limit {matrix.limits.memory}, limits.memory",
-    )
+    outcome = decide(raw, time_limit=time_limit, memory_limit=f"limit {matrix.limits.memory}, limits.memory")
     return dataclasses.replace(_record(executor, cell, environment, outcome.status, outcome.reason, started, outcome.measurement, outcome.log_tail),
                                launched=launched)
 

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from fake_executor import FakeExecutor, fault_workloads
+from runner.outcome import RawRun
 from runner import cli, records, session
 from runner.progress import Progress
 
@@ -243,3 +244,72 @@ def test_identical_cells_with_the_default_repeats_show_no_difference(tmp_path, c
     assert cli.main(["report", str(result.folder), "--format", "json", "--baseline", "cpu-tf2.21-mnist"]) == 0
     (comparison,) = [c for c in json.loads(capsys.readouterr().out)["comparisons"] if c["other"] == "cpu-tf2.21-again"]
     assert comparison["verdict"] == "no_difference" and comparison["repeats"] == {"baseline": 5, "other": 5}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class MinuteEach(FakeExecutor):
+    """Each repeat takes a minute of the clock, or its time limit where that is shorter (and then it is stopped)."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def run(self, cell, job, prepared, limits, run_folder):
+        limit = cell.workload.timeout_minutes * 60
+        self.clock.now += min(60.0, limit)
+        if limit < 60:
+            self.jobs.append(job)
+            return RawRun(exit_code=137, output="", timed_out=True)
+        return super().run(cell, job, prepared, limits, run_folder)
+
+
+def test_a_budget_stops_starting_repeats_and_stops_the_one_running_at_its_end(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f'workloads: {{a: {{{SMALL}}}, b: {{{SMALL}}}, c: {{{SMALL}}}, d: {{{SMALL}}}}}\ncpu: {{tensorflow: ["2.21"]}}\n'
+                    "repeats: 2\nbuild: {ca_certificates: []}\n")
+    clock = Clock()
+    executor = MinuteEach(clock)
+    budget = session.Budget.starting_now(2.5, clock)
+    result = session.run(session.plan(path), executor, tmp_path / "results", None, None, Progress(), budget)
+
+    assert [job.cell_id[-1] for job in executor.jobs] == list("abc")  # c started with 30 s left; nothing after it
+    got = {(record.cell_id[-1], record.repeat): (record.status, record.reason) for record in result.records}
+    assert got == {("a", 0): ("ok", ""), ("b", 0): ("ok", ""),
+                   ("c", 0): ("failed", "exceeded its time limit of 30 s (what was left of the run's --budget-minutes)"),
+                   ("d", 0): ("skipped", budget.not_reached)}
+    assert budget.not_reached == "not reached: the run's budget of 2.5 min (--budget-minutes) was spent on the cells before it"
+
+    resumed = session.run(session.plan(path), FakeExecutor(), tmp_path / "results", result.folder.name, None, Progress())
+    ok = Counter(record.cell_id[-1] for record in resumed.records if record.status == "ok")
+    assert ok == {"a": 2, "b": 2, "c": 2, "d": 2}
+
+
+def test_a_budget_skips_a_repeat_that_would_not_fit_by_the_cells_last_one(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f'workloads: {{a: {{{SMALL}}}}}\ncpu: {{tensorflow: ["2.21"]}}\nrepeats: 3\nbuild: {{ca_certificates: []}}\n')
+    clock = Clock()
+    executor = MinuteEach(clock)
+    result = session.run(session.plan(path), executor, tmp_path / "results", None, None, Progress(), session.Budget.starting_now(1.9, clock))
+    assert len(executor.jobs) == 1  # 54 s were left after the first repeat's 60 s: not started, not cut short
+    assert [(record.status, record.repeat) for record in result.records] == [("ok", 0)]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--budget-minutes", "0"], "argument --budget-minutes: expected minutes above 0 and at most 10080, got '0'"),
+    (["--budget-minutes", "nan"], "argument --budget-minutes: expected minutes above 0"),
+    (["--budget-minutes", "5", "--dispatch", "slurm"], "error: --budget-minutes: only for runs on this machine (--dispatch local)"),
+])
+def test_a_budget_is_minutes_and_only_for_local_runs(matrix, options, message, capsys):
+    try:
+        code = cli.main(["run", "-f", str(matrix), *options])
+    except SystemExit as exit:
+        code = exit.code
+    assert code == 2
+    assert message in capsys.readouterr().err

@@ -60,10 +60,13 @@ def make_cell(axes: dict[str, str], workload: Workload, environment: Environment
     return Cell(cell_id(axes, workload.name), tuple(sorted(axes.items())), workload, environment, excluded)
 
 
-def expand(matrix: Matrix, table: Table) -> list[Cell]:
-    """Every cell of the matrix: CPU environments first, then GPU ones; workloads within each."""
+def expand(matrix: Matrix, table: Table, installs: bool = True) -> list[Cell]:
+    """Every cell of the matrix: CPU environments first, then GPU ones; workloads within each.
+
+    `installs` false: for an executor that installs nothing (local), see compatibility.exclusion.
+    """
     cells = {}
-    for axes, environment, excluded in [*_cpu_environments(matrix, table), *_gpu_environments(matrix, table)]:
+    for axes, environment, excluded in [*_cpu_environments(matrix, table), *_gpu_environments(matrix, table, installs)]:
         for workload in matrix.workloads:
             cell = make_cell(axes, workload, environment, excluded or _unsuitable(axes, workload) or "")
             if cell.id in cells:
@@ -115,7 +118,7 @@ def _keras(table: Table, axes: dict[str, str]) -> str:
     return releases.get(axes["framework_version"], releases[table.newest(axes["framework"])]).keras
 
 
-def _gpu_environments(matrix: Matrix, table: Table):
+def _gpu_environments(matrix: Matrix, table: Table, installs: bool):
     if matrix.gpu is None:
         return
     for combination in gpu_combinations(matrix.gpu, matrix.path, table):
@@ -127,7 +130,7 @@ def _gpu_environments(matrix: Matrix, table: Table):
             axes["keras"] = keras
         if GPU_TYPE_AXIS in combination:
             axes[GPU_TYPE_AXIS] = combination[GPU_TYPE_AXIS]
-        excluded = exclusion(table, framework, version, cuda, cudnn) or ""
+        excluded = exclusion(table, framework, version, cuda, cudnn, installs) or ""
         base = table.cuda.get(cuda)
         pin = "" if excluded else cudnn_source(table, framework, cuda, cudnn)
         environment = environment_for(axes, base.base_image if base else "", _keras(table, axes), pin)

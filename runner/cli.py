@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plan(args) -> session.Plan:
-    return session.plan(args.file, args.pattern, args.strict, getattr(args, "offline_base", False), getattr(args, "gpus", None))
+    return session.plan(args.file, args.pattern, args.strict, getattr(args, "offline_base", False), getattr(args, "gpus", None),
+                        installs=getattr(args, "executor", "docker") != "local")
 
 
 # Docker's SDK is imported where Docker is used: a host for the venv and local executors may not have it.
@@ -302,14 +303,14 @@ def cmd_run_cell(args) -> int:
         raise UserError(f"{args.file}: cannot read the matrix file: {error.strerror or error}")
     if changed:
         raise UserError(f"{args.file}: changed since this job was submitted; resume the run to submit it again with the matrix as it is now")
-    chosen = session.plan(args.file, None, False, args.offline_base)
+    chosen = session.plan(args.file, None, False, args.offline_base, installs=args.executor != "local")
     cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
     if cell is None:
         raise UserError(f"{args.file}: no cell {args.cell!r} in this matrix")
     granted = dispatch.granted_gpus(dict(os.environ), inside_job=args.executor in HOST_EXECUTORS)
     gpus = dispatch.gpus_for(cell, granted)
     if gpus:  # the GPU the scheduler granted, in place of gpu.devices
-        chosen = session.plan(args.file, None, False, args.offline_base, gpus)
+        chosen = session.plan(args.file, None, False, args.offline_base, gpus, installs=args.executor != "local")
     job_id = os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
     record = dispatch.run_job(chosen, executor(args, chosen), cell, args.repeat, args.run, job_id, granted, progress)
     progress(f"{cell.id}: {record.status}{': ' + record.reason if record.reason else ''}; "

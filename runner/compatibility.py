@@ -90,13 +90,18 @@ def python_mismatch(release: Release, python: str, where: str) -> str | None:
     return None
 
 
-def exclusion(table: Table, framework: str, version: str, cuda: str, cudnn: str) -> str | None:
-    """Why this GPU cell cannot measure what it claims, or None when it can."""
+def exclusion(table: Table, framework: str, version: str, cuda: str, cudnn: str, installs: bool = True) -> str | None:
+    """Why this GPU cell cannot measure what it claims, or None when it can.
+
+    `installs` false: the environment is an interpreter as it is (the local executor), whose framework
+    carries its own CUDA and cuDNN; what a build would need — a base image, a pip pin — is then no reason,
+    and the workload checks the cuDNN it loaded against the cell's.
+    """
     if unknown := unknown_release(table, framework, version):
         return unknown
     release = table.releases[framework][version]
     base = table.cuda.get(cuda)
-    if base is None:
+    if base is None and installs:
         return f"CUDA {cuda} is not in the compatibility table (known: {', '.join(table.cuda)})"
     if major_minor(cuda)[0] != major_minor(release.cuda)[0]:
         return f"{release.name} was built with CUDA {release.cuda}; CUDA {cuda} is another major"
@@ -109,6 +114,8 @@ def exclusion(table: Table, framework: str, version: str, cuda: str, cudnn: str)
         consequence = ('fails with "DNN library initialization failed"' if framework == "tensorflow"
                        else "is refused as incompatible")
         return f"{release.name} was built with cuDNN {release.cudnn}; cuDNN {cudnn} is an older minor and {consequence}"
+    if not installs:
+        return None
     if cudnn_source(table, framework, cuda, cudnn) is None:
         return f"no way to install cuDNN {cudnn} for CUDA {cuda}: not in the base image ({base.cudnn}) nor in the table's pip pins"
     return python_mismatch(release, base.python, f"the CUDA {cuda} base image")

@@ -60,7 +60,7 @@ class Budget:
 
     @property
     def not_reached(self) -> str:
-        return f"not reached: the run's budget of {self.minutes:g} min (--budget-minutes) was spent on the cells before it"
+        return f"not reached: the run's budget of {self.minutes:.3g} min (--budget-minutes) was spent on the cells before it"
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,19 @@ class RunResult:
     failed: int  # runs that ended failed in this session
 
 
-def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_base: bool = False, gpus: str | None = None) -> Plan:
-    """The matrix, all its cells, and the ones PATTERN selects; selecting nothing is a usage error."""
+def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_base: bool = False, gpus: str | None = None,
+         installs: bool = True) -> Plan:
+    """The matrix, all its cells, and the ones PATTERN selects; selecting nothing is a usage error.
+
+    `installs` false: the executor installs nothing (local), so what only a build needs excludes no cell.
+    """
     matrix = load_matrix(path)
     if offline_base:
         matrix = dataclasses.replace(matrix, build=dataclasses.replace(matrix.build, offline_base=True))
     if gpus and matrix.gpu:
         which = devices(gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
         matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
-    cells = expand(matrix, load_table())
+    cells = expand(matrix, load_table(), installs)
     if not cells:
         raise UserError(f"{path}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
     selected = [cell for cell in cells if matches(cell, pattern)]

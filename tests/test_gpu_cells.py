@@ -78,6 +78,21 @@ def test_exclusion_reasons_for_torch_and_jax(framework, version, cuda, cudnn, re
     assert found == reason if reason is None else reason in found
 
 
+@pytest.mark.parametrize("framework, version, cuda, cudnn, to_install", [
+    ("torch", "2.11", "13.0", "9.23", "no way to install cuDNN 9.23 for CUDA 13.0"),  # the device's torch may carry a newer cuDNN
+    ("jax", "0.10", "13.2", "9.19", "CUDA 13.2 is not in the compatibility table"),
+    ("tensorflow", "2.12", "11.8", "8.9", "the CUDA 11.8 base image has Python 3.10"),
+])
+def test_what_only_a_build_needs_excludes_no_cell_of_an_executor_that_installs_nothing(framework, version, cuda, cudnn, to_install):
+    assert to_install in exclusion(TABLE, framework, version, cuda, cudnn)
+    assert exclusion(TABLE, framework, version, cuda, cudnn, installs=False) is None
+
+
+def test_what_the_framework_itself_refuses_excludes_a_cell_of_any_executor():
+    assert "is an older minor" in exclusion(TABLE, "torch", "2.11", "13.0", "9.13", installs=False)
+    assert "is not in the compatibility table" in exclusion(TABLE, "torch", "2.99", "13.0", "9.19", installs=False)
+
+
 def test_only_torch_can_switch_cudnn_off():
     assert without_cudnn("torch") is None
     assert without_cudnn("tensorflow").startswith("TensorFlow has no switch to run convolutions on a GPU without cuDNN")
@@ -179,3 +194,20 @@ def test_every_default_gpu_cell_renders_a_complete_recipe():
         assert files["libraries.txt"] == "".join(f"{line}\n" for line in environment.libraries).encode()
         for name in ("ARG BASE_IMAGE", "requirements.txt", "libraries.txt"):
             assert name.encode() in files["Dockerfile"]
+
+
+def test_list_with_the_local_executor_keeps_a_cell_whose_cudnn_no_build_could_pin(tmp_path, capsys):
+    import json
+
+    from runner import cli
+
+    path = tmp_path / "matrix.yaml"
+    path.write_text('workloads: {mnist: {}}\ngpu: {cuda: ["13.0"], cudnn: ["9.23"], torch: ["2.11"]}\n')
+    status = {}
+    for executor in ("docker", "local"):
+        assert cli.main(["list", "-f", str(path), "--executor", executor, "--json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        status[executor] = row["status"], row["reason"]
+    assert status["docker"] == ("excluded", "no way to install cuDNN 9.23 for CUDA 13.0: not in the base image (9.13.0.50) "
+                                            "nor in the table's pip pins")
+    assert status["local"] == ("selected", "")

@@ -1,18 +1,34 @@
-"""The seed's table on a GPU machine with PyTorch and JAX but no Docker: run by bench/gpu_check.sh.
+"""The seed's table on a GPU machine with PyTorch and JAX but no Docker, within a lease: run by bench/gpu_check.sh.
 
 It writes a matrix for the versions this interpreter has (torch, jax, the CUDA and cuDNN torch
-was built with), runs it with the local executor, and prints the runner's report, the seed's table
-(CPU, GPU without cuDNN, GPU with cuDNN, GPU jax, per model) and the ratios: cached input against
-JPEG decoding per backend, TF32 and bf16 against fp32, cuDNN autotuning on against off; and what
-each GPU cell's GPU did in its timed epochs: energy per epoch, images per joule, SM clocks,
-temperature and the clocks event reasons NVML gave.
+was built with) and runs it with the local executor, within --budget-minutes: first the CPU
+baseline (one repeat of each seed model), then the GPU cells in the order of what they answer —
+the seed's rows (GPU torch with cuDNN, without it, GPU jax), then the ratios (cached input
+against JPEG decoding, TF32 and bf16 against fp32, cuDNN autotuning on against off) — one repeat of
+each before any second one. Every cell has a time limit; what the budget did not reach is named
+in the tables. It prints the runner's report, then the seed's table, the ratios and what each GPU
+cell's GPU did (energy per epoch, images per joule, SM clocks, temperature, clocks event
+reasons), and writes RESULTS/gpu_check.tgz: records, manifest, report, chart and the machine's
+facts, a few hundred kB to bring back from a machine that returns only a few files.
+
+Exit status: 0 when some GPU cell was measured; 3 when none was (no GPU seen, every GPU cell
+failed or was not reached): a GPU check that measured no GPU must not pass for one that did.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
 import subprocess
 import sys
+import tarfile
+import textwrap
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
@@ -22,17 +38,41 @@ from tabulate import tabulate
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from runner import records, telemetry  # noqa: E402
+from runner import datasets, records, session, telemetry  # noqa: E402
 from runner.cells import cell_id  # noqa: E402
-from runner.report import cell_results  # noqa: E402
+from runner.compatibility import load_table  # noqa: E402
+from runner.executors.local_executor import LocalExecutor  # noqa: E402
+from runner.plot import plot  # noqa: E402
+from runner.progress import Progress  # noqa: E402
+from runner.report import cell_results, render  # noqa: E402
 from runner.stats import compare_repeats  # noqa: E402
 
-# Full sizes: the seed's Dogs vs Cats; MNIST cut to 12000 images so that the CPU row fits the time.
-SIZES = {
-    "full": {"dogs": (2000, 800, 4), "mnist": (12000, 2000, 3), "repeats": 3, "cpu_repeats": 2},
-    "quick": {"dogs": (64, 32, 2), "mnist": (512, 128, 2), "repeats": 1, "cpu_repeats": 1},
-}
-# (label, baseline workload, other workload): GPU ratios on Dogs vs Cats, cached input unless the question is the input.
+EXIT_NO_GPU_MEASURED = 3
+ARCHIVE = "gpu_check.tgz"
+# Kept back from the budget for the report, the chart and the archive, so that they are written within it.
+RESERVE_MINUTES = 0.5
+# The CPU baseline's share at most: on a slow CPU it is cut short rather than eat the GPU's time.
+CPU_MINUTES = 1.5
+DISTRIBUTIONS = ("torch", "jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda12-plugin", "keras", "numpy", "nvidia-cudnn-cu13",
+                 "nvidia-cudnn-cu12", "nvidia-ml-py", "optree", "pillow")
+
+
+@dataclass(frozen=True)
+class Size:
+    dogs: tuple[int, int]  # training and validation images
+    mnist: tuple[int, int]
+    epochs: int  # the first is the warm-up
+    cpu_epochs: int  # the CPU baseline's: the same images per epoch, fewer epochs
+    repeats: int  # of each GPU cell, as the budget allows; the CPU baseline runs once
+    cell_minutes: float  # every cell's time limit: one hung cell must not take the lease
+
+
+# Full size: the seed's Dogs vs Cats; MNIST cut to 12000 images, and the CPU baseline to two epochs, so that it fits in about a minute.
+SIZES = {"full": Size(dogs=(2000, 800), mnist=(12000, 2000), epochs=3, cpu_epochs=2, repeats=3, cell_minutes=2.0),
+         "quick": Size(dogs=(64, 32), mnist=(512, 128), epochs=2, cpu_epochs=2, repeats=1, cell_minutes=2.0)}
+# The seed's rows, per model: (label, the workload's prefix, backend); the CPU row is the baseline.
+SEED_ROWS = [("GPU, torch with cuDNN", "", "torch"), ("GPU, torch without cuDNN", "nocudnn-", "torch"), ("GPU, jax", "", "jax")]
+# (label, backend, baseline workload, other workload): GPU ratios on Dogs vs Cats, cached input unless the question is the input.
 RATIOS = [
     ("cached / JPEG input, torch", "torch", "dogs-vs-cats", "cached-dogs-vs-cats"),
     ("cached / JPEG input, jax", "jax", "dogs-vs-cats", "cached-dogs-vs-cats"),
@@ -42,77 +82,100 @@ RATIOS = [
     ("bf16 / fp32, jax", "jax", "cached-dogs-vs-cats", "bf16-dogs-vs-cats"),
     ("cuDNN autotuning on / off, torch", "torch", "cached-dogs-vs-cats", "autotune-dogs-vs-cats"),
 ]
+MODELS = ("dogs-vs-cats", "mnist")
 
 
 def installed() -> dict[str, str]:
-    """major.minor of torch, jax, and the CUDA and cuDNN torch was built with."""
+    """major.minor of torch and jax, and the CUDA and cuDNN torch was built with."""
     import jax
     import torch
 
     cudnn = torch.backends.cudnn.version() or 0  # 91900 -> 9.19
-    return {"torch": ".".join(torch.__version__.split("+")[0].split(".")[:2]), "jax": ".".join(jax.__version__.split(".")[:2]),
-            "cuda": torch.version.cuda or "", "cudnn": f"{cudnn // 10000}.{cudnn % 10000 // 100}" if cudnn else ""}
+    version = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+    # A CPU-only torch names no CUDA or cuDNN: those of the same release's CUDA wheels, so that the GPU cells exist all the same.
+    table = load_table()
+    wheels = table.releases["torch"].get(version) or table.releases["torch"][table.newest("torch")]
+    return {"torch": version, "jax": ".".join(jax.__version__.split(".")[:2]), "cuda": torch.version.cuda or wheels.cuda,
+            "cudnn": f"{cudnn // 10000}.{cudnn % 10000 // 100}" if cudnn else wheels.cudnn}
 
 
-def matrix(versions: dict[str, str], size: dict, data: Path) -> dict:
-    dogs_train, dogs_validation, dogs_epochs = size["dogs"]
-    mnist_train, mnist_validation, mnist_epochs = size["mnist"]
-    dogs = {"model": "dogs-vs-cats", "epochs": dogs_epochs, "train_images": dogs_train, "validation_images": dogs_validation,
-            "data": str(data), "parallel_calls": 8, "prefetch_batches": 4}
-    mnist = {"model": "mnist", "epochs": mnist_epochs, "train_images": mnist_train, "validation_images": mnist_validation,
-             "data": str(data)}
+def gpu_axes(versions: dict[str, str], backend: str) -> dict[str, str]:
+    return {"kind": "gpu", "cuda": versions["cuda"], "cudnn": versions["cudnn"], "framework": backend, "framework_version": versions[backend]}
+
+
+def cpu_cell(versions: dict[str, str], model: str) -> str:
+    """The CPU baseline of a model: its own workload, of the same images per epoch as the GPU cells' and fewer epochs."""
+    return cell_id({"kind": "cpu", "framework": "torch", "framework_version": versions["torch"]}, f"baseline-{model}")
+
+
+def matrix(versions: dict[str, str], size: Size, data: Path) -> dict:
+    common = {"epochs": size.epochs, "data": str(data), "timeout_minutes": size.cell_minutes}
+    dogs = {**common, "model": "dogs-vs-cats", "train_images": size.dogs[0], "validation_images": size.dogs[1],
+            "parallel_calls": 8, "prefetch_batches": 4}
+    mnist = {**common, "model": "mnist", "train_images": size.mnist[0], "validation_images": size.mnist[1]}
     cached = dict(dogs, input="cached")
+    axes = gpu_axes(versions, "torch")
     return {
         "workloads": {
+            "baseline-dogs-vs-cats": dict(dogs, epochs=size.cpu_epochs), "baseline-mnist": dict(mnist, epochs=size.cpu_epochs),
             "dogs-vs-cats": dogs, "mnist": mnist,
             "nocudnn-dogs-vs-cats": dict(dogs, cudnn=False), "nocudnn-mnist": dict(mnist, cudnn=False),
             "cached-dogs-vs-cats": cached, "tf32-dogs-vs-cats": dict(cached, precision="tf32"),
             "bf16-dogs-vs-cats": dict(cached, precision="bf16"), "autotune-dogs-vs-cats": dict(cached, conv_autotune=True),
         },
-        "repeats": size["repeats"],
+        "repeats": size.repeats,
         "cpu": {"torch": [versions["torch"]]},
-        "gpu": {"cuda": [versions["cuda"] or "13.0"], "cudnn": [versions["cudnn"] or "9.19"],
-                "backend": ["torch", "jax"], "torch": [versions["torch"]], "jax": [versions["jax"]]},
+        "gpu": {"cuda": [axes["cuda"]], "cudnn": [axes["cudnn"]], "backend": ["torch", "jax"],
+                "torch": [versions["torch"]], "jax": [versions["jax"]]},
     }
 
 
-def run(results: Path, matrix_path: Path, *options: str) -> None:
-    command = [sys.executable, "-m", "runner", "run", "-f", str(matrix_path), "--results", str(results),
-               "--executor", "local", *options]
-    subprocess.run(command, cwd=BENCH.parent, check=False)
+def gpu_order(versions: dict[str, str]) -> list[str]:
+    """The GPU cells by what they answer: the seed's rows for both models, then the cells the ratios need."""
+    seed = [cell_id(gpu_axes(versions, backend), prefix + model) for _, prefix, backend in SEED_ROWS for model in MODELS]
+    ratios = [cell_id(gpu_axes(versions, backend), workload) for _, backend, *workloads in RATIOS for workload in workloads]
+    return list(dict.fromkeys(seed + ratios))
 
 
 def per_repeat(loaded: list, cell: str) -> list[float]:
-    """One number per repeat: the median of its timed epochs."""
+    """One number per measured repeat: the median of its timed epochs."""
     return [median(e["seconds"] for e in r.measurement.epochs[r.measurement.warmup_epochs:])
             for r in loaded if r.cell_id == cell and r.status == "ok"]
 
 
+def why_not(loaded: list, cell: str) -> str:
+    """What the tables say of a cell without a measurement: its last record's status and reason, or that it never came up."""
+    last = next((record for record in reversed(loaded) if record.cell_id == cell), None)
+    if last is None:
+        return "not run"
+    if last.reason.startswith("not reached"):
+        return "not reached (budget)"
+    return textwrap.shorten(f"{last.status}: {last.reason}", 90, placeholder=" ...")
+
+
 def seed_table(loaded: list, versions: dict[str, str]) -> str:
-    gpu = {"kind": "gpu", "cuda": versions["cuda"] or "13.0", "cudnn": versions["cudnn"] or "9.19"}
     rows = []
-    for model in ("dogs-vs-cats", "mnist"):
-        cpu = cell_id({"kind": "cpu", "framework": "torch", "framework_version": versions["torch"]}, model)
-        torch_gpu = {**gpu, "framework": "torch", "framework_version": versions["torch"]}
-        jax_gpu = {**gpu, "framework": "jax", "framework_version": versions["jax"]}
-        cells = [("CPU (torch)", cpu), ("GPU, torch without cuDNN", cell_id(torch_gpu, f"nocudnn-{model}")),
-                 ("GPU, torch with cuDNN", cell_id(torch_gpu, model)), ("GPU, jax", cell_id(jax_gpu, model))]
+    for model in MODELS:
+        cpu = cpu_cell(versions, model)
         baseline = per_repeat(loaded, cpu)
-        for label, cell in cells:
+        rows.append([model, "CPU (torch)", f"{median(baseline):.2f}" if baseline else why_not(loaded, cpu), "-", len(baseline)])
+        for label, prefix, backend in SEED_ROWS:
+            cell = cell_id(gpu_axes(versions, backend), prefix + model)
             seconds = per_repeat(loaded, cell)
-            versus = compare_repeats(baseline, seconds).as_times() if baseline and seconds and cell != cpu else "-"
-            rows.append([model, label, f"{median(seconds):.2f}" if seconds else "not measured", versus])
-    return tabulate(rows, headers=["model", "row", "epoch s (median repeat)", "speed against the CPU"], tablefmt="github")
+            versus = compare_repeats(baseline, seconds).as_times() if baseline and seconds else "-"
+            rows.append([model, label, f"{median(seconds):.2f}" if seconds else why_not(loaded, cell), versus, len(seconds)])
+    return tabulate(rows, headers=["model", "row", "epoch s (median repeat)", "speed against the CPU", "repeats"], tablefmt="github")
 
 
 def ratios_table(loaded: list, versions: dict[str, str]) -> str:
-    gpu = {"kind": "gpu", "cuda": versions["cuda"] or "13.0", "cudnn": versions["cudnn"] or "9.19"}
     rows = []
-    for label, backend, baseline_workload, other_workload in RATIOS:
-        axes = {**gpu, "framework": backend, "framework_version": versions[backend]}
-        baseline, other = per_repeat(loaded, cell_id(axes, baseline_workload)), per_repeat(loaded, cell_id(axes, other_workload))
-        rows.append([label, compare_repeats(baseline, other).as_times() if baseline and other else "not measured"])
-    return tabulate(rows, headers=["question (above 1.00x: the second is faster)", "ratio"], tablefmt="github")
+    for label, backend, *workloads in RATIOS:
+        cells = [cell_id(gpu_axes(versions, backend), workload) for workload in workloads]
+        baseline, other = (per_repeat(loaded, cell) for cell in cells)
+        missing = "; ".join(dict.fromkeys(why_not(loaded, cell) for cell, seconds in zip(cells, (baseline, other)) if not seconds))
+        rows.append([label, compare_repeats(baseline, other).as_times() if baseline and other else missing,
+                     f"{len(baseline)} / {len(other)}"])
+    return tabulate(rows, headers=["question (above 1.00x: the second is faster)", "ratio", "repeats"], tablefmt="github")
 
 
 def machine_table(loaded: list) -> str:
@@ -138,30 +201,132 @@ def machine_table(loaded: list) -> str:
                                    "clocks event reasons seen"], tablefmt="github")
 
 
-def main() -> int:
+def outcome(loaded: list) -> tuple[int, str]:
+    """The exit status and the last line: whether any GPU cell was measured, and if not, why not."""
+    gpu = [record for record in loaded if record.kind == "gpu"]
+    measured = sorted({record.cell_id for record in gpu if record.status == "ok"})
+    if measured:
+        return 0, f"GPU cells measured: {len(measured)} of {len({record.cell_id for record in gpu})}"
+    reasons: dict[str, int] = {}
+    for record in gpu:
+        said = f"{record.status}: {record.reason}"[:200]
+        reasons[said] = reasons.get(said, 0) + 1
+    why = "; ".join(f"{count} x {said}" for said, count in reasons.items()) or "no GPU cell came up"
+    return EXIT_NO_GPU_MEASURED, f"NO GPU CELL WAS MEASURED ({why})"
+
+
+def facts(versions: dict[str, str]) -> dict:
+    """What the machine was, for the archive: what nvidia-smi says, the distributions that matter, and the variables that steer them."""
+    smi = shutil.which("nvidia-smi")
+    query = [smi, "--query-gpu=index,name,driver_version,memory.total,clocks.max.sm,power.limit", "--format=csv"] if smi else None
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "hostname": platform.node(), "python": sys.version, "platform": platform.platform(), "cpus": os.cpu_count(),
+        "versions_in_the_matrix": versions,
+        "distributions": {name: _version(name) for name in DISTRIBUTIONS},
+        "nvidia_smi": _output(query) if query else "not installed",
+        "variables": {name: value for name, value in os.environ.items() if name.startswith(("CUDA_", "XLA_", "NVIDIA_", "TF_", "KERAS_"))},
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _output(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        return (done.stdout + done.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"failed: {error}"
+
+
+def archive(results: Path, run_folder: Path, names: list[str]) -> Path:
+    """RESULTS/gpu_check.tgz: the run's own files and the check's, without the data set and the installed wheels."""
+    path = results / ARCHIVE
+    with tarfile.open(path, "w:gz") as tar:
+        for name in names:
+            if (results / name).exists():
+                tar.add(results / name, arcname=f"gpu_check/{name}")
+        for member in sorted(run_folder.iterdir()):
+            if member.is_file() and not member.name.startswith("."):
+                tar.add(member, arcname=f"gpu_check/run/{member.name}")
+    return path
+
+
+class Tee:
+    """Progress to the terminal and to the log the archive keeps."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> None:
+        for stream in self.streams:
+            stream.write(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def measure(results: Path, versions: dict[str, str], size: Size, budget_minutes: float, repeats: int, progress: Progress) -> Path:
+    """The CPU baseline, then the GPU cells by value, within the budget; returns the run folder."""
+    matrix_path = results / "gpu_check.yaml"
+    matrix_path.write_text(yaml.safe_dump(matrix(versions, size, results / "data"), sort_keys=False))
+    budget = session.Budget.starting_now(budget_minutes - RESERVE_MINUTES)
+    plan = session.plan(matrix_path, installs=False)  # the local executor: this interpreter's torch and jax, as they are
+    for workload in plan.matrix.workloads:  # (synthetic) data first: the CPU baseline's share is for its cells
+        datasets.prepare(workload, progress)
+    by_id = {cell.id: cell for cell in plan.cells}
+    executor = LocalExecutor(sys.executable, "all", progress)
+    cpu = [by_id[cpu_cell(versions, model)] for model in MODELS]
+    cpu_budget = session.Budget.starting_now(min(CPU_MINUTES, budget.seconds_left() / 60))
+    first = session.run(session.Plan(plan.matrix, plan.cells, cpu), executor, results / "runs", None, 1, progress, cpu_budget)
+    gpu = [by_id[cell] for cell in gpu_order(versions)]
+    session.run(session.Plan(plan.matrix, plan.cells, gpu), executor, results / "runs", first.folder.name, repeats, progress, budget)
+    return first.folder
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, required=True)
     parser.add_argument("--quick", action="store_true", help="tiny cells: a smoke test of the script itself")
-    args = parser.parse_args()
+    parser.add_argument("--budget-minutes", type=float, default=7.0, metavar="M",
+                        help="end within M minutes, the report and archive included (default: %(default)g; at least 1)")
+    parser.add_argument("--repeats", type=int, metavar="N", help="of each GPU cell, as the budget allows (default: 3, --quick 1)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.budget_minutes <= 600 or (args.repeats is not None and not 1 <= args.repeats <= 100):
+        parser.error("--budget-minutes: from 1 to 600; --repeats: from 1 to 100")
     size = SIZES["quick" if args.quick else "full"]
-    versions = installed()
-    matrix_path = args.results / "gpu_check.yaml"
-    matrix_path.write_text(yaml.safe_dump(matrix(versions, size, args.results / "data"), sort_keys=False))
-    runs = args.results / "runs"
-    run(runs, matrix_path, "-k", "gpu-")  # every GPU cell; skipped, with the reason, where there is no GPU
-    first = records.latest_run(runs).name
-    for model in ("dogs-vs-cats", "mnist"):  # the CPU baseline of each model, not its variants
-        run(runs, matrix_path, "-k", f"cpu-torch{versions['torch']}-{model}", "--resume", first, "--repeats", str(size["cpu_repeats"]))
-    subprocess.run([sys.executable, "-m", "runner", "report", first, "--results", str(runs), "--plot", str(args.results / "epochs.png")],
-                   cwd=BENCH.parent, check=False)
-    loaded = records.load(runs / first)
-    print(f"\nversions: {versions}\n")
-    print(seed_table(loaded, versions))
+    args.results.mkdir(parents=True, exist_ok=True)
+    with open(args.results / "gpu_check.log", "w") as log:
+        progress = Progress(Tee(sys.stderr, log))
+        versions = installed()
+        (args.results / "environment.json").write_text(json.dumps(facts(versions), indent=2))
+        run_folder = measure(args.results, versions, size, args.budget_minutes, args.repeats or size.repeats, progress)
+        loaded = records.load(run_folder)
+        report = render(loaded)
+        if any(record.status == "ok" for record in loaded):
+            plot(loaded, args.results / "epochs.png")
+        code, last_line = outcome(loaded)
+        tables = (f"versions: {versions}\n\n{seed_table(loaded, versions)}\n\n{ratios_table(loaded, versions)}\n\n"
+                  f"What the GPU did in the timed epochs (* energy integrated from power samples):\n\n{machine_table(loaded)}\n")
+        (args.results / "report.txt").write_text(report + "\n")
+        (args.results / "gpu_check.txt").write_text(tables + "\n" + last_line + "\n")
+        progress(f"run {run_folder}")
+    path = archive(args.results, run_folder, ["gpu_check.yaml", "environment.json", "report.txt", "gpu_check.txt", "epochs.png", "gpu_check.log"])
+    print(report)
     print()
-    print(ratios_table(loaded, versions))
-    print("\nWhat the GPU did in the timed epochs (* energy integrated from power samples):\n")
-    print(machine_table(loaded))
-    return 0
+    print(tables)
+    print(f"archive: {path} ({path.stat().st_size / 1024:.0f} kB)")
+    print(last_line)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# The seed's table on a GPU machine without Docker, TensorFlow or network:
+# The seed's table on a GPU machine without Docker, TensorFlow or network, within a lease:
 #
-#     bench/gpu_check.sh WHEELS_DIR RESULTS_DIR [--quick]
+#     bench/gpu_check.sh WHEELS_DIR RESULTS_DIR [--budget-minutes 7] [--repeats N] [--quick]
 #
 # WHEELS_DIR holds what such a machine may lack for Keras 3 (keras 3.15.1, namex 0.1.0,
-# optree 0.20.0, as .whl files) and, on a GPU host, for telemetry (nvidia-ml-py, unless it is
-# installed); they are installed from there into RESULTS_DIR/site, never from the network.
-# PyTorch and JAX (with its CUDA plugin) must be installed already. The cells run
-# with the local executor in this interpreter; results, the report and the chart go to
-# RESULTS_DIR. --quick shrinks every cell (a smoke test, e.g. on a CPU-only host, where the GPU
-# cells are skipped with the reason). Meant to finish in under 8 minutes on a current
-# data-centre GPU with 16 cores.
+# optree 0.20.0, as .whl files) and, for GPU telemetry, nvidia-ml-py unless it is installed
+# (without it the cells run and their records say telemetry was not available); they are
+# installed from there into RESULTS_DIR/site, never from the network. PyTorch and JAX (with
+# its CUDA plugin) must be installed already. The cells run with the local executor in this
+# interpreter: the CPU baseline first, then the GPU cells by value, each with a time limit,
+# ending within --budget-minutes (default 7) with what was measured. The report is printed last;
+# RESULTS_DIR/gpu_check.tgz holds the records, report, chart and machine facts (a few hundred kB).
+# --quick shrinks every cell (a smoke test, e.g. on a CPU-only host, where the GPU cells are
+# skipped with the reason). Exit status 3: no GPU cell was measured.
 set -euo pipefail
 if [ $# -lt 2 ]; then
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 wheels=$1

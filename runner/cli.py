@@ -9,6 +9,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import signal
 import sys
 from contextlib import contextmanager
@@ -72,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("build", parents=[matrix_options, executor_options, build_options], help="build the images (or venvs) the selected cells need")
     run = commands.add_parser("run", parents=[matrix_options, executor_options, build_options, results_options, verdict_options], help="build what is missing, run every selected cell, record and report results")
     run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
+    run.add_argument("--force", action="store_true", help="with --resume: go on though the matrix file is not the one the run started with")
     run.add_argument("--repeats", type=count(MAX_REPEATS), metavar="N",
                      help=f"run each cell N times (at most {MAX_REPEATS}), a fresh process each, interleaved; the report compares repeats "
                           f"(default: the matrix's repeats, else {DEFAULT_REPEATS})")
@@ -264,7 +266,8 @@ def cmd_run(args) -> int:
         if args.resume:
             refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))
         budget = session.Budget.starting_now(args.budget_minutes) if args.budget_minutes else None
-        result = session.run(chosen, executor(args, chosen), args.results, args.resume, args.repeats, progress, budget)
+        result = session.run(chosen, executor(args, chosen), args.results, args.resume, args.repeats, progress, budget, args.force,
+                             lambda run_id: resume_command(args, run_id))
     min_effect = args.min_effect / 100
     print(render(result.records, min_effect=min_effect))
     if args.dispatch != "local":
@@ -273,6 +276,20 @@ def cmd_run(args) -> int:
         print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
     print(f"Site: python -m runner publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
+
+
+def resume_command(args, run_id: str) -> str:
+    """The command that goes on with a run as this one ran it: pasted as printed, it selects the same cells the same way."""
+    words = ["python", "-m", "runner", "run", "-f", str(args.file)]
+    if args.results != Path("results"):
+        words += ["--results", str(args.results)]
+    for option, value in (("-k", args.pattern), ("--executor", args.executor if args.executor != "docker" else None),
+                          ("--python", args.python if args.executor in HOST_EXECUTORS else None), ("--gpus", args.gpus),
+                          ("--repeats", args.repeats and str(args.repeats))):
+        if value:
+            words += [option, value]
+    words += ["--offline-base"] * args.offline_base + ["--strict"] * args.strict + ["--force"] * args.force
+    return shlex.join(words + ["--resume", run_id])
 
 
 def node_executor(args) -> slurm.NodeExecutor:

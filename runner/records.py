@@ -9,6 +9,7 @@ as they are read, never rewritten.
 
 from __future__ import annotations
 
+import difflib
 import fcntl
 import hashlib
 import json
@@ -28,6 +29,7 @@ RESULTS_SCHEMA = 3  # 2: CUDA/cuDNN requested, repeats; 3: axes, executor, envir
 READABLE_SCHEMAS = (2, 3)
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
+MATRIX_COPY = "matrix.yaml"  # the matrix as the run started: a resume with another is refused, naming what changed
 LOCK_FILE = ".lock"
 
 
@@ -120,12 +122,14 @@ def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
             continue
     else:
         raise UserError(f"{results_dir}: a thousand runs started in second {run_id}: is something starting runs in a loop?")
+    matrix = matrix_path.read_bytes()
+    (folder / MATRIX_COPY).write_bytes(matrix)
     manifest = {
         "schema": RESULTS_SCHEMA,
         "runner_version": __version__,
         "run_id": folder.name,
         "matrix_file": str(matrix_path),
-        "matrix_sha256": hashlib.sha256(matrix_path.read_bytes()).hexdigest(),
+        "matrix_sha256": hashlib.sha256(matrix).hexdigest(),
         "host": host,
         "started": now(),
         "state": "running",
@@ -260,6 +264,23 @@ def _manifest(run_folder: Path) -> dict:
         return json.loads((run_folder / MANIFEST_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
+
+
+def matrix_changes(run_folder: Path, matrix_path: Path) -> str | None:
+    """How MATRIX_PATH differs from the matrix RUN_FOLDER started with, in a few words, or None when it does not."""
+    now_text = matrix_path.read_bytes()
+    if hashlib.sha256(now_text).hexdigest() == manifest(run_folder).get("matrix_sha256"):
+        return None
+    copy = run_folder / MATRIX_COPY
+    if not copy.is_file():
+        return "its content is not what the run started with (the run keeps no copy to compare it with)"
+    before, after = copy.read_text(errors="replace").splitlines(), now_text.decode(errors="replace").splitlines()
+    changes = []
+    for tag, first, last, new_first, new_last in difflib.SequenceMatcher(None, before, after).get_opcodes():
+        if tag != "equal":
+            was, now_is = " / ".join(before[first:last]).strip(), " / ".join(after[new_first:new_last]).strip()
+            changes.append(f"line {new_first + 1}: {was[:60]!r} is now {now_is[:60]!r}")
+    return f"{len(changes)} change(s) since the run started, first {changes[0]}"
 
 
 def find_run(results_dir: Path, which: str) -> Path:

@@ -152,13 +152,19 @@ def build(plan: Plan, executor: Executor, progress: Progress) -> list[PrepareFai
 
 
 def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
-        budget: Budget | None = None) -> RunResult:
+        budget: Budget | None = None, force: bool = False, resume_command: Callable[[str], str] | None = None) -> RunResult:
     """Run each selected cell `repeats` times (default: the matrix's), appending each record as it ends; within `budget` if one is given.
 
     The run folder exists, resumable, before anything else happens, and this runner holds it
-    until it ends, however it ends.
+    until it ends, however it ends; if it ends early, `resume_command(run_id)` is what to type to
+    go on. A run is resumed with the matrix it started with, unless `force`.
     """
-    run_folder = records.find_run(results_dir, resume) if resume else records.new_run(results_dir, plan.matrix.path, host.facts(executor))
+    if resume:
+        run_folder = records.find_run(results_dir, resume)
+        refuse_another_matrix(run_folder, plan.matrix.path, force)
+    else:
+        run_folder = records.new_run(results_dir, plan.matrix.path, host.facts(executor))
+    resume_command = resume_command or (lambda run_id: f"python -m runner run --resume {run_id}")
     with records.hold(run_folder):
         state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine gone
         try:
@@ -172,9 +178,17 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
             if state != "finished":
                 executor.cleanup(run_folder)
                 progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}; "
-                         f"`python -m runner run --resume {run_folder.name}` runs the rest")
+                         f"`{resume_command(run_folder.name)}` runs the rest")
     progress(f"results: {run_folder / records.RESULTS_FILE}")
     return RunResult(run_folder, records.load(run_folder), failed)
+
+
+def refuse_another_matrix(run_folder: Path, matrix_path: Path, force: bool) -> None:
+    """Records of two matrices in one run would be compared as one: a changed matrix is resumed only when asked to."""
+    changed = records.matrix_changes(run_folder, matrix_path)
+    if changed and not force:
+        raise UserError(f"{matrix_path}: not the matrix run {run_folder.name} started with: {changed}; resume with "
+                        f"-f {run_folder / records.MATRIX_COPY}, or add --force to resume with this one")
 
 
 def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None) -> int:

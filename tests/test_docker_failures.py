@@ -94,7 +94,7 @@ def test_sigint_removes_containers_keeps_finished_records_and_resume_runs_the_re
     assert docker_client.containers.list(all=True, filters={"label": f"io.cudnn-matrix.run-id={run_folder.name}"}) == []
 
     matrix.write_text(INTERRUPT_MATRIX.replace("fault: hang", "fault: crash"))
-    resumed = runner("run", "-f", matrix, "--results", results, "--resume", run_folder.name)
+    resumed = runner("run", "-f", matrix, "--results", results, "--resume", run_folder.name, "--force")  # the matrix changed
     assert resumed.returncode == 1, resumed.stderr[-3000:]
     assert "1 cell(s) to run, 1 already done" in resumed.stderr
     _, records = records_of(results)
@@ -215,7 +215,7 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]
-    assert f"`python -m runner run --resume {run_folder.name}` runs the rest" in stderr
+    assert f"`python -m runner run -f {matrix} --results {results} --resume {run_folder.name}` runs the rest" in stderr
     assert (run_folder / "results.jsonl").read_text() == ""
     assert json.loads((run_folder / "manifest.json").read_text())["state"] == "interrupted"
 
@@ -228,7 +228,7 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     assert orphan.id not in {container.id for container in docker_client.containers.list(all=True)}
 
     matrix.write_text(LIFECYCLE_MATRIX.replace("fault: hang", "fault: crash"))
-    resumed = runner("run", "-f", matrix, "--results", results, "--resume", run_folder.name)
+    resumed = runner("run", "-f", matrix, "--results", results, "--resume", run_folder.name, "--force")  # the matrix changed
     assert resumed.returncode == 1, resumed.stderr[-3000:]
     _, records = records_of(results)
     assert {cell: record["status"] for cell, record in records.items()} == {"cpu-tf2.21-stuck": "failed", "cpu-tf2.21-dogs-vs-cats": "ok"}

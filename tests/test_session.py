@@ -6,6 +6,7 @@ tests/test_docker_failures.py proves the same ladder with real containers.
 import json
 import os
 from collections import Counter
+import shlex
 import shutil
 import subprocess
 
@@ -14,6 +15,7 @@ import pytest
 from fake_executor import FakeExecutor, fault_workloads
 from runner.outcome import RawRun
 from runner import cli, records, session
+from runner.errors import UserError
 from runner.progress import Progress
 
 SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
@@ -313,3 +315,39 @@ def test_a_budget_is_minutes_and_only_for_local_runs(matrix, options, message, c
         code = exit.code
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_resume_command_printed_after_an_interrupt_is_complete_and_pasteable(matrix, monkeypatch, capsys):
+    class Interrupted(FakeExecutor):
+        def run(self, cell, job, prepared, limits, run_folder):
+            if job.fault == "crash":
+                raise KeyboardInterrupt
+            return super().run(cell, job, prepared, limits, run_folder)
+
+    results = matrix.parent / "my results"
+    monkeypatch.setattr(cli, "docker_executor", lambda plan: Interrupted(no_gpu="no GPU here"))
+    assert cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-[mc][nr]", "--results", str(results), "--repeats", "1"]) == 130
+    (folder,) = results.iterdir()
+    printed = capsys.readouterr().err.split("`")[1]
+    assert printed == (f"python -m runner run -f {matrix} --results '{results}' -k 'cpu-tf2.21-[mc][nr]' --repeats 1 "
+                       f"--resume {folder.name}")
+
+    monkeypatch.setattr(cli, "docker_executor", lambda plan: FakeExecutor(no_gpu="no GPU here"))
+    assert cli.main(shlex.split(printed)[3:]) == 1  # the crash cell fails as a crash, this time
+    assert [record.cell_id for record in records.load(folder)] == ["cpu-tf2.21-mnist", "cpu-tf2.21-crash"]
+
+
+def test_a_resume_with_a_changed_matrix_is_refused_naming_the_change_unless_forced(matrix, capsys):
+    first = run(matrix, FakeExecutor(no_gpu="no GPU here"), pattern="cpu-tf2.21-mnist")
+    assert (first.folder / records.MATRIX_COPY).read_text() == MATRIX
+    matrix.write_text(MATRIX.replace("memory: 1500m", "memory: 3g"))
+
+    with pytest.raises(UserError) as refused:
+        run(matrix, FakeExecutor(no_gpu="no GPU here"), pattern="cpu-tf2.21-mnist", resume=first.folder.name)
+    line = MATRIX.splitlines().index("  memory: 1500m") + 1
+    assert str(refused.value) == (f"{matrix}: not the matrix run {first.folder.name} started with: 1 change(s) since the run started, "
+                                  f"first line {line}: 'memory: 1500m' is now 'memory: 3g'; resume with "
+                                  f"-f {first.folder / records.MATRIX_COPY}, or add --force to resume with this one")
+    plan = session.plan(matrix, "cpu-tf2.21-mnist")
+    forced = session.run(plan, FakeExecutor(no_gpu="no GPU here"), matrix.parent / "results", first.folder.name, 2, Progress(), force=True)
+    assert [record.repeat for record in forced.records] == [0, 1]

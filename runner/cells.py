@@ -172,8 +172,12 @@ def _matches_all(combination: dict[str, str], entry: dict[str, str]) -> bool:
 
 
 def matches(cell: Cell, pattern: str | None) -> bool:
+    return matches_id(cell.id, pattern)
+
+
+def matches_id(cell_id: str, pattern: str | None) -> bool:
     """-k PATTERN: a glob matched anywhere in the cell id, so a plain word selects by substring."""
-    return pattern is None or fnmatchcase(cell.id, f"*{pattern}*")
+    return pattern is None or fnmatchcase(cell_id, f"*{pattern}*")
 
 
 def environments_of(cells: list[Cell]) -> list[EnvironmentSpec]:

@@ -6,6 +6,7 @@ Exit codes: 0 all good, 1 some cell failed, 2 config or usage error, 130 interru
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from runner import __version__, datasets, dispatch, records, session
-from runner.cells import Cell
+from runner.cells import Cell, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.dispatch import slurm
@@ -108,6 +109,7 @@ def parser() -> argparse.ArgumentParser:
     report_options = argparse.ArgumentParser(add_help=False, parents=[verdict_options])
     report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (default: %(default)s)")
     report_options.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    report_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="only the cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
     report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
     report.add_argument("--baseline", metavar="CELL", help="the cell speed-ups are measured against (default: each workload's CPU cell)")
@@ -166,6 +168,9 @@ def interrupt_for(runner_pid: int):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        return unknown_command(argv[0])
     args = parser().parse_args(argv)
     # Both explicitly: a process started in the background by a shell (as CI jobs are) inherits
     # SIGINT ignored, and Python then installs no Ctrl-C handler of its own.
@@ -180,6 +185,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout was closed early (report | head): what the reader wanted was printed; the rest goes nowhere, quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def unknown_command(word: str) -> int:
+    """A mistyped command, with the nearest one; internal commands are neither listed nor suggested."""
+    public = [name for name in COMMANDS if name not in INTERNAL_COMMANDS]
+    near = difflib.get_close_matches(word, public, n=1)
+    hint = f"did you mean {near[0]!r}?" if near else f"expected one of {', '.join(public)}"
+    print(f"error: unknown command {word!r}: {hint}", file=sys.stderr)
+    return UserError.exit_code
 
 
 def plan(args) -> session.Plan:
@@ -361,7 +379,10 @@ def cmd_report(args) -> int:
     check_writable(args.output, "-o")
     check_writable(args.plot, "--plot", CHART_FORMATS)
     run_folder = records.find_run(args.results, str(args.run) if args.run else "latest")
-    loaded = records.load(run_folder)
+    loaded = selected(records.load(run_folder), args.pattern, run_folder.name)
+    if args.by and args.by != "host" and not any(args.by in record.axes for record in loaded):
+        axes = sorted({axis for record in loaded for axis in record.axes})
+        raise UserError(f"--by {args.by}: expected host or an axis of run {run_folder.name} ({', '.join(axes)})")
     if args.baseline and args.baseline not in {record.cell_id for record in loaded if record.status == "ok"}:
         raise UserError(f"--baseline {args.baseline}: no measured cell of run {run_folder.name} has that id")
     min_effect = args.min_effect / 100
@@ -382,7 +403,8 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     check_writable(args.output, "-o")
     run_a, run_b = (records.find_run(args.results, str(run)) for run in (args.run_a, args.run_b))
-    emit(compare(records.load(run_a), records.load(run_b), run_a.name, run_b.name, args.format, args.min_effect / 100), args.output)
+    loaded_a, loaded_b = (selected(records.load(run), args.pattern, run.name) for run in (run_a, run_b))
+    emit(compare(loaded_a, loaded_b, run_a.name, run_b.name, args.format, args.min_effect / 100), args.output)
     return EXIT_OK
 
 
@@ -393,6 +415,14 @@ def cmd_publish(args) -> int:
              + (f"; unreadable: {', '.join(published.unreadable)}" if published.unreadable else ""))
     print(f"Site: {published.index} ({published.index.resolve().as_uri()})")
     return EXIT_OK
+
+
+def selected(loaded: list, pattern: str | None, run_id: str) -> list:
+    """The records of the cells -k selects, as run -k selects cells; selecting none of a run's is a usage error."""
+    chosen = [record for record in loaded if matches_id(record.cell_id, pattern)]
+    if loaded and not chosen:
+        raise UserError(f"-k {pattern!r} selects none of the {len({record.cell_id for record in loaded})} cells of run {run_id}")
+    return chosen
 
 
 def check_writable(path: Path | None, option: str, formats: tuple[str, ...] = ()) -> None:
@@ -432,5 +462,6 @@ def emit(text: str, output: Path | None) -> None:
     progress(f"written: {output}")
 
 
+INTERNAL_COMMANDS = ("run-cell",)  # what a dispatched job runs on its node; not for people
 COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "run-cell": cmd_run_cell, "report": cmd_report, "compare": cmd_compare,
             "data": cmd_data, "clean": cmd_clean, "publish": cmd_publish}

@@ -294,7 +294,9 @@ def find_run(results_dir: Path, which: str) -> Path:
 
 
 def latest_run(results_dir: Path) -> Path:
-    runs = [p for p in results_dir.glob("*/") if (p / RESULTS_FILE).is_file()] if results_dir.is_dir() else []
+    if not results_dir.is_dir():
+        raise UserError(f"{results_dir}: no such folder: check --results (default: results)")
+    runs = [p for p in results_dir.glob("*/") if (p / RESULTS_FILE).is_file()]
     runs.sort(key=_start_order)
     if not runs:
         raise UserError(f"{results_dir}: no runs yet: run `python -m runner run` (or `make matrix`) first")

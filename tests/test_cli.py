@@ -11,6 +11,7 @@ import pytest
 from runner.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
+FIXTURE_RUN = REPO / "tests" / "fixtures" / "runs" / "20261129-012045"  # a CPU cell measured, a GPU cell failed
 
 MATRIX = (
     "workloads: {dogs-vs-cats: {}}\n"
@@ -104,11 +105,53 @@ def test_broken_matrix_is_one_error_line(tmp_path, capsys):
 
 
 def test_report_without_runs_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "results").mkdir()
     assert main(["report", "--results", str(tmp_path / "results")]) == 2
 
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(f"error: {tmp_path / 'results'}: no runs yet")
+
+
+def test_a_misspelt_results_folder_is_named_as_missing(tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path / "resluts")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'resluts'}: no such folder: check --results (default: results)\n"
+
+
+@pytest.mark.parametrize("typed, said", [
+    ("reprot", "error: unknown command 'reprot': did you mean 'report'?\n"),
+    ("run-cel", "error: unknown command 'run-cel': did you mean 'run'?\n"),  # the internal run-cell is never suggested
+    ("xyz", "error: unknown command 'xyz': expected one of list, build, run, report, compare, data, clean, publish\n"),
+])
+def test_a_mistyped_command_gets_the_nearest_one(typed, said, capsys):
+    assert main([typed]) == 2
+    assert capsys.readouterr().err == said
+
+
+def test_the_help_lists_no_internal_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "run-cell" not in capsys.readouterr().out
+
+
+def test_report_k_selects_cells_and_by_must_name_an_axis_the_run_has(capsys):
+    assert main(["report", str(FIXTURE_RUN), "-k", "cpu-*", "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert rows and all(row.startswith("cpu-") for row in rows)
+    assert main(["report", str(FIXTURE_RUN), "-k", "nothing-like-this"]) == 2
+    assert "-k 'nothing-like-this' selects none of the 3 cells of run 20261129-012045" in capsys.readouterr().err
+    assert main(["report", str(FIXTURE_RUN), "--by", "gpu_typ"]) == 2
+    assert capsys.readouterr().err == ("error: --by gpu_typ: expected host or an axis of run 20261129-012045 "
+                                       "(cuda, cudnn, framework, framework_version, kind)\n")
+
+
+def test_a_report_into_a_pipe_closed_early_ends_quietly():
+    # What `report | head` does once head has its lines: the reader is gone before the report is written.
+    process = subprocess.Popen([sys.executable, "-m", "runner", "report", str(FIXTURE_RUN), "-k", "cpu-"], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 0 and err == ""
 
 
 # --- as a user types it ----------------------------------------------------------------------

@@ -13,12 +13,13 @@ import os
 import shlex
 import signal
 import sys
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import __version__, datasets, dispatch, records, session
+from runner import __version__, datasets, dispatch, preflight, records, session
 from runner.cells import Cell, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
@@ -81,6 +82,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--budget-minutes", type=minutes, metavar="M",
                      help="stop starting repeats once the run has taken M minutes, and stop the one running at M: on a machine "
                           "lent for a while, what is measured by then is kept and the rest is recorded as not reached")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print what the run would do (cells to run, those that would not and why, environments to make, "
+                          "an estimate of its time) and stop there; every run prints it first")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
     run.add_argument("--dispatch", choices=DISPATCH, default="local",
                      help="local: run the cells here, one after another; slurm: one sbatch job per cell and repeat, "
@@ -258,8 +262,9 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     chosen = plan(args)
-    if args.budget_minutes and (args.hosts or args.dispatch != "local"):
-        raise UserError("--budget-minutes: only for runs on this machine (--dispatch local), whose cells run one after another")
+    for given, option in ((args.budget_minutes, "--budget-minutes"), (args.dry_run, "--dry-run")):
+        if given and (args.hosts or args.dispatch != "local"):
+            raise UserError(f"{option}: only for runs on this machine (--dispatch local), whose cells run one after another")
     if args.hosts:
         if args.dispatch == "slurm":
             raise UserError("--host: remote Docker hosts are --dispatch ssh; Slurm places its jobs itself")
@@ -283,8 +288,12 @@ def cmd_run(args) -> int:
     else:
         if args.resume:
             refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))
+        chosen_executor = executor(args, chosen)
+        progress(preflight.outlook(left_to_run(args, chosen), chosen_executor, args.repeats or chosen.matrix.repeats, args.results).render())
+        if args.dry_run:
+            return EXIT_OK
         budget = session.Budget.starting_now(args.budget_minutes) if args.budget_minutes else None
-        result = session.run(chosen, executor(args, chosen), args.results, args.resume, args.repeats, progress, budget, args.force,
+        result = session.run(chosen, chosen_executor, args.results, args.resume, args.repeats, progress, budget, args.force,
                              lambda run_id: resume_command(args, run_id))
     min_effect = args.min_effect / 100
     print(render(result.records, min_effect=min_effect))
@@ -294,6 +303,14 @@ def cmd_run(args) -> int:
         print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
     print(f"Site: python -m runner publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
+
+
+def left_to_run(args, chosen: session.Plan) -> list[Cell]:
+    """The selected cells, less those the run being resumed has measured as often as asked."""
+    if not args.resume:
+        return chosen.selected
+    measured = Counter(record.cell_id for record in records.load(records.find_run(args.results, args.resume)) if record.status == "ok")
+    return [cell for cell in chosen.selected if measured[cell.id] < (args.repeats or chosen.matrix.repeats)]
 
 
 def resume_command(args, run_id: str) -> str:

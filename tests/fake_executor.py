@@ -52,6 +52,12 @@ class FakeExecutor:
     def unavailable(self, kind, probe):
         return self.no_gpu if kind == "gpu" else None
 
+    def gpu_outlook(self):
+        return self.no_gpu
+
+    def outlook(self, spec):
+        return "fake: built on demand"
+
     # What the Docker executor adds for remote hosts: which GPUs its containers see, and a copy giving cells others.
     gpu_devices = "all"
 

@@ -1,6 +1,7 @@
 """The walking skeleton for real: registry-free base, CPU image build, one tiny cell in a container."""
 
 import json
+import shutil
 
 import pytest
 
@@ -90,3 +91,14 @@ def test_tiny_cell_runs_end_to_end(first_build, tiny):
     assert report.returncode == 0
     assert "cpu-tf2.21-dogs-vs-cats | ok" in report.stdout
     assert "Synthetic data" in report.stdout
+
+
+def test_dry_run_says_which_images_exist_and_that_gpu_cells_will_be_skipped_before_building(first_build, tiny):
+    matrix = tiny / "dry.yaml"
+    matrix.write_text(TINY_MATRIX + 'gpu: {cuda: ["12.5"], cudnn: ["9.3"], tensorflow: ["2.21"]}\n')
+    done = runner("run", "-f", matrix, "--results", tiny / "dry-results", "--dry-run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cpu-tf2.21: image cudnn-matrix/cpu-tf2.21 built before: rebuilt only if its recipe or base changed" in done.stderr
+    if shutil.which("nvidia-smi") is None:  # as on this project's machines: said before any GPU image is built
+        assert "1 cell(s) not run: skipped: no GPU on this host: nvidia-smi, which comes with the NVIDIA driver, is not installed" in done.stderr
+    assert not (tiny / "dry-results").exists() and "Step 1/" not in done.stderr

@@ -66,6 +66,12 @@ class Executor(Protocol):
     def unavailable(self, kind: str, probe: Prepared) -> str | None:
         """Why cells of this kind ("gpu") cannot run on this host, found out with a prepared environment; None if they can."""
 
+    def gpu_outlook(self) -> str | None:
+        """Why GPU cells will not run here, where that is known before any environment is made; None: they may (unavailable decides)."""
+
+    def outlook(self, spec: EnvironmentSpec) -> str | Unsuitable:
+        """What prepare would do for this environment, found out without doing it; Unsuitable where it would not make it."""
+
     def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_folder: Path) -> RawRun:
         """Run the workload once with this job spec and report what was seen; never raises for the workload's failures."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from pathlib import Path
 
 import docker
@@ -14,7 +15,7 @@ from runner.config import BuildSettings, Limits
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure, docker_run
-from runner.executors.docker_images import Builder, BuiltImage
+from runner.executors.docker_images import Builder, BuiltImage, repository
 from runner.outcome import RawRun
 from runner.progress import Progress
 from workload.contract import JobSpec
@@ -63,6 +64,18 @@ class DockerExecutor:
         if kind != "gpu":
             return None
         return docker_run.gpu_unavailable(self.client, probe.handle, self.gpu_devices)
+
+    def gpu_outlook(self) -> str | None:
+        # Only a local engine's host tells: a remote engine's GPUs are found out with its first image.
+        local = os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
+        if self.gpu_devices != "none" and local and shutil.which("nvidia-smi") is None:
+            return "no GPU on this host: nvidia-smi, which comes with the NVIDIA driver, is not installed"
+        return None
+
+    def outlook(self, spec: EnvironmentSpec) -> str:
+        if self.client.images.list(name=repository(spec)):
+            return f"image {repository(spec)} built before: rebuilt only if its recipe or base changed"
+        return f"image {repository(spec)} to build (minutes: a framework's wheels are hundreds of MB, torch's CUDA libraries 3 GB)"
 
     def gpu_inventory(self, probe: Prepared) -> tuple[str | None, list[dict]]:
         """What unavailable("gpu") says, and the GPUs a container here is given (nvidia-smi's index, name, driver, memory)."""

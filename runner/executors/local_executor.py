@@ -18,14 +18,20 @@ class LocalExecutor(ProcessExecutor):
     name = "local"
 
     def prepare(self, spec: EnvironmentSpec) -> Prepared | Unsuitable:
+        unsuitable = self.outlook(spec)
+        if isinstance(unsuitable, Unsuitable):
+            return unsuitable
+        self.progress(f"{spec.name}: {self.python.executable} as it is ({self.python.installed(spec.requirements)})")
+        return Prepared(spec, self.python.executable, provenance(spec, self.python))
+
+    def outlook(self, spec: EnvironmentSpec) -> str | Unsuitable:
         # Only the requirements: a pinned cuDNN (libraries) may come from the system rather than pip,
         # and the workload itself checks the cuDNN it loaded against the cell's. Nor the telemetry's
         # NVML binding: without it the record says GPU telemetry is not available, and the timing stands.
         wrong = mismatches(tuple(r for r in spec.requirements if r != NVML_REQUIREMENT), self.python.packages)
         if wrong:
             return Unsuitable(spec, f"{self.python.executable} has {', '.join(wrong)}: the local executor installs nothing")
-        self.progress(f"{spec.name}: {self.python.executable} as it is ({self.python.installed(spec.requirements)})")
-        return Prepared(spec, self.python.executable, provenance(spec, self.python))
+        return f"{self.python.executable} as it is"
 
 
 def mismatches(requirements: tuple[str, ...], packages: dict[str, str]) -> list[str]:

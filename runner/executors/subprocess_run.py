@@ -215,6 +215,9 @@ class ProcessExecutor:
     def unavailable(self, kind: str, probe: Prepared) -> str | None:
         return gpu_unavailable(self.gpu_devices) if kind == "gpu" else None
 
+    def gpu_outlook(self) -> str | None:
+        return gpu_unavailable(self.gpu_devices)  # nvidia-smi on this host: as cheap before as after
+
     def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_folder: Path) -> RawRun:
         if job.fault == "memory":
             return RawRun(exit_code=None, output="", error=MEMORY_FAULT_REFUSED)

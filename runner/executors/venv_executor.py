@@ -64,6 +64,10 @@ class VenvExecutor(ProcessExecutor):
                 return failure
         return self._prepared(spec, venv.resolve())
 
+    def outlook(self, spec: EnvironmentSpec) -> str:
+        venv = self.folder / venv_name(spec, self.python)
+        return f"venv {venv} up to date" if venv.exists() else f"venv {venv} to build with pip"
+
     def _build(self, spec: EnvironmentSpec, venv: Path) -> PrepareFailure | None:
         self.progress(f"{spec.name}: building {venv} with Python {self.python.version} ({self.python.executable})")
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--budget-minutes", type=minutes, metavar="M",
                      help="stop starting repeats once the run has taken M minutes, and stop the one running at M: on a machine "
                           "lent for a while, what is measured by then is kept and the rest is recorded as not reached")
+    run.add_argument("--wide", action="store_true", help="end with the report's table of every column (see report --wide)")
     run.add_argument("--dry-run", action="store_true",
                      help="print what the run would do (cells to run, those that would not and why, environments to make, "
                           "an estimate of its time) and stop there; every run prints it first")
@@ -116,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     report_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="only the cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
     report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
+    report.add_argument("--wide", action="store_true", help="the table with every column, all cells in one (default: per workload, "
+                        "its measured cells with their speed-ups and verdicts, in 100 columns)")
     report.add_argument("--baseline", metavar="CELL", help="the cell speed-ups are measured against (default: each workload's CPU cell)")
     report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the timed epoch times as a chart")
     report.add_argument("--by", metavar="KEY", help="one table per value of KEY: host (the node that measured each record) or an axis such as gpu_type")
@@ -296,7 +299,7 @@ def cmd_run(args) -> int:
         result = session.run(chosen, chosen_executor, args.results, args.resume, args.repeats, progress, budget, args.force,
                              lambda run_id: resume_command(args, run_id))
     min_effect = args.min_effect / 100
-    print(render(result.records, min_effect=min_effect))
+    print(render(result.records, min_effect=min_effect, wide=args.wide))
     if args.dispatch != "local":
         print("\n" + dispatch.where(result.records))
     if any(record.status == "ok" for record in result.records):
@@ -405,10 +408,10 @@ def cmd_report(args) -> int:
     min_effect = args.min_effect / 100
     if args.by:
         groups = dispatch.group_by(loaded, args.by)
-        text = "\n\n".join(f"{args.by} {value}\n" * (args.format not in ("csv", "json")) + render(group, args.format, args.baseline, min_effect)
-                           for value, group in groups.items())
+        text = "\n\n".join(f"{args.by} {value}\n" * (args.format not in ("csv", "json"))
+                           + render(group, args.format, args.baseline, min_effect, args.wide) for value, group in groups.items())
     else:
-        text = render(loaded, args.format, args.baseline, min_effect)
+        text = render(loaded, args.format, args.baseline, min_effect, args.wide)
     emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + text, args.output)
     if args.plot:
         with written(args.plot, "--plot") as partial:

@@ -28,6 +28,12 @@ from runner.stats import ALPHA, MIN_EFFECT, OUTLIER_MADS, Comparison, Summary, c
 from runner.telemetry import CellTelemetry
 
 FORMATS = ("github", "plain", "markdown", "csv", "json")
+# The default table, per workload, of its measured cells: what a terminal of 100 columns shows whole (--wide: COLUMNS).
+NARROW_COLUMNS = ["cell", "status", "epoch s", "speed-up", "verdict"]
+NARROW_NOTE = ("epoch s: the median repeat's timed epochs (training and validation); the speed-up and its verdict\n"
+               "are from those repeats. Cells not measured are listed below; --wide shows every column.")
+WIDE_NOTE = ("The speed-up and its verdict are from epoch s (training and validation, the median repeat); images/s counts "
+             "training alone, so the two can rank cells differently.")
 COLUMNS = ["cell", "status", "workload", "device", "CUDA", "cuDNN named / loaded", "framework, Keras loaded",
            "first epoch s", "repeats", "epoch s median (repeat range)", "outlier epochs", "images/s", "speed-up"]
 # Added only when some cell's records carry the figures, so that runs from before telemetry read as they did.
@@ -304,7 +310,24 @@ OUTLIER_NOTE = (f"Outlier epochs, more than {OUTLIER_MADS:g} MADs from their cel
                 "repeat's number, and the test ranks repeats):")
 
 
-def render(records: list[Record], table_format: str = "github", baseline: str | None = None, min_effect: float = MIN_EFFECT) -> str:
+def narrow_tables(results: list[CellResult], chosen: dict[str, CellResult], found: list[Pair], table_format: str) -> str:
+    """Per workload, a table of its measured cells, named without the workload: the answer first, in 100 columns."""
+    speedups = {pair.other.cell_id: pair.comparison for pair in found if pair.question == "speed-up"}
+    tables = []
+    for workload in dict.fromkeys(result.workload for result in results if result.timed):
+        measured = [result for result in results if result.workload == workload and result.timed]
+        reference = chosen.get(measured[0].model)
+        rows = [[result.cell_id.removesuffix(f"-{workload}"), result.status, f"{result.timed.median:.2f}",
+                 "baseline" if result is reference else speedups[result.cell_id].short_times() if result.cell_id in speedups else "-",
+                 speedups[result.cell_id].short_words if result.cell_id in speedups else "-"] for result in measured]
+        against = f"speed-ups against {reference.cell_id}" if reference else "no baseline measured"
+        tables.append(f"{workload} ({against}):\n" + _table(NARROW_COLUMNS, rows, table_format))
+    return "\n\n".join(tables) + "\n" + NARROW_NOTE if tables else "No cell was measured."
+
+
+def render(records: list[Record], table_format: str = "github", baseline: str | None = None, min_effect: float = MIN_EFFECT,
+           wide: bool = False) -> str:
+    """The report; its table, in text formats, is the narrow one per workload unless `wide` (CSV and JSON have every column)."""
     results = cell_results(records)
     chosen = baselines(results, baseline)
     found = pairs(results, chosen, min_effect)
@@ -315,10 +338,13 @@ def render(records: list[Record], table_format: str = "github", baseline: str | 
         return json.dumps({"cells": rows, "comparisons": [pair.to_dict() for pair in found], "sentences": said,
                            "outlier_epochs": outlier_lines(results), "input_bound": input_bound_lines(results),
                            "telemetry_warnings": warned, "not_measured": not_measured(results)}, indent=2)
-    text = _table(columns(results), [list(row.values()) for row in rows], table_format)
     if table_format == "csv":
-        return text
-    if any(result.telemetry and result.telemetry.energy_estimated for result in results):
+        return _table(columns(results), [list(row.values()) for row in rows], table_format)
+    if wide:
+        text = _table(columns(results), [list(row.values()) for row in rows], table_format) + "\n" + WIDE_NOTE
+    else:
+        text = narrow_tables(results, chosen, found, table_format)
+    if wide and any(result.telemetry and result.telemetry.energy_estimated for result in results):
         text += "\n" + ESTIMATED_NOTE
     if said:
         text += "\n\n" + "\n".join(said)

@@ -146,6 +146,16 @@ class Comparison:
         interval = f" ({self.ci_low:.2f}-{self.ci_high:.2f})" if self.ci_low is not None else ""
         return f"{self.ratio:.2f}x{interval} {self.words}"
 
+    def short_times(self) -> str:
+        """12.5x (12.2-12.9), 1.02x (0.99-1.05): three figures, for a narrow column."""
+        figures = lambda value: f"{value:.1f}" if value >= 10 else f"{value:.2f}"  # noqa: E731
+        interval = f" ({figures(self.ci_low)}-{figures(self.ci_high)})" if self.ci_low is not None else ""
+        return f"{figures(self.ratio)}x{interval}"
+
+    @property
+    def short_words(self) -> str:
+        return f"needs {self.repeats_needed} repeats" if self.repeats_needed is not None else self.words
+
     def as_percent(self) -> str:
         """+25.0% (+22.2% to +27.8%): faster; +1.2% means faster."""
         interval = f" ({_percent(self.ci_low)} to {_percent(self.ci_high)})" if self.ci_low is not None else ""

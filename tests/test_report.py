@@ -25,6 +25,28 @@ def test_stored_run_renders_to_the_golden_report():
     assert render(records.load(RUN_A)) + "\n" == (FIXTURES / f"report-{RUN_A.name}.txt").read_text()
 
 
+def test_stored_run_renders_to_the_golden_wide_report():
+    assert render(records.load(RUN_A), wide=True) + "\n" == (FIXTURES / f"report-{RUN_A.name}-wide.txt").read_text()
+
+
+def test_the_default_table_fits_100_columns_and_names_its_verdicts_basis():
+    as_slow = repeated("gpu-cuda12.6-cudnn9.2-tf2.21-dogs-vs-cats", 10.0, cudnn="9.2")  # the widest verdict: no difference shown
+    text = render(CPU + GPU_95 + GPU_93 + GPU_98 + [timed("gpu-cuda12.6-cudnn9.9-tf2.21-dogs-vs-cats", [1.0], cudnn="9.9")] + as_slow)
+    table = text.split("\n\n")[0].splitlines()
+    assert table[0] == f"dogs-vs-cats (speed-ups against {CPU_ID}):"
+    assert max(map(len, table)) <= 100
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table[3:] if line.startswith("|")]
+    assert rows == [["cpu-tf2.21", "ok", "10.00", "baseline", "-"],
+                    ["gpu-cuda12.6-cudnn9.5-tf2.21", "ok", "1.00", "10.0x (9.71-10.3)", "faster"],
+                    ["gpu-cuda12.6-cudnn9.3-tf2.21", "ok", "1.00", "10.0x (9.71-10.3)", "faster"],
+                    ["gpu-cuda12.6-cudnn9.8-tf2.21", "ok", "0.80", "12.5x (12.1-12.9)", "faster"],
+                    ["gpu-cuda12.6-cudnn9.9-tf2.21", "ok", "1.00", "10.0x", "needs 4 repeats"],
+                    ["gpu-cuda12.6-cudnn9.2-tf2.21", "ok", "10.00", "1.00x (0.97-1.03)", "no difference shown"]]
+    assert "epoch s: the median repeat's timed epochs (training and validation); the speed-up and its verdict" in text
+    wide = render(CPU + GPU_93, wide=True)
+    assert "images/s counts training alone, so the two can rank cells differently" in wide
+
+
 def test_two_stored_runs_compare_to_the_golden_table():
     compared = compare(records.load(RUN_A), records.load(RUN_B), RUN_A.name, RUN_B.name)
     assert compared + "\n" == (FIXTURES / "compare.txt").read_text()
@@ -140,8 +162,8 @@ def test_compare_judges_each_cell_as_the_report_does():
 
 
 def test_markdown_and_plain_formats():
-    assert render(CPU, "markdown").splitlines()[1].startswith("|:---")
-    assert not render(CPU, "plain").startswith("|")
+    assert render(CPU, "markdown").splitlines()[2].startswith("|:---")
+    assert not render(CPU, "plain").splitlines()[1].startswith("|")
 
 
 def test_cells_without_numbers_are_listed_and_shared_reasons_grouped():
@@ -249,7 +271,7 @@ def test_telemetry_adds_peak_memory_energy_and_images_per_joule_columns():
 
 def test_energy_integrated_from_power_samples_is_marked():
     gpu = [observed(GPU_93_ID, [1.0, 1.0], lambda n: [gpu_figures(energy=250.0, source="power samples")])]
-    text = render(gpu)
+    text = render(gpu, wide=True)
     assert "| 250 J*" in text
     assert "* GPU energy integrated from power samples: the GPU has no energy counter." in text
 

@@ -2,7 +2,7 @@
 #              RESUME=1 continues the latest run with the cells it has not measured).
 # make site:   write site/, a static site of every run under results/ (open site/index.html).
 # make bench:  every question of bench/, each rewriting its section of bench/RESULTS.md (QUICK=1: a smoke run).
-# make test:   every test; the Docker ones need a running engine, the executors ones a package index, the Slurm ones root and Slurm (see README).
+# make test:   every test; the Docker ones need a running engine, the executors ones a package index, the Slurm ones root and Slurm (see docs/testing.md).
 PYTHON ?= python3
 VENV ?= .venv
 MATRIX ?= matrix.yaml

@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 MATRIX ?= matrix.yaml
-RUNNER = $(VENV)/bin/python -m runner
+RUNNER = $(VENV)/bin/cudnn-matrix
 
 .PHONY: matrix site test unit-test executors-test docker-test slurm-test bench
 

@@ -1,4 +1,4 @@
-"""python -m runner: the pipeline matrix.yaml -> cells -> environments -> runs -> records -> report.
+"""cudnn-matrix (or python -m runner): the pipeline matrix.yaml -> cells -> environments -> runs -> records -> report.
 
 Exit codes: 0 all good, 1 some cell failed, 2 config or usage error, 130 interrupted.
 """
@@ -67,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
     results_options = argparse.ArgumentParser(add_help=False)
     results_options.add_argument("--results", type=Path, default=Path("results"), help="where run folders go (default: %(default)s)")
 
-    top = argparse.ArgumentParser(prog="python -m runner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = argparse.ArgumentParser(prog="cudnn-matrix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"cudnn-matrix {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", parents=[matrix_options, executor_choice], help="show the cells, their ids and images")
@@ -316,9 +316,14 @@ def left_to_run(args, chosen: session.Plan) -> list[Cell]:
     return [cell for cell in chosen.selected if measured[cell.id] < (args.repeats or chosen.matrix.repeats)]
 
 
+def program() -> list[str]:
+    """This runner as it was called: the console script by the path typed (.venv/bin/cudnn-matrix), else python -m runner."""
+    return [sys.argv[0]] if Path(sys.argv[0]).name == "cudnn-matrix" else ["python", "-m", "runner"]
+
+
 def resume_command(args, run_id: str) -> str:
     """The command that goes on with a run as this one ran it: pasted as printed, it selects the same cells the same way."""
-    words = ["python", "-m", "runner", "run", "-f", str(args.file)]
+    words = [*program(), "run", "-f", str(args.file)]
     if args.results != Path("results"):
         words += ["--results", str(args.results)]
     for option, value in (("-k", args.pattern), ("--executor", args.executor if args.executor != "docker" else None),

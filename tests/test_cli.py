@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runner import cli as runner_cli
 from runner.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -282,3 +283,18 @@ def test_ctrl_c_raises_in_the_runner_and_not_in_a_child_forked_from_it():
         except KeyboardInterrupt:
             os._exit(1)
     assert os.waitpid(child, 0)[1] == 0
+
+
+@pytest.mark.parametrize("argv0, words", [(".venv/bin/cudnn-matrix", [".venv/bin/cudnn-matrix"]),
+                                          ("/x/runner/__main__.py", ["python", "-m", "runner"])])
+def test_commands_the_runner_prints_call_it_as_it_was_called(monkeypatch, argv0, words):
+    monkeypatch.setattr(sys, "argv", [argv0, "run"])
+    assert runner_cli.program() == words
+
+
+def test_the_console_script_and_python_m_runner_are_one_program():
+    script = Path(sys.executable).with_name("cudnn-matrix")  # installed by `pip install -e .`, as the Makefile does
+    by_script = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    by_module = runner("--version")
+    assert by_script.returncode == by_module.returncode == 0
+    assert by_script.stdout == by_module.stdout and by_script.stdout.startswith("cudnn-matrix ")

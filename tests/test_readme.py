@@ -28,13 +28,13 @@ COMMAND_SECONDS = 45
 
 # The README commands that are run: the command as README writes it -> the exit status README promises.
 RUN = {
-    ".venv/bin/python -m runner --help": 0,
-    ".venv/bin/python -m runner --version": 0,
-    ".venv/bin/python -m runner list": 0,
-    ".venv/bin/python -m runner list --json": 0,
-    ".venv/bin/python -m runner list -f examples/quick.yaml": 0,
-    ".venv/bin/python -m runner report --results tests/fixtures/runs": 0,
-    ".venv/bin/python -m runner compare --results tests/fixtures/runs 20261129-012045 20261129-012103": 0,
+    ".venv/bin/cudnn-matrix --help": 0,
+    ".venv/bin/cudnn-matrix --version": 0,
+    ".venv/bin/cudnn-matrix list": 0,
+    ".venv/bin/cudnn-matrix list --json": 0,
+    ".venv/bin/cudnn-matrix list -f examples/quick.yaml": 0,
+    ".venv/bin/cudnn-matrix report --results tests/fixtures/runs": 0,
+    ".venv/bin/cudnn-matrix compare --results tests/fixtures/runs 20261129-012045 20261129-012103": 0,
 }
 
 # The README commands that are not run, and why.
@@ -42,11 +42,11 @@ SKIPPED = {
     "make matrix": "builds images and runs every cell of matrix.yaml (Docker, minutes to hours)",
     "make test": "the whole test suite, this file included; needs Docker, Slurm, sshd and chromium",
     "make matrix MATRIX=examples/quick.yaml": "builds an image and runs a cell (Docker, minutes)",
-    ".venv/bin/python -m runner build": "builds images (Docker, network or debootstrap)",
-    ".venv/bin/python -m runner run": "builds images and runs cells (Docker), writes results/",
-    ".venv/bin/python -m runner run --dry-run": "asks the Docker engine (the default executor) which images exist",
-    ".venv/bin/python -m runner report": "needs a run under results/, which a fresh checkout does not have",
-    ".venv/bin/python -m runner publish": "writes site/ in the checkout",
+    ".venv/bin/cudnn-matrix build": "builds images (Docker, network or debootstrap)",
+    ".venv/bin/cudnn-matrix run": "builds images and runs cells (Docker), writes results/",
+    ".venv/bin/cudnn-matrix run --dry-run": "asks the Docker engine (the default executor) which images exist",
+    ".venv/bin/cudnn-matrix report": "needs a run under results/, which a fresh checkout does not have",
+    ".venv/bin/cudnn-matrix publish": "writes site/ in the checkout",
 }
 
 
@@ -160,10 +160,11 @@ def snapshot() -> list[str]:
 @pytest.mark.parametrize("command", list(RUN))
 def test_readme_command_runs(command):
     words = shlex.split(command)
-    assert words[0] == ".venv/bin/python", "README commands use the Makefile's venv"
+    assert words[0] == ".venv/bin/cudnn-matrix", "README commands use the Makefile's venv"
     environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
     before = snapshot()
-    done = subprocess.run([sys.executable, *words[1:]], cwd=REPO, capture_output=True, text=True,
+    # The console script this interpreter's venv has, as `make` installs it: the command README shows, not a stand-in.
+    done = subprocess.run([str(Path(sys.executable).with_name("cudnn-matrix")), *words[1:]], cwd=REPO, capture_output=True, text=True,
                           timeout=COMMAND_SECONDS, env=environment)
     assert done.returncode == RUN[command], f"{command}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     assert "Traceback" not in done.stderr, done.stderr

@@ -31,7 +31,7 @@ from runner.executors.subprocess_run import interpreter
 from runner.executors.venv_executor import VenvExecutor
 from runner.plot import plot
 from runner.progress import Progress
-from runner.report import FORMATS, compare, render
+from runner.report import FORMATS, compare, render, slower_in_b
 from runner.site import publish
 from runner.stats import MIN_EFFECT
 
@@ -125,6 +125,8 @@ def parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios")
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder or run id")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or run id")
+    compare.add_argument("--fail-on", choices=["slower"],
+                         help="exit 1 when some cell of B is slower than in A (the verdict, not the ratio alone): a CI job's regression gate")
     publish = commands.add_parser("publish", parents=[results_options, verdict_options],
                                   help="write a static site of every run (opens from disk); only changed runs are rendered again")
     publish.add_argument("-o", "--output", type=Path, default=Path("site"), metavar="SITE", help="the site's folder (default: %(default)s)")
@@ -430,7 +432,10 @@ def cmd_compare(args) -> int:
     run_a, run_b = (records.find_run(args.results, str(run)) for run in (args.run_a, args.run_b))
     loaded_a, loaded_b = (selected(records.load(run), args.pattern, run.name) for run in (run_a, run_b))
     emit(compare(loaded_a, loaded_b, run_a.name, run_b.name, args.format, args.min_effect / 100), args.output)
-    return EXIT_OK
+    slower = slower_in_b(loaded_a, loaded_b, args.min_effect / 100) if args.fail_on else []
+    if slower:
+        progress(f"--fail-on slower: {len(slower)} cell(s) slower in {run_b.name} than in {run_a.name}: {', '.join(slower)}")
+    return EXIT_CELL_FAILED if slower else EXIT_OK
 
 
 def cmd_publish(args) -> int:

@@ -376,9 +376,10 @@ def compare(records_a: list[Record], records_b: list[Record], name_a: str, name_
     if with_energy:
         headers += ["A GPU energy/epoch", "B GPU energy/epoch", "energy B / A"]
     rows, compared = [], []
+    judged = b_against_a(results_a, results_b, min_effect)
     for cell_id in common:
         a, b = results_a[cell_id], results_b[cell_id]
-        comparison = compare_repeats(a.timed.per_repeat, b.timed.per_repeat, min_effect) if a.timed and b.timed else None
+        comparison = judged.get(cell_id)
         rows.append([cell_id, _timing(a, missing=a.status), _timing(b, missing=b.status), f"{a.repeats} / {b.repeats}",
                      comparison.as_times() if comparison else "-"])
         if with_energy:
@@ -406,6 +407,18 @@ def compare(records_a: list[Record], records_b: list[Record], name_a: str, name_
         if warned[label]:
             text += f"\n\n{label} ({name}): {TELEMETRY_NOTE[0].lower()}{TELEMETRY_NOTE[1:]}\n" + "\n".join(warned[label])
     return text
+
+
+def b_against_a(results_a: dict[str, CellResult], results_b: dict[str, CellResult], min_effect: float) -> dict[str, Comparison]:
+    """Per cell measured in both runs, B's speed against A's."""
+    return {cell_id: compare_repeats(a.timed.per_repeat, results_b[cell_id].timed.per_repeat, min_effect)
+            for cell_id, a in results_a.items() if cell_id in results_b and a.timed and results_b[cell_id].timed}
+
+
+def slower_in_b(records_a: list[Record], records_b: list[Record], min_effect: float = MIN_EFFECT) -> list[str]:
+    """The cells whose verdict in B against A is slower: what `compare --fail-on slower` fails on."""
+    judged = b_against_a({r.cell_id: r for r in cell_results(records_a)}, {r.cell_id: r for r in cell_results(records_b)}, min_effect)
+    return [cell_id for cell_id, comparison in judged.items() if comparison.verdict == "slower"]
 
 
 def _energy(result: CellResult) -> float | None:

@@ -298,3 +298,21 @@ def test_the_console_script_and_python_m_runner_are_one_program():
     by_module = runner("--version")
     assert by_script.returncode == by_module.returncode == 0
     assert by_script.stdout == by_module.stdout and by_script.stdout.startswith("cudnn-matrix ")
+
+
+def test_compare_fail_on_slower_gates_a_regression(tmp_path, capsys):
+    from site_runs import WORKSTATION, host, write_run
+    from test_report import repeated
+
+    cell = "cpu-tf2.21-dogs-vs-cats"
+    write_run(tmp_path, "20261201-000000", host(WORKSTATION), repeated(cell, 10.0, kind="cpu"))
+    write_run(tmp_path, "20261202-000000", host(WORKSTATION), repeated(cell, 12.0, kind="cpu"))  # a fifth slower
+    write_run(tmp_path, "20261203-000000", host(WORKSTATION), repeated(cell, 10.0, kind="cpu"))
+    gate = ["compare", "--results", str(tmp_path), "--fail-on", "slower"]
+
+    assert main([*gate, "20261201-000000", "20261202-000000"]) == 1
+    assert capsys.readouterr().err == f"--fail-on slower: 1 cell(s) slower in 20261202-000000 than in 20261201-000000: {cell}\n"
+    assert main([*gate, "20261201-000000", "20261203-000000"]) == 0
+    assert main([*gate, "20261202-000000", "20261201-000000"]) == 0  # faster is no regression
+    assert main(["compare", "--results", str(tmp_path), "20261201-000000", "20261202-000000"]) == 0  # no gate asked for
+    assert main(["compare", "--results", str(FIXTURE_RUN.parent), "--fail-on", "slower", "20261129-012045", "20261129-012103"]) == 0

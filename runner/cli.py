@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import __version__, datasets, dispatch, preflight, records, session
+from runner import __version__, datasets, dispatch, doctor, preflight, records, session
 from runner.cells import Cell, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
@@ -101,6 +101,8 @@ def parser() -> argparse.ArgumentParser:
     run_cell.add_argument("--repeat", type=int, default=0)
     run_cell.add_argument("--run", type=Path, required=True)
     run_cell.add_argument("--matrix-sha256")
+    commands.add_parser("doctor", parents=[matrix_options, executor_options, build_options, results_options],
+                        help="check what a run depends on (engine, GPU, disk, base images, data) without running anything")
     data = commands.add_parser("data", help="prepare real data on the host: Kaggle's Dogs vs Cats, or MNIST")
     data.add_argument("model", choices=["dogs-vs-cats", "mnist"])
     data.add_argument("--from", dest="source", type=Path, metavar="FILE",
@@ -380,6 +382,13 @@ def cmd_run_cell(args) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args) -> int:
+    chosen = plan(args)
+    found = doctor.checks(chosen, args.executor, lambda: executor(args, chosen), args.results)
+    print("\n".join(check.line() for check in found))
+    return doctor.exit_code(found)
+
+
 def cmd_data(args) -> int:
     if args.model == "mnist":
         datasets.fetch_mnist(args.source, args.data, progress)
@@ -494,4 +503,4 @@ def emit(text: str, output: Path | None) -> None:
 
 INTERNAL_COMMANDS = ("run-cell",)  # what a dispatched job runs on its node; not for people
 COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "run-cell": cmd_run_cell, "report": cmd_report, "compare": cmd_compare,
-            "data": cmd_data, "clean": cmd_clean, "publish": cmd_publish}
+            "doctor": cmd_doctor, "data": cmd_data, "clean": cmd_clean, "publish": cmd_publish}

@@ -70,11 +70,19 @@ class Dataset:
 def prepare(workload: Workload, progress: Callable[[str], None]) -> Dataset:
     if workload.model == "mnist":
         return _mnist(workload, progress)
-    root = workload.data_dir
-    if any((root / split / name).is_dir() for split in SPLITS for name in CLASSES):
+    if real_data(workload):
         _check_real(workload)
-        return Dataset(workload.name, root, "real")
+        return Dataset(workload.name, workload.data_dir, "real")
     return _synthetic(workload, progress, _write_dogs_vs_cats)
+
+
+def real_data(workload: Workload) -> Path | None:
+    """Where the workload's real data is, if it has any there (checked in full only by prepare): else it gets synthetic data."""
+    if workload.model == "mnist":
+        real = workload.data_dir / "mnist" / MNIST_FILE
+        return real if real.is_file() else None
+    root = workload.data_dir
+    return root if any((root / split / name).is_dir() for split in SPLITS for name in CLASSES) else None
 
 
 def _check_real(workload: Workload) -> None:
@@ -96,8 +104,8 @@ def _jpegs(folder: Path) -> list[Path]:
 
 
 def _mnist(workload: Workload, progress: Callable[[str], None]) -> Dataset:
-    real = workload.data_dir / "mnist" / MNIST_FILE
-    if not real.is_file():
+    real = real_data(workload)
+    if real is None:
         return _synthetic(workload, progress, _write_mnist)
     counts = check_mnist(real)
     if counts["train"] < workload.train_images or counts["test"] < workload.validation_images:

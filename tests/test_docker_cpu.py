@@ -102,3 +102,11 @@ def test_dry_run_says_which_images_exist_and_that_gpu_cells_will_be_skipped_befo
     if shutil.which("nvidia-smi") is None:  # as on this project's machines: said before any GPU image is built
         assert "1 cell(s) not run: skipped: no GPU on this host: nvidia-smi, which comes with the NVIDIA driver, is not installed" in done.stderr
     assert not (tiny / "dry-results").exists() and "Step 1/" not in done.stderr
+
+
+def test_doctor_checks_the_engine_its_disk_and_the_images_for_real(first_build, tiny):
+    done = runner("doctor", "-f", tiny / "matrix.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "ok       executor docker: docker_engine " in done.stdout
+    assert "ok       environment cpu-tf2.21: image cudnn-matrix/cpu-tf2.21 built before" in done.stdout
+    assert "disk for images: " in done.stdout and "GiB free at " in done.stdout

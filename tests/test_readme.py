@@ -45,6 +45,7 @@ SKIPPED = {
     ".venv/bin/cudnn-matrix build": "builds images (Docker, network or debootstrap)",
     ".venv/bin/cudnn-matrix run": "builds images and runs cells (Docker), writes results/",
     ".venv/bin/cudnn-matrix run --dry-run": "asks the Docker engine (the default executor) which images exist",
+    ".venv/bin/cudnn-matrix doctor": "asks the Docker engine, which a checkout's fast tests do not have",
     ".venv/bin/cudnn-matrix report": "needs a run under results/, which a fresh checkout does not have",
     ".venv/bin/cudnn-matrix publish": "writes site/ in the checkout",
 }

@@ -245,14 +245,14 @@ def _output(command: list[str]) -> str:
 
 
 def archive(results: Path, run_folder: Path, names: list[str]) -> Path:
-    """RESULTS/gpu_check.tgz: the run's own files and the check's, without the data set and the installed wheels."""
+    """RESULTS/gpu_check.tgz: the run's own files and logs and the check's, without the data set and the installed wheels."""
     path = results / ARCHIVE
     with tarfile.open(path, "w:gz") as tar:
         for name in names:
             if (results / name).exists():
                 tar.add(results / name, arcname=f"gpu_check/{name}")
         for member in sorted(run_folder.iterdir()):
-            if member.is_file() and not member.name.startswith("."):
+            if not member.name.startswith("."):  # the run's files, and its logs/: each repeat's own output
                 tar.add(member, arcname=f"gpu_check/run/{member.name}")
     return path
 

@@ -57,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
                                  help="where cells run: docker (a container each), or without isolation venv (a virtualenv "
                                       "per environment, made with --python) or local (--python as it is) (default: %(default)s)")
     executor_options = argparse.ArgumentParser(add_help=False, parents=[executor_choice])
+    executor_options.add_argument("-v", "--verbose", action="store_true",
+                                  help="stream each cell's own output (kept in the run folder's logs/ either way) and every build line")
     executor_options.add_argument("--python", default=sys.executable, metavar="PATH",
                                   help="venv: the interpreter venvs are made with; local: the one cells run in (default: this one, %(default)s)")
     build_options = argparse.ArgumentParser(add_help=False)
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # Both explicitly: a process started in the background by a shell (as CI jobs are) inherits
     # SIGINT ignored, and Python then installs no Ctrl-C handler of its own.
+    progress.verbose = getattr(args, "verbose", False)
     interrupt = interrupt_for(os.getpid())
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
@@ -296,8 +299,9 @@ def cmd_run(args) -> int:
         if args.resume:
             refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))
         chosen_executor = executor(args, chosen)
-        progress(preflight.outlook(left_to_run(args, chosen), chosen_executor, args.repeats or chosen.matrix.repeats, args.results).render())
-        if args.dry_run:
+        if args.dry_run:  # what every run says first, here alone
+            progress(preflight.outlook(left_to_run(args, chosen), chosen_executor, args.repeats or chosen.matrix.repeats,
+                                       args.results).render())
             return EXIT_OK
         budget = session.Budget.starting_now(args.budget_minutes) if args.budget_minutes else None
         result = session.run(chosen, chosen_executor, args.results, args.resume, args.repeats, progress, budget, args.force,

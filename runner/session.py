@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runner import datasets, gpu_types, host, records
+from runner import datasets, gpu_types, host, preflight, records
 from runner.cells import Cell, environments_of, expand, matches
 from runner.compatibility import load_table
 from runner.config import Matrix, devices, load_matrix
@@ -26,6 +26,9 @@ from runner.outcome import decide
 from runner.progress import Progress
 from runner.records import Record, now
 from workload.contract import JobSpec
+
+
+LOGS_FOLDER = "logs"  # in a run folder: each repeat's own output, cell-id.repeat.log
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progres
     measured = Counter(record.cell_id for record in earlier if record.status == "ok")
     noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
     todo = [cell for cell in plan.selected if measured[cell.id] < repeats]
+    progress(preflight.outlook(todo, executor, repeats, run_folder.parent).render())
     runnable = [cell for cell in todo if not cell.excluded]
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
     prepared, no_gpu = provision(executor, runnable, progress)
@@ -222,32 +226,40 @@ def interleaved(cells: list[Cell], repeats_left: dict[str, range]) -> list[tuple
 
 def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]], prepared: Provisioned, data: dict[str, Dataset],
                no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None) -> int:
-    """Run each (cell, repeat) afresh and append its record at once; returns how many failed."""
+    """Run each (cell, repeat) afresh and append its record at once; returns how many failed.
+
+    A cell that cannot run here gets its record, silently: the plan printed first said why, once per reason.
+    """
     failed = 0
     took: dict[str, float] = {}  # seconds each cell's last repeat took in this session
     clock = budget.clock if budget else time.monotonic
-    for number, (cell, repeat) in enumerate(runs, 1):
-        not_run = _not_run(cell, prepared, no_gpu)
-        if not_run:
-            status, reason = not_run
-            keep(run_folder, _record(executor, cell, None, status, reason, now()), progress)
-            progress(f"[{number}/{len(runs)}] {cell.id}: {status}: {reason}")
-            continue
-        if budget and budget.seconds_left() <= took.get(cell.id, 0.0):
-            if cell.id not in took:  # a cell with a repeat in this session says how many by its records
-                keep(run_folder, _record(executor, cell, None, "skipped", budget.not_reached, now()), progress)
-            progress(f"[{number}/{len(runs)}] {cell.id}: {budget.not_reached}")
-            continue
-        label = f"[{number}/{len(runs)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
-        progress(label)
-        started = clock()
-        record = run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder,
-                          budget.seconds_left() if budget else None)
-        record = dataclasses.replace(record, repeat=repeat)
-        took[cell.id] = clock() - started
-        kept = keep(run_folder, record, progress)
-        failed += record.status == "failed" or not kept
-        progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({took[cell.id]:.0f} s)")
+    to_run = [(cell, repeat) for cell, repeat in runs if not _not_run(cell, prepared, no_gpu)]
+    progress.start_run(len(to_run))
+    number = 0
+    try:
+        for cell, repeat in runs:
+            if not_run := _not_run(cell, prepared, no_gpu):
+                keep(run_folder, _record(executor, cell, None, *not_run, now()), progress)
+                continue
+            number += 1
+            if budget and budget.seconds_left() <= took.get(cell.id, 0.0):
+                if cell.id not in took:  # a cell with a repeat in this session says how many by its records
+                    keep(run_folder, _record(executor, cell, None, "skipped", budget.not_reached, now()), progress)
+                progress(f"[{number}/{len(to_run)}] {cell.id}: {budget.not_reached}")
+                continue
+            label = f"[{number}/{len(to_run)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
+            progress.start_repeat(cell.id, label, run_folder / LOGS_FOLDER / f"{cell.id}.{repeat + 1}.log")
+            started = clock()
+            record = run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder,
+                              budget.seconds_left() if budget else None)
+            record = dataclasses.replace(record, repeat=repeat)
+            took[cell.id] = clock() - started
+            kept = keep(run_folder, record, progress)
+            failed += record.status == "failed" or not kept
+            progress.end_repeat(cell.id, f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({took[cell.id]:.0f} s)",
+                                took[cell.id])
+    finally:
+        progress.end_run()
     return failed
 
 

@@ -118,13 +118,16 @@ def test_the_archive_holds_the_run_and_the_checks_files_but_not_the_data_or_whee
     run.mkdir(parents=True)
     for name in ("manifest.json", "results.jsonl", ".lock"):
         (run / name).write_text("{}")
+    (run / "logs").mkdir()
+    (run / "logs" / "cpu-torch2.11-baseline-mnist.1.log").write_text("epoch 1/2: 1.00 s\n")
     (tmp_path / "data" / "synthetic").mkdir(parents=True)
     (tmp_path / "data" / "synthetic" / "cat.1.jpg").write_bytes(b"\xff\xd8")
     (tmp_path / "site").mkdir()
     (tmp_path / "report.txt").write_text("report")
     path = gpu_check.archive(tmp_path, run, ["report.txt", "epochs.png"])  # no chart: nothing was measured
     with tarfile.open(path) as tar:
-        assert sorted(tar.getnames()) == ["gpu_check/report.txt", "gpu_check/run/manifest.json", "gpu_check/run/results.jsonl"]
+        assert sorted(tar.getnames()) == ["gpu_check/report.txt", "gpu_check/run/logs", "gpu_check/run/logs/cpu-torch2.11-baseline-mnist.1.log",
+                                          "gpu_check/run/manifest.json", "gpu_check/run/results.jsonl"]
 
 
 @pytest.mark.parametrize("options", [["--budget-minutes", "0.5"], ["--repeats", "0"]])

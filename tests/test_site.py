@@ -2,6 +2,7 @@
 runs still being written, and (marked `browser`) the pages as headless Chromium opens them from file://."""
 
 import dataclasses
+import html
 import json
 import os
 import re
@@ -16,9 +17,9 @@ from PIL import Image
 import site_runs
 from conftest import missing_part
 from fake_executor import FakeExecutor, fault_workloads
-from runner import cli, records
+from runner import cli, records, report
 from runner.errors import UserError
-from runner.site import STATE_FILE, publish
+from runner.site import STATE_FILE, publish, views
 from runner.site.views import file_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
@@ -118,6 +119,92 @@ def test_a_run_page_gives_the_report_its_verdicts_with_intervals_and_the_chart(p
     ElementTree.fromstring(svg)  # a well-formed SVG
     for label in ("timed epoch, seconds", "speed-up, times, log scale", "dogs-vs-cats: epoch time", "13.70x (13.60-13.86) faster"):
         assert label in svg  # matplotlib keeps each text as a comment beside its glyphs
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """A run the size of a real matrix, most of it not measured (site_runs.wide_run), published alone."""
+    base = tmp_path_factory.mktemp("wide")
+    site_runs.wide_run(base / "results")
+    done = publish(base / "results", base / "site")
+    return done.site / "runs" / site_runs.WIDE_RUN / "index.html"
+
+
+def text_of(page: str) -> str:
+    """A page's words as a reader sees them: tags dropped, entities read, runs of space as one."""
+    words = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    return re.sub(r" ([,.;:)])", r"\1", words)  # "<a>cells</a>, " reads "cells,"
+
+
+def test_a_run_page_gives_the_answer_before_the_tables_that_back_it(wide):
+    page = wide.read_text()
+    order = ['id="answer"', "<h2>Verdicts</h2>", 'id="chart"', "<h2>CUDA × cuDNN</h2>", '<h2 id="not-measured">', "<h2>Measured cells</h2>", "<h2>Run</h2>"]
+    assert [page.index(mark) for mark in order] == sorted(page.index(mark) for mark in order)
+    verdicts = page.split('id="verdicts"')[1].split("</table>")[0]
+    assert verdicts.count("<tr>") == 1 + 8 + 1 + 4  # header; 8 speed-ups (the other CPU cell, 7 GPU cells), GPU vs CPU, 4 cuDNN steps
+    assert 'class="scroll long"' in page  # more than a screenful of verdicts scrolls in its box, and the chart stays near the top
+
+
+def test_cells_not_measured_are_one_line_per_reason_not_rows(wide):
+    page = wide.read_text()
+    table = page.split("<h2>Measured cells</h2>")[1].split("</table>")[0]
+    assert "skipped" not in table and "excluded" not in table and table.count("<tr>") == 1 + 9  # header, the 9 measured cells
+    folded = page.split('<h2 id="not-measured">')[1].split("<h2")[0]
+    assert "<details><summary>8 cells" in folded and f"8 cells skipped {site_runs.DRIVER_TOO_OLD}" in text_of(folded)
+    assert text_of(page).count(site_runs.DRIVER_TOO_OLD) == 1  # said once, not once per cell
+    assert all(f'href="cells/{file_name(site_runs.gpu_id("12.8", cudnn, tf))}.html"' in folded
+               for cudnn in ("9.3", "9.5", "9.8", "9.10") for tf in ("2.20", "2.21"))
+
+
+def test_not_measured_groups_say_what_the_terminal_says(tmp_path):
+    view = views.run_view(views.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
+
+    groups = views.not_measured_groups(view.results)
+
+    assert ["- " + group["line"] for group in groups] == report.not_measured(view.results)
+    assert [(group["status"], len(group["cells"])) for group in groups] == [("excluded", 1), ("skipped", 8)]
+
+
+def test_the_terminals_input_bound_throttling_and_synthetic_notes_are_on_the_page(wide, published):
+    terminal = report.render(records.load(wide.parents[3] / "results" / site_runs.WIDE_RUN))
+    page = text_of(wide.read_text())
+    said = [line for heading in (report.INPUT_BOUND_NOTE, report.TELEMETRY_NOTE) for line in terminal.split(heading)[1].split("\n\n")[0].splitlines()[1:]]
+    assert len(said) == 2  # one input-bound cell, one throttled cell
+    for note in (report.INPUT_BOUND_NOTE, report.TELEMETRY_NOTE, *(line[2:] for line in said)):
+        assert note in page, note
+    assert "Read with the notes below: input-bound cells, telemetry warnings." in page
+    assert "not comparable: this cell ran throttled or on moving clocks" in page  # on its verdict, as the sentences say it
+    stored = text_of((published.site / "runs" / STORED[0] / "index.html").read_text())
+    assert "Synthetic data (no real data was present) for: dogs-vs-cats." in stored and "Read with the notes below: synthetic data." in stored
+
+
+def test_a_cuda_by_cudnn_grid_per_framework_build_marks_the_fastest(tmp_path):
+    view = views.run_view(views.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
+
+    grids = views.cudnn_grids(view)
+
+    assert [(grid["workload"], grid["build"]) for grid in grids] == [("dogs-vs-cats", "tensorflow 2.21"), ("dogs-vs-cats", "tensorflow 2.20")]
+    newest = grids[0]
+    assert newest["cudnns"] == ["9.3", "9.5", "9.8", "9.10"]  # by number, not as text
+    assert [row["cuda"] for row in newest["rows"]] == ["12.5", "12.6", "12.8"]
+    assert newest["fastest"] == site_runs.gpu_id("12.6", "9.8", "2.21")
+    assert newest["baseline"]["cell_id"] == site_runs.CPU_ID
+    best = newest["rows"][1]["squares"][2]
+    speedup = next(pair.comparison for pair in view.found if pair.question == "speed-up" and pair.other.cell_id == best["cell_id"])
+    result = next(result for result in view.results if result.cell_id == best["cell_id"])
+    assert best["fastest"] and best["seconds"] == f"{result.timed.median:.2f}"
+    assert (best["verdict"], best["speedup"]) == ("faster", f"{speedup.ratio:.2f}x faster")
+    assert newest["rows"][0]["squares"][2]["status"] == "excluded" and newest["rows"][0]["squares"][3] is None  # a hole, and a cell not in the matrix
+    assert newest["rows"][1]["squares"][0]["doubtful"]  # the throttled cell
+    assert [square["status"] for square in newest["rows"][2]["squares"]] == ["skipped"] * 4
+    assert grids[1]["fastest"] in (site_runs.gpu_id("12.6", "9.3", "2.20"), site_runs.gpu_id("12.6", "9.5", "2.20"))
+
+
+def test_the_grid_on_the_page_marks_the_fastest_cell(wide):
+    grid = wide.read_text().split("<h2>CUDA × cuDNN</h2>")[1].split("</table>")[0]
+    fastest = grid.split('<td class="fastest">')[1].split("</td>")[0]
+    assert f'href="cells/{site_runs.gpu_id("12.6", "9.8", "2.21")}.html"' in fastest and '<span class="fastest-mark">fastest</span>' in fastest
+    assert '<span class="verdict verdict-faster">' in fastest
 
 
 def test_a_cell_page_shows_what_it_loaded_and_its_epochs(published):
@@ -341,3 +428,4 @@ def test_screenshots_are_pages_with_their_charts_not_blanks(chromium, published,
     if page.startswith("cells/"):  # the chart's SVG loaded: the first host's line is Okabe-Ito blue
         blue = sum(count for count, (r, g, b) in colours if abs(r - 0x00) < 20 and abs(g - 0x72) < 20 and abs(b - 0xB2) < 20)
         assert blue > 200
+

@@ -228,7 +228,8 @@ class Pages:
             self._render(work / "cells" / f"{views.file_name(result.cell_id)}.html", "cell.html", root="../../../", run=summary,
                          cell=_cell_context(view, result, grouped[result.cell_id], rows.get(result.cell_id, {})))
         self._render(work / "index.html", "run.html", root="../../", run=summary, run_facts=views.manifest_facts(view), report=parts,
-                     chart=chart, notes=view.notes, measured=[r.cell_id for r in view.results if r.timed])
+                     chart=chart, notes=view.notes, measured=[r.cell_id for r in view.results if r.timed],
+                     grids=views.cudnn_grids(view))
         _write_bytes(work / "manifest.json", view.snapshot.manifest_bytes)
         _write_bytes(work / "results.jsonl", view.snapshot.results_bytes)
         old = final.with_name(f".old-{final.name}")

@@ -429,3 +429,70 @@ def test_screenshots_are_pages_with_their_charts_not_blanks(chromium, published,
         blue = sum(count for count, (r, g, b) in colours if abs(r - 0x00) < 20 and abs(g - 0x72) < 20 and abs(b - 0xB2) < 20)
         assert blue > 200
 
+
+# Measured in the page itself: the site's CSP runs no inline script, but a script file beside the page ('self') it does.
+MEASURE_JS = """
+window.addEventListener("load", () => {
+  const found = {viewport: [window.innerWidth, window.innerHeight], tops: {}, rights: {}};
+  for (const id of ["answer", "verdicts", "chart"]) {
+    const element = document.getElementById(id);
+    if (element) found.tops[id] = element.getBoundingClientRect().top;
+  }
+  for (const header of document.querySelectorAll("#verdicts thead th")) {
+    found.rights[header.textContent.trim()] = header.getBoundingClientRect().right;
+  }
+  document.body.setAttribute("data-measured", JSON.stringify(found));
+});
+"""
+FOLD = (1280, 800)
+
+
+def measure(chromium: str, page: Path, profile: Path) -> dict:
+    """Where the answer's parts lie on a 1280x800 screen: a copy of the page beside it, with one script file more."""
+    (page.parent / "measure.js").write_text(MEASURE_JS)
+    measured = page.with_name("measured.html")
+    measured.write_text(page.read_text().replace("</head>", '<script src="measure.js"></script>\n</head>', 1))
+    dom = browse(chromium, measured, profile, "--dump-dom", f"--window-size={FOLD[0]},{FOLD[1]}")
+    found = re.search(r'data-measured="([^"]*)"', dom)
+    assert found, "the measuring script did not run"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def first_screen(chromium: str, page: Path, shot: Path) -> Image.Image:
+    browse(chromium, page, shot.parent / "profile", f"--screenshot={shot}", f"--window-size={FOLD[0]},{FOLD[1]}")
+    return Image.open(shot).convert("RGB")
+
+
+def pixels_of(image: Image.Image, colour: str) -> int:
+    """How many pixels of the first screen are this colour (within a few levels): a badge, a chart marker."""
+    wanted = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return sum(count for count, rgb in image.getcolors(maxcolors=1 << 20) if all(abs(a - b) < 6 for a, b in zip(rgb, wanted)))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("run_id", ["20261124-090000", site_runs.WIDE_RUN])
+def test_the_verdicts_and_the_chart_are_on_the_first_screen_of_a_constructed_run(chromium, published, wide, tmp_path, run_id):
+    page = wide if run_id == site_runs.WIDE_RUN else published.site / "runs" / run_id / "index.html"
+
+    found = measure(chromium, page, tmp_path / "profile")
+
+    # Headless Chromium's --dump-dom window keeps room for a toolbar, so the viewport is shorter than the window; the width,
+    # which decides the layout, is the screen's, and a top measured unscrolled is the distance from the page's top.
+    assert found["viewport"][0] == FOLD[0]
+    assert 0 < found["tops"]["verdicts"] < FOLD[1] and 0 < found["tops"]["chart"] < FOLD[1], found
+    assert all(found["rights"][column] <= FOLD[0] for column in ("speed-up", "95% interval", "verdict")), found["rights"]
+    with first_screen(chromium, page, tmp_path / "shot.png") as screen:  # the page itself, as a reader opens it
+        assert screen.size == FOLD
+        assert pixels_of(screen, "#dff3ec") > 500  # the green of the "faster" verdicts
+
+
+@pytest.mark.browser
+def test_the_answer_and_the_chart_are_on_the_first_screen_of_a_stored_run(chromium, published, tmp_path):
+    page = published.site / "runs" / STORED[0] / "index.html"  # one measured cell: its answer is a sentence, no pair to judge
+
+    found = measure(chromium, page, tmp_path / "profile")
+
+    assert "verdicts" not in found["tops"]
+    assert 0 < found["tops"]["answer"] < found["tops"]["chart"] < FOLD[1] * 0.5, found
+    with first_screen(chromium, page, tmp_path / "shot.png") as screen:
+        assert pixels_of(screen, "#E69F00") > 30  # the chart's CPU marker, Okabe-Ito orange

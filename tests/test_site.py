@@ -28,6 +28,7 @@ BROWSER_SECONDS = 45  # under the 60 s a fast test gets, so that a hung browser 
 HOSTILE_RUN = "20261128-000000-<b onmouseover=alert(7)>run"  # a folder name: anything but a slash
 HOSTILE_CELL = "cpu-<script>alert(1)</script>-dogs"
 TRAVERSING_CELL = "../../../escaped \"quoted\" 'cell' $x^2$"
+HOSTILE_GPU_CELL = "gpu-cuda<u>12</u>-cudnn<script>alert(8)</script>-dogs"  # its CUDA and cuDNN head a grid's row and column
 LIVE_RUN = "20261128-120000"
 
 
@@ -45,6 +46,7 @@ def hostile_run(results: Path) -> Path:
         site_runs.record(HOSTILE_CELL, "cpu", measurement=dataclasses.replace(measured.measurement, workload=model)),
         site_runs.record(TRAVERSING_CELL, "cpu", status="failed", reason="<img src=x onerror=alert(2)>",
                          log_tail="epoch 1/4\n</pre><script>alert(3)</script>\n<!-- -->\"'&"),
+        site_runs.record(HOSTILE_GPU_CELL, "gpu", status="skipped", reason="no GPU", cuda="<u>12</u>", cudnn="<script>alert(8)</script>"),
     ]
     host = {**site_runs.host(site_runs.WORKSTATION), "cpu_model": "<svg onload=alert(4)>"}
     folder = site_runs.write_run(results, HOSTILE_RUN, host, cells)
@@ -248,7 +250,7 @@ def test_markup_in_results_is_shown_as_text_never_run(published):
     for name, text in pages(site).items():
         assert text.count("<script") == 1, name  # only the site's own script tag
         assert "alert(" not in text or "&lt;" in text, name
-        for raw in ("<script>alert", "<img src=x", "<svg onload", "<b onmouseover", "<i>model</i>", '"><script'):
+        for raw in ("<script>alert", "<img src=x", "<svg onload", "<b onmouseover", "<i>model</i>", '"><script', "<u>12"):
             assert raw not in text, (name, raw)
     hostile = site / "runs" / file_name(HOSTILE_RUN)
     assert hostile.parent == site / "runs" and (hostile / "index.html").is_file()
@@ -261,7 +263,8 @@ def test_markup_in_results_is_shown_as_text_never_run(published):
     for svg in site.rglob("*.svg"):
         assert "<script" not in svg.read_text() and "<i>" not in svg.read_text()
     run = (hostile / "index.html").read_text()
-    assert "line 3: not a complete JSON record; the line is left out" in run  # a damaged line, not one being written
+    assert "line 4: not a complete JSON record; the line is left out" in run  # a damaged line, not one being written
+    assert "<th scope=\"col\">&lt;script&gt;alert(8)&lt;/script&gt;</th>" in run  # the grid's cuDNN heading, as text
 
 
 def test_a_second_publish_renders_nothing_and_a_changed_run_only_itself(tmp_path):

@@ -518,7 +518,7 @@ def cudnn_grids(view: RunView) -> list[dict]:
     """Per workload and per framework build (framework, version, Keras, GPU model), its GPU cells as a table: CUDA down, cuDNN across.
 
     Each square gives the cell's timed epoch seconds (median repeat) and its speed-up verdict against the workload's baseline, the
-    same comparison the verdicts table gives; the measured cell with the lowest median is marked fastest. Unmeasured cells show
+    same comparison the verdicts table gives; of two or more measured cells, the one with the lowest median is marked fastest. Unmeasured cells show
     their status, so that a hole in the matrix is seen as one.
     """
     axes = {cell_id: group[-1].axes for cell_id, group in by_cell(view.records).items()}
@@ -533,7 +533,8 @@ def cudnn_grids(view: RunView) -> list[dict]:
     made = []
     for (workload, build), cells in grids.items():
         measured = [r for r in cells if r.timed]
-        fastest = min(measured, key=lambda r: r.timed.median).cell_id if measured else None
+        # "Fastest" of one measured cell would say nothing: it takes two to have a fastest.
+        fastest = min(measured, key=lambda r: r.timed.median).cell_id if len(measured) > 1 else None
         baseline = view.chosen.get(cells[0].model)
         squares = {(axes[r.cell_id]["cuda"], axes[r.cell_id]["cudnn"]): _square(r, speedups.get(r.cell_id), r.cell_id == fastest,
                                                                                  baseline is r) for r in cells}

@@ -452,10 +452,14 @@ FOLD = (1280, 800)
 
 def measure(chromium: str, page: Path, profile: Path) -> dict:
     """Where the answer's parts lie on a 1280x800 screen: a copy of the page beside it, with one script file more."""
-    (page.parent / "measure.js").write_text(MEASURE_JS)
-    measured = page.with_name("measured.html")
+    script, measured = page.with_name("measure.js"), page.with_name("measured.html")
+    script.write_text(MEASURE_JS)
     measured.write_text(page.read_text().replace("</head>", '<script src="measure.js"></script>\n</head>', 1))
-    dom = browse(chromium, measured, profile, "--dump-dom", f"--window-size={FOLD[0]},{FOLD[1]}")
+    try:
+        dom = browse(chromium, measured, profile, "--dump-dom", f"--window-size={FOLD[0]},{FOLD[1]}")
+    finally:  # the site the other tests read stays as publish wrote it
+        script.unlink()
+        measured.unlink()
     found = re.search(r'data-measured="([^"]*)"', dom)
     assert found, "the measuring script did not run"
     return json.loads(html.unescape(found.group(1)))

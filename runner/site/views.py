@@ -418,12 +418,11 @@ def report_parts(view: RunView) -> dict:
     rows = table_rows(results, view.chosen, view.found)
     synthetic = sorted({r.workload for r in results if r.data_kind == "synthetic"})
     unisolated = sorted({record.executor for record in view.records if record.environment.get("isolation") == "none"})
-    measured = {result.cell_id for result in results if is_measured(result)}
     return {
         "columns": list(rows[0]) if rows else COLUMNS,
         "rows": rows,
         # Cells without numbers are said once per reason (not_measured), not as rows of dashes.
-        "measured_rows": [row for row, result in zip(rows, results) if result.cell_id in measured],
+        "measured_rows": [row for row, result in zip(rows, results) if is_measured(result)],  # table_rows: one row per result, in order
         "estimated_note": ESTIMATED_NOTE if any(r.telemetry and r.telemetry.energy_estimated for r in results) else "",
         "sentences": sentences(results, view.chosen, view.found),
         "method": method_note(view.min_effect) if view.found else "",
@@ -518,8 +517,8 @@ def cudnn_grids(view: RunView) -> list[dict]:
     """Per workload and per framework build (framework, version, Keras, GPU model), its GPU cells as a table: CUDA down, cuDNN across.
 
     Each square gives the cell's timed epoch seconds (median repeat) and its speed-up verdict against the workload's baseline, the
-    same comparison the verdicts table gives; of two or more measured cells, the one with the lowest median is marked fastest. Unmeasured cells show
-    their status, so that a hole in the matrix is seen as one.
+    same comparison the verdicts table gives; of two or more measured cells, the one with the lowest median is marked fastest.
+    Unmeasured cells show their status, so that a hole in the matrix is seen as one.
     """
     axes = {cell_id: group[-1].axes for cell_id, group in by_cell(view.records).items()}
     speedups = {pair.other.cell_id: pair.comparison for pair in view.found if pair.question == "speed-up"}

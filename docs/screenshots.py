@@ -1,4 +1,4 @@
-"""Make docs/site-index.png, site-cell.png and site-across-runs.png, the README's pictures of the site.
+"""Make docs/site-index.png, site-run.png, site-cell.png and site-across-runs.png, the README's pictures of the site.
 
 They show the tests' constructed runs (tests/site_runs.py: a week on a workstation and a cluster node,
 numbers made up), published as `python -m runner publish` does and photographed by headless Chromium.
@@ -23,6 +23,7 @@ from runner.site import publish  # noqa: E402
 
 SHOTS = {
     "site-index.png": ("index.html", (1280, 620)),
+    "site-run.png": ("runs/20261124-090000/index.html", (1280, 800)),  # a run's first screen: its answer
     "site-cell.png": (f"runs/20261125-140000/cells/{site_runs.GPU_IDS['9.8']}.html", (1280, 820)),
     "site-across-runs.png": (f"cells/{site_runs.GPU_IDS['9.8']}.html", (1280, 700)),
 }

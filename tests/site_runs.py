@@ -31,8 +31,12 @@ def host(machine: dict, driver: str | None = None, executor: str = "docker") -> 
 
 
 def measured(cell_id: str, kind: str, seconds: float, repeat: int, rng: random.Random, driver: str = "", cudnn: str = "",
-             framework_version: str = "2.21.0", epochs: int = 4) -> Record:
-    """An ok record: a warm-up epoch, then `epochs - 1` timed epochs of about `seconds`, a percent or two apart."""
+             framework_version: str = "2.21.0", epochs: int = 4, cuda: str = "12.6", timed_extra: dict | None = None,
+             telemetry: dict | None = None) -> Record:
+    """An ok record: a warm-up epoch, then `epochs - 1` timed epochs of about `seconds`, a percent or two apart.
+
+    timed_extra: more figures for each timed epoch (an input_wait_share, a "telemetry" with a GPU's throttle reasons);
+    telemetry: the measurement's own, which a record needs before its epochs' telemetry is read."""
     factor = 1 + rng.uniform(-0.015, 0.015)
     timed = [seconds * factor * (1 + rng.uniform(-0.004, 0.004)) for _ in range(epochs - 1)]
     all_epochs = [seconds * 2.6, *timed]
@@ -40,7 +44,8 @@ def measured(cell_id: str, kind: str, seconds: float, repeat: int, rng: random.R
         "schema": MEASUREMENT_SCHEMA, "cell_id": cell_id, "workload": "dogs-vs-cats",
         "data": {"kind": "real", "train_images": 2000, "validation_images": 800}, "warmup_epochs": 1,
         "epochs": [{"seconds": s, "train_seconds": s * 0.82, "images_per_second": 2000 / (s * 0.82), "loss": 0.69 - 0.03 * n,
-                    "accuracy": 0.52 + 0.04 * n, "val_loss": 0.68 - 0.02 * n, "val_accuracy": 0.55 + 0.03 * n}
+                    "accuracy": 0.52 + 0.04 * n, "val_loss": 0.68 - 0.02 * n, "val_accuracy": 0.55 + 0.03 * n,
+                    **((timed_extra or {}) if n else {})}
                    for n, s in enumerate(all_epochs)],
         "versions": {"python": "3.11.10", "tensorflow": framework_version, "keras": "3.12.0", "keras_backend": "tensorflow"},
         "host": {"cpu_model": "x", "cpu_count": 32, "cpus_usable": 32},
@@ -53,15 +58,17 @@ def measured(cell_id: str, kind: str, seconds: float, repeat: int, rng: random.R
                {"registered": [], "built_with": {}, "driver": None, "driver_cuda": None,
                 "cuda_runtime": {"path": None, "version": None}, "cudnn": {"path": None, "version": None}},
         "model": {"parameters": 1212513, "forward_flops": 358146624},
+        "telemetry": telemetry,
     }
-    return record(cell_id, kind, measurement=Measurement.from_dict(data), repeat=repeat, cudnn=cudnn[:3] if cudnn else "")
+    return record(cell_id, kind, measurement=Measurement.from_dict(data), repeat=repeat, cudnn=cudnn[:3] if cudnn else "", cuda=cuda,
+                  framework_version=".".join(framework_version.split(".")[:2]))
 
 
 def record(cell_id: str, kind: str, status: str = "ok", reason: str = "", measurement: Measurement | None = None, repeat: int = 0,
-           cudnn: str = "", log_tail: str = "") -> Record:
-    axes = {"kind": kind, "framework": "tensorflow", "framework_version": "2.21"}
+           cudnn: str = "", log_tail: str = "", cuda: str = "12.6", framework_version: str = "2.21") -> Record:
+    axes = {"kind": kind, "framework": "tensorflow", "framework_version": framework_version}
     if kind == "gpu":
-        axes.update(cuda="12.6", cudnn=cudnn or cell_id.split("cudnn")[1].split("-")[0])
+        axes.update(cuda=cuda, cudnn=cudnn or cell_id.split("cudnn")[1].split("-")[0])
     return Record(cell_id=cell_id, status=status, reason=reason, axes=axes, workload="dogs-vs-cats", executor="docker",
                   environment={"name": cell_id.rsplit("-dogs", 1)[0], "image": f"cudnn-matrix/{cell_id.rsplit('-dogs', 1)[0]}:5d41402abc4b2a76",
                                "image_id": "sha256:9f86d081884c7d65", "base_image": "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04"},
@@ -107,3 +114,35 @@ def demo(results: Path) -> list[Path]:
         matrix_run(results, "20261125-140000", CLUSTER, "535.183.01", {"9.3.0": 0.62, "9.5.1": 0.61, "9.8.2": 0.50}, seed=4),
         matrix_run(results, "20261127-090000", WORKSTATION, "560.35.03", {"9.3.0": 0.88, "9.5.1": 0.87, "9.8.0": 0.70}, seed=5),
     ]
+
+
+WIDE_RUN = "20261128-090000"
+THROTTLED = {"telemetry": {"gpus": [{"index": 0, "clock_event_reasons": ["hw_thermal_slowdown"]}]}}
+DRIVER_TOO_OLD = "the host's driver 550.54.15 runs CUDA 12.4 at most; CUDA 12.8 needs driver 570 or newer"
+
+
+def gpu_id(cuda: str, cudnn: str, tf: str) -> str:
+    return f"gpu-cuda{cuda}-cudnn{cudnn}-tf{tf}-dogs-vs-cats"
+
+
+def wide_run(results: Path) -> Path:
+    """A run the size of a real matrix, most of it not measured, as a user's first run on an old driver is:
+    two TensorFlow versions across CUDA x cuDNN, eight cells skipped for one reason, one excluded, one GPU cell
+    throttled and one waiting on its input. Five repeats each, so that verdicts can be reached."""
+    rng = random.Random(28)
+    seconds = {("2.21", "12.5", "9.3"): 0.80, ("2.21", "12.5", "9.5"): 0.79, ("2.21", "12.6", "9.3"): 0.78,
+               ("2.21", "12.6", "9.5"): 0.77, ("2.21", "12.6", "9.8"): 0.64, ("2.20", "12.6", "9.3"): 0.83, ("2.20", "12.6", "9.5"): 0.82}
+    cells = []
+    for repeat in range(5):
+        cells.append(measured(CPU_ID, "cpu", 9.8, repeat, rng))
+        cells.append(measured("cpu-tf2.20-dogs-vs-cats", "cpu", 10.1, repeat, rng, framework_version="2.20.0"))
+        for (tf, cuda, cudnn), time in seconds.items():
+            extra = THROTTLED if (tf, cuda, cudnn) == ("2.21", "12.6", "9.3") else {"input_wait_share": 0.3} if tf == "2.20" and cudnn == "9.5" else None
+            cells.append(measured(gpu_id(cuda, cudnn, tf), "gpu", time, repeat, rng, driver="550.54.15", cudnn=f"{cudnn}.0", cuda=cuda,
+                                  framework_version=f"{tf}.0", timed_extra=extra, telemetry={} if extra else None))
+    cells.append(record(gpu_id("12.5", "9.8", "2.21"), "gpu", status="excluded", cuda="12.5",
+                        reason="cuDNN 9.8 needs CUDA 12.6 or newer in its pip wheels"))
+    for cudnn in ("9.3", "9.5", "9.8", "9.10"):
+        for tf in ("2.20", "2.21"):
+            cells.append(record(gpu_id("12.8", cudnn, tf), "gpu", status="skipped", reason=DRIVER_TOO_OLD, cuda="12.8", framework_version=tf))
+    return write_run(results, WIDE_RUN, host(WORKSTATION), cells)

@@ -2,6 +2,7 @@
 runs still being written, and (marked `browser`) the pages as headless Chromium opens them from file://."""
 
 import dataclasses
+import html
 import json
 import os
 import re
@@ -16,9 +17,9 @@ from PIL import Image
 import site_runs
 from conftest import missing_part
 from fake_executor import FakeExecutor, fault_workloads
-from runner import cli, records
+from runner import cli, records, report
 from runner.errors import UserError
-from runner.site import STATE_FILE, publish
+from runner.site import STATE_FILE, publish, views
 from runner.site.views import file_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
@@ -27,6 +28,7 @@ BROWSER_SECONDS = 45  # under the 60 s a fast test gets, so that a hung browser 
 HOSTILE_RUN = "20261128-000000-<b onmouseover=alert(7)>run"  # a folder name: anything but a slash
 HOSTILE_CELL = "cpu-<script>alert(1)</script>-dogs"
 TRAVERSING_CELL = "../../../escaped \"quoted\" 'cell' $x^2$"
+HOSTILE_GPU_CELL = "gpu-cuda<u>12</u>-cudnn<script>alert(8)</script>-dogs"  # its CUDA and cuDNN head a grid's row and column
 LIVE_RUN = "20261128-120000"
 
 
@@ -44,6 +46,7 @@ def hostile_run(results: Path) -> Path:
         site_runs.record(HOSTILE_CELL, "cpu", measurement=dataclasses.replace(measured.measurement, workload=model)),
         site_runs.record(TRAVERSING_CELL, "cpu", status="failed", reason="<img src=x onerror=alert(2)>",
                          log_tail="epoch 1/4\n</pre><script>alert(3)</script>\n<!-- -->\"'&"),
+        site_runs.record(HOSTILE_GPU_CELL, "gpu", status="skipped", reason="no GPU", cuda="<u>12</u>", cudnn="<script>alert(8)</script>"),
     ]
     host = {**site_runs.host(site_runs.WORKSTATION), "cpu_model": "<svg onload=alert(4)>"}
     folder = site_runs.write_run(results, HOSTILE_RUN, host, cells)
@@ -120,6 +123,92 @@ def test_a_run_page_gives_the_report_its_verdicts_with_intervals_and_the_chart(p
         assert label in svg  # matplotlib keeps each text as a comment beside its glyphs
 
 
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """A run the size of a real matrix, most of it not measured (site_runs.wide_run), published alone."""
+    base = tmp_path_factory.mktemp("wide")
+    site_runs.wide_run(base / "results")
+    done = publish(base / "results", base / "site")
+    return done.site / "runs" / site_runs.WIDE_RUN / "index.html"
+
+
+def text_of(page: str) -> str:
+    """A page's words as a reader sees them: tags dropped, entities read, runs of space as one."""
+    words = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    return re.sub(r" ([,.;:)])", r"\1", words)  # "<a>cells</a>, " reads "cells,"
+
+
+def test_a_run_page_gives_the_answer_before_the_tables_that_back_it(wide):
+    page = wide.read_text()
+    order = ['id="answer"', "<h2>Verdicts</h2>", 'id="chart"', "<h2>CUDA × cuDNN</h2>", '<h2 id="not-measured">', "<h2>Measured cells</h2>", "<h2>Run</h2>"]
+    assert [page.index(mark) for mark in order] == sorted(page.index(mark) for mark in order)
+    verdicts = page.split('id="verdicts"')[1].split("</table>")[0]
+    assert verdicts.count("<tr>") == 1 + 8 + 1 + 4  # header; 8 speed-ups (the other CPU cell, 7 GPU cells), GPU vs CPU, 4 cuDNN steps
+    assert 'class="scroll long"' in page  # more than a screenful of verdicts scrolls in its box, and the chart stays near the top
+
+
+def test_cells_not_measured_are_one_line_per_reason_not_rows(wide):
+    page = wide.read_text()
+    table = page.split("<h2>Measured cells</h2>")[1].split("</table>")[0]
+    assert "skipped" not in table and "excluded" not in table and table.count("<tr>") == 1 + 9  # header, the 9 measured cells
+    folded = page.split('<h2 id="not-measured">')[1].split("<h2")[0]
+    assert "<details><summary>8 cells" in folded and f"8 cells skipped {site_runs.DRIVER_TOO_OLD}" in text_of(folded)
+    assert text_of(page).count(site_runs.DRIVER_TOO_OLD) == 1  # said once, not once per cell
+    assert all(f'href="cells/{file_name(site_runs.gpu_id("12.8", cudnn, tf))}.html"' in folded
+               for cudnn in ("9.3", "9.5", "9.8", "9.10") for tf in ("2.20", "2.21"))
+
+
+def test_not_measured_groups_say_what_the_terminal_says(tmp_path):
+    view = views.run_view(views.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
+
+    groups = views.not_measured_groups(view.results)
+
+    assert ["- " + group["line"] for group in groups] == report.not_measured(view.results)
+    assert [(group["status"], len(group["cells"])) for group in groups] == [("excluded", 1), ("skipped", 8)]
+
+
+def test_the_terminals_input_bound_throttling_and_synthetic_notes_are_on_the_page(wide, published):
+    terminal = report.render(records.load(wide.parents[3] / "results" / site_runs.WIDE_RUN))
+    page = text_of(wide.read_text())
+    said = [line for heading in (report.INPUT_BOUND_NOTE, report.TELEMETRY_NOTE) for line in terminal.split(heading)[1].split("\n\n")[0].splitlines()[1:]]
+    assert len(said) == 2  # one input-bound cell, one throttled cell
+    for note in (report.INPUT_BOUND_NOTE, report.TELEMETRY_NOTE, *(line[2:] for line in said)):
+        assert note in page, note
+    assert "Read with the notes below: input-bound cells, telemetry warnings." in page
+    assert "not comparable: this cell ran throttled or on moving clocks" in page  # on its verdict, as the sentences say it
+    stored = text_of((published.site / "runs" / STORED[0] / "index.html").read_text())
+    assert "Synthetic data (no real data was present) for: dogs-vs-cats." in stored and "Read with the notes below: synthetic data." in stored
+
+
+def test_a_cuda_by_cudnn_grid_per_framework_build_marks_the_fastest(tmp_path):
+    view = views.run_view(views.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
+
+    grids = views.cudnn_grids(view)
+
+    assert [(grid["workload"], grid["build"]) for grid in grids] == [("dogs-vs-cats", "tensorflow 2.21"), ("dogs-vs-cats", "tensorflow 2.20")]
+    newest = grids[0]
+    assert newest["cudnns"] == ["9.3", "9.5", "9.8", "9.10"]  # by number, not as text
+    assert [row["cuda"] for row in newest["rows"]] == ["12.5", "12.6", "12.8"]
+    assert newest["fastest"] == site_runs.gpu_id("12.6", "9.8", "2.21")
+    assert newest["baseline"]["cell_id"] == site_runs.CPU_ID
+    best = newest["rows"][1]["squares"][2]
+    speedup = next(pair.comparison for pair in view.found if pair.question == "speed-up" and pair.other.cell_id == best["cell_id"])
+    result = next(result for result in view.results if result.cell_id == best["cell_id"])
+    assert best["fastest"] and best["seconds"] == f"{result.timed.median:.2f}"
+    assert (best["verdict"], best["speedup"]) == ("faster", f"{speedup.ratio:.2f}x faster")
+    assert newest["rows"][0]["squares"][2]["status"] == "excluded" and newest["rows"][0]["squares"][3] is None  # a hole, and a cell not in the matrix
+    assert newest["rows"][1]["squares"][0]["doubtful"]  # the throttled cell
+    assert [square["status"] for square in newest["rows"][2]["squares"]] == ["skipped"] * 4
+    assert grids[1]["fastest"] in (site_runs.gpu_id("12.6", "9.3", "2.20"), site_runs.gpu_id("12.6", "9.5", "2.20"))
+
+
+def test_the_grid_on_the_page_marks_the_fastest_cell(wide):
+    grid = wide.read_text().split("<h2>CUDA × cuDNN</h2>")[1].split("</table>")[0]
+    fastest = grid.split('<td class="fastest">')[1].split("</td>")[0]
+    assert f'href="cells/{site_runs.gpu_id("12.6", "9.8", "2.21")}.html"' in fastest and '<span class="fastest-mark">fastest</span>' in fastest
+    assert '<span class="verdict verdict-faster">' in fastest
+
+
 def test_a_cell_page_shows_what_it_loaded_and_its_epochs(published):
     cell = (published.site / "runs" / "20261125-140000" / "cells" / f"{site_runs.GPU_IDS['9.8']}.html").read_text()
     assert re.search(r"cuDNN loaded</th><td>\s*9\.8\.2", cell)
@@ -161,7 +250,7 @@ def test_markup_in_results_is_shown_as_text_never_run(published):
     for name, text in pages(site).items():
         assert text.count("<script") == 1, name  # only the site's own script tag
         assert "alert(" not in text or "&lt;" in text, name
-        for raw in ("<script>alert", "<img src=x", "<svg onload", "<b onmouseover", "<i>model</i>", '"><script'):
+        for raw in ("<script>alert", "<img src=x", "<svg onload", "<b onmouseover", "<i>model</i>", '"><script', "<u>12"):
             assert raw not in text, (name, raw)
     hostile = site / "runs" / file_name(HOSTILE_RUN)
     assert hostile.parent == site / "runs" and (hostile / "index.html").is_file()
@@ -174,7 +263,8 @@ def test_markup_in_results_is_shown_as_text_never_run(published):
     for svg in site.rglob("*.svg"):
         assert "<script" not in svg.read_text() and "<i>" not in svg.read_text()
     run = (hostile / "index.html").read_text()
-    assert "line 3: not a complete JSON record; the line is left out" in run  # a damaged line, not one being written
+    assert "line 4: not a complete JSON record; the line is left out" in run  # a damaged line, not one being written
+    assert "<th scope=\"col\">&lt;script&gt;alert(8)&lt;/script&gt;</th>" in run  # the grid's cuDNN heading, as text
 
 
 def test_a_second_publish_renders_nothing_and_a_changed_run_only_itself(tmp_path):
@@ -341,3 +431,75 @@ def test_screenshots_are_pages_with_their_charts_not_blanks(chromium, published,
     if page.startswith("cells/"):  # the chart's SVG loaded: the first host's line is Okabe-Ito blue
         blue = sum(count for count, (r, g, b) in colours if abs(r - 0x00) < 20 and abs(g - 0x72) < 20 and abs(b - 0xB2) < 20)
         assert blue > 200
+
+
+# Measured in the page itself: the site's CSP runs no inline script, but a script file beside the page ('self') it does.
+MEASURE_JS = """
+window.addEventListener("load", () => {
+  const found = {viewport: [window.innerWidth, window.innerHeight], tops: {}, rights: {}};
+  for (const id of ["answer", "verdicts", "chart"]) {
+    const element = document.getElementById(id);
+    if (element) found.tops[id] = element.getBoundingClientRect().top;
+  }
+  for (const header of document.querySelectorAll("#verdicts thead th")) {
+    found.rights[header.textContent.trim()] = header.getBoundingClientRect().right;
+  }
+  document.body.setAttribute("data-measured", JSON.stringify(found));
+});
+"""
+FOLD = (1280, 800)
+
+
+def measure(chromium: str, page: Path, profile: Path) -> dict:
+    """Where the answer's parts lie on a 1280x800 screen: a copy of the page beside it, with one script file more."""
+    script, measured = page.with_name("measure.js"), page.with_name("measured.html")
+    script.write_text(MEASURE_JS)
+    measured.write_text(page.read_text().replace("</head>", '<script src="measure.js"></script>\n</head>', 1))
+    try:
+        dom = browse(chromium, measured, profile, "--dump-dom", f"--window-size={FOLD[0]},{FOLD[1]}")
+    finally:  # the site the other tests read stays as publish wrote it
+        script.unlink()
+        measured.unlink()
+    found = re.search(r'data-measured="([^"]*)"', dom)
+    assert found, "the measuring script did not run"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def first_screen(chromium: str, page: Path, shot: Path) -> Image.Image:
+    browse(chromium, page, shot.parent / "profile", f"--screenshot={shot}", f"--window-size={FOLD[0]},{FOLD[1]}")
+    return Image.open(shot).convert("RGB")
+
+
+def pixels_of(image: Image.Image, colour: str) -> int:
+    """How many pixels of the first screen are this colour (within a few levels): a badge, a chart marker."""
+    wanted = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return sum(count for count, rgb in image.getcolors(maxcolors=1 << 20) if all(abs(a - b) < 6 for a, b in zip(rgb, wanted)))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("run_id", ["20261124-090000", site_runs.WIDE_RUN])
+def test_the_verdicts_and_the_chart_are_on_the_first_screen_of_a_constructed_run(chromium, published, wide, tmp_path, run_id):
+    page = wide if run_id == site_runs.WIDE_RUN else published.site / "runs" / run_id / "index.html"
+
+    found = measure(chromium, page, tmp_path / "profile")
+
+    # Headless Chromium's --dump-dom window keeps room for a toolbar, so the viewport is shorter than the window; the width,
+    # which decides the layout, is the screen's, and a top measured unscrolled is the distance from the page's top.
+    assert found["viewport"][0] == FOLD[0]
+    assert 0 < found["tops"]["verdicts"] < FOLD[1] and 0 < found["tops"]["chart"] < FOLD[1], found
+    assert all(found["rights"][column] <= FOLD[0] for column in ("speed-up", "95% interval", "verdict")), found["rights"]
+    with first_screen(chromium, page, tmp_path / "shot.png") as screen:  # the page itself, as a reader opens it
+        assert screen.size == FOLD
+        assert pixels_of(screen, "#dff3ec") > 500  # the green of the "faster" verdicts
+
+
+@pytest.mark.browser
+def test_the_answer_and_the_chart_are_on_the_first_screen_of_a_stored_run(chromium, published, tmp_path):
+    page = published.site / "runs" / STORED[0] / "index.html"  # one measured cell: its answer is a sentence, no pair to judge
+
+    found = measure(chromium, page, tmp_path / "profile")
+
+    assert "verdicts" not in found["tops"]
+    assert 0 < found["tops"]["answer"] < found["tops"]["chart"] < FOLD[1] * 0.5, found
+    with first_screen(chromium, page, tmp_path / "shot.png") as screen:
+        assert pixels_of(screen, "#E69F00") > 30  # the chart's CPU marker, Okabe-Ito orange

@@ -3,7 +3,9 @@
 `python -m runner publish [--results DIR] [-o SITE]` writes, as asv's `publish` does:
 
     SITE/index.html                     the runs: date, host, GPU, driver, matrix file, cells ok / failed / skipped / excluded
-    SITE/runs/RUN/index.html            a run's report table, chart, sentences, and verdicts with their intervals
+    SITE/runs/RUN/index.html            a run's answer first (sentences, verdicts with their intervals, chart), a CUDA x cuDNN
+                                        grid per workload, the cells not measured once per reason, the terminal's notes,
+                                        then the report table of the measured cells
     SITE/runs/RUN/cells/CELL.html       a cell of a run: what it loaded (framework, CUDA, cuDNN, with paths), epochs, log tail
     SITE/cells/index.html, CELL.html    each cell across runs and hosts: a driver or cuDNN update that made it slower stands out
     SITE/static/                        the site's own stylesheet and script; nothing comes from a CDN
@@ -228,7 +230,8 @@ class Pages:
             self._render(work / "cells" / f"{views.file_name(result.cell_id)}.html", "cell.html", root="../../../", run=summary,
                          cell=_cell_context(view, result, grouped[result.cell_id], rows.get(result.cell_id, {})))
         self._render(work / "index.html", "run.html", root="../../", run=summary, run_facts=views.manifest_facts(view), report=parts,
-                     chart=chart, notes=view.notes, measured=[r.cell_id for r in view.results if r.timed])
+                     chart=chart, notes=view.notes, measured=[r.cell_id for r in view.results if r.timed],
+                     grids=views.cudnn_grids(view))
         _write_bytes(work / "manifest.json", view.snapshot.manifest_bytes)
         _write_bytes(work / "results.jsonl", view.snapshot.results_bytes)
         old = final.with_name(f".old-{final.name}")

@@ -22,8 +22,9 @@ from pathlib import Path
 from runner import records
 from runner.errors import UserError
 from runner.records import DamagedRecord, Record
-from runner.report import (COLUMNS, OUTLIER_NOTE, CellResult, Pair, baselines, cell_results, method_note, not_measured,
-                           outlier_lines, pairs, sentences, table_rows)
+from runner.report import (COLUMNS, ESTIMATED_NOTE, INPUT_BOUND_NOTE, OUTLIER_NOTE, TELEMETRY_NOTE, CellResult, Pair, baselines,
+                           cell_results, input_bound_lines, method_note, not_measured, outlier_lines, pairs, sentences, table_rows,
+                           telemetry_lines)
 from runner.stats import Comparison
 
 STATUSES = ("ok", "failed", "skipped", "excluded")
@@ -386,6 +387,8 @@ def comparison_row(pair: Pair) -> dict:
         "baseline": pair.baseline.cell_id,
         "other": pair.other.cell_id,
         **comparison_cells(c),
+        # As the report's sentences say "(not comparable: ...)": a verdict on a throttled cell or moving clocks is not one to act on.
+        "doubtful": [r.cell_id for r in (pair.baseline, pair.other) if r.telemetry and r.telemetry.doubtful],
     }
 
 
@@ -401,8 +404,16 @@ def comparison_cells(c: Comparison) -> dict:
     }
 
 
+def is_measured(result: CellResult) -> bool:
+    """A cell with numbers: at least one ok repeat (some failed ones beside it count as the report counts them)."""
+    return result.status.startswith("ok")
+
+
 def report_parts(view: RunView) -> dict:
-    """The report as report.render writes it, in parts a page lays out: table, sentences, verdicts, notes."""
+    """The report as report.render writes it, in parts a page lays out: table, sentences, verdicts, notes.
+
+    Every note is report.py's own words (its functions and constants), so that the site says what the terminal says.
+    """
     results = view.results
     rows = table_rows(results, view.chosen, view.found)
     synthetic = sorted({r.workload for r in results if r.data_kind == "synthetic"})
@@ -410,15 +421,36 @@ def report_parts(view: RunView) -> dict:
     return {
         "columns": list(rows[0]) if rows else COLUMNS,
         "rows": rows,
+        # Cells without numbers are said once per reason (not_measured), not as rows of dashes.
+        "measured_rows": [row for row, result in zip(rows, results) if is_measured(result)],  # table_rows: one row per result, in order
+        "estimated_note": ESTIMATED_NOTE if any(r.telemetry and r.telemetry.energy_estimated for r in results) else "",
         "sentences": sentences(results, view.chosen, view.found),
         "method": method_note(view.min_effect) if view.found else "",
         "comparisons": [comparison_row(pair) for pair in view.found],
         "outlier_note": OUTLIER_NOTE,
         "outliers": outlier_lines(results),
-        "not_measured": not_measured(results),
+        "input_bound_note": INPUT_BOUND_NOTE,
+        "input_bound": input_bound_lines(results),
+        "telemetry_note": TELEMETRY_NOTE,
+        "telemetry": telemetry_lines(results),
+        "not_measured": not_measured_groups(results),
         "synthetic": synthetic,
         "unisolated": unisolated,
     }
+
+
+def not_measured_groups(results: list[CellResult]) -> list[dict]:
+    """report.not_measured's lines, one per (status, reason), each with the cells it names, so that a page can fold the list.
+
+    The line is report.not_measured's own, asked of the group alone: it gives that group the one line it gives it in the
+    whole run; the page shows a count and the reason, and the cells under a <details>.
+    """
+    groups: dict[tuple[str, str], list[CellResult]] = {}
+    for result in results:
+        if result.status != "ok":  # the test not_measured makes: a cell with some failed repeats is listed too
+            groups.setdefault((result.status, result.reason), []).append(result)
+    return [{"status": status, "reason": reason, "cells": [r.cell_id for r in group], "line": not_measured(group)[0][2:]}
+            for (status, reason), group in groups.items()]
 
 
 def manifest_facts(view: RunView) -> dict[str, str]:
@@ -470,3 +502,72 @@ def cell_points(view: RunView) -> list[dict]:
             "executor": record.executor,
         })
     return points
+
+
+GRID_AXES = ("kind", "cuda", "cudnn")  # what a grid's rows and columns are; every other axis (framework, its version, Keras, GPU model) splits grids
+
+
+def _version_key(version: str) -> tuple:
+    """"12.10" after "12.9": versions by their numbers, anything else after them as text."""
+    parts = version.split(".")
+    return (0, tuple(int(p) for p in parts)) if all(p.isdigit() for p in parts) else (1, version)
+
+
+def cudnn_grids(view: RunView) -> list[dict]:
+    """Per workload and per framework build (framework, version, Keras, GPU model), its GPU cells as a table: CUDA down, cuDNN across.
+
+    Each square gives the cell's timed epoch seconds (median repeat) and its speed-up verdict against the workload's baseline, the
+    same comparison the verdicts table gives; of two or more measured cells, the one with the lowest median is marked fastest.
+    Unmeasured cells show their status, so that a hole in the matrix is seen as one.
+    """
+    axes = {cell_id: group[-1].axes for cell_id, group in by_cell(view.records).items()}
+    speedups = {pair.other.cell_id: pair.comparison for pair in view.found if pair.question == "speed-up"}
+    grids: dict[tuple, list[CellResult]] = {}
+    for result in view.results:
+        cell_axes = axes.get(result.cell_id, {})
+        if result.kind != "gpu" or not cell_axes.get("cuda") or not cell_axes.get("cudnn"):
+            continue
+        build = tuple(sorted((name, str(value)) for name, value in cell_axes.items() if name not in GRID_AXES))
+        grids.setdefault((result.workload, build), []).append(result)
+    made = []
+    for (workload, build), cells in grids.items():
+        measured = [r for r in cells if r.timed]
+        # "Fastest" of one measured cell would say nothing: it takes two to have a fastest.
+        fastest = min(measured, key=lambda r: r.timed.median).cell_id if len(measured) > 1 else None
+        baseline = view.chosen.get(cells[0].model)
+        squares = {(axes[r.cell_id]["cuda"], axes[r.cell_id]["cudnn"]): _square(r, speedups.get(r.cell_id), r.cell_id == fastest,
+                                                                                 baseline is r) for r in cells}
+        cudas = sorted({cuda for cuda, _ in squares}, key=_version_key)
+        cudnns = sorted({cudnn for _, cudnn in squares}, key=_version_key)
+        made.append({
+            "workload": workload,
+            "build": _build_label(dict(build)),
+            "baseline": {"cell_id": baseline.cell_id, "seconds": f"{baseline.timed.median:.2f}"} if baseline else None,
+            "cudnns": cudnns,
+            "rows": [{"cuda": cuda, "squares": [squares.get((cuda, cudnn)) for cudnn in cudnns]} for cuda in cudas],
+            "fastest": fastest,
+        })
+    return made
+
+
+def _build_label(build: dict[str, str]) -> str:
+    """"tensorflow 2.21, Keras 3.12, GPU h100": what the cells of one grid share besides their CUDA and cuDNN."""
+    words = [f"{build.pop('framework', '?')} {build.pop('framework_version', '?')}"]
+    if "keras" in build:
+        words.append(f"Keras {build.pop('keras')}")
+    if "gpu_type" in build:
+        words.append(f"GPU {build.pop('gpu_type')}")
+    return ", ".join(words + [f"{name} {value}" for name, value in build.items()])
+
+
+def _square(result: CellResult, speedup: Comparison | None, fastest: bool, is_baseline: bool) -> dict:
+    return {
+        "cell_id": result.cell_id,
+        "status": result.status,
+        "seconds": f"{result.timed.median:.2f}" if result.timed else "",
+        "verdict": speedup.verdict if speedup else "",
+        "speedup": "baseline" if is_baseline else f"{speedup.ratio:.2f}x {speedup.words}" if speedup else "",
+        "interval": f"{speedup.ci_low:.2f}-{speedup.ci_high:.2f}x" if speedup and speedup.ci_low is not None else "",
+        "fastest": fastest,
+        "doubtful": bool(result.telemetry and result.telemetry.doubtful),
+    }

@@ -25,9 +25,9 @@ from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.dispatch import slurm
 from runner.errors import UserError
-from runner.executors import IMAGE_NAMESPACE, Executor
+from runner.executors import IMAGE_NAMESPACE, Executor, local_engine
 from runner.executors.local_executor import LocalExecutor
-from runner.executors.subprocess_run import interpreter
+from runner.executors.subprocess_run import gpu_unavailable, interpreter
 from runner.executors.venv_executor import VenvExecutor
 from runner.plot import plot
 from runner.progress import Progress
@@ -237,7 +237,9 @@ def executor(args, chosen: session.Plan) -> Executor:
 
 def cmd_list(args) -> int:
     chosen = plan(args)
-    rows = [_listing(cell, cell in chosen.selected, args.pattern, args.executor) for cell in chosen.cells]
+    # Whether GPU cells would be skipped here, as this host's nvidia-smi says; nothing is built or asked of an engine.
+    no_gpu = gpu_unavailable(chosen.gpu_devices) if args.executor != "docker" or local_engine() else None
+    rows = [_listing(cell, cell in chosen.selected, args.pattern, args.executor, no_gpu) for cell in chosen.cells]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -248,11 +250,13 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
-def _listing(cell: Cell, selected: bool, pattern: str | None, executor_name: str) -> dict:
+def _listing(cell: Cell, selected: bool, pattern: str | None, executor_name: str, no_gpu: str | None) -> dict:
     if cell.excluded:
         status, reason = "excluded", cell.excluded
     elif not selected:
         status, reason = "deselected", f"not matched by -k {pattern}"
+    elif cell.kind == "gpu" and no_gpu:
+        status, reason = "skipped", no_gpu
     else:
         status, reason = "selected", ""
     axes = cell.axes_dict

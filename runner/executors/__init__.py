@@ -11,6 +11,7 @@ environment or in an interpreter taken as it is, without isolation.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -77,6 +78,11 @@ class Executor(Protocol):
 
     def cleanup(self, run_folder: Path) -> None:
         """Remove whatever the run left behind (after an interrupt)."""
+
+
+def local_engine() -> bool:
+    """Whether the Docker engine is this host's own, whose GPUs this host's nvidia-smi tells of; a remote one's it cannot."""
+    return os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
 
 
 def provenance(prepared: Prepared | PrepareFailure | Unsuitable | None, spec: EnvironmentSpec) -> dict[str, str]:

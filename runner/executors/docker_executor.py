@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from pathlib import Path
 
 import docker
@@ -14,8 +13,9 @@ from runner.cells import Cell
 from runner.config import BuildSettings, Limits
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
-from runner.executors import Prepared, PrepareFailure, docker_run
+from runner.executors import Prepared, PrepareFailure, docker_run, local_engine
 from runner.executors.docker_images import Builder, BuiltImage, repository
+from runner.executors.subprocess_run import gpu_unavailable
 from runner.outcome import RawRun
 from runner.progress import Progress
 from workload.contract import JobSpec
@@ -67,10 +67,7 @@ class DockerExecutor:
 
     def gpu_outlook(self) -> str | None:
         # Only a local engine's host tells: a remote engine's GPUs are found out with its first image.
-        local = os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
-        if self.gpu_devices != "none" and local and shutil.which("nvidia-smi") is None:
-            return "no GPU on this host: nvidia-smi, which comes with the NVIDIA driver, is not installed"
-        return None
+        return gpu_unavailable(self.gpu_devices) if local_engine() else None
 
     def outlook(self, spec: EnvironmentSpec) -> str:
         if self.client.images.list(name=repository(spec)):

@@ -51,8 +51,6 @@ EXIT_NO_GPU_MEASURED = 3
 ARCHIVE = "gpu_check.tgz"
 # Kept back from the budget for the report, the chart and the archive, so that they are written within it.
 RESERVE_MINUTES = 0.5
-# The CPU baseline's share at most: on a slow CPU it is cut short rather than eat the GPU's time.
-CPU_MINUTES = 1.5
 DISTRIBUTIONS = ("torch", "jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda12-plugin", "keras", "numpy", "nvidia-cudnn-cu13",
                  "nvidia-cudnn-cu12", "nvidia-ml-py", "optree", "pillow")
 
@@ -63,13 +61,14 @@ class Size:
     mnist: tuple[int, int]
     epochs: int  # the first is the warm-up
     cpu_epochs: int  # the CPU baseline's: the same images per epoch, fewer epochs
+    cpu_minutes: float | None  # the CPU baseline's share of the budget at most: on a slow CPU it is cut short, not the GPU cells
     repeats: int  # of each GPU cell, as the budget allows; the CPU baseline runs once
     cell_minutes: float  # every cell's time limit: one hung cell must not take the lease
 
 
 # Full size: the seed's Dogs vs Cats; MNIST cut to 12000 images, and the CPU baseline to two epochs, so that it fits in about a minute.
-SIZES = {"full": Size(dogs=(2000, 800), mnist=(12000, 2000), epochs=3, cpu_epochs=2, repeats=3, cell_minutes=2.0),
-         "quick": Size(dogs=(64, 32), mnist=(512, 128), epochs=2, cpu_epochs=2, repeats=1, cell_minutes=2.0)}
+SIZES = {"full": Size(dogs=(2000, 800), mnist=(12000, 2000), epochs=3, cpu_epochs=2, cpu_minutes=1.5, repeats=3, cell_minutes=2.0),
+         "quick": Size(dogs=(64, 32), mnist=(512, 128), epochs=2, cpu_epochs=2, cpu_minutes=None, repeats=1, cell_minutes=2.0)}
 # The seed's rows, per model: (label, the workload's prefix, backend); the CPU row is the baseline.
 SEED_ROWS = [("GPU, torch with cuDNN", "", "torch"), ("GPU, torch without cuDNN", "nocudnn-", "torch"), ("GPU, jax", "", "jax")]
 # (label, backend, baseline workload, other workload): GPU ratios on Dogs vs Cats, cached input unless the question is the input.
@@ -286,7 +285,7 @@ def measure(results: Path, versions: dict[str, str], size: Size, budget_minutes:
     by_id = {cell.id: cell for cell in plan.cells}
     executor = LocalExecutor(sys.executable, "all", progress)
     cpu = [by_id[cpu_cell(versions, model)] for model in MODELS]
-    cpu_budget = session.Budget.starting_now(min(CPU_MINUTES, budget.seconds_left() / 60))
+    cpu_budget = session.Budget.starting_now(min(size.cpu_minutes or budget.minutes, budget.seconds_left() / 60))
     first = session.run(session.Plan(plan.matrix, plan.cells, cpu), executor, results / "runs", None, 1, progress, cpu_budget)
     gpu = [by_id[cell] for cell in gpu_order(versions)]
     session.run(session.Plan(plan.matrix, plan.cells, gpu), executor, results / "runs", first.folder.name, repeats, progress, budget)

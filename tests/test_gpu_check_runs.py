@@ -98,6 +98,6 @@ def test_a_budget_of_a_minute_ends_cleanly_naming_the_rows_not_reached(machine, 
     took = time.monotonic() - started
 
     assert done.returncode == 3, done.stderr[-3000:]
-    assert took < 60 + 30  # the minute, and the wheels' installation before the budget starts
+    assert took < 60 + 60  # the minute, and the wheels' installation and the interpreter's start before the budget starts
     assert "not reached (budget)" in done.stdout
     assert (tmp_path / "gpu_check.tgz").is_file()

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,13 +23,16 @@ from typing import Iterable, Iterator
 
 from runner import __version__
 from runner.errors import UserError
-from workload.contract import ContractError, Measurement
+from workload.contract import ContractError, Measurement, finite
 
 RESULTS_SCHEMA = 3  # 2: CUDA/cuDNN requested, repeats; 3: axes, executor, environment provenance
 READABLE_SCHEMAS = (2, 3)
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
+STATUSES = ("ok", "failed", "skipped", "excluded")
+KINDS = ("cpu", "gpu")
+VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")  # cuDNN and CUDA as the matrix names them; ASCII digits only
 
 
 class DamagedRecord(ValueError):
@@ -80,10 +84,68 @@ class Record:
             except KeyError as missing:
                 raise DamagedRecord(f"a schema-2 record without {missing}")
         try:
+            problem = envelope_problem(data)
+            if problem:
+                raise ContractError(problem)
             measurement = data.pop("measurement", None)
-            return cls(**data, measurement=None if measurement is None else Measurement.from_dict(measurement))
+            return cls(**data, measurement=None if measurement is None else _measurement(measurement))
         except (TypeError, KeyError, ContractError) as error:
             raise DamagedRecord(f"not a record of results schema {schema} ({str(error)[:200]})")
+
+
+def envelope_problem(data: dict) -> str | None:
+    """What keeps a record's fields (its measurement's aside) from being what every reader takes them for; None if nothing.
+
+    Valid JSON of the wrong type (an edited line, another tool's) must cost its line, not stop report, compare,
+    publish or --resume.
+    """
+    for key in ("cell_id", "reason", "workload", "executor", "started", "ended", "log_tail"):
+        if not isinstance(data.get(key, "" if key == "log_tail" else None), str):
+            return f"{key}: expected text"
+    if not data["cell_id"]:
+        return "cell_id: expected a cell id, got nothing"
+    if data.get("status") not in STATUSES:
+        return f"status: expected one of {', '.join(STATUSES)}"
+    axes = data.get("axes")
+    if not isinstance(axes, dict) or not all(isinstance(value, str) for value in axes.values()):
+        return "axes: expected an object of texts"
+    if axes.get("kind") not in KINDS:
+        return f"axes.kind: expected one of {', '.join(KINDS)}"
+    for axis in ("framework", "framework_version", *(("cuda", "cudnn") if axes["kind"] == "gpu" else ())):
+        if not axes.get(axis):
+            return f"axes.{axis}: missing"
+    if axes["kind"] == "gpu" and not VERSION.fullmatch(axes["cudnn"]):
+        return "axes.cudnn: expected a version such as 9.3"
+    environment = data.get("environment")
+    # The keys readers look up (the report, the dispatch table, the Slurm ledger's merge) are text or absent.
+    if not isinstance(environment, dict) or not all(isinstance(environment.get(key, ""), str) for key in ("isolation", "host", "job_id", "gpu_devices")):
+        return "environment: expected an object, its isolation, host, job_id and gpu_devices text"
+    repeat = data.get("repeat", 0)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
+        return "repeat: expected a whole number from 0"
+    launched = data.get("launched")
+    if launched is not None and not finite(launched):
+        return "launched: expected a time in seconds"
+    if data.get("measurement") is None and data["status"] == "ok":
+        return "status ok without a measurement"
+    return None
+
+
+def _measurement(data) -> Measurement:
+    """The record's measurement, with the parts readers look into (beyond the contract's types) of their type too."""
+    if not isinstance(data, dict):
+        raise ContractError("measurement: expected an object")
+    measurement = Measurement.from_dict(data)
+    if measurement.warmup_epochs < 0:
+        raise ContractError("measurement: warmup_epochs: expected a whole number from 0")
+    for part in ("cudnn", "cuda_runtime"):
+        if not isinstance(measurement.gpu.get(part, {}), dict):
+            raise ContractError(f"measurement: gpu.{part}: expected an object")
+    for number, epoch in enumerate(measurement.epochs, 1):
+        wait = epoch.get("input_wait_share")
+        if wait is not None and not finite(wait):
+            raise ContractError(f"measurement: epochs[{number}].input_wait_share: expected a number")
+    return measurement
 
 
 def _from_schema_2(data: dict) -> dict:
@@ -184,9 +246,13 @@ def _last_byte(stream) -> bytes:
 
 
 def finish_run(run_folder: Path, state: str) -> None:
-    """Note in the manifest how the run ended: finished or interrupted."""
+    """Note in the manifest how the run ended: finished or interrupted (over a manifest that is not one, with that alone)."""
     path = run_folder / MANIFEST_FILE
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError:
+        manifest = {}
+    manifest = manifest if manifest_problem(manifest) is None else {}
     manifest.update(ended=now(), state=state)
     _write_atomically(path, json.dumps(manifest, indent=2) + "\n")
 
@@ -212,8 +278,33 @@ def read_one(path: Path) -> Record:
 
 
 def manifest(run_folder: Path) -> dict:
-    """The run's manifest, or {} when it is missing or unreadable."""
+    """The run's manifest, or {} when it is missing or unreadable; one that is not a manifest is {} too, with a warning."""
     return _manifest(run_folder)
+
+
+MANIFEST_TEXTS = ("runner_version", "run_id", "matrix_file", "matrix_sha256", "started", "ended", "state")
+HOST_TEXTS = ("dispatch", "executor", "node_executor", "isolation", "hostname")  # the host facts readers decide by
+
+
+def manifest_problem(data) -> str | None:
+    """What keeps parsed JSON from being a manifest every reader can use; None if nothing."""
+    if not isinstance(data, dict):
+        return "expected an object"
+    for key in MANIFEST_TEXTS:
+        if not isinstance(data.get(key, ""), str):
+            return f"{key}: expected text"
+    schema = data.get("schema", 0)
+    if isinstance(schema, bool) or not isinstance(schema, int):
+        return "schema: expected a whole number"
+    host = data.get("host", {})
+    if not isinstance(host, dict):
+        return "host: expected an object"
+    for key in HOST_TEXTS:
+        if not isinstance(host.get(key, ""), str):
+            return f"host.{key}: expected text"
+    if not isinstance(host.get("node_python", ""), (str, type(None))):
+        return "host.node_python: expected text"
+    return None
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -256,10 +347,16 @@ def _start_order(folder: Path) -> tuple[str, int]:
 
 
 def _manifest(run_folder: Path) -> dict:
+    path = run_folder / MANIFEST_FILE
     try:
-        return json.loads((run_folder / MANIFEST_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
         return {}
+    problem = manifest_problem(data)
+    if problem:
+        print(f"warning: {path}: not a manifest ({problem}); the run's facts are left out", file=sys.stderr)
+        return {}
+    return data
 
 
 def find_run(results_dir: Path, which: str) -> Path:

@@ -187,7 +187,7 @@ class Measurement:
                                 "the workload in the environment and this runner are from different versions")
         measurement = _typed(cls, data, "measurement")
         for number, epoch in enumerate(measurement.epochs, 1):
-            if not isinstance(epoch, dict) or not all(_finite(epoch.get(key)) for key in ("seconds", "train_seconds", "images_per_second")):
+            if not isinstance(epoch, dict) or not all(finite(epoch.get(key)) for key in ("seconds", "train_seconds", "images_per_second")):
                 raise ContractError(f"measurement: epochs[{number}]: expected seconds, train_seconds and images_per_second as numbers")
         return measurement
 
@@ -226,5 +226,11 @@ def _typed(cls, data, where: str):
     return cls(**data)
 
 
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def finite(value) -> bool:
+    """A real number: not a bool, not nan or infinity, not an integer too large for a float (JSON has those)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

@@ -26,7 +26,7 @@ from runner.report import (COLUMNS, OUTLIER_NOTE, CellResult, Pair, baselines, c
                            outlier_lines, pairs, sentences, table_rows)
 from runner.stats import Comparison
 
-STATUSES = ("ok", "failed", "skipped", "excluded")
+STATUSES = records.STATUSES
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -61,12 +61,20 @@ class Snapshot:
         return digest.hexdigest()
 
     @cached_property
-    def manifest(self) -> dict:
+    def parsed_manifest(self):
         try:
-            manifest = json.loads(self.manifest_bytes)
+            return json.loads(self.manifest_bytes)
         except ValueError:
             return {}
-        return manifest if isinstance(manifest, dict) else {}
+
+    @property
+    def manifest_problem(self) -> str | None:
+        return records.manifest_problem(self.parsed_manifest)
+
+    @property
+    def manifest(self) -> dict:
+        """The manifest; {} when it is missing or is not one (parse notes why)."""
+        return {} if self.manifest_problem else self.parsed_manifest
 
 
 def read(folder: Path) -> Snapshot:
@@ -101,6 +109,8 @@ def parse(snapshot: Snapshot) -> tuple[list[Record], list[str]]:
     written_by = str(snapshot.manifest.get("runner_version", "of that time"))
     lines = list(io.TextIOWrapper(io.BytesIO(snapshot.results_bytes), encoding="utf-8", errors="replace"))
     loaded, notes = [], []
+    if snapshot.manifest_problem:
+        notes.append(f"{records.MANIFEST_FILE}: not a manifest ({snapshot.manifest_problem}); the run's facts are left out")
     for number, line, parsed in records.parse_lines(lines, path, written_by):
         if not isinstance(parsed, DamagedRecord):
             loaded.append(parsed)

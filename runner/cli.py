@@ -130,7 +130,7 @@ def percent(text: str) -> float:
 def count(maximum: int):
     """An argparse type: a whole number from 1 to maximum."""
     def whole_number(text: str) -> int:
-        if not text.isdigit() or not 1 <= int(text) <= maximum:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:  # isdigit alone takes "٣" and "²"
             raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {maximum}, got {text!r}")
         return int(text)
     return whole_number

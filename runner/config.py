@@ -30,20 +30,20 @@ MODELS = {
 }
 # Patterns are only ever applied with fullmatch: with match, "$" also matches before a final newline.
 WORKLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-VERSION = re.compile(r"\d+(\.\d+){0,3}")
+VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,3}")
 IMAGE_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 FOLDER_PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")  # a NUL would otherwise escape pathlib as a ValueError
 DEBIAN_MIRROR = re.compile(r"(https?|file)://[^\s'\"]+")
-GPU_DEVICES = re.compile(r"all|none|\d+(,\d+)*")
+GPU_DEVICES = re.compile(r"all|none|[0-9]+(,[0-9]+)*")
 GPU_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # a Slurm gres type: h100, a100_80gb, nvidia_h100_80gb_hbm3
 SLURM_NAMES = re.compile(r"[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,15}")  # a partition (or several, comma-separated), an account
 # Slurm's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS; or no limit.
-SLURM_TIME = re.compile(r"\d{1,6}|\d{1,6}:\d{2}|\d{1,4}:\d{2}:\d{2}|\d{1,4}-\d{1,2}(:\d{2}(:\d{2})?)?|UNLIMITED|INFINITE")
+SLURM_TIME = re.compile(r"[0-9]{1,6}|[0-9]{1,6}:[0-9]{2}|[0-9]{1,4}:[0-9]{2}:[0-9]{2}|[0-9]{1,4}-[0-9]{1,2}(:[0-9]{2}(:[0-9]{2})?)?|UNLIMITED|INFINITE")
 SBATCH_OPTION = re.compile(r"--[a-z][a-z0-9-]{0,40}(=[^\s]{1,256})?")
 # What the dispatcher sets itself, from the matrix and the cell: given in slurm.options they would contradict it.
 SBATCH_OWN_OPTIONS = ("account", "chdir", "error", "exclusive", "export", "gpus", "gres", "input", "job-name", "no-requeue",
                       "nodes", "ntasks", "output", "parsable", "partition", "requeue", "signal", "time", "wrap")
-MEMORY = re.compile(r"([1-9]\d{0,12})([kmg])")
+MEMORY = re.compile(r"([1-9][0-9]{0,12})([kmg])")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
 DEFAULT_CPU_BASE = "python:3.11-slim"
 
@@ -239,7 +239,7 @@ def load_matrix(path: Path) -> Matrix:
                   hosts=_hosts(document, top.get("hosts", [])))
 
 
-HOST = re.compile(r"ssh://([A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(:\d{1,5})?|tcp://[A-Za-z0-9._-]+:\d{1,5}|[A-Za-z0-9][A-Za-z0-9._-]*")
+HOST = re.compile(r"ssh://([A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(:[0-9]{1,5})?|tcp://[A-Za-z0-9._-]+:[0-9]{1,5}|[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _hosts(document: _Document, value: Any) -> tuple[str, ...]:

@@ -45,7 +45,7 @@ SPLITS = ("train", "validation")
 SYNTHETIC_VERSION = 1
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
-KAGGLE_NAME = re.compile(r"(?:^|/)(cat|dog)\.(\d{1,9})\.jpg\Z")
+KAGGLE_NAME = re.compile(r"(?:^|/)(cat|dog)\.([0-9]{1,9})\.jpg\Z")
 STAGING_PREFIX = ".incomplete-"  # a folder left by an interrupted run: never read as data, safe to delete
 
 # Sizes checked before anything is inflated or allocated.

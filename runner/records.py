@@ -343,7 +343,7 @@ def parse_lines(lines: Iterable[str], path: Path, written_by: str) -> Iterator[t
 def _start_order(folder: Path) -> tuple[str, int]:
     """Run ids are UTC start times, with -2, -3... for runs started in the same second."""
     stamp, _, suffix = folder.name.partition("-")[2].partition("-")
-    return folder.name.partition("-")[0] + stamp, int(suffix) if suffix.isdigit() else 1
+    return folder.name.partition("-")[0] + stamp, int(suffix) if suffix.isascii() and suffix.isdigit() else 1
 
 
 def _manifest(run_folder: Path) -> dict:

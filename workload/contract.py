@@ -35,7 +35,7 @@ MNIST_FILE = "mnist.npz"
 # The stages a measurement's timeline stamps, in order: what the runner's own cost is told apart from.
 TIMELINE = ("process_started", "framework_imported", "inputs_ready", "model_built", "first_step_ended", "trained")
 
-EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): ")
+EPOCH_LINE = re.compile(r"^epoch ([0-9]+)/([0-9]+): ")
 
 # Telemetry (workload/telemetry.py writes it, runner/telemetry.py reads it). "off" in this variable
 # runs without the sampler, for bench/telemetry_overhead.py; the host executors pass it on.

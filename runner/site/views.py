@@ -95,7 +95,7 @@ def run_folders(results_dir: Path) -> list[Path]:
 
 
 def start_order(folder: Path) -> tuple[str, int, str]:
-    match = re.fullmatch(r"(\d{8}-\d{6})(?:-(\d+))?", folder.name)
+    match = re.fullmatch(r"([0-9]{8}-[0-9]{6})(?:-([0-9]+))?", folder.name)
     return (match.group(1), int(match.group(2) or 1), "") if match else ("", 0, folder.name)
 
 
@@ -196,7 +196,7 @@ def machine(host: dict) -> str:
     """The CPU side of a host, short: "AMD EPYC 7763 (128 cores)"; its hostname where the manifest has one."""
     if isinstance(host.get("hostname"), str) and host["hostname"]:
         return host["hostname"]
-    model = re.sub(r"\((R|TM)\)|\bCPU\b|\bProcessor\b|\d+-Core|@.*$", "", str(host.get("cpu_model", "unknown CPU")), flags=re.IGNORECASE)
+    model = re.sub(r"\((R|TM)\)|\bCPU\b|\bProcessor\b|[0-9]+-Core|@.*$", "", str(host.get("cpu_model", "unknown CPU")), flags=re.IGNORECASE)
     return f"{' '.join(model.split()) or 'unknown CPU'} ({host.get('cpu_cores', '?')} cores)"
 
 
@@ -383,7 +383,7 @@ def outlier_epochs(result: CellResult) -> dict[int, set[int]]:
     """Per repeat number, the epoch numbers report.py flagged ("repeat 2, epoch 3: 2.10 s")."""
     flagged: dict[int, set[int]] = {}
     for label in result.outlier_epochs:
-        found = re.match(r"repeat (\d+), epoch (\d+):", label)
+        found = re.match(r"repeat ([0-9]+), epoch ([0-9]+):", label)
         if found:
             flagged.setdefault(int(found.group(1)) - 1, set()).add(int(found.group(2)))
     return flagged

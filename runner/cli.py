@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import __version__, datasets, dispatch, records, session
+from runner import __version__, config, datasets, dispatch, records, session
 from runner.cells import Cell
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS
 from runner.datasets import KAGGLE_PER_CLASS
@@ -228,7 +228,8 @@ def cmd_run(args) -> int:
             raise UserError("--host: remote Docker hosts are --dispatch ssh; Slurm places its jobs itself")
         args.dispatch = "ssh"
     if args.dispatch == "ssh":
-        hosts = args.hosts or list(chosen.matrix.hosts)
+        hosts = list(config.host_urls(args.hosts, lambda index, expected, found: UserError(f"--host: expected {expected}, got {found}"))
+                     if args.hosts else chosen.matrix.hosts)
         if not hosts:
             raise UserError(f"--dispatch ssh: no hosts: list them under hosts: in {args.file}, or give --host URL")
         if args.executor != "docker":

@@ -176,7 +176,7 @@ class _Document:
         if found is not None:
             message += f", got {found}"
         elif got is not _MISSING:
-            message += f", got {_describe(got)}"
+            message += f", got {describe(got)}"
         return UserError(message)
 
     def mapping(self, value: Any, key_path: tuple, required: set[str], optional: set[str]) -> dict:
@@ -239,19 +239,32 @@ def load_matrix(path: Path) -> Matrix:
                   hosts=_hosts(document, top.get("hosts", [])))
 
 
-HOST = re.compile(r"ssh://([A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(:[0-9]{1,5})?|tcp://[A-Za-z0-9._-]+:[0-9]{1,5}|[A-Za-z0-9][A-Za-z0-9._-]*")
+# A user and a host begin with a letter or digit, so that ssh never reads one as an option.
+HOST = re.compile(r"ssh://(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63}@)?[A-Za-z0-9][A-Za-z0-9._-]{0,252}(?::(?P<ssh_port>[0-9]{1,5}))?"
+                  r"|tcp://[A-Za-z0-9][A-Za-z0-9._-]{0,252}:(?P<tcp_port>[0-9]{1,5})|[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+HOST_EXPECTED = "ssh://user@host[:port], tcp://host:port (a port from 1 to 65535) or a Docker context name"
+MAX_HOSTS = 64
+
+
+def host_urls(values: list, error) -> tuple[str, ...]:
+    """Remote Docker hosts as `hosts:` and `--host` name them, each once; error(index, expected, found) makes the UserError."""
+    if len(values) > MAX_HOSTS:
+        raise error(None, f"at most {MAX_HOSTS} hosts", str(len(values)))
+    for index, value in enumerate(values):
+        match = HOST.fullmatch(value) if isinstance(value, str) else None
+        port = match and (match.group("ssh_port") or match.group("tcp_port"))
+        if not match or (port and not 1 <= int(port) <= 65535):
+            raise error(index, HOST_EXPECTED, describe(value))
+        if value in values[:index]:
+            raise error(index, "each host once", f"{value!r} a second time")
+    return tuple(values)
 
 
 def _hosts(document: _Document, value: Any) -> tuple[str, ...]:
-    """`hosts:`, the remote Docker engines `run --dispatch ssh` spreads the cells over, each once."""
-    if not isinstance(value, list) or len(value) > 64:
-        raise document.error(("hosts",), "a list of at most 64 hosts such as [ssh://me@box1, tcp://box2:2376]", value)
-    hosts = tuple(document.string(item, ("hosts", index), HOST, "ssh://user@host[:port], tcp://host:port or a Docker context name")
-                  for index, item in enumerate(value))
-    for index, url in enumerate(hosts):
-        if url in hosts[:index]:
-            raise document.error(("hosts", index), "each host once", found=f"{url!r} a second time")
-    return hosts
+    """`hosts:`, the remote Docker engines `run --dispatch ssh` spreads the cells over."""
+    if not isinstance(value, list):
+        raise document.error(("hosts",), f"a list of at most {MAX_HOSTS} hosts such as [ssh://me@box1, tcp://box2:2376]", value)
+    return host_urls(value, lambda index, expected, found: document.error(("hosts",) if index is None else ("hosts", index), expected, found=found))
 
 
 def _read_matrix(path: Path) -> str:
@@ -646,7 +659,7 @@ def _dotted(key_path: tuple) -> str:
     return text
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, bool):

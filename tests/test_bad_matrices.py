@@ -35,7 +35,8 @@ def test_the_corpus_covers_the_hostile_cases():
             "memory-below-docker-minimum", "pids-limit-too-high",
             "ca-certificate-not-pem", "ca-certificate-broken-pem", "ca-certificate-secret",
             "arabic-indic-digit-version", "arabic-indic-digit-slurm-time", "arabic-indic-digit-host-port",
-            "fullwidth-digit-gpu-devices", "fullwidth-digit-memory", "superscript-digit-cuda"} <= {p.stem for p in CORPUS}
+            "fullwidth-digit-gpu-devices", "fullwidth-digit-memory", "superscript-digit-cuda",
+            "host-port-out-of-range", "host-ssh-option-injection", "host-unclosed-bracket"} <= {p.stem for p in CORPUS}
 
 
 def test_a_huge_matrix_is_refused(tmp_path, capsys):

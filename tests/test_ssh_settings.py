@@ -34,8 +34,13 @@ def test_hosts_are_read_as_written(matrix):
 
 @pytest.mark.parametrize("hosts, message", [
     ("ssh://box1", "hosts: expected a list"),
-    ("['ssh://me@box1; rm -rf /']", "hosts[0]: expected ssh://user@host[:port], tcp://host:port or a Docker context name"),
+    ("['ssh://me@box1; rm -rf /']", "hosts[0]: expected ssh://user@host[:port], tcp://host:port (a port from 1 to 65535) or a Docker context name"),
     ("['tcp://box3']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['tcp://box3:99999']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['ssh://me@box3:0']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['tcp://[::1']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['ssh://-oProxyCommand@box3']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['ssh://me@-oProxyCommand']", "hosts[0]: expected ssh://user@host[:port]"),
     ("[ssh://me@box1, ssh://me@box1]", "hosts[1]: expected each host once, got 'ssh://me@box1' a second time"),
 ])
 def test_bad_hosts_are_one_line_naming_the_key(matrix, capsys, hosts, message):
@@ -54,6 +59,28 @@ def test_refused_before_anything_connects(matrix, tmp_path, capsys, arguments, m
     assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), *arguments]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+# Loopback addresses only: on a runner that did not check --host, these would have been tried.
+@pytest.mark.parametrize("hosts, shown", [
+    (["tcp://127.0.0.4:99999"], "the text 'tcp://127.0.0.4:99999'"),
+    (["ssh://me@127.0.0.4:0"], "the text 'ssh://me@127.0.0.4:0'"),
+    (["tcp://[::1"], "the text 'tcp://[::1'"),
+    (["ssh://-oStrictHostKeyChecking@127.0.0.4"], "the text 'ssh://-oStrictHostKeyChecking@127.0.0.4'"),
+    (["ssh://me@127.0.0.4:٢٢"], "the text 'ssh://me@127.0.0.4:٢٢'"),
+    (["ssh://me@127.0.0.4 -p 22"], "the text 'ssh://me@127.0.0.4 -p 22'"),
+])
+def test_host_on_the_command_line_is_checked_as_hosts_are(matrix, tmp_path, capsys, hosts, shown):
+    arguments = [part for url in hosts for part in ("--host", url)]
+    assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --host: expected ssh://user@host[:port], tcp://host:port (a port from 1 to 65535) or a Docker context name, got {shown}\n"
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_host_given_twice_on_the_command_line_is_refused(matrix, tmp_path, capsys):
+    assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), "--host", "ssh://me@box1", "--host", "ssh://me@box1"]) == 2
+    assert capsys.readouterr().err == "error: --host: expected each host once, got 'ssh://me@box1' a second time\n"
 
 
 def test_no_host_answering_is_one_line_and_no_run(matrix, tmp_path, capsys):

@@ -123,7 +123,7 @@ def percent(text: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0 <= value < 100:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to below 100, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to below 100, got {config.shown(text)}")
     return value
 
 
@@ -131,7 +131,7 @@ def count(maximum: int):
     """An argparse type: a whole number from 1 to maximum."""
     def whole_number(text: str) -> int:
         if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:  # isdigit alone takes "٣" and "²"
-            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {maximum}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {maximum}, got {config.shown(text)}")
         return int(text)
     return whole_number
 
@@ -289,7 +289,7 @@ def cmd_run_cell(args) -> int:
     chosen = session.plan(args.file, None, False, args.offline_base)
     cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
     if cell is None:
-        raise UserError(f"{args.file}: no cell {args.cell!r} in this matrix")
+        raise UserError(f"{args.file}: no cell {config.shown(args.cell)} in this matrix")
     granted = dispatch.granted_gpus(dict(os.environ), inside_job=args.executor in HOST_EXECUTORS)
     gpus = dispatch.gpus_for(cell, granted)
     if gpus:  # the GPU the scheduler granted, in place of gpu.devices

@@ -30,7 +30,7 @@ MODELS = {
 }
 # Patterns are only ever applied with fullmatch: with match, "$" also matches before a final newline.
 WORKLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,3}")
+VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9}){0,3}")
 IMAGE_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 FOLDER_PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")  # a NUL would otherwise escape pathlib as a ValueError
 DEBIAN_MIRROR = re.compile(r"(https?|file)://[^\s'\"]+")
@@ -185,9 +185,11 @@ class _Document:
         allowed = required | optional
         for key in value:
             if not isinstance(key, str) or key not in allowed:
-                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                close = difflib.get_close_matches(key, sorted(allowed), n=1) if isinstance(key, str) else []
+                listed = ", ".join(sorted(allowed))
+                expected = f"one of {listed}" if len(listed) <= 120 or not close else "a known key"
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise self.error(key_path + (key,), f"one of {', '.join(sorted(allowed))}{hint}", found=f"unknown key {key!r}")
+                raise self.error(key_path + (key,), expected + hint, found=f"unknown key {shown(key)}")
         for key in sorted(required - set(value)):
             raise self.error(key_path + (key,), "this key to be present")
         return value
@@ -218,7 +220,7 @@ class _Document:
         )
         for index, version in enumerate(versions):
             if version in versions[:index]:
-                raise self.error(key_path + (index,), "each version once", found=f"{version!r} a second time")
+                raise self.error(key_path + (index,), "each version once", found=f"{shown(version)} a second time")
         return versions
 
 
@@ -256,7 +258,7 @@ def host_urls(values: list, error) -> tuple[str, ...]:
         if not match or (port and not 1 <= int(port) <= 65535):
             raise error(index, HOST_EXPECTED, describe(value))
         if value in values[:index]:
-            raise error(index, "each host once", f"{value!r} a second time")
+            raise error(index, "each host once", f"{shown(value)} a second time")
     return tuple(values)
 
 
@@ -333,7 +335,7 @@ def _record_lines(path: Path, node: yaml.Node, key_path: tuple, lines: dict[tupl
         for key_node, value_node in node.value:
             key = key_node.value
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-                got = repr(key_node.value) if isinstance(key_node, yaml.ScalarNode) else f"a {key_node.id}"
+                got = shown(key_node.value) if isinstance(key_node, yaml.ScalarNode) else f"a {key_node.id}"
                 raise UserError(f"{path}:{key_node.start_mark.line + 1}: {_dotted(key_path) or '(top level)'}: expected keys that are plain names, got {got}")
             if key in seen:
                 raise UserError(f"{path}:{key_node.start_mark.line + 1}: {_dotted(key_path + (key,))}: given twice")
@@ -354,7 +356,7 @@ def _workloads(document: _Document, value: Any, base_dir: Path) -> tuple[Workloa
 def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Workload:
     key_path = ("workloads", name)
     if not isinstance(name, str) or not WORKLOAD_NAME.fullmatch(name):
-        raise document.error(key_path, "a workload name of lowercase letters, digits and dashes", found=repr(name))
+        raise document.error(key_path, "a workload name of lowercase letters, digits and dashes", found=shown(name))
     settings = document.mapping(
         value if value is not None else {},
         key_path,
@@ -375,15 +377,16 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
     if model not in MODELS:
         if "model" in settings:
             raise document.error(key_path + ("model",), f"a known model ({', '.join(MODELS)})", model)
-        raise document.error(key_path, f"a known model ({', '.join(MODELS)}) as the name, or a model: key", found=repr(name))
+        raise document.error(key_path, f"a known model ({', '.join(MODELS)}) as the name, or a model: key", found=shown(name))
     defaults = MODELS[model]
+    train_images = number("train_images", defaults["train_images"], 2, MAX_IMAGES)
     workload = Workload(
         name=name,
         model=model,
         epochs=number("epochs", 3, 2, MAX_EPOCHS),
         warmup_epochs=number("warmup_epochs", 1, 1, MAX_EPOCHS - 1),
-        batch_size=number("batch_size", defaults["batch_size"], 1, MAX_BATCH_SIZE),
-        train_images=number("train_images", defaults["train_images"], 2, MAX_IMAGES),
+        batch_size=number("batch_size", min(defaults["batch_size"], train_images), 1, MAX_BATCH_SIZE),
+        train_images=train_images,
         validation_images=number("validation_images", defaults["validation_images"], 2, MAX_IMAGES),
         data_dir=(base_dir / data).resolve(),
         jit_compile=document.boolean(settings.get("jit_compile", False), key_path + ("jit_compile",)),
@@ -404,6 +407,8 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
     )
     if workload.epochs <= workload.warmup_epochs:
         raise document.error(key_path + ("epochs",), f"more epochs than warmup_epochs ({workload.warmup_epochs}), so that some are timed", workload.epochs)
+    if workload.batch_size > train_images:  # a batch holds at most an epoch's images: the record would name a size never used
+        raise document.error(key_path + ("batch_size",), f"at most train_images ({train_images})", workload.batch_size)
     for key in ("train_images", "validation_images") if model == "dogs-vs-cats" else ():
         if getattr(workload, key) % 2:
             raise document.error(key_path + (key,), "an even number: half cats, half dogs", getattr(workload, key))
@@ -469,7 +474,7 @@ def _gpu(document: _Document, value: Any) -> GpuImages:
         if GPU_TYPE_AXIS in entry and entry[GPU_TYPE_AXIS] not in gpu_types:
             listed = f"one of the types gpu.gpu_type lists ({', '.join(gpu_types)})" if gpu_types else "gpu.gpu_type to list the GPU types first"
             raise document.error(("gpu", "exclude", index, GPU_TYPE_AXIS), listed, entry[GPU_TYPE_AXIS])
-    return GpuImages(
+    images = GpuImages(
         cuda=document.version_list(settings["cuda"], ("gpu", "cuda")),
         cudnn=document.version_list(settings["cudnn"], ("gpu", "cudnn")),
         backends=_backends(document, settings, ("gpu",)),
@@ -479,6 +484,22 @@ def _gpu(document: _Document, value: Any) -> GpuImages:
         devices=devices(settings.get("devices", "all"), lambda expected, got: document.error(("gpu", "devices"), expected, got)),
         gpu_types=gpu_types,
     )
+    _check_excluded_values(document, images)
+    return images
+
+
+def _check_excluded_values(document: _Document, images: GpuImages) -> None:
+    """An exclude names values the axes list: one that names another (a typo) would exclude nothing, silently."""
+    listed = {"cuda": images.cuda, "cudnn": images.cudnn, **{backend: versions for backend, versions in images.backends if versions}}
+    if images.keras:
+        listed["keras"] = (images.keras,)
+    chosen = {backend for backend, _ in images.backends}
+    for index, entry in enumerate(map(dict, images.exclude)):
+        for axis, value in entry.items():
+            if axis in BACKENDS and axis not in chosen:
+                raise document.error(("gpu", "exclude", index, axis), f"a backend gpu.backend lists ({', '.join(sorted(chosen))})", found=axis)
+            if axis in listed and value not in listed[axis]:
+                raise document.error(("gpu", "exclude", index, axis), f"one of the values gpu.{axis} lists ({', '.join(listed[axis])})", value)
 
 
 def _gpu_types(document: _Document, value: Any) -> tuple[str, ...]:
@@ -492,7 +513,7 @@ def _gpu_types(document: _Document, value: Any) -> tuple[str, ...]:
                   for index, item in enumerate(value))
     for index, name in enumerate(types):
         if name in types[:index]:
-            raise document.error(key_path + (index,), "each GPU type once", found=f"{name!r} a second time")
+            raise document.error(key_path + (index,), "each GPU type once", found=f"{shown(name)} a second time")
     return types
 
 
@@ -651,12 +672,24 @@ def _read_small_file(path: Path, limit: int) -> bytes:
 def _dotted(key_path: tuple) -> str:
     text = ""
     for part in key_path:
-        if isinstance(part, int):
-            text += f"[{part}]"
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part if part.bit_length() <= 64 else shown(part)}]"
         else:
-            name = str(part) if str(part).isprintable() else repr(part)  # a key with a newline must not break the line
+            plain = isinstance(part, str) and part.isprintable() and len(part) <= SHOWN_CHARACTERS
+            name = part if plain else shown(part)  # a key with a newline must not break the line, nor a long one fill it
             text += f".{name}" if text else name
     return text
+
+
+SHOWN_CHARACTERS = 60  # of a value an error line quotes: the line stays readable whatever was given
+
+
+def shown(value: Any) -> str:
+    """A value as an error line quotes it: its repr, cut to SHOWN_CHARACTERS; a number too long to print, by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"  # str() refuses past 4300 digits
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARACTERS else f"{text[:SHOWN_CHARACTERS]}... ({len(text)} characters)"
 
 
 def describe(value: Any) -> str:
@@ -664,8 +697,10 @@ def describe(value: Any) -> str:
         return "nothing"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
+    if isinstance(value, int) and value.bit_length() > 200:
+        return shown(value)
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return f"the text {shown(value)}"
     return f"a {'list' if isinstance(value, list) else 'mapping' if isinstance(value, dict) else type(value).__name__}"

@@ -16,7 +16,7 @@ from pathlib import Path
 from runner import datasets, gpu_types, host, records
 from runner.cells import Cell, environments_of, expand, matches
 from runner.compatibility import load_table
-from runner.config import Matrix, devices, load_matrix
+from runner.config import Matrix, devices, load_matrix, shown
 from runner.datasets import Dataset
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
@@ -51,14 +51,14 @@ def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_b
     if offline_base:
         matrix = dataclasses.replace(matrix, build=dataclasses.replace(matrix.build, offline_base=True))
     if gpus and matrix.gpu:
-        which = devices(gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
+        which = devices(gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {shown(got)}"))
         matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
     cells = expand(matrix, load_table())
     if not cells:
         raise UserError(f"{path}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
     selected = [cell for cell in cells if matches(cell, pattern)]
     if not selected:
-        raise UserError(f"{path}: -k {pattern!r} selects none of the {len(cells)} cells (see `python -m runner list`)")
+        raise UserError(f"{path}: -k {shown(pattern)} selects none of the {len(cells)} cells (see `python -m runner list`)")
     excluded = [cell for cell in selected if cell.excluded]
     if strict and excluded:
         raise UserError(f"{path}: {len(excluded)} selected cell(s) excluded (--strict), first {excluded[0].id}: {excluded[0].excluded}")

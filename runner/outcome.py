@@ -56,6 +56,9 @@ def decide(raw: RawRun, time_limit: str, memory_limit: str) -> Outcome:
     if measurement is None or not measurement.epochs:
         reason = "the workload printed no readable result record" + (f" ({unreadable})" if unreadable else "")
         return Outcome("failed", reason, None, log_tail)
+    if len(measurement.epochs) <= measurement.warmup_epochs:
+        return Outcome("failed", f"the workload's result has no timed epoch ({len(measurement.epochs)} epoch(s), "
+                                 f"{measurement.warmup_epochs} of them warm-up)", None, log_tail)
     return Outcome("ok", "", measurement, log_tail)
 
 

@@ -88,7 +88,10 @@ class Record:
             if problem:
                 raise ContractError(problem)
             measurement = data.pop("measurement", None)
-            return cls(**data, measurement=None if measurement is None else _measurement(measurement))
+            measured = None if measurement is None else _measurement(measurement)
+            if data["status"] == "ok" and len(measured.epochs) <= measured.warmup_epochs:
+                raise ContractError("status ok without a timed epoch")  # the report would leave it out without a word
+            return cls(**data, measurement=measured)
         except (TypeError, KeyError, ContractError) as error:
             raise DamagedRecord(f"not a record of results schema {schema} ({str(error)[:200]})")
 

@@ -77,7 +77,7 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
 
 
 MEASURED = {"schema": contract.MEASUREMENT_SCHEMA, "cell_id": "c", "workload": "mnist", "data": {}, "warmup_epochs": 1,
-            "epochs": [{"seconds": 2.0, "train_seconds": 1.5, "images_per_second": 40.0}], "versions": {}, "host": {},
+            "epochs": [{"seconds": 2.0, "train_seconds": 1.5, "images_per_second": 40.0}] * 2, "versions": {}, "host": {},
             "settings": {}, "devices": [], "gpu": {}}
 
 
@@ -121,6 +121,17 @@ def line(data):
     ({"output": contract.RECORD_PREFIX + '{"epochs": [1, 2'}, "failed", "the workload printed no readable result record"),
     ({"output": "no record at all"}, "failed", "the workload printed no readable result record"),
     ({"output": line(dict(MEASURED, epochs=[]))}, "failed", "the workload printed no readable result record"),
+    ({"output": line(dict(MEASURED, epochs=MEASURED["epochs"][:1]))}, "failed",
+     "the workload's result has no timed epoch (1 epoch(s), 1 of them warm-up)"),
+    ({"output": line(dict(MEASURED, epochs=[dict(MEASURED["epochs"][0], seconds=0.0)] * 2))}, "failed",
+     "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
+     "images_per_second above 0 and at most a billion)"),
+    ({"output": line(dict(MEASURED, epochs=[dict(MEASURED["epochs"][0], seconds=-3.0)] * 2))}, "failed",
+     "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
+     "images_per_second above 0 and at most a billion)"),
+    ({"output": line(dict(MEASURED, epochs=[dict(MEASURED["epochs"][0], seconds=1e12)] * 2))}, "failed",
+     "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
+     "images_per_second above 0 and at most a billion)"),
     ({"output": line(dict(MEASURED, schema=9))}, "failed",
      "the workload printed no readable result record (measurement: expected schema 1, got 9: the workload in the environment and this runner are from different versions)"),
     ({"exit_code": None, "error": "the engine refused the container: bad memory"}, "failed", "the engine refused the container: bad memory"),

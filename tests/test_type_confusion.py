@@ -81,7 +81,10 @@ def confused(place, value) -> dict:
 MUTANTS = {place: [confused(place, value) for value in WRONG] for place in PLACES}
 # The ones the issue named, each of which must cost its line.
 NAMED = [confused(("axes",), []), confused(("environment",), "x"), confused(("cell_id",), 5), confused(("repeat",), "x"),
-         confused(("measurement",), None), {**copy.deepcopy(GPU), "axes": {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21"}}]
+         confused(("measurement",), None), {**copy.deepcopy(GPU), "axes": {"kind": "gpu", "framework": "tensorflow", "framework_version": "2.21"}},
+         # an ok record without a timed epoch was left out of the report without a word; zero, negative, absurd times read as data
+         confused(("measurement", "epochs"), [epoch(1.5)]), confused(("measurement", "epochs", 1, "seconds"), 0),
+         confused(("measurement", "epochs", 1, "seconds"), -2.0), confused(("measurement", "epochs", 2, "seconds"), 1e12)]
 
 
 def lines(*recorded) -> str:

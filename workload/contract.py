@@ -187,9 +187,14 @@ class Measurement:
                                 "the workload in the environment and this runner are from different versions")
         measurement = _typed(cls, data, "measurement")
         for number, epoch in enumerate(measurement.epochs, 1):
-            if not isinstance(epoch, dict) or not all(finite(epoch.get(key)) for key in ("seconds", "train_seconds", "images_per_second")):
-                raise ContractError(f"measurement: epochs[{number}]: expected seconds, train_seconds and images_per_second as numbers")
+            if not isinstance(epoch, dict) or not all(finite(epoch.get(key)) and 0 < epoch[key] <= most for key, most in EPOCH_BOUNDS.items()):
+                raise ContractError(f"measurement: epochs[{number}]: expected seconds and train_seconds above 0 and at most a week, "
+                                    "images_per_second above 0 and at most a billion")
         return measurement
+
+
+# A zero, negative or absurd time is not a measurement: no cell's time limit lets an epoch run past a week.
+EPOCH_BOUNDS = {"seconds": 7 * 24 * 3600, "train_seconds": 7 * 24 * 3600, "images_per_second": 10**9}
 
 
 _TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list, "Pipeline": Pipeline,

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -223,6 +224,7 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     chosen = plan(args)
+    args.results = results_folder(args.results)
     if args.hosts:
         if args.dispatch == "slurm":
             raise UserError("--host: remote Docker hosts are --dispatch ssh; Slurm places its jobs itself")
@@ -326,7 +328,7 @@ def cmd_clean(args) -> int:
 def cmd_report(args) -> int:
     check_writable(args.output, "-o")
     check_writable(args.plot, "--plot", CHART_FORMATS)
-    run_folder = records.find_run(args.results, str(args.run) if args.run else "latest")
+    run_folder = records.find_run(results_folder(args.results), str(args.run) if args.run else "latest")
     loaded = records.load(run_folder)
     if args.baseline and args.baseline not in {record.cell_id for record in loaded if record.status == "ok"}:
         raise UserError(f"--baseline {args.baseline}: no measured cell of run {run_folder.name} has that id")
@@ -347,18 +349,33 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     check_writable(args.output, "-o")
-    run_a, run_b = (records.find_run(args.results, str(run)) for run in (args.run_a, args.run_b))
+    results = results_folder(args.results)
+    run_a, run_b = (records.find_run(results, str(run)) for run in (args.run_a, args.run_b))
     emit(compare(records.load(run_a), records.load(run_b), run_a.name, run_b.name, args.format, args.min_effect / 100), args.output)
     return EXIT_OK
 
 
 def cmd_publish(args) -> int:
-    published = publish(args.results, args.output, args.min_effect / 100, progress)
+    published = publish(results_folder(args.results), args.output, args.min_effect / 100, progress)
     progress(f"{len(published.rendered)} run(s) rendered, {len(published.unchanged)} unchanged, {len(published.removed)} removed"
              + (f"; in progress: {', '.join(published.in_progress)}" if published.in_progress else "")
              + (f"; unreadable: {', '.join(published.unreadable)}" if published.unreadable else ""))
     print(f"Site: {published.index} ({published.index.resolve().as_uri()})")
     return EXIT_OK
+
+
+def results_folder(path: Path) -> Path:
+    """--results as a folder of runs, ~ expanded: a file, a device or an impossible path is one line, before anything runs."""
+    path = path.expanduser()
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return path  # nothing there yet: a run makes it; a report says there are no runs yet
+    except OSError as error:
+        raise UserError(f"--results {config.shown(str(path), 160)}: cannot hold runs ({error.strerror or error})")
+    if not stat.S_ISDIR(found.st_mode):
+        raise UserError(f"--results {config.shown(str(path), 160)}: not a folder")
+    return path
 
 
 def check_writable(path: Path | None, option: str, formats: tuple[str, ...] = ()) -> None:

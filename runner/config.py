@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import glob
 import math
+import os
 import re
 import ssl
 import stat
@@ -388,7 +389,7 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         batch_size=number("batch_size", min(defaults["batch_size"], train_images), 1, MAX_BATCH_SIZE),
         train_images=train_images,
         validation_images=number("validation_images", defaults["validation_images"], 2, MAX_IMAGES),
-        data_dir=(base_dir / data).resolve(),
+        data_dir=_data_folder(document, data, key_path + ("data",), base_dir),
         jit_compile=document.boolean(settings.get("jit_compile", False), key_path + ("jit_compile",)),
         intra_op_threads=number("intra_op_threads", 0, 0, MAX_THREADS),
         inter_op_threads=number("inter_op_threads", 0, 0, MAX_THREADS),
@@ -413,6 +414,34 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
         if getattr(workload, key) % 2:
             raise document.error(key_path + (key,), "an even number: half cats, half dogs", getattr(workload, key))
     return workload
+
+
+def _matrix_path(document: _Document, text: str, key_path: tuple, base_dir: Path, expected: str) -> tuple[Path, os.stat_result | None]:
+    """A path the matrix names: ~ as a shell expands it, else relative to the matrix's folder; and what is there now (None: nothing yet)."""
+    try:
+        path = (base_dir / Path(text).expanduser()).resolve()
+        return path, path.stat()
+    except FileNotFoundError:
+        return path, None
+    except (OSError, RuntimeError) as error:  # a symlink loop (RuntimeError before Python 3.13), a name too long, a file on the way
+        reason = "a symlink loop" if isinstance(error, RuntimeError) else error.strerror or str(error)
+        raise document.error(key_path, expected, found=f"{shown(text)} ({reason})")
+
+
+def _data_folder(document: _Document, text: str, key_path: tuple, base_dir: Path) -> Path:
+    """A workload's data folder: one there is, or none yet (synthetic data is made in it), never a file, FIFO or device."""
+    expected = "a folder path (made if missing)"
+    path, found = _matrix_path(document, text, key_path, base_dir, expected)
+    if found is not None and not stat.S_ISDIR(found.st_mode):
+        raise document.error(key_path, expected, found=f"{shown(text)} ({_file_kind(found.st_mode)})")
+    if found is not None and not os.access(path, os.R_OK | os.X_OK):
+        raise document.error(key_path, expected, found=f"{shown(text)} (a folder this user cannot read)")
+    return path
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a folder")
 
 
 def _parallel_calls(document: _Document, value: Any, key_path: tuple) -> int:
@@ -617,7 +646,7 @@ def _ca_certificates(document: _Document, value: Any, base_dir: Path) -> tuple[P
     for index, item in enumerate(value):
         if not isinstance(item, str) or not FOLDER_PATH.fullmatch(item):
             raise document.error(key_path + (index,), "a readable PEM certificate file", item)
-        path = (base_dir / item).resolve()
+        path, _ = _matrix_path(document, item, key_path + (index,), base_dir, "a readable PEM certificate file")
         if problem := _certificate_problem(path):
             raise document.error(key_path + (index,), "a readable PEM certificate file", found=f"{path} ({problem})")
         paths.append(path)
@@ -684,12 +713,12 @@ def _dotted(key_path: tuple) -> str:
 SHOWN_CHARACTERS = 60  # of a value an error line quotes: the line stays readable whatever was given
 
 
-def shown(value: Any) -> str:
-    """A value as an error line quotes it: its repr, cut to SHOWN_CHARACTERS; a number too long to print, by its size."""
+def shown(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
+    """A value as an error line quotes it: its repr, cut to limit characters; a number too long to print, by its size."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
         return f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"  # str() refuses past 4300 digits
     text = repr(value)
-    return text if len(text) <= SHOWN_CHARACTERS else f"{text[:SHOWN_CHARACTERS]}... ({len(text)} characters)"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def describe(value: Any) -> str:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -175,16 +176,31 @@ def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
     folders: mkdir either creates a folder or fails, with no moment between a check and a creation.
     """
     run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    results_dir.mkdir(parents=True, exist_ok=True)
+    folder = None
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        folder = _new_folder(results_dir, run_id)
+        _start(folder, matrix_path, host)
+    except OSError as error:  # a results disk full from the start: no run, rather than a run without a manifest
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise UserError(f"{results_dir}: cannot start a run there ({error.strerror or error}); free some space, or name another folder with --results")
+    return folder
+
+
+def _new_folder(results_dir: Path, run_id: str) -> Path:
     for suffix in range(1, 1000):
         folder = results_dir / (run_id if suffix == 1 else f"{run_id}-{suffix}")
         try:
             folder.mkdir()
-            break
+            return folder
         except FileExistsError:
             continue
-    else:
-        raise UserError(f"{results_dir}: a thousand runs started in second {run_id}: is something starting runs in a loop?")
+    raise UserError(f"{results_dir}: a thousand runs started in second {run_id}: is something starting runs in a loop?")
+
+
+def _start(folder: Path, matrix_path: Path, host: dict) -> None:
+    """A new run's manifest and its empty results file."""
     manifest = {
         "schema": RESULTS_SCHEMA,
         "runner_version": __version__,
@@ -197,7 +213,6 @@ def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
     }
     _write_atomically(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     (folder / RESULTS_FILE).touch()
-    return folder
 
 
 @contextmanager

@@ -38,7 +38,9 @@ def test_the_corpus_covers_the_hostile_cases():
             "arabic-indic-digit-version", "arabic-indic-digit-slurm-time", "arabic-indic-digit-host-port",
             "fullwidth-digit-gpu-devices", "fullwidth-digit-memory", "superscript-digit-cuda",
             "host-port-out-of-range", "host-ssh-option-injection", "host-unclosed-bracket",
-            "huge-integer", "huge-integer-key", "exclude-unlisted-value", "exclude-unlisted-backend", "batch-larger-than-epoch"} <= {p.stem for p in CORPUS}
+            "huge-integer", "huge-integer-key", "exclude-unlisted-value", "exclude-unlisted-backend", "batch-larger-than-epoch",
+            "data-is-a-device", "data-is-a-file", "data-name-too-long", "ca-certificate-name-too-long",
+            } <= {p.stem for p in CORPUS}
 
 
 def test_a_huge_matrix_is_refused(tmp_path, capsys):

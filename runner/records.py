@@ -9,6 +9,7 @@ as they are read, never rewritten.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -272,7 +273,21 @@ def finish_run(run_folder: Path, state: str) -> None:
         manifest = {}
     manifest = manifest if manifest_problem(manifest) is None else {}
     manifest.update(ended=now(), state=state)
-    _write_atomically(path, json.dumps(manifest, indent=2) + "\n")
+    text = json.dumps(manifest, indent=2) + "\n"
+    try:
+        _write_atomically(path, text)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        _overwrite(path, text)  # a full disk has no room for a second copy; the old one's blocks hold the new one
+
+
+def _overwrite(path: Path, text: str) -> None:
+    with open(path, "r+", encoding="utf-8") as file:
+        file.write(text)
+        file.truncate()
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def save(path: Path, record: Record) -> None:
@@ -328,8 +343,12 @@ def manifest_problem(data) -> str | None:
 def _write_atomically(path: Path, text: str) -> None:
     """The file is either the old one or the new one, never half of each."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def load(run_folder: Path) -> list[Record]:

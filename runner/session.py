@@ -129,10 +129,11 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
     until it ends, however it ends.
     """
     run_folder = records.find_run(results_dir, resume) if resume else records.new_run(results_dir, plan.matrix.path, host.facts(executor))
+    unwritten: list[Record] = []  # records a full disk refused: printed to be added back by hand, and in this run's table
     with records.hold(run_folder):
         state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine gone
         try:
-            failed = _run(plan, executor, run_folder, repeats or plan.matrix.repeats, progress)
+            failed = _run(plan, executor, run_folder, repeats or plan.matrix.repeats, progress, unwritten)
             state = "finished"
         except KeyboardInterrupt:
             state = "interrupted"
@@ -144,10 +145,10 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
                 progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}; "
                          f"`python -m runner run --resume {run_folder.name}` runs the rest")
     progress(f"results: {run_folder / records.RESULTS_FILE}")
-    return RunResult(run_folder, records.load(run_folder), failed)
+    return RunResult(run_folder, records.load(run_folder) + unwritten, failed)
 
 
-def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress) -> int:
+def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress, unwritten: list[Record]) -> int:
     earlier = records.load(run_folder)
     measured = Counter(record.cell_id for record in earlier if record.status == "ok")
     noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
@@ -161,7 +162,7 @@ def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progres
     # A cell that cannot run here is noted once, in its place in the first round.
     left = {cell.id: repeats_left(earlier, cell.id, repeats) if cell in ready else range(0 if cell.id in noted else 1) for cell in todo}
     runs = interleaved(todo, left)
-    return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress)
+    return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress, unwritten)
 
 
 def repeats_left(earlier: list[Record], cell_id: str, repeats: int) -> list[int]:
@@ -177,14 +178,17 @@ def interleaved(cells: list[Cell], repeats_left: dict[str, range]) -> list[tuple
 
 
 def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]], prepared: Provisioned,
-               data: dict[str, Dataset], no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress) -> int:
-    """Run each (cell, repeat) afresh and append its record at once; returns how many failed."""
+               data: dict[str, Dataset], no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress,
+               unwritten: list[Record]) -> int:
+    """Run each (cell, repeat) afresh and append its record at once (to unwritten, when it cannot be); returns how many failed."""
     failed = 0
     for number, (cell, repeat) in enumerate(runs, 1):
         not_run = _not_run(cell, prepared, no_gpu)
         if not_run:
             status, reason = not_run
-            keep(run_folder, _record(executor, cell, None, status, reason, now()), progress)
+            noted = _record(executor, cell, None, status, reason, now())
+            if not keep(run_folder, noted, progress):
+                unwritten.append(noted)
             progress(f"[{number}/{len(runs)}] {cell.id}: {status}: {reason}")
             continue
         label = f"[{number}/{len(runs)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
@@ -192,6 +196,8 @@ def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]],
         started = time.monotonic()
         record = dataclasses.replace(run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder), repeat=repeat)
         kept = keep(run_folder, record, progress)
+        if not kept:
+            unwritten.append(record)
         failed += record.status == "failed" or not kept
         progress(f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({time.monotonic() - started:.0f} s)")
     return failed

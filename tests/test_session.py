@@ -199,6 +199,10 @@ def test_a_full_results_disk_loses_no_measurement(matrix, tiny_disk, capsys):
     kept = json.loads(err[err.index(cannot[0]) + 1])
     assert kept["cell_id"] == "cpu-tf2.21-mnist" and kept["status"] == "ok" and kept["measurement"]["epochs"]
     assert result.failed == 2
+    # the run's table shows what was measured, and the manifest says the run ended: it stayed `running` for ever
+    assert {record.cell_id: record.status for record in result.records} == {"cpu-tf2.21-mnist": "ok", "cpu-tf2.21-crash": "failed"}
+    assert records.manifest(result.folder)["state"] == "finished"
+    assert sorted(path.name for path in result.folder.iterdir()) == [".lock", "manifest.json", "results.jsonl"]
 
 
 def test_repeats_run_interleaved_and_resume_tops_up_the_missing_ones(tmp_path):

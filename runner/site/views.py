@@ -122,17 +122,19 @@ def parse(snapshot: Snapshot) -> tuple[list[Record], list[str]]:
 
 
 def is_running(snapshot: Snapshot) -> bool:
-    return snapshot.live or snapshot.manifest.get("state") == "running"
+    """A runner holds the run now. A manifest that says `running` without one is a run whose runner stopped without a word."""
+    return snapshot.live
 
 
 def run_state(snapshot: Snapshot) -> tuple[str, str]:
-    """(state, what to say about it): finished, interrupted, in-progress, or what the manifest says."""
+    """(state, what to say about it): finished, interrupted, in-progress, stopped, or what the manifest says."""
     state = snapshot.manifest.get("state")
     if snapshot.live:
         return "in-progress", "A runner is writing this run now: these pages show the records written so far. Publish again to update them."
     if state == "running":
-        return "in-progress", ("The manifest says the run is going, but no runner on this machine holds it: it is running on another "
-                               "machine, or its runner was stopped (`python -m runner run --resume RUN` measures the cells it lacks).")
+        return "stopped", ("The manifest says the run is going, but no runner holds it: its runner was stopped without a word "
+                           "(kill -9, a power cut), or it runs on another machine sharing this folder. "
+                           "`python -m runner run --resume RUN` measures the cells it lacks.")
     if state == "interrupted":
         return "interrupted", "The run was interrupted: `python -m runner run --resume RUN` measures the cells it lacks."
     if state == "finished":

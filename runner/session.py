@@ -131,6 +131,8 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
     run_folder = records.find_run(results_dir, resume) if resume else records.new_run(results_dir, plan.matrix.path, host.facts(executor))
     unwritten: list[Record] = []  # records a full disk refused: printed to be added back by hand, and in this run's table
     with records.hold(run_folder):
+        if resume:
+            remove_left_behind(run_folder, executor.cleanup(run_folder), "", progress)
         state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine gone
         try:
             failed = _run(plan, executor, run_folder, repeats or plan.matrix.repeats, progress, unwritten)
@@ -213,6 +215,14 @@ def _not_run(cell: Cell, prepared: Provisioned, no_gpu: str | None) -> tuple[str
         return "skipped", elsewhere
     environment = prepared[cell.environment]
     return ("excluded", environment.reason) if isinstance(environment, Unsuitable) else None
+
+
+def remove_left_behind(run_folder: Path, removed: int | None, where: str, progress: Progress) -> None:
+    """Say what a resume removed: whoever holds a run owns all it started, and a container a runner killed without a
+    word (kill -9) left training would share the cores the resumed cells are timed on."""
+    if removed:
+        progress(f"run {run_folder.name}: stopped and removed {removed} container(s){where} that its earlier runner left running, "
+                 "before measuring")
 
 
 def note_end(run_folder: Path, state: str, progress: Progress) -> None:

@@ -235,6 +235,61 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     assert json.loads((run_folder / "manifest.json").read_text())["state"] == "finished"
 
 
+ORPHAN_MATRIX = f"""
+workloads:
+  stuck: {{{SMALL}, fault: hang, timeout_minutes: 10}}
+repeats: 1
+cpu:
+  tensorflow: ["2.21"]
+build:
+  offline_base: true
+"""
+
+
+@pytest.mark.timeout(900)
+def test_a_resume_after_kill_9_removes_the_dead_runners_container_before_measuring(tmp_path, docker_client):
+    matrix, results, log = tmp_path / "matrix.yaml", tmp_path / "results", tmp_path / "resumed.log"
+    matrix.write_text(ORPHAN_MATRIX)
+    assert runner("build", "-f", matrix).returncode == 0
+    killed = start_run(matrix, results)
+    orphan = container_of(docker_client, results, "cpu-tf2.21-stuck")
+    resumed = None
+    try:
+        killed.kill()  # kill -9: no handler runs, the container trains on
+        killed.communicate(timeout=60)
+        (run_folder,) = results.iterdir()
+        orphan.reload()
+        assert orphan.status == "running"
+
+        matrix.write_text(ORPHAN_MATRIX.replace(", fault: hang, timeout_minutes: 10", ""))  # the cell now trains and ends
+        with open(log, "w") as stderr:
+            resumed = subprocess.Popen([sys.executable, "-m", "runner", "run", "-f", str(matrix), "--results", str(results),
+                                        "--resume", run_folder.name], cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+        label = f"io.cudnn-matrix.run-folder={run_folder.resolve()}"
+        running_beside_the_timed_one = []  # the run's running containers, each time the resumed cell's own was one of them
+        while resumed.poll() is None:
+            running = docker_client.containers.list(filters={"label": label, "status": "running"}, ignore_removed=True)
+            if any(container.id != orphan.id for container in running):
+                running_beside_the_timed_one.append(len(running))
+            time.sleep(0.2)
+
+        said = log.read_text()
+        assert resumed.returncode == 0, said[-3000:]
+        assert running_beside_the_timed_one and set(running_beside_the_timed_one) == {1}
+        assert (f"run {run_folder.name}: stopped and removed 1 container(s) that its earlier runner left running, before measuring"
+                in said)
+        with pytest.raises(docker.errors.NotFound):
+            orphan.reload()
+        assert records_of(results)[1]["cpu-tf2.21-stuck"]["status"] == "ok"
+    finally:
+        if resumed and resumed.poll() is None:
+            resumed.kill()
+        mine = str(results.resolve())
+        for container in docker_client.containers.list(all=True, filters={"label": "io.cudnn-matrix.run-folder"}, ignore_removed=True):
+            if container.labels["io.cudnn-matrix.run-folder"].startswith(mine):
+                container.remove(force=True)
+
+
 def test_a_container_removed_from_under_a_run_fails_only_its_cell(tmp_path, docker_client):
     matrix, results = tmp_path / "matrix.yaml", tmp_path / "results"
     matrix.write_text(LIFECYCLE_MATRIX)

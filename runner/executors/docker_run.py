@@ -73,14 +73,16 @@ def gpu_probe(client: docker.DockerClient, probe_image: str, devices: str) -> tu
         _remove_quietly(container)  # `clean --force` may have taken it already
 
 
-def remove_run(client: docker.DockerClient, run_folder: Path) -> None:
-    """Remove every container this run started, whatever state it is in.
+def remove_run(client: docker.DockerClient, run_folder: Path) -> int:
+    """Remove every container this run started, whatever state it is in; how many there were.
 
     Found by the run's folder, not its id: two runs into different results folders that start
     in the same second share an id, and one's Ctrl-C must not remove the other's containers.
     """
-    for container in _labelled(client, f"{LABEL_PREFIX}.run-folder={run_folder.resolve()}"):
+    found = _labelled(client, f"{LABEL_PREFIX}.run-folder={run_folder.resolve()}")
+    for container in found:
         _remove_quietly(container)
+    return len(found)
 
 
 def _labelled(client: docker.DockerClient, label: str) -> list:

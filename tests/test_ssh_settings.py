@@ -481,3 +481,28 @@ def test_resume_runs_the_repeats_left_by_number(tmp_path):
     (run_folder / "results.jsonl").write_text(only.to_json().replace('"repeat": 0', '"repeat": 1') + "\n")
     assert ssh._run(plan, hosts, run_folder, 3, Progress()) == 0
     assert sorted(record.repeat for record in records.load(run_folder)) == [0, 1, 2]
+
+
+def test_a_resume_first_removes_what_the_dead_runner_left_on_every_host(tmp_path, monkeypatch, capsys):
+    """Whoever holds a run owns its containers on every host: an orphan of a kill -9 would train beside the timed cells."""
+    from fake_executor import FakeExecutor
+    from runner import records, session
+    from runner.progress import Progress
+
+    class Orphaned(FakeExecutor):
+        def cleanup(self, run_folder):
+            super().cleanup(run_folder)
+            return 0 if self.jobs else 1  # one container left running, found before any cell of the resume runs
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("gpu: {", "#"))
+    executors = {"ssh://a": Orphaned(), "ssh://b": Orphaned()}
+    monkeypatch.setattr(ssh, "connect_all", lambda urls, matrix, progress: [fake_host(url, False, executors[url]) for url in urls])
+    plan = session.plan(tmp_path / "matrix.yaml")
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {"dispatch": "ssh"})
+
+    ssh.run(plan, ["ssh://a", "ssh://b"], tmp_path / "results", run_folder.name, 1, Progress())
+
+    err = capsys.readouterr().err
+    for url, executor in executors.items():
+        assert executor.cleaned == [run_folder.name]
+        assert f"run {run_folder.name}: stopped and removed 1 container(s) on host {url} that its earlier runner left running" in err

@@ -198,3 +198,39 @@ def test_telemetry_is_an_optional_field_so_that_measurements_stored_before_it_st
     assert Measurement.from_dict(dict(MEASURED, telemetry={"gpus": "not available: x"})).telemetry == {"gpus": "not available: x"}
     with pytest.raises(ContractError, match=r"measurement: telemetry: expected dict \| str \| None, got 3"):
         Measurement.from_dict(dict(MEASURED, telemetry=3))
+
+
+def tensorflow_failure(node, message):
+    """How TensorFlow 2.21 / Keras 3 end an error in tf.data's pipeline (captured from the cpu-tf2.21 image)."""
+    return f"""Traceback (most recent call last):
+  File "/opt/venv/lib/python3.11/site-packages/keras/src/utils/traceback_utils.py", line 122, in error_handler
+    raise e.with_traceback(filtered_tb) from None
+  File "/opt/venv/lib/python3.11/site-packages/tensorflow/python/eager/execute.py", line 53, in quick_execute
+    tensors = pywrap_tfe.TFE_Py_Execute(ctx._handle, device_name, op_name,
+  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+tensorflow.python.framework.errors_impl.{message[0]}: Graph execution error:
+
+Detected at node {node} defined at (most recent call last):
+<stack traces unavailable>
+{message[1]}
+\t [[{{{{node {node}}}}}]]
+\t [[IteratorGetNext]] [Op:__inference_multi_step_on_iterator_222]
+"""
+
+
+@pytest.mark.parametrize("node, message, reason", [
+    ("DecodeJpeg", ("InvalidArgumentError", "jpeg::Uncompress failed. Invalid JPEG data or size."),
+     "InvalidArgumentError: jpeg::Uncompress failed. Invalid JPEG data or size."),
+    ("ReadFile", ("FailedPreconditionError", "/data/train/cats/cat.3.jpg; Is a directory"),
+     "FailedPreconditionError: /data/train/cats/cat.3.jpg; Is a directory"),
+    ("ReadFile", ("NotFoundError", "/data/train/cats/cat.3.jpg; No such file or directory"),  # deleted mid-run
+     "NotFoundError: /data/train/cats/cat.3.jpg; No such file or directory"),
+], ids=["corrupt-jpeg", "a-folder", "deleted-mid-run"])
+def test_a_failed_cells_reason_is_the_cause_not_tensorflows_trailer(node, message, reason):
+    decided = outcome(output=tensorflow_failure(node, message), exit_code=1)
+    assert (decided.status, decided.reason) == ("failed", f"the workload exited with code 1: {reason}")
+
+
+def test_a_reason_quotes_at_most_a_few_hundred_characters():
+    decided = outcome(output="x" * 100_000 + "\n", exit_code=1)
+    assert len(decided.reason) < 400

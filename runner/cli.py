@@ -98,7 +98,8 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--data", type=Path, default=Path("data"), help="the data folder (default: %(default)s)")
     data.add_argument("--train-per-class", type=count(KAGGLE_PER_CLASS), default=1000, metavar="N", help="dogs-vs-cats: training images per class (default: %(default)s)")
     data.add_argument("--validation-per-class", type=count(KAGGLE_PER_CLASS), default=400, metavar="N", help="dogs-vs-cats: validation images per class (default: %(default)s)")
-    clean = commands.add_parser("clean", help="remove containers (and with --images, images) that cudnn-matrix made, found by label")
+    clean = commands.add_parser("clean", parents=[results_options],
+                                help="remove the containers of runs under --results (and with --images, images) that cudnn-matrix made, found by label")
     clean.add_argument("--images", action="store_true", help="also remove the images it built (the next build starts over)")
     clean.add_argument("--force", action="store_true", help="also remove the containers of runs that are still going (they then fail)")
     report_options = argparse.ArgumentParser(add_help=False, parents=[verdict_options])
@@ -317,8 +318,12 @@ def cmd_clean(args) -> int:
     from runner.executors.docker_executor import connect
     from runner.executors.docker_run import remove_leftovers
 
-    removed = remove_leftovers(connect(), images=args.images, force=args.force)
+    results = results_folder(args.results)
+    removed = remove_leftovers(connect(), images=args.images, force=args.force, results_dir=results)
     progress(f"removed {removed['containers']} container(s) and {removed['images']} image(s) made by cudnn-matrix")
+    if removed["elsewhere"]:
+        progress(f"left {removed['elsewhere']} container(s) of runs outside {results} (another user's, on a shared engine): "
+                 "`clean --results DIR` names their folder")
     if removed["spared_runs"]:
         progress(f"left the containers of {len(removed['spared_runs'])} run(s) still going ({', '.join(sorted(removed['spared_runs']))}): "
                  "their runners hold the runs' locks; --force removes them too")

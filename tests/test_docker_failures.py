@@ -154,20 +154,31 @@ def test_the_benchmark_container_is_unprivileged_offline_and_read_only(tmp_path,
     }
 
 
-def test_clean_removes_what_cudnn_matrix_left_and_nothing_else(tmp_path, docker_client):
+def test_clean_removes_what_cudnn_matrix_left_under_its_results_and_nothing_else(tmp_path, docker_client):
     (tmp_path / "matrix.yaml").write_text(INTERRUPT_MATRIX)
     assert runner("build", "-f", tmp_path / "matrix.yaml").returncode == 0
     image = docker_client.images.list("cudnn-matrix/cpu-tf2.21")[0]
-    leftover = docker_client.containers.create(image.id, labels={"io.cudnn-matrix.run-id": "test-leftover"})
+
+    def left_by_a_run_in(results):
+        return docker_client.containers.create(image.id, labels={"io.cudnn-matrix.run-id": "20260101-000000",
+                                                                 "io.cudnn-matrix.run-folder": str(results / "20260101-000000")})
+
+    leftover = left_by_a_run_in(tmp_path / "results")
+    another_users = left_by_a_run_in(tmp_path / "someone-else" / "results")  # the same engine, another results folder
     stranger = docker_client.containers.create(image.id)
     try:
-        cleaned = runner("clean")
-        assert cleaned.returncode == 0
+        cleaned = runner("clean", "--results", tmp_path / "results")
+        assert cleaned.returncode == 0, cleaned.stderr
         remaining = {container.id for container in docker_client.containers.list(all=True)}
         assert leftover.id not in remaining
-        assert stranger.id in remaining
+        assert another_users.id in remaining and stranger.id in remaining
+        assert "removed 1 container(s)" in cleaned.stderr and "container(s) of runs outside" in cleaned.stderr
     finally:
-        stranger.remove(force=True)
+        for container in (leftover, another_users, stranger):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
 
 
 LIFECYCLE_MATRIX = f"""
@@ -206,7 +217,7 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     process = start_run(matrix, results)
     stuck = container_of(docker_client, results, "cpu-tf2.21-stuck")
 
-    cleaned = runner("clean")  # the run is alive: its container stays
+    cleaned = runner("clean", "--results", results)  # the run is alive: its container stays
     (run_folder,) = results.iterdir()
     assert cleaned.returncode == 0 and "left the containers of" in cleaned.stderr and run_folder.name in cleaned.stderr
     stuck.reload()
@@ -223,7 +234,7 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     orphan = container_of(docker_client, results, "cpu-tf2.21-stuck")
     killed.kill()  # kill -9: no handler runs, the container is left behind
     killed.communicate(timeout=60)
-    cleaned = runner("clean")
+    cleaned = runner("clean", "--results", results)
     assert cleaned.returncode == 0 and "removed 1 container(s)" in cleaned.stderr
     assert orphan.id not in {container.id for container in docker_client.containers.list(all=True)}
 

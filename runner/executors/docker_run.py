@@ -94,17 +94,23 @@ def _labelled(client: docker.DockerClient, label: str) -> list:
 PROBE_LIFETIME = timedelta(minutes=10)  # a probe container lives for seconds; an older one was left behind
 
 
-def remove_leftovers(client: docker.DockerClient, images: bool, force: bool) -> dict:
+def remove_leftovers(client: docker.DockerClient, images: bool, force: bool, results_dir: Path) -> dict:
     """Containers (and optionally images) cudnn-matrix left, found by its labels; nothing else is touched.
 
-    A container of a run that is still going is spared unless forced: its label names the run's
-    folder, and a live runner holds that folder's lock (records.in_progress). Probe containers
-    are spared while they are young enough to belong to a runner asking about GPUs right now.
+    Only the containers of runs under results_dir: on a shared engine, another user's runs go into
+    another folder, and their leftovers are theirs to remove. A container of a run that is still
+    going is spared unless forced: its label names the run's folder, and a live runner holds that
+    folder's lock (records.in_progress). Probe containers are spared while they are young enough
+    to belong to a runner asking about GPUs right now.
     """
-    removed = {"containers": 0, "images": 0, "spared_runs": set()}
+    removed = {"containers": 0, "images": 0, "spared_runs": set(), "elsewhere": 0}
+    scope = results_dir.resolve()
     for container in _labelled(client, f"{LABEL_PREFIX}.run-id"):
         folder = container.labels.get(f"{LABEL_PREFIX}.run-folder")
-        if not force and folder and records.in_progress(Path(folder)):
+        if not folder or not Path(folder).is_relative_to(scope):  # another results folder's, or a runner too old to say
+            removed["elsewhere"] += 1
+            continue
+        if not force and records.in_progress(Path(folder)):
             removed["spared_runs"].add(container.labels[f"{LABEL_PREFIX}.run-id"])
             continue
         _remove_quietly(container)

@@ -18,7 +18,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from runner import __version__, config, datasets, dispatch, records, session
-from runner.cells import Cell
+from runner.cells import Cell, environments_of
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.dispatch import slurm
@@ -100,7 +100,8 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--validation-per-class", type=count(KAGGLE_PER_CLASS), default=400, metavar="N", help="dogs-vs-cats: validation images per class (default: %(default)s)")
     clean = commands.add_parser("clean", parents=[results_options],
                                 help="remove the containers of runs under --results (and with --images, images) that cudnn-matrix made, found by label")
-    clean.add_argument("--images", action="store_true", help="also remove the images it built (the next build starts over)")
+    clean.add_argument("--images", action="store_true", help="also remove the images of the -f matrix's cells (their next build starts over)")
+    clean.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="with --images: the matrix file (default: %(default)s)")
     clean.add_argument("--force", action="store_true", help="also remove the containers of runs that are still going (they then fail)")
     report_options = argparse.ArgumentParser(add_help=False, parents=[verdict_options])
     report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (default: %(default)s)")
@@ -319,7 +320,8 @@ def cmd_clean(args) -> int:
     from runner.executors.docker_run import remove_leftovers
 
     results = results_folder(args.results)
-    removed = remove_leftovers(connect(), images=args.images, force=args.force, results_dir=results)
+    environments = frozenset(spec.name for spec in environments_of(session.plan(args.file).cells)) if args.images else frozenset()
+    removed = remove_leftovers(connect(), force=args.force, results_dir=results, environments=environments)
     progress(f"removed {removed['containers']} container(s) and {removed['images']} image(s) made by cudnn-matrix")
     if removed["elsewhere"]:
         progress(f"left {removed['elsewhere']} container(s) of runs outside {results} (another user's, on a shared engine): "

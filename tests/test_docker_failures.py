@@ -1,5 +1,6 @@
 """Failures are data, interrupts lose nothing, containers hold no privileges: shown with real containers."""
 
+import io
 import json
 import signal
 import subprocess
@@ -178,6 +179,32 @@ def test_clean_removes_what_cudnn_matrix_left_under_its_results_and_nothing_else
             try:
                 container.remove(force=True)
             except docker.errors.NotFound:
+                pass
+
+
+def test_clean_images_removes_only_the_images_of_the_matrixs_cells(tmp_path, docker_client):
+    bases = docker_client.images.list("cudnn-matrix/base")
+    if not bases:
+        pytest.skip("no cudnn-matrix base image on this engine to label test images with")
+
+    def image_of(environment):  # made in a moment: the base with an environment's labels, never pip
+        dockerfile = f"FROM {bases[0].id}\nLABEL io.cudnn-matrix.kind=cpu io.cudnn-matrix.environment={environment}\n"
+        image, _ = docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"cudnn-matrix-test/{environment}:clean", rm=True)
+        return image
+
+    mine, another_matrixs = image_of("cpu-tf2.998"), image_of("cpu-tf2.997")
+    (tmp_path / "matrix.yaml").write_text('workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.998"]}\nbuild: {ca_certificates: []}\n')
+    try:
+        cleaned = runner("clean", "--images", "-f", tmp_path / "matrix.yaml", "--results", tmp_path / "results")
+        assert cleaned.returncode == 0, cleaned.stderr
+        remaining = {image.id for image in docker_client.images.list()}
+        assert mine.id not in remaining and another_matrixs.id in remaining and bases[0].id in remaining
+        assert "and 1 image(s) made by cudnn-matrix" in cleaned.stderr
+    finally:
+        for image in (mine, another_matrixs):
+            try:
+                docker_client.images.remove(image.id, force=True)
+            except docker.errors.ImageNotFound:
                 pass
 
 

@@ -94,8 +94,8 @@ def _labelled(client: docker.DockerClient, label: str) -> list:
 PROBE_LIFETIME = timedelta(minutes=10)  # a probe container lives for seconds; an older one was left behind
 
 
-def remove_leftovers(client: docker.DockerClient, images: bool, force: bool, results_dir: Path) -> dict:
-    """Containers (and optionally images) cudnn-matrix left, found by its labels; nothing else is touched.
+def remove_leftovers(client: docker.DockerClient, force: bool, results_dir: Path, environments: frozenset[str] = frozenset()) -> dict:
+    """Containers (and the images of these environments) cudnn-matrix left, found by its labels; nothing else is touched.
 
     Only the containers of runs under results_dir: on a shared engine, another user's runs go into
     another folder, and their leftovers are theirs to remove. A container of a run that is still
@@ -119,8 +119,8 @@ def remove_leftovers(client: docker.DockerClient, images: bool, force: bool, res
         if force or _age(container) > PROBE_LIFETIME:
             _remove_quietly(container)
             removed["containers"] += 1
-    if images:
-        for image in client.images.list(filters={"label": f"{LABEL_PREFIX}.kind"}):
+    for image in client.images.list(filters={"label": f"{LABEL_PREFIX}.environment"}) if environments else ():
+        if image.labels.get(f"{LABEL_PREFIX}.environment") in environments:  # not another matrix's, nor the shared bases
             client.images.remove(image.id, force=True)
             removed["images"] += 1
     return removed

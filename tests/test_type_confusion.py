@@ -133,6 +133,7 @@ def test_publish_and_resume_read_past_every_confused_line(tmp_path, capsys):
     done = publish(results, tmp_path / "site")
 
     assert set(done.rendered) == {good.name, mixed.name} and not done.unreadable
+    assert cli.main(["report", str(mixed), "--by", "host", "--plot", str(tmp_path / "chart.png")]) == 0
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(MATRIX)
     plan = session.plan(matrix, "cpu-tf2.21-mnist")

@@ -20,7 +20,7 @@ from runner.environments import EnvironmentSpec, environment_for, environment_na
 from runner.errors import UserError
 from workload.contract import BACKENDS
 
-PYTHON_TAG = re.compile(r"(?:docker\.io/)?(?:library/)?python:(\d+\.\d+)(?:[.-].*)?")  # python:3.11-slim -> 3.11
+PYTHON_TAG = re.compile(r"(?:docker\.io/)?(?:library/)?python:([0-9]+\.[0-9]+)(?:[.-].*)?")  # python:3.11-slim -> 3.11
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import signal
+import stat
 import sys
 from collections import Counter
 from contextlib import contextmanager
@@ -19,8 +20,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import __version__, datasets, dispatch, doctor, preflight, records, session
-from runner.cells import Cell, matches_id
+from runner import __version__, config, datasets, dispatch, doctor, preflight, records, session
+from runner.cells import Cell, environments_of, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.dispatch import slurm
@@ -112,8 +113,10 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--data", type=Path, default=Path("data"), help="the data folder (default: %(default)s)")
     data.add_argument("--train-per-class", type=count(KAGGLE_PER_CLASS), default=1000, metavar="N", help="dogs-vs-cats: training images per class (default: %(default)s)")
     data.add_argument("--validation-per-class", type=count(KAGGLE_PER_CLASS), default=400, metavar="N", help="dogs-vs-cats: validation images per class (default: %(default)s)")
-    clean = commands.add_parser("clean", help="remove containers (and with --images, images) that cudnn-matrix made, found by label")
-    clean.add_argument("--images", action="store_true", help="also remove the images it built (the next build starts over)")
+    clean = commands.add_parser("clean", parents=[results_options],
+                                help="remove the containers of runs under --results (and with --images, images) that cudnn-matrix made, found by label")
+    clean.add_argument("--images", action="store_true", help="also remove the images of the -f matrix's cells (their next build starts over)")
+    clean.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="with --images: the matrix file (default: %(default)s)")
     clean.add_argument("--force", action="store_true", help="also remove the containers of runs that are still going (they then fail)")
     report_options = argparse.ArgumentParser(add_help=False, parents=[verdict_options])
     report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (default: %(default)s)")
@@ -143,7 +146,7 @@ def percent(text: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0 <= value < 100:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to below 100, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to below 100, got {config.shown(text)}")
     return value
 
 
@@ -161,8 +164,8 @@ def minutes(text: str) -> float:
 def count(maximum: int):
     """An argparse type: a whole number from 1 to maximum."""
     def whole_number(text: str) -> int:
-        if not text.isdigit() or not 1 <= int(text) <= maximum:
-            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {maximum}, got {text!r}")
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:  # isdigit alone takes "٣" and "²"
+            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {maximum}, got {config.shown(text)}")
         return int(text)
     return whole_number
 
@@ -276,6 +279,7 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     chosen = plan(args)
+    args.results = results_folder(args.results)
     for given, option in ((args.budget_minutes, "--budget-minutes"), (args.dry_run, "--dry-run")):
         if given and (args.hosts or args.dispatch != "local"):
             raise UserError(f"{option}: only for runs on this machine (--dispatch local), whose cells run one after another")
@@ -284,7 +288,8 @@ def cmd_run(args) -> int:
             raise UserError("--host: remote Docker hosts are --dispatch ssh; Slurm places its jobs itself")
         args.dispatch = "ssh"
     if args.dispatch == "ssh":
-        hosts = args.hosts or list(chosen.matrix.hosts)
+        hosts = list(config.host_urls(args.hosts, lambda index, expected, found: UserError(f"--host: expected {expected}, got {found}"))
+                     if args.hosts else chosen.matrix.hosts)
         if not hosts:
             raise UserError(f"--dispatch ssh: no hosts: list them under hosts: in {args.file}, or give --host URL")
         if args.executor != "docker":
@@ -378,7 +383,7 @@ def cmd_run_cell(args) -> int:
     chosen = session.plan(args.file, None, False, args.offline_base, installs=args.executor != "local")
     cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
     if cell is None:
-        raise UserError(f"{args.file}: no cell {args.cell!r} in this matrix")
+        raise UserError(f"{args.file}: no cell {config.shown(args.cell)} in this matrix")
     granted = dispatch.granted_gpus(dict(os.environ), inside_job=args.executor in HOST_EXECUTORS)
     gpus = dispatch.gpus_for(cell, granted)
     if gpus:  # the GPU the scheduler granted, in place of gpu.devices
@@ -411,8 +416,13 @@ def cmd_clean(args) -> int:
     from runner.executors.docker_executor import connect
     from runner.executors.docker_run import remove_leftovers
 
-    removed = remove_leftovers(connect(), images=args.images, force=args.force)
+    results = results_folder(args.results)
+    environments = frozenset(spec.name for spec in environments_of(session.plan(args.file).cells)) if args.images else frozenset()
+    removed = remove_leftovers(connect(), force=args.force, results_dir=results, environments=environments)
     progress(f"removed {removed['containers']} container(s) and {removed['images']} image(s) made by cudnn-matrix")
+    if removed["elsewhere"]:
+        progress(f"left {removed['elsewhere']} container(s) of runs outside {results} (another user's, on a shared engine): "
+                 "`clean --results DIR` names their folder")
     if removed["spared_runs"]:
         progress(f"left the containers of {len(removed['spared_runs'])} run(s) still going ({', '.join(sorted(removed['spared_runs']))}): "
                  "their runners hold the runs' locks; --force removes them too")
@@ -422,7 +432,7 @@ def cmd_clean(args) -> int:
 def cmd_report(args) -> int:
     check_writable(args.output, "-o")
     check_writable(args.plot, "--plot", CHART_FORMATS)
-    run_folder = records.find_run(args.results, str(args.run) if args.run else "latest")
+    run_folder = records.find_run(results_folder(args.results), str(args.run) if args.run else "latest")
     loaded = selected(records.load(run_folder), args.pattern, run_folder.name)
     if args.by and args.by != "host" and not any(args.by in record.axes for record in loaded):
         axes = sorted({axis for record in loaded for axis in record.axes})
@@ -446,7 +456,8 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     check_writable(args.output, "-o")
-    run_a, run_b = (records.find_run(args.results, str(run)) for run in (args.run_a, args.run_b))
+    results = results_folder(args.results)
+    run_a, run_b = (records.find_run(results, str(run)) for run in (args.run_a, args.run_b))
     loaded_a, loaded_b = (selected(records.load(run), args.pattern, run.name) for run in (run_a, run_b))
     emit(compare(loaded_a, loaded_b, run_a.name, run_b.name, args.format, args.min_effect / 100), args.output)
     slower = slower_in_b(loaded_a, loaded_b, args.min_effect / 100) if args.fail_on else []
@@ -456,7 +467,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    published = publish(args.results, args.output, args.min_effect / 100, progress)
+    published = publish(results_folder(args.results), args.output, args.min_effect / 100, progress)
     progress(f"{len(published.rendered)} run(s) rendered, {len(published.unchanged)} unchanged, {len(published.removed)} removed"
              + (f"; in progress: {', '.join(published.in_progress)}" if published.in_progress else "")
              + (f"; unreadable: {', '.join(published.unreadable)}" if published.unreadable else ""))
@@ -470,6 +481,20 @@ def selected(loaded: list, pattern: str | None, run_id: str) -> list:
     if loaded and not chosen:
         raise UserError(f"-k {pattern!r} selects none of the {len({record.cell_id for record in loaded})} cells of run {run_id}")
     return chosen
+
+
+def results_folder(path: Path) -> Path:
+    """--results as a folder of runs, ~ expanded: a file, a device or an impossible path is one line, before anything runs."""
+    path = path.expanduser()
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return path  # nothing there yet: a run makes it; a report says there are no runs yet
+    except OSError as error:
+        raise UserError(f"--results {config.shown(str(path), 160)}: cannot hold runs ({error.strerror or error})")
+    if not stat.S_ISDIR(found.st_mode):
+        raise UserError(f"--results {config.shown(str(path), 160)}: not a folder")
+    return path
 
 
 def check_writable(path: Path | None, option: str, formats: tuple[str, ...] = ()) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import glob
 import math
+import os
 import re
 import ssl
 import stat
@@ -30,20 +31,20 @@ MODELS = {
 }
 # Patterns are only ever applied with fullmatch: with match, "$" also matches before a final newline.
 WORKLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-VERSION = re.compile(r"\d+(\.\d+){0,3}")
+VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9}){0,3}")
 IMAGE_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 FOLDER_PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")  # a NUL would otherwise escape pathlib as a ValueError
 DEBIAN_MIRROR = re.compile(r"(https?|file)://[^\s'\"]+")
-GPU_DEVICES = re.compile(r"all|none|\d+(,\d+)*")
+GPU_DEVICES = re.compile(r"all|none|[0-9]+(,[0-9]+)*")
 GPU_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # a Slurm gres type: h100, a100_80gb, nvidia_h100_80gb_hbm3
 SLURM_NAMES = re.compile(r"[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,15}")  # a partition (or several, comma-separated), an account
 # Slurm's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS; or no limit.
-SLURM_TIME = re.compile(r"\d{1,6}|\d{1,6}:\d{2}|\d{1,4}:\d{2}:\d{2}|\d{1,4}-\d{1,2}(:\d{2}(:\d{2})?)?|UNLIMITED|INFINITE")
+SLURM_TIME = re.compile(r"[0-9]{1,6}|[0-9]{1,6}:[0-9]{2}|[0-9]{1,4}:[0-9]{2}:[0-9]{2}|[0-9]{1,4}-[0-9]{1,2}(:[0-9]{2}(:[0-9]{2})?)?|UNLIMITED|INFINITE")
 SBATCH_OPTION = re.compile(r"--[a-z][a-z0-9-]{0,40}(=[^\s]{1,256})?")
 # What the dispatcher sets itself, from the matrix and the cell: given in slurm.options they would contradict it.
 SBATCH_OWN_OPTIONS = ("account", "chdir", "error", "exclusive", "export", "gpus", "gres", "input", "job-name", "no-requeue",
                       "nodes", "ntasks", "output", "parsable", "partition", "requeue", "signal", "time", "wrap")
-MEMORY = re.compile(r"([1-9]\d{0,12})([kmg])")
+MEMORY = re.compile(r"([1-9][0-9]{0,12})([kmg])")
 DEFAULT_CA_CERTIFICATES = "/usr/local/share/ca-certificates/**/*.crt"
 DEFAULT_CPU_BASE = "python:3.11-slim"
 
@@ -176,7 +177,7 @@ class _Document:
         if found is not None:
             message += f", got {found}"
         elif got is not _MISSING:
-            message += f", got {_describe(got)}"
+            message += f", got {describe(got)}"
         return UserError(message)
 
     def mapping(self, value: Any, key_path: tuple, required: set[str], optional: set[str]) -> dict:
@@ -185,9 +186,11 @@ class _Document:
         allowed = required | optional
         for key in value:
             if not isinstance(key, str) or key not in allowed:
-                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                close = difflib.get_close_matches(key, sorted(allowed), n=1) if isinstance(key, str) else []
+                listed = ", ".join(sorted(allowed))
+                expected = f"one of {listed}" if len(listed) <= 120 or not close else "a known key"
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise self.error(key_path + (key,), f"one of {', '.join(sorted(allowed))}{hint}", found=f"unknown key {key!r}")
+                raise self.error(key_path + (key,), expected + hint, found=f"unknown key {shown(key)}")
         for key in sorted(required - set(value)):
             raise self.error(key_path + (key,), "this key to be present")
         return value
@@ -218,7 +221,7 @@ class _Document:
         )
         for index, version in enumerate(versions):
             if version in versions[:index]:
-                raise self.error(key_path + (index,), "each version once", found=f"{version!r} a second time")
+                raise self.error(key_path + (index,), "each version once", found=f"{shown(version)} a second time")
         return versions
 
 
@@ -239,19 +242,32 @@ def load_matrix(path: Path) -> Matrix:
                   hosts=_hosts(document, top.get("hosts", [])))
 
 
-HOST = re.compile(r"ssh://([A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(:\d{1,5})?|tcp://[A-Za-z0-9._-]+:\d{1,5}|[A-Za-z0-9][A-Za-z0-9._-]*")
+# A user and a host begin with a letter or digit, so that ssh never reads one as an option.
+HOST = re.compile(r"ssh://(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63}@)?[A-Za-z0-9][A-Za-z0-9._-]{0,252}(?::(?P<ssh_port>[0-9]{1,5}))?"
+                  r"|tcp://[A-Za-z0-9][A-Za-z0-9._-]{0,252}:(?P<tcp_port>[0-9]{1,5})|[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+HOST_EXPECTED = "ssh://user@host[:port], tcp://host:port (a port from 1 to 65535) or a Docker context name"
+MAX_HOSTS = 64
+
+
+def host_urls(values: list, error) -> tuple[str, ...]:
+    """Remote Docker hosts as `hosts:` and `--host` name them, each once; error(index, expected, found) makes the UserError."""
+    if len(values) > MAX_HOSTS:
+        raise error(None, f"at most {MAX_HOSTS} hosts", str(len(values)))
+    for index, value in enumerate(values):
+        match = HOST.fullmatch(value) if isinstance(value, str) else None
+        port = match and (match.group("ssh_port") or match.group("tcp_port"))
+        if not match or (port and not 1 <= int(port) <= 65535):
+            raise error(index, HOST_EXPECTED, describe(value))
+        if value in values[:index]:
+            raise error(index, "each host once", f"{shown(value)} a second time")
+    return tuple(values)
 
 
 def _hosts(document: _Document, value: Any) -> tuple[str, ...]:
-    """`hosts:`, the remote Docker engines `run --dispatch ssh` spreads the cells over, each once."""
-    if not isinstance(value, list) or len(value) > 64:
-        raise document.error(("hosts",), "a list of at most 64 hosts such as [ssh://me@box1, tcp://box2:2376]", value)
-    hosts = tuple(document.string(item, ("hosts", index), HOST, "ssh://user@host[:port], tcp://host:port or a Docker context name")
-                  for index, item in enumerate(value))
-    for index, url in enumerate(hosts):
-        if url in hosts[:index]:
-            raise document.error(("hosts", index), "each host once", found=f"{url!r} a second time")
-    return hosts
+    """`hosts:`, the remote Docker engines `run --dispatch ssh` spreads the cells over."""
+    if not isinstance(value, list):
+        raise document.error(("hosts",), f"a list of at most {MAX_HOSTS} hosts such as [ssh://me@box1, tcp://box2:2376]", value)
+    return host_urls(value, lambda index, expected, found: document.error(("hosts",) if index is None else ("hosts", index), expected, found=found))
 
 
 def _read_matrix(path: Path) -> str:
@@ -320,7 +336,7 @@ def _record_lines(path: Path, node: yaml.Node, key_path: tuple, lines: dict[tupl
         for key_node, value_node in node.value:
             key = key_node.value
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-                got = repr(key_node.value) if isinstance(key_node, yaml.ScalarNode) else f"a {key_node.id}"
+                got = shown(key_node.value) if isinstance(key_node, yaml.ScalarNode) else f"a {key_node.id}"
                 raise UserError(f"{path}:{key_node.start_mark.line + 1}: {_dotted(key_path) or '(top level)'}: expected keys that are plain names, got {got}")
             if key in seen:
                 raise UserError(f"{path}:{key_node.start_mark.line + 1}: {_dotted(key_path + (key,))}: given twice")
@@ -341,7 +357,7 @@ def _workloads(document: _Document, value: Any, base_dir: Path) -> tuple[Workloa
 def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Workload:
     key_path = ("workloads", name)
     if not isinstance(name, str) or not WORKLOAD_NAME.fullmatch(name):
-        raise document.error(key_path, "a workload name of lowercase letters, digits and dashes", found=repr(name))
+        raise document.error(key_path, "a workload name of lowercase letters, digits and dashes", found=shown(name))
     settings = document.mapping(
         value if value is not None else {},
         key_path,
@@ -362,17 +378,18 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
     if model not in MODELS:
         if "model" in settings:
             raise document.error(key_path + ("model",), f"a known model ({', '.join(MODELS)})", model)
-        raise document.error(key_path, f"a known model ({', '.join(MODELS)}) as the name, or a model: key", found=repr(name))
+        raise document.error(key_path, f"a known model ({', '.join(MODELS)}) as the name, or a model: key", found=shown(name))
     defaults = MODELS[model]
+    train_images = number("train_images", defaults["train_images"], 2, MAX_IMAGES)
     workload = Workload(
         name=name,
         model=model,
         epochs=number("epochs", 3, 2, MAX_EPOCHS),
         warmup_epochs=number("warmup_epochs", 1, 1, MAX_EPOCHS - 1),
-        batch_size=number("batch_size", defaults["batch_size"], 1, MAX_BATCH_SIZE),
-        train_images=number("train_images", defaults["train_images"], 2, MAX_IMAGES),
+        batch_size=number("batch_size", min(defaults["batch_size"], train_images), 1, MAX_BATCH_SIZE),
+        train_images=train_images,
         validation_images=number("validation_images", defaults["validation_images"], 2, MAX_IMAGES),
-        data_dir=(base_dir / data).resolve(),
+        data_dir=_data_folder(document, data, key_path + ("data",), base_dir),
         jit_compile=_switch(document, settings.get("jit_compile", "auto"), key_path + ("jit_compile",)),
         intra_op_threads=number("intra_op_threads", 0, 0, MAX_THREADS),
         inter_op_threads=number("inter_op_threads", 0, 0, MAX_THREADS),
@@ -391,10 +408,40 @@ def _workload(document: _Document, name: Any, value: Any, base_dir: Path) -> Wor
     )
     if workload.epochs <= workload.warmup_epochs:
         raise document.error(key_path + ("epochs",), f"more epochs than warmup_epochs ({workload.warmup_epochs}), so that some are timed", workload.epochs)
+    if workload.batch_size > train_images:  # a batch holds at most an epoch's images: the record would name a size never used
+        raise document.error(key_path + ("batch_size",), f"at most train_images ({train_images})", workload.batch_size)
     for key in ("train_images", "validation_images") if model == "dogs-vs-cats" else ():
         if getattr(workload, key) % 2:
             raise document.error(key_path + (key,), "an even number: half cats, half dogs", getattr(workload, key))
     return workload
+
+
+def _matrix_path(document: _Document, text: str, key_path: tuple, base_dir: Path, expected: str) -> tuple[Path, os.stat_result | None]:
+    """A path the matrix names: ~ as a shell expands it, else relative to the matrix's folder; and what is there now (None: nothing yet)."""
+    try:
+        path = (base_dir / Path(text).expanduser()).resolve()
+        return path, path.stat()
+    except FileNotFoundError:
+        return path, None
+    except (OSError, RuntimeError) as error:  # a symlink loop (RuntimeError before Python 3.13), a name too long, a file on the way
+        reason = "a symlink loop" if isinstance(error, RuntimeError) else error.strerror or str(error)
+        raise document.error(key_path, expected, found=f"{shown(text)} ({reason})")
+
+
+def _data_folder(document: _Document, text: str, key_path: tuple, base_dir: Path) -> Path:
+    """A workload's data folder: one there is, or none yet (synthetic data is made in it), never a file, FIFO or device."""
+    expected = "a folder path (made if missing)"
+    path, found = _matrix_path(document, text, key_path, base_dir, expected)
+    if found is not None and not stat.S_ISDIR(found.st_mode):
+        raise document.error(key_path, expected, found=f"{shown(text)} ({_file_kind(found.st_mode)})")
+    if found is not None and not os.access(path, os.R_OK | os.X_OK):
+        raise document.error(key_path, expected, found=f"{shown(text)} (a folder this user cannot read)")
+    return path
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a folder")
 
 
 def _parallel_calls(document: _Document, value: Any, key_path: tuple) -> int:
@@ -465,7 +512,7 @@ def _gpu(document: _Document, value: Any) -> GpuImages:
         if GPU_TYPE_AXIS in entry and entry[GPU_TYPE_AXIS] not in gpu_types:
             listed = f"one of the types gpu.gpu_type lists ({', '.join(gpu_types)})" if gpu_types else "gpu.gpu_type to list the GPU types first"
             raise document.error(("gpu", "exclude", index, GPU_TYPE_AXIS), listed, entry[GPU_TYPE_AXIS])
-    return GpuImages(
+    images = GpuImages(
         cuda=document.version_list(settings["cuda"], ("gpu", "cuda")),
         cudnn=document.version_list(settings["cudnn"], ("gpu", "cudnn")),
         backends=_backends(document, settings, ("gpu",)),
@@ -475,6 +522,22 @@ def _gpu(document: _Document, value: Any) -> GpuImages:
         devices=devices(settings.get("devices", "all"), lambda expected, got: document.error(("gpu", "devices"), expected, got)),
         gpu_types=gpu_types,
     )
+    _check_excluded_values(document, images)
+    return images
+
+
+def _check_excluded_values(document: _Document, images: GpuImages) -> None:
+    """An exclude names values the axes list: one that names another (a typo) would exclude nothing, silently."""
+    listed = {"cuda": images.cuda, "cudnn": images.cudnn, **{backend: versions for backend, versions in images.backends if versions}}
+    if images.keras:
+        listed["keras"] = (images.keras,)
+    chosen = {backend for backend, _ in images.backends}
+    for index, entry in enumerate(map(dict, images.exclude)):
+        for axis, value in entry.items():
+            if axis in BACKENDS and axis not in chosen:
+                raise document.error(("gpu", "exclude", index, axis), f"a backend gpu.backend lists ({', '.join(sorted(chosen))})", found=axis)
+            if axis in listed and value not in listed[axis]:
+                raise document.error(("gpu", "exclude", index, axis), f"one of the values gpu.{axis} lists ({', '.join(listed[axis])})", value)
 
 
 def _gpu_types(document: _Document, value: Any) -> tuple[str, ...]:
@@ -488,7 +551,7 @@ def _gpu_types(document: _Document, value: Any) -> tuple[str, ...]:
                   for index, item in enumerate(value))
     for index, name in enumerate(types):
         if name in types[:index]:
-            raise document.error(key_path + (index,), "each GPU type once", found=f"{name!r} a second time")
+            raise document.error(key_path + (index,), "each GPU type once", found=f"{shown(name)} a second time")
     return types
 
 
@@ -592,7 +655,7 @@ def _ca_certificates(document: _Document, value: Any, base_dir: Path) -> tuple[P
     for index, item in enumerate(value):
         if not isinstance(item, str) or not FOLDER_PATH.fullmatch(item):
             raise document.error(key_path + (index,), "a readable PEM certificate file", item)
-        path = (base_dir / item).resolve()
+        path, _ = _matrix_path(document, item, key_path + (index,), base_dir, "a readable PEM certificate file")
         if problem := _certificate_problem(path):
             raise document.error(key_path + (index,), "a readable PEM certificate file", found=f"{path} ({problem})")
         paths.append(path)
@@ -647,21 +710,35 @@ def _read_small_file(path: Path, limit: int) -> bytes:
 def _dotted(key_path: tuple) -> str:
     text = ""
     for part in key_path:
-        if isinstance(part, int):
-            text += f"[{part}]"
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part if part.bit_length() <= 64 else shown(part)}]"
         else:
-            name = str(part) if str(part).isprintable() else repr(part)  # a key with a newline must not break the line
+            plain = isinstance(part, str) and part.isprintable() and len(part) <= SHOWN_CHARACTERS
+            name = part if plain else shown(part)  # a key with a newline must not break the line, nor a long one fill it
             text += f".{name}" if text else name
     return text
 
 
-def _describe(value: Any) -> str:
+SHOWN_CHARACTERS = 60  # of a value an error line quotes: the line stays readable whatever was given
+
+
+def shown(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
+    """A value as an error line quotes it: its repr, cut to limit characters; a number too long to print, by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"  # str() refuses past 4300 digits
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def describe(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
+    if isinstance(value, int) and value.bit_length() > 200:
+        return shown(value)
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return f"the text {shown(value)}"
     return f"a {'list' if isinstance(value, list) else 'mapping' if isinstance(value, dict) else type(value).__name__}"

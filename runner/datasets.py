@@ -25,6 +25,7 @@ import os
 import random
 import re
 import shutil
+import stat
 import tempfile
 import urllib.request
 import warnings
@@ -45,7 +46,7 @@ SPLITS = ("train", "validation")
 SYNTHETIC_VERSION = 1
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
-KAGGLE_NAME = re.compile(r"(?:^|/)(cat|dog)\.(\d{1,9})\.jpg\Z")
+KAGGLE_NAME = re.compile(r"(?:^|/)(cat|dog)\.([0-9]{1,9})\.jpg\Z")
 STAGING_PREFIX = ".incomplete-"  # a folder left by an interrupted run: never read as data, safe to delete
 
 # Sizes checked before anything is inflated or allocated.
@@ -86,17 +87,37 @@ def real_data(workload: Workload) -> Path | None:
 
 
 def _check_real(workload: Workload) -> None:
+    """Enough JPEGs in each class folder, and each one the workload will read a JPEG by its content, of a sane size.
+
+    Files placed by hand are checked before any cell runs: a FIFO named .jpg would block a cell until its
+    time limit, and a GIF, or a picture too large to decode, would be timed as if it were a photo.
+    """
     wanted = {"train": workload.train_images // 2, "validation": workload.validation_images // 2}
     for split in SPLITS:
         for name in CLASSES:
             folder = workload.data_dir / split / name
-            count = len(_jpegs(folder)) if folder.is_dir() else 0
-            if count < wanted[split]:
+            photos = _jpegs(folder) if folder.is_dir() else []
+            if len(photos) < wanted[split]:
                 raise UserError(
-                    f"{folder}: {count} JPEGs, {wanted[split]} needed for workloads.{workload.name}; "
+                    f"{folder}: {len(photos)} JPEGs, {wanted[split]} needed for workloads.{workload.name}; "
                     f"complete the seed's layout (python -m runner data dogs-vs-cats --from train.zip) "
                     f"or remove {workload.data_dir / split} to use synthetic data"
                 )
+            for photo in photos[:wanted[split]]:  # the workload reads the first ones, sorted by name
+                if problem := _placed_photo_problem(photo):
+                    raise UserError(f"{photo}: {problem}; workloads.{workload.name} would read it: replace it, "
+                                    f"or remove {workload.data_dir / split} to use synthetic data")
+
+
+def _placed_photo_problem(path: Path) -> str | None:
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        return f"cannot read it ({error.strerror or error})"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a FIFO, folder or device)"
+    problem = _jpeg_problem(path)
+    return f"not a readable JPEG ({problem})" if problem else None
 
 
 def _jpegs(folder: Path) -> list[Path]:
@@ -364,16 +385,24 @@ def _kaggle_members(archive: Path, zipped: zipfile.ZipFile, needed: int) -> dict
 
 
 def _check_jpeg(archive: Path, member: str, content: bytes) -> None:
-    """A readable JPEG whose size PIL does not take for a decompression bomb (a warning is an error here)."""
+    if problem := _jpeg_problem(io.BytesIO(content), verify=True):
+        raise UserError(f"{archive}: {member!r} is not a readable JPEG ({problem}): is the archive damaged?")
+
+
+def _jpeg_problem(source, verify: bool = False) -> str | None:
+    """Why source (a path or a file) is not a JPEG, by its content, whose size PIL does not take for a decompression
+    bomb (a warning is an error here); None if it is one. verify: its data too, not only its header."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(content)) as image:
+            with Image.open(source) as image:
                 if image.format != "JPEG":
-                    raise OSError(f"a {image.format} image")
-                image.verify()
+                    return f"a {image.format} image"
+                if verify:
+                    image.verify()
     except (OSError, Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        raise UserError(f"{archive}: {member!r} is not a readable JPEG ({error}): is the archive damaged?")
+        return str(error)
+    return None
 
 
 def _sha256(path: Path) -> str:

@@ -9,12 +9,18 @@ A failure is data: each rung gives a reason a user can act on.
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from dataclasses import dataclass
 
 from workload.contract import RECORD_PREFIX, ContractError, Measurement
 
 LOG_TAIL_LINES = 20
+MAX_REASON = 300  # characters of the workload's last words a reason quotes
+# TensorFlow ends an error in a graph (tf.data's input pipeline) with the ops it ran in: "[[{{node ReadFile}}]]",
+# "[[IteratorGetNext]] [Op:__inference_...]". The cause ("/data/x.jpg; Is a directory") is the line before them.
+OP_TRAILER = re.compile(r"\[\[.*\]\](?:\s*\[Op:[^\]]*\])?")
+GRAPH_ERROR = re.compile(r"(?:[\w.]+\.)?(\w+): Graph execution error:")  # the exception's class comes first, the cause after
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ def decide(raw: RawRun, time_limit: str, memory_limit: str) -> Outcome:
     if measurement is None or not measurement.epochs:
         reason = "the workload printed no readable result record" + (f" ({unreadable})" if unreadable else "")
         return Outcome("failed", reason, None, log_tail)
+    if len(measurement.epochs) <= measurement.warmup_epochs:
+        return Outcome("failed", f"the workload's result has no timed epoch ({len(measurement.epochs)} epoch(s), "
+                                 f"{measurement.warmup_epochs} of them warm-up)", None, log_tail)
     return Outcome("ok", "", measurement, log_tail)
 
 
@@ -86,5 +95,10 @@ def read_measurement(record_line: str | None) -> tuple[Measurement | None, str]:
 
 
 def _last_words(lines) -> str:
-    meaningful = [line.strip() for line in lines if line.strip()]
-    return meaningful[-1] if meaningful else "no output"
+    """The workload's last meaningful line: the cause of its failure, with TensorFlow's exception class where it split the two."""
+    meaningful = [line.strip() for line in lines if line.strip() and not OP_TRAILER.fullmatch(line.strip())]
+    if not meaningful:
+        return "no output"
+    error_class = next((found[1] for line in reversed(meaningful) if (found := GRAPH_ERROR.fullmatch(line))), None)
+    words = f"{error_class}: {meaningful[-1]}" if error_class and not GRAPH_ERROR.fullmatch(meaningful[-1]) else meaningful[-1]
+    return words if len(words) <= MAX_REASON else words[:MAX_REASON] + "..."

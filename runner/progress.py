@@ -71,8 +71,11 @@ class Progress:
     def cell_line(self, cell_id: str, line: str) -> None:
         log = self.logs.get(cell_id)
         if log:
-            log.write(line + "\n")
-            log.flush()
+            try:
+                log.write(line + "\n")
+                log.flush()
+            except OSError:  # a full disk: the log stops there; the record keeps the tail, and the run goes on
+                self._drop_log(cell_id)
         if self.verbose:
             self(f"{cell_id} | {line}")
         epoch = EPOCH_LINE.match(line)
@@ -88,8 +91,11 @@ class Progress:
 
     def start_repeat(self, cell_id: str, label: str, log: Path | None) -> None:
         if log:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            self.logs[cell_id] = open(log, "a", encoding="utf-8")
+            try:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                self.logs[cell_id] = open(log, "a", encoding="utf-8")
+            except OSError as error:  # a full or read-only disk costs the log, not the run
+                self(f"warning: no log for this repeat at {log} ({error.strerror or error}); its record keeps the output's tail")
         self.status = label
         if self.live:
             self._show(label)
@@ -97,22 +103,27 @@ class Progress:
             self(label)
 
     def end_repeat(self, cell_id: str, outcome: str, seconds: float) -> None:
-        log = self.logs.pop(cell_id, None)
-        if log:
-            log.close()
+        self._drop_log(cell_id)
         if self.clock:
             self.clock.finished.append(seconds)
         left = self.clock.left() if self.clock else ""
         self(f"{outcome}{'; ' + left if left else ''}")
 
     def end_run(self) -> None:
-        for log in self.logs.values():
-            log.close()
-        self.logs.clear()
+        for cell_id in list(self.logs):
+            self._drop_log(cell_id)
         if self.live:
             self.live.stop()
             self.live = None
         self.clock = None
+
+    def _drop_log(self, cell_id: str) -> None:
+        log = self.logs.pop(cell_id, None)
+        if log:
+            try:
+                log.close()
+            except OSError:
+                pass  # what a full disk would not take is lost from the log alone
 
     def _show(self, status: str) -> None:
         left = self.clock.left() if self.clock else ""

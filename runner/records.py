@@ -10,10 +10,13 @@ as they are read, never rewritten.
 from __future__ import annotations
 
 import difflib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -23,7 +26,7 @@ from typing import Iterable, Iterator
 
 from runner import __version__
 from runner.errors import UserError
-from workload.contract import ContractError, Measurement
+from workload.contract import ContractError, Measurement, finite
 
 RESULTS_SCHEMA = 3  # 2: CUDA/cuDNN requested, repeats; 3: axes, executor, environment provenance
 READABLE_SCHEMAS = (2, 3)
@@ -31,6 +34,9 @@ RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 MATRIX_COPY = "matrix.yaml"  # the matrix as the run started: a resume with another is refused, naming what changed
 LOCK_FILE = ".lock"
+STATUSES = ("ok", "failed", "skipped", "excluded")
+KINDS = ("cpu", "gpu")
+VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")  # cuDNN and CUDA as the matrix names them; ASCII digits only
 
 
 class DamagedRecord(ValueError):
@@ -82,10 +88,71 @@ class Record:
             except KeyError as missing:
                 raise DamagedRecord(f"a schema-2 record without {missing}")
         try:
+            problem = envelope_problem(data)
+            if problem:
+                raise ContractError(problem)
             measurement = data.pop("measurement", None)
-            return cls(**data, measurement=None if measurement is None else Measurement.from_dict(measurement))
+            measured = None if measurement is None else _measurement(measurement)
+            if data["status"] == "ok" and len(measured.epochs) <= measured.warmup_epochs:
+                raise ContractError("status ok without a timed epoch")  # the report would leave it out without a word
+            return cls(**data, measurement=measured)
         except (TypeError, KeyError, ContractError) as error:
             raise DamagedRecord(f"not a record of results schema {schema} ({str(error)[:200]})")
+
+
+def envelope_problem(data: dict) -> str | None:
+    """What keeps a record's fields (its measurement's aside) from being what every reader takes them for; None if nothing.
+
+    Valid JSON of the wrong type (an edited line, another tool's) must cost its line, not stop report, compare,
+    publish or --resume.
+    """
+    for key in ("cell_id", "reason", "workload", "executor", "started", "ended", "log_tail"):
+        if not isinstance(data.get(key, "" if key == "log_tail" else None), str):
+            return f"{key}: expected text"
+    if not data["cell_id"]:
+        return "cell_id: expected a cell id, got nothing"
+    if data.get("status") not in STATUSES:
+        return f"status: expected one of {', '.join(STATUSES)}"
+    axes = data.get("axes")
+    if not isinstance(axes, dict) or not all(isinstance(value, str) for value in axes.values()):
+        return "axes: expected an object of texts"
+    if axes.get("kind") not in KINDS:
+        return f"axes.kind: expected one of {', '.join(KINDS)}"
+    for axis in ("framework", "framework_version", *(("cuda", "cudnn") if axes["kind"] == "gpu" else ())):
+        if not axes.get(axis):
+            return f"axes.{axis}: missing"
+    if axes["kind"] == "gpu" and not VERSION.fullmatch(axes["cudnn"]):
+        return "axes.cudnn: expected a version such as 9.3"
+    environment = data.get("environment")
+    # The keys readers look up (the report, the dispatch table, the Slurm ledger's merge) are text or absent.
+    if not isinstance(environment, dict) or not all(isinstance(environment.get(key, ""), str) for key in ("isolation", "host", "job_id", "gpu_devices")):
+        return "environment: expected an object, its isolation, host, job_id and gpu_devices text"
+    repeat = data.get("repeat", 0)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
+        return "repeat: expected a whole number from 0"
+    launched = data.get("launched")
+    if launched is not None and not finite(launched):
+        return "launched: expected a time in seconds"
+    if data.get("measurement") is None and data["status"] == "ok":
+        return "status ok without a measurement"
+    return None
+
+
+def _measurement(data) -> Measurement:
+    """The record's measurement, with the parts readers look into (beyond the contract's types) of their type too."""
+    if not isinstance(data, dict):
+        raise ContractError("measurement: expected an object")
+    measurement = Measurement.from_dict(data)
+    if measurement.warmup_epochs < 0:
+        raise ContractError("measurement: warmup_epochs: expected a whole number from 0")
+    for part in ("cudnn", "cuda_runtime"):
+        if not isinstance(measurement.gpu.get(part, {}), dict):
+            raise ContractError(f"measurement: gpu.{part}: expected an object")
+    for number, epoch in enumerate(measurement.epochs, 1):
+        wait = epoch.get("input_wait_share")
+        if wait is not None and not finite(wait):
+            raise ContractError(f"measurement: epochs[{number}].input_wait_share: expected a number")
+    return measurement
 
 
 def _from_schema_2(data: dict) -> dict:
@@ -112,16 +179,31 @@ def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
     folders: mkdir either creates a folder or fails, with no moment between a check and a creation.
     """
     run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    results_dir.mkdir(parents=True, exist_ok=True)
+    folder = None
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        folder = _new_folder(results_dir, run_id)
+        _start(folder, matrix_path, host)
+    except OSError as error:  # a results disk full from the start: no run, rather than a run without a manifest
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise UserError(f"{results_dir}: cannot start a run there ({error.strerror or error}); free some space, or name another folder with --results")
+    return folder
+
+
+def _new_folder(results_dir: Path, run_id: str) -> Path:
     for suffix in range(1, 1000):
         folder = results_dir / (run_id if suffix == 1 else f"{run_id}-{suffix}")
         try:
             folder.mkdir()
-            break
+            return folder
         except FileExistsError:
             continue
-    else:
-        raise UserError(f"{results_dir}: a thousand runs started in second {run_id}: is something starting runs in a loop?")
+    raise UserError(f"{results_dir}: a thousand runs started in second {run_id}: is something starting runs in a loop?")
+
+
+def _start(folder: Path, matrix_path: Path, host: dict) -> None:
+    """A new run's copy of its matrix, its manifest and its empty results file."""
     matrix = matrix_path.read_bytes()
     (folder / MATRIX_COPY).write_bytes(matrix)
     manifest = {
@@ -136,7 +218,6 @@ def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
     }
     _write_atomically(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     (folder / RESULTS_FILE).touch()
-    return folder
 
 
 @contextmanager
@@ -188,11 +269,29 @@ def _last_byte(stream) -> bytes:
 
 
 def finish_run(run_folder: Path, state: str) -> None:
-    """Note in the manifest how the run ended: finished or interrupted."""
+    """Note in the manifest how the run ended: finished or interrupted (over a manifest that is not one, with that alone)."""
     path = run_folder / MANIFEST_FILE
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError:
+        manifest = {}
+    manifest = manifest if manifest_problem(manifest) is None else {}
     manifest.update(ended=now(), state=state)
-    _write_atomically(path, json.dumps(manifest, indent=2) + "\n")
+    text = json.dumps(manifest, indent=2) + "\n"
+    try:
+        _write_atomically(path, text)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        _overwrite(path, text)  # a full disk has no room for a second copy; the old one's blocks hold the new one
+
+
+def _overwrite(path: Path, text: str) -> None:
+    with open(path, "r+", encoding="utf-8") as file:
+        file.write(text)
+        file.truncate()
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def save(path: Path, record: Record) -> None:
@@ -216,15 +315,44 @@ def read_one(path: Path) -> Record:
 
 
 def manifest(run_folder: Path) -> dict:
-    """The run's manifest, or {} when it is missing or unreadable."""
+    """The run's manifest, or {} when it is missing or unreadable; one that is not a manifest is {} too, with a warning."""
     return _manifest(run_folder)
+
+
+MANIFEST_TEXTS = ("runner_version", "run_id", "matrix_file", "matrix_sha256", "started", "ended", "state")
+HOST_TEXTS = ("dispatch", "executor", "node_executor", "isolation", "hostname")  # the host facts readers decide by
+
+
+def manifest_problem(data) -> str | None:
+    """What keeps parsed JSON from being a manifest every reader can use; None if nothing."""
+    if not isinstance(data, dict):
+        return "expected an object"
+    for key in MANIFEST_TEXTS:
+        if not isinstance(data.get(key, ""), str):
+            return f"{key}: expected text"
+    schema = data.get("schema", 0)
+    if isinstance(schema, bool) or not isinstance(schema, int):
+        return "schema: expected a whole number"
+    host = data.get("host", {})
+    if not isinstance(host, dict):
+        return "host: expected an object"
+    for key in HOST_TEXTS:
+        if not isinstance(host.get(key, ""), str):
+            return f"host.{key}: expected text"
+    if not isinstance(host.get("node_python", ""), (str, type(None))):
+        return "host.node_python: expected text"
+    return None
 
 
 def _write_atomically(path: Path, text: str) -> None:
     """The file is either the old one or the new one, never half of each."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def load(run_folder: Path) -> list[Record]:
@@ -256,24 +384,37 @@ def parse_lines(lines: Iterable[str], path: Path, written_by: str) -> Iterator[t
 def _start_order(folder: Path) -> tuple[str, int]:
     """Run ids are UTC start times, with -2, -3... for runs started in the same second."""
     stamp, _, suffix = folder.name.partition("-")[2].partition("-")
-    return folder.name.partition("-")[0] + stamp, int(suffix) if suffix.isdigit() else 1
+    return folder.name.partition("-")[0] + stamp, int(suffix) if suffix.isascii() and suffix.isdigit() else 1
 
 
 def _manifest(run_folder: Path) -> dict:
+    path = run_folder / MANIFEST_FILE
     try:
-        return json.loads((run_folder / MANIFEST_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
         return {}
+    problem = manifest_problem(data)
+    if problem:
+        print(f"warning: {path}: not a manifest ({problem}); the run's facts are left out", file=sys.stderr)
+        return {}
+    return data
 
 
 def matrix_changes(run_folder: Path, matrix_path: Path) -> str | None:
-    """How MATRIX_PATH differs from the matrix RUN_FOLDER started with, in a few words, or None when it does not."""
+    """How MATRIX_PATH differs from the matrix RUN_FOLDER started with, in a few words, or None when it does not.
+
+    The run's copy says; a run older than copies is held to its manifest's hash; with neither (a
+    manifest that is not one) there is nothing to hold it to.
+    """
     now_text = matrix_path.read_bytes()
-    if hashlib.sha256(now_text).hexdigest() == manifest(run_folder).get("matrix_sha256"):
-        return None
     copy = run_folder / MATRIX_COPY
     if not copy.is_file():
+        recorded = manifest(run_folder).get("matrix_sha256")
+        if recorded in (None, hashlib.sha256(now_text).hexdigest()):
+            return None
         return "its content is not what the run started with (the run keeps no copy to compare it with)"
+    if copy.read_bytes() == now_text:
+        return None
     before, after = copy.read_text(errors="replace").splitlines(), now_text.decode(errors="replace").splitlines()
     changes = []
     for tag, first, last, new_first, new_last in difflib.SequenceMatcher(None, before, after).get_opcodes():

@@ -17,7 +17,7 @@ from typing import Callable
 from runner import datasets, gpu_types, host, preflight, records
 from runner.cells import Cell, environments_of, expand, matches
 from runner.compatibility import load_table
-from runner.config import Matrix, devices, load_matrix
+from runner.config import Matrix, devices, load_matrix, shown
 from runner.datasets import Dataset
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
@@ -83,14 +83,14 @@ def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_b
     if offline_base:
         matrix = dataclasses.replace(matrix, build=dataclasses.replace(matrix.build, offline_base=True))
     if gpus and matrix.gpu:
-        which = devices(gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {got!r}"))
+        which = devices(gpus, lambda expected, got: UserError(f"--gpus: expected {expected}, got {shown(got)}"))
         matrix = dataclasses.replace(matrix, gpu=dataclasses.replace(matrix.gpu, devices=which))
     cells = expand(matrix, load_table(), installs)
     if not cells:
         raise UserError(f"{path}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
     selected = [cell for cell in cells if matches(cell, pattern)]
     if not selected:
-        raise UserError(f"{path}: -k {pattern!r} selects none of the {len(cells)} cells (see `python -m runner list`)")
+        raise UserError(f"{path}: -k {shown(pattern)} selects none of the {len(cells)} cells (see `python -m runner list`)")
     excluded = [cell for cell in selected if cell.excluded]
     if strict and excluded:
         raise UserError(f"{path}: {len(excluded)} selected cell(s) excluded (--strict), first {excluded[0].id}: {excluded[0].excluded}")
@@ -168,10 +168,13 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
     else:
         run_folder = records.new_run(results_dir, plan.matrix.path, host.facts(executor))
     resume_command = resume_command or (lambda run_id: f"python -m runner run --resume {run_id}")
+    unwritten: list[Record] = []  # records a full disk refused: printed to be added back by hand, and in this run's table
     with records.hold(run_folder):
+        if resume:
+            remove_left_behind(run_folder, executor.cleanup(run_folder), "", progress)
         state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine gone
         try:
-            failed = _run(plan, executor, run_folder, repeats or plan.matrix.repeats, progress, budget)
+            failed = _run(plan, executor, run_folder, repeats or plan.matrix.repeats, progress, budget, unwritten)
             state = "finished"
         except KeyboardInterrupt:
             state = "interrupted"
@@ -183,7 +186,7 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
                 progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}; "
                          f"`{resume_command(run_folder.name)}` runs the rest")
     progress(f"results: {run_folder / records.RESULTS_FILE}")
-    return RunResult(run_folder, records.load(run_folder), failed)
+    return RunResult(run_folder, records.load(run_folder) + unwritten, failed)
 
 
 def refuse_another_matrix(run_folder: Path, matrix_path: Path, force: bool) -> None:
@@ -194,7 +197,8 @@ def refuse_another_matrix(run_folder: Path, matrix_path: Path, force: bool) -> N
                         f"-f {run_folder / records.MATRIX_COPY}, or add --force to resume with this one")
 
 
-def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None) -> int:
+def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None,
+         unwritten: list[Record]) -> int:
     earlier = records.load(run_folder)
     measured = Counter(record.cell_id for record in earlier if record.status == "ok")
     noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
@@ -209,7 +213,7 @@ def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progres
     # A cell that cannot run here is noted once, in its place in the first round.
     left = {cell.id: repeats_left(earlier, cell.id, repeats) if cell in ready else range(0 if cell.id in noted else 1) for cell in todo}
     runs = interleaved(todo, left)
-    return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress, budget)
+    return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress, budget, unwritten)
 
 
 def repeats_left(earlier: list[Record], cell_id: str, repeats: int) -> list[int]:
@@ -225,12 +229,20 @@ def interleaved(cells: list[Cell], repeats_left: dict[str, range]) -> list[tuple
 
 
 def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]], prepared: Provisioned, data: dict[str, Dataset],
-               no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None) -> int:
-    """Run each (cell, repeat) afresh and append its record at once; returns how many failed.
+               no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None,
+               unwritten: list[Record]) -> int:
+    """Run each (cell, repeat) afresh and append its record at once (to unwritten, when it cannot be); returns how many failed.
 
     A cell that cannot run here gets its record, silently: the plan printed first said why, once per reason.
     """
     failed = 0
+
+    def kept(record: Record) -> bool:
+        written = keep(run_folder, record, progress)
+        if not written:
+            unwritten.append(record)
+        return written
+
     took: dict[str, float] = {}  # seconds each cell's last repeat took in this session
     clock = budget.clock if budget else time.monotonic
     to_run = [(cell, repeat) for cell, repeat in runs if not _not_run(cell, prepared, no_gpu)]
@@ -239,12 +251,12 @@ def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]],
     try:
         for cell, repeat in runs:
             if not_run := _not_run(cell, prepared, no_gpu):
-                keep(run_folder, _record(executor, cell, None, *not_run, now()), progress)
+                kept(_record(executor, cell, None, *not_run, now()))
                 continue
             number += 1
             if budget and budget.seconds_left() <= took.get(cell.id, 0.0):
                 if cell.id not in took:  # a cell with a repeat in this session says how many by its records
-                    keep(run_folder, _record(executor, cell, None, "skipped", budget.not_reached, now()), progress)
+                    kept(_record(executor, cell, None, "skipped", budget.not_reached, now()))
                 progress(f"[{number}/{len(to_run)}] {cell.id}: {budget.not_reached}")
                 continue
             label = f"[{number}/{len(to_run)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
@@ -254,8 +266,8 @@ def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]],
                               budget.seconds_left() if budget else None)
             record = dataclasses.replace(record, repeat=repeat)
             took[cell.id] = clock() - started
-            kept = keep(run_folder, record, progress)
-            failed += record.status == "failed" or not kept
+            written = kept(record)  # before the count: `or` would skip writing a failed record
+            failed += record.status == "failed" or not written
             progress.end_repeat(cell.id, f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({took[cell.id]:.0f} s)",
                                 took[cell.id])
     finally:
@@ -273,6 +285,14 @@ def _not_run(cell: Cell, prepared: Provisioned, no_gpu: str | None) -> tuple[str
         return "skipped", elsewhere
     environment = prepared[cell.environment]
     return ("excluded", environment.reason) if isinstance(environment, Unsuitable) else None
+
+
+def remove_left_behind(run_folder: Path, removed: int | None, where: str, progress: Progress) -> None:
+    """Say what a resume removed: whoever holds a run owns all it started, and a container a runner killed without a
+    word (kill -9) left training would share the cores the resumed cells are timed on."""
+    if removed:
+        progress(f"run {run_folder.name}: stopped and removed {removed} container(s){where} that its earlier runner left running, "
+                 "before measuring")
 
 
 def note_end(run_folder: Path, state: str, progress: Progress) -> None:

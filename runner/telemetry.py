@@ -222,8 +222,9 @@ def _process(epoch: dict) -> dict:
 
 
 def _gpus(epoch: dict) -> list[dict]:
+    """The epoch's GPU samples; one whose index is not a whole number (a damaged record) is not a sample of any GPU."""
     gpus = _process(epoch).get("gpus")
-    return [gpu for gpu in gpus if isinstance(gpu, dict)] if isinstance(gpus, list) else []
+    return [gpu for gpu in gpus if isinstance(gpu, dict) and isinstance(gpu.get("index", 0), int)] if isinstance(gpus, list) else []
 
 
 def _timed(record: Record) -> list[dict]:

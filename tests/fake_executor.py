@@ -84,6 +84,7 @@ class FakeExecutor:
 
     def cleanup(self, run_folder):
         self.cleaned.append(run_folder.name)
+        return 0
 
 
 def fault_workloads(model: str) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import cli as runner_cli
+from fake_executor import FakeExecutor
+from runner import cli
 from runner.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -264,12 +265,21 @@ def test_outputs_are_written_whole(tmp_path, capsys):
     assert (tmp_path / "report.txt").read_text().startswith(f"run {FIXTURE_RUN.name}\n")
 
 
-@pytest.mark.parametrize("argv", [["run", "--repeats", "101"], ["run", "--repeats", "0"], ["data", "dogs-vs-cats", "--train-per-class", "12501"]])
-def test_counts_have_upper_bounds(argv, capsys):
+@pytest.mark.parametrize("argv", [["run", "--repeats", "101"], ["run", "--repeats", "0"], ["data", "dogs-vs-cats", "--train-per-class", "12501"],
+                                  ["run", "--repeats", "٣"], ["run", "--repeats", "３"], ["run", "--repeats", "²"]])
+def test_counts_are_ascii_whole_numbers_with_upper_bounds(argv, capsys):
     with pytest.raises(SystemExit) as exited:
-        main(argv)
+        cli.parser().parse_args(argv)  # parsed only: a count that passed would not start a run
     assert exited.value.code == 2
     assert "expected a whole number from 1 to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("gpus", ["٠", "０,１", "0,١"])
+def test_gpu_indices_in_other_scripts_digits_are_one_line(matrix, monkeypatch, capsys, gpus):
+    monkeypatch.setattr(cli, "docker_executor", lambda plan: FakeExecutor(no_gpu="no GPU here"))  # nothing runs either way
+    code, out, err = in_process(capsys, "run", "-f", matrix, "--gpus", gpus, "--results", matrix.parent / "results")
+    assert code == 2 and out == ""
+    assert err == f"error: --gpus: expected all, none, or GPU indices such as [0, 1] or \"0,1\", got {gpus!r}\n"
 
 
 def test_ctrl_c_raises_in_the_runner_and_not_in_a_child_forked_from_it():
@@ -295,7 +305,7 @@ def test_ctrl_c_raises_in_the_runner_and_not_in_a_child_forked_from_it():
                                           ("/x/runner/__main__.py", ["python", "-m", "runner"])])
 def test_commands_the_runner_prints_call_it_as_it_was_called(monkeypatch, argv0, words):
     monkeypatch.setattr(sys, "argv", [argv0, "run"])
-    assert runner_cli.program() == words
+    assert cli.program() == words
 
 
 def test_the_console_script_and_python_m_runner_are_one_program():

@@ -79,7 +79,7 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
 
 
 MEASURED = {"schema": contract.MEASUREMENT_SCHEMA, "cell_id": "c", "workload": "mnist", "data": {}, "warmup_epochs": 1,
-            "epochs": [{"seconds": 2.0, "train_seconds": 1.5, "images_per_second": 40.0}], "versions": {}, "host": {},
+            "epochs": [{"seconds": 2.0, "train_seconds": 1.5, "images_per_second": 40.0}] * 2, "versions": {}, "host": {},
             "settings": {}, "devices": [], "gpu": {}}
 
 
@@ -123,6 +123,17 @@ def line(data):
     ({"output": contract.RECORD_PREFIX + '{"epochs": [1, 2'}, "failed", "the workload printed no readable result record"),
     ({"output": "no record at all"}, "failed", "the workload printed no readable result record"),
     ({"output": line(dict(MEASURED, epochs=[]))}, "failed", "the workload printed no readable result record"),
+    ({"output": line(dict(MEASURED, epochs=MEASURED["epochs"][:1]))}, "failed",
+     "the workload's result has no timed epoch (1 epoch(s), 1 of them warm-up)"),
+    ({"output": line(dict(MEASURED, epochs=[dict(MEASURED["epochs"][0], seconds=0.0)] * 2))}, "failed",
+     "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
+     "images_per_second above 0 and at most a billion)"),
+    ({"output": line(dict(MEASURED, epochs=[dict(MEASURED["epochs"][0], seconds=-3.0)] * 2))}, "failed",
+     "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
+     "images_per_second above 0 and at most a billion)"),
+    ({"output": line(dict(MEASURED, epochs=[dict(MEASURED["epochs"][0], seconds=1e12)] * 2))}, "failed",
+     "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
+     "images_per_second above 0 and at most a billion)"),
     ({"output": line(dict(MEASURED, schema=9))}, "failed",
      "the workload printed no readable result record (measurement: expected schema 1, got 9: the workload in the environment and this runner are from different versions)"),
     ({"exit_code": None, "error": "the engine refused the container: bad memory"}, "failed", "the engine refused the container: bad memory"),
@@ -220,3 +231,39 @@ def test_a_counted_method_still_answers_and_counts_each_call():
     calls = benchmark.count_calls(model, "train_step")
     assert [model.train_step(1), model.train_step(2)] == [2, 4]
     assert calls == [2]
+
+
+def tensorflow_failure(node, message):
+    """How TensorFlow 2.21 / Keras 3 end an error in tf.data's pipeline (captured from the cpu-tf2.21 image)."""
+    return f"""Traceback (most recent call last):
+  File "/opt/venv/lib/python3.11/site-packages/keras/src/utils/traceback_utils.py", line 122, in error_handler
+    raise e.with_traceback(filtered_tb) from None
+  File "/opt/venv/lib/python3.11/site-packages/tensorflow/python/eager/execute.py", line 53, in quick_execute
+    tensors = pywrap_tfe.TFE_Py_Execute(ctx._handle, device_name, op_name,
+  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+tensorflow.python.framework.errors_impl.{message[0]}: Graph execution error:
+
+Detected at node {node} defined at (most recent call last):
+<stack traces unavailable>
+{message[1]}
+\t [[{{{{node {node}}}}}]]
+\t [[IteratorGetNext]] [Op:__inference_multi_step_on_iterator_222]
+"""
+
+
+@pytest.mark.parametrize("node, message, reason", [
+    ("DecodeJpeg", ("InvalidArgumentError", "jpeg::Uncompress failed. Invalid JPEG data or size."),
+     "InvalidArgumentError: jpeg::Uncompress failed. Invalid JPEG data or size."),
+    ("ReadFile", ("FailedPreconditionError", "/data/train/cats/cat.3.jpg; Is a directory"),
+     "FailedPreconditionError: /data/train/cats/cat.3.jpg; Is a directory"),
+    ("ReadFile", ("NotFoundError", "/data/train/cats/cat.3.jpg; No such file or directory"),  # deleted mid-run
+     "NotFoundError: /data/train/cats/cat.3.jpg; No such file or directory"),
+], ids=["corrupt-jpeg", "a-folder", "deleted-mid-run"])
+def test_a_failed_cells_reason_is_the_cause_not_tensorflows_trailer(node, message, reason):
+    decided = outcome(output=tensorflow_failure(node, message), exit_code=1)
+    assert (decided.status, decided.reason) == ("failed", f"the workload exited with code 1: {reason}")
+
+
+def test_a_reason_quotes_at_most_a_few_hundred_characters():
+    decided = outcome(output="x" * 100_000 + "\n", exit_code=1)
+    assert len(decided.reason) < 400

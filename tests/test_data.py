@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import os
 import stat
 import zipfile
 
@@ -14,6 +15,7 @@ from runner import datasets
 from runner.cli import main
 from runner.config import load_matrix
 from runner.datasets import MNIST_URL, check_mnist, prepare
+from runner.errors import UserError
 
 
 def jpeg(colour):
@@ -339,3 +341,51 @@ def test_a_synthetic_set_is_as_readable_as_any_new_folder(tmp_path):
     dataset = prepare(small_mnist_workload(tmp_path), print)
 
     assert stat.S_IMODE(dataset.path.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+
+
+def placed_by_hand(tmp_path):
+    """The seed's layout, made by hand: 2 + 2 training and 1 + 1 validation photos, and a workload that reads them."""
+    for split, count in (("train", 2), ("validation", 1)):
+        for name in ("cats", "dogs"):
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                (folder / f"{name[:-1]}.{index}.jpg").write_bytes(jpeg((index * 40, 90, 30)))
+    (tmp_path / "matrix.yaml").write_text('workloads: {dogs-vs-cats: {train_images: 4, validation_images: 2}}\ncpu: {tensorflow: ["2.21"]}\n')
+    return load_matrix(tmp_path / "matrix.yaml").workloads[0]
+
+
+def huge_jpeg():
+    photo = bytearray(jpeg((200, 90, 30)))
+    frame = photo.index(b"\xff\xc0")  # start of frame: length (2 bytes), precision (1), height (2), width (2)
+    photo[frame + 5:frame + 9] = (20000).to_bytes(2, "big") * 2
+    return bytes(photo)
+
+
+def image_as(kind):
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(buffer, kind)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("replace, problem", [
+    (lambda path: os.mkfifo(path), "not a regular file (a FIFO, folder or device)"),
+    (lambda path: path.mkdir(), "not a regular file (a FIFO, folder or device)"),
+    (lambda path: path.write_bytes(image_as("GIF")), "not a readable JPEG (a GIF image)"),
+    (lambda path: path.write_bytes(image_as("PNG")), "not a readable JPEG (a PNG image)"),
+    (lambda path: path.write_bytes(b"not a picture at all"), "not a readable JPEG (cannot identify image file"),
+    (lambda path: path.write_bytes(huge_jpeg()), "not a readable JPEG (Image size (400000000 pixels) exceeds limit"),
+], ids=["fifo", "folder", "gif", "png", "text", "20000x20000"])
+def test_photos_placed_by_hand_are_checked_before_any_cell_runs(tmp_path, replace, problem):
+    workload = placed_by_hand(tmp_path)
+    assert prepare(workload, print).kind == "real"
+    photo = tmp_path / "data" / "train" / "dogs" / "dog.1.jpg"
+    photo.unlink()
+    replace(photo)
+
+    with pytest.raises(UserError) as refused:
+        prepare(workload, print)
+
+    assert str(refused.value).startswith(f"{photo.resolve()}: {problem}")
+    assert str(refused.value).endswith(f"workloads.dogs-vs-cats would read it: replace it, or remove {(tmp_path / 'data' / 'train').resolve()} "
+                                       "to use synthetic data")

@@ -1,5 +1,6 @@
 """Failures are data, interrupts lose nothing, containers hold no privileges: shown with real containers."""
 
+import io
 import json
 import signal
 import subprocess
@@ -154,20 +155,57 @@ def test_the_benchmark_container_is_unprivileged_offline_and_read_only(tmp_path,
     }
 
 
-def test_clean_removes_what_cudnn_matrix_left_and_nothing_else(tmp_path, docker_client):
+def test_clean_removes_what_cudnn_matrix_left_under_its_results_and_nothing_else(tmp_path, docker_client):
     (tmp_path / "matrix.yaml").write_text(INTERRUPT_MATRIX)
     assert runner("build", "-f", tmp_path / "matrix.yaml").returncode == 0
     image = docker_client.images.list("cudnn-matrix/cpu-tf2.21")[0]
-    leftover = docker_client.containers.create(image.id, labels={"io.cudnn-matrix.run-id": "test-leftover"})
+
+    def left_by_a_run_in(results):
+        return docker_client.containers.create(image.id, labels={"io.cudnn-matrix.run-id": "20260101-000000",
+                                                                 "io.cudnn-matrix.run-folder": str(results / "20260101-000000")})
+
+    leftover = left_by_a_run_in(tmp_path / "results")
+    another_users = left_by_a_run_in(tmp_path / "someone-else" / "results")  # the same engine, another results folder
     stranger = docker_client.containers.create(image.id)
     try:
-        cleaned = runner("clean")
-        assert cleaned.returncode == 0
+        cleaned = runner("clean", "--results", tmp_path / "results")
+        assert cleaned.returncode == 0, cleaned.stderr
         remaining = {container.id for container in docker_client.containers.list(all=True)}
         assert leftover.id not in remaining
-        assert stranger.id in remaining
+        assert another_users.id in remaining and stranger.id in remaining
+        assert "removed 1 container(s)" in cleaned.stderr and "container(s) of runs outside" in cleaned.stderr
     finally:
-        stranger.remove(force=True)
+        for container in (leftover, another_users, stranger):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+def test_clean_images_removes_only_the_images_of_the_matrixs_cells(tmp_path, docker_client):
+    bases = docker_client.images.list("cudnn-matrix/base")
+    if not bases:
+        pytest.skip("no cudnn-matrix base image on this engine to label test images with")
+
+    def image_of(environment):  # made in a moment: the base with an environment's labels, never pip
+        dockerfile = f"FROM {bases[0].id}\nLABEL io.cudnn-matrix.kind=cpu io.cudnn-matrix.environment={environment}\n"
+        image, _ = docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"cudnn-matrix-test/{environment}:clean", rm=True)
+        return image
+
+    mine, another_matrixs = image_of("cpu-tf2.998"), image_of("cpu-tf2.997")
+    (tmp_path / "matrix.yaml").write_text('workloads: {dogs-vs-cats: {}}\ncpu: {tensorflow: ["2.998"]}\nbuild: {ca_certificates: []}\n')
+    try:
+        cleaned = runner("clean", "--images", "-f", tmp_path / "matrix.yaml", "--results", tmp_path / "results")
+        assert cleaned.returncode == 0, cleaned.stderr
+        remaining = {image.id for image in docker_client.images.list()}
+        assert mine.id not in remaining and another_matrixs.id in remaining and bases[0].id in remaining
+        assert "and 1 image(s) made by cudnn-matrix" in cleaned.stderr
+    finally:
+        for image in (mine, another_matrixs):
+            try:
+                docker_client.images.remove(image.id, force=True)
+            except docker.errors.ImageNotFound:
+                pass
 
 
 LIFECYCLE_MATRIX = f"""
@@ -206,7 +244,7 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     process = start_run(matrix, results)
     stuck = container_of(docker_client, results, "cpu-tf2.21-stuck")
 
-    cleaned = runner("clean")  # the run is alive: its container stays
+    cleaned = runner("clean", "--results", results)  # the run is alive: its container stays
     (run_folder,) = results.iterdir()
     assert cleaned.returncode == 0 and "left the containers of" in cleaned.stderr and run_folder.name in cleaned.stderr
     stuck.reload()
@@ -223,7 +261,7 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     orphan = container_of(docker_client, results, "cpu-tf2.21-stuck")
     killed.kill()  # kill -9: no handler runs, the container is left behind
     killed.communicate(timeout=60)
-    cleaned = runner("clean")
+    cleaned = runner("clean", "--results", results)
     assert cleaned.returncode == 0 and "removed 1 container(s)" in cleaned.stderr
     assert orphan.id not in {container.id for container in docker_client.containers.list(all=True)}
 
@@ -233,6 +271,61 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     _, records = records_of(results)
     assert {cell: record["status"] for cell, record in records.items()} == {"cpu-tf2.21-stuck": "failed", "cpu-tf2.21-dogs-vs-cats": "ok"}
     assert json.loads((run_folder / "manifest.json").read_text())["state"] == "finished"
+
+
+ORPHAN_MATRIX = f"""
+workloads:
+  stuck: {{{SMALL}, fault: hang, timeout_minutes: 10}}
+repeats: 1
+cpu:
+  tensorflow: ["2.21"]
+build:
+  offline_base: true
+"""
+
+
+@pytest.mark.timeout(900)
+def test_a_resume_after_kill_9_removes_the_dead_runners_container_before_measuring(tmp_path, docker_client):
+    matrix, results, log = tmp_path / "matrix.yaml", tmp_path / "results", tmp_path / "resumed.log"
+    matrix.write_text(ORPHAN_MATRIX)
+    assert runner("build", "-f", matrix).returncode == 0
+    killed = start_run(matrix, results)
+    orphan = container_of(docker_client, results, "cpu-tf2.21-stuck")
+    resumed = None
+    try:
+        killed.kill()  # kill -9: no handler runs, the container trains on
+        killed.communicate(timeout=60)
+        (run_folder,) = results.iterdir()
+        orphan.reload()
+        assert orphan.status == "running"
+
+        matrix.write_text(ORPHAN_MATRIX.replace(", fault: hang, timeout_minutes: 10", ""))  # the cell now trains and ends
+        with open(log, "w") as stderr:
+            resumed = subprocess.Popen([sys.executable, "-m", "runner", "run", "-f", str(matrix), "--results", str(results),
+                                        "--resume", run_folder.name], cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+        label = f"io.cudnn-matrix.run-folder={run_folder.resolve()}"
+        running_beside_the_timed_one = []  # the run's running containers, each time the resumed cell's own was one of them
+        while resumed.poll() is None:
+            running = docker_client.containers.list(filters={"label": label, "status": "running"}, ignore_removed=True)
+            if any(container.id != orphan.id for container in running):
+                running_beside_the_timed_one.append(len(running))
+            time.sleep(0.2)
+
+        said = log.read_text()
+        assert resumed.returncode == 0, said[-3000:]
+        assert running_beside_the_timed_one and set(running_beside_the_timed_one) == {1}
+        assert (f"run {run_folder.name}: stopped and removed 1 container(s) that its earlier runner left running, before measuring"
+                in said)
+        with pytest.raises(docker.errors.NotFound):
+            orphan.reload()
+        assert records_of(results)[1]["cpu-tf2.21-stuck"]["status"] == "ok"
+    finally:
+        if resumed and resumed.poll() is None:
+            resumed.kill()
+        mine = str(results.resolve())
+        for container in docker_client.containers.list(all=True, filters={"label": "io.cudnn-matrix.run-folder"}, ignore_removed=True):
+            if container.labels["io.cudnn-matrix.run-folder"].startswith(mine):
+                container.remove(force=True)
 
 
 def test_a_container_removed_from_under_a_run_fails_only_its_cell(tmp_path, docker_client):

@@ -1,12 +1,13 @@
 """What a run says it will do before it does anything (run --dry-run, and the first lines of every run)."""
 
-import json
+import random
 import socket
 
 import pytest
 
 from fake_executor import FakeExecutor
-from runner import cli, preflight, records, session
+from runner import cli, preflight, session
+from site_runs import measured, write_run
 
 SMALL = "epochs: 2, train_images: 64, validation_images: 32"
 MATRIX = f"""workloads:
@@ -29,19 +30,9 @@ def matrix(tmp_path):
     return path
 
 
-def earlier_run(results, hostname, seconds_by_cell):
-    """A finished run on `hostname` whose cells each took the given seconds, a repeat each."""
-    folder = results / "20261201-120000"
-    folder.mkdir(parents=True)
-    (folder / records.MANIFEST_FILE).write_text(json.dumps({"schema": records.RESULTS_SCHEMA, "run_id": folder.name,
-                                                             "host": {"hostname": hostname}, "state": "finished"}))
-    lines = []
-    for cell_id, seconds in seconds_by_cell.items():
-        lines.append(json.dumps({"schema": records.RESULTS_SCHEMA, "cell_id": cell_id, "status": "ok", "reason": "",
-                                 "axes": {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"},
-                                 "workload": cell_id.rsplit("-", 1)[-1], "executor": "fake", "environment": {},
-                                 "started": "2026-12-01T12:00:00+00:00", "ended": f"2026-12-01T12:00:{seconds:02d}+00:00"}))
-    (folder / records.RESULTS_FILE).write_text("\n".join(lines) + "\n")
+def earlier_run(results, hostname, cell_id):
+    """A finished run on `hostname` in which the cell took a repeat of 180 s (site_runs' records start and end 3 minutes apart)."""
+    write_run(results, "20261201-120000", {"hostname": hostname}, [measured(cell_id, "cpu", 1.0, 0, random.Random(1))])
 
 
 def test_the_outlook_names_each_reason_once_and_the_environments_to_make(matrix, tmp_path):
@@ -62,21 +53,21 @@ def test_the_outlook_names_each_reason_once_and_the_environments_to_make(matrix,
 
 def test_the_estimate_takes_this_hosts_earlier_runs_and_models_the_rest(matrix, tmp_path):
     results = tmp_path / "results"
-    earlier_run(results, socket.gethostname(), {"cpu-tf2.21-dogs-vs-cats": 40})
+    earlier_run(results, socket.gethostname(), "cpu-tf2.21-dogs-vs-cats")
     plan = session.plan(matrix, "cpu-")
     seen = preflight.outlook(plan.selected, FakeExecutor(), 3, results)
 
     mnist = plan.selected[1]
-    assert seen.estimate == preflight.Estimate(measured_seconds=120.0, measured_cells=1,
+    assert seen.estimate == preflight.Estimate(measured_seconds=3 * 180.0, measured_cells=1,
                                                modelled_seconds=3 * preflight.modelled_seconds(mnist), modelled_cells=1)
     assert preflight.modelled_seconds(mnist) == 20 + 2 * (64 + 32) / 2500
-    assert seen.estimate.words().startswith("about 2 min for 1 cell(s) from their earlier runs here; about 60 s for 1 cell(s) never run here")
+    assert seen.estimate.words().startswith("about 9 min for 1 cell(s) from their earlier runs here; about 60 s for 1 cell(s) never run here")
 
 
 def test_another_hosts_runs_say_nothing_of_this_ones_times(tmp_path):
-    earlier_run(tmp_path, "another-box", {"cpu-tf2.21-dogs-vs-cats": 40})
+    earlier_run(tmp_path, "another-box", "cpu-tf2.21-dogs-vs-cats")
     assert preflight.history(tmp_path, socket.gethostname()) == {}
-    assert preflight.history(tmp_path, "another-box") == {"cpu-tf2.21-dogs-vs-cats": [40.0]}
+    assert preflight.history(tmp_path, "another-box") == {"cpu-tf2.21-dogs-vs-cats": [180.0]}
 
 
 def test_dry_run_prints_the_plan_and_starts_nothing(matrix, monkeypatch, capsys):

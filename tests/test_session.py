@@ -112,7 +112,8 @@ def test_the_job_spec_carries_every_setting_of_the_cell(matrix):
     run(matrix, executor, pattern="cudnn9.3-tf2.21-hang")
     (job,) = executor.jobs
     assert (job.cell_id, job.model, job.fault, job.epochs, job.warmup_epochs) == ("gpu-cuda12.5-cudnn9.3-tf2.21-hang", "mnist", "hang", 2, 1)
-    assert (job.expect_gpu, job.expect_cudnn, job.batch_size, job.train_images) == (True, "9.3", 128, 64)
+    # mnist's batch of 128 is more than 64 images: the batch the job is given, and records, is the one it can use
+    assert (job.expect_gpu, job.expect_cudnn, job.batch_size, job.train_images) == (True, "9.3", 64, 64)
     assert job.data_dir.endswith("synthetic/mnist-64-32")
 
 
@@ -201,6 +202,11 @@ def test_a_full_results_disk_loses_no_measurement(matrix, tiny_disk, capsys):
     kept = json.loads(err[err.index(cannot[0]) + 1])
     assert kept["cell_id"] == "cpu-tf2.21-mnist" and kept["status"] == "ok" and kept["measurement"]["epochs"]
     assert result.failed == 2
+    # the run's table shows what was measured, and the manifest says the run ended: it stayed `running` for ever
+    assert {record.cell_id: record.status for record in result.records} == {"cpu-tf2.21-mnist": "ok", "cpu-tf2.21-crash": "failed"}
+    assert records.manifest(result.folder)["state"] == "finished"
+    # nothing half-written left behind: the logs folder holds what fitted of each repeat's log, and no partial manifest
+    assert sorted(path.name for path in result.folder.iterdir()) == [".lock", "logs", "manifest.json", "matrix.yaml", "results.jsonl"]
 
 
 def test_repeats_run_interleaved_and_resume_tops_up_the_missing_ones(tmp_path):

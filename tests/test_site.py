@@ -264,7 +264,8 @@ def test_markup_in_results_is_shown_as_text_never_run(published):
         assert "<script" not in svg.read_text() and "<i>" not in svg.read_text()
     run = (hostile / "index.html").read_text()
     assert "line 4: not a complete JSON record; the line is left out" in run  # a damaged line, not one being written
-    assert "<th scope=\"col\">&lt;script&gt;alert(8)&lt;/script&gt;</th>" in run  # the grid's cuDNN heading, as text
+    # A GPU record whose CUDA and cuDNN are markup is refused on read (records name versions): never raw on the page.
+    assert "<script>alert(8)" not in run and "<u>12</u>" not in run
 
 
 def test_a_second_publish_renders_nothing_and_a_changed_run_only_itself(tmp_path):
@@ -290,6 +291,21 @@ def test_a_second_publish_renders_nothing_and_a_changed_run_only_itself(tmp_path
     assert changed.charts_drawn == ("cpu-tf2.21-dogs-vs-cats",)  # the only cell whose points moved
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in run_pages.items() if STORED[0] in str(path))
     assert "<td>3</td>" in (site / "runs" / STORED[1] / "index.html").read_text()  # three repeats now
+
+
+def test_a_running_manifest_that_no_runner_holds_is_shown_stopped_not_in_progress(tmp_path):
+    results, site = tmp_path / "results", tmp_path / "site"
+    live = live_run(results)  # its runner killed with kill -9: the manifest still says running, nobody holds the lock
+    with records.hold(live):
+        assert publish(results, site).in_progress == (LIVE_RUN,)
+
+    stopped = publish(results, site)
+
+    assert stopped.rendered == (LIVE_RUN,) and stopped.in_progress == ()
+    assert '<span class="badge state-stopped">stopped</span>' in (site / "index.html").read_text()
+    run = (site / "runs" / LIVE_RUN / "index.html").read_text()
+    assert "no runner holds it: its runner was stopped without a word" in run
+    assert "line 2: not a complete JSON record; the line is left out" in run  # the half record will never be completed
 
 
 def test_a_run_that_ends_or_goes_away_is_rendered_again_or_removed(tmp_path):

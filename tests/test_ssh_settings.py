@@ -34,8 +34,13 @@ def test_hosts_are_read_as_written(matrix):
 
 @pytest.mark.parametrize("hosts, message", [
     ("ssh://box1", "hosts: expected a list"),
-    ("['ssh://me@box1; rm -rf /']", "hosts[0]: expected ssh://user@host[:port], tcp://host:port or a Docker context name"),
+    ("['ssh://me@box1; rm -rf /']", "hosts[0]: expected ssh://user@host[:port], tcp://host:port (a port from 1 to 65535) or a Docker context name"),
     ("['tcp://box3']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['tcp://box3:99999']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['ssh://me@box3:0']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['tcp://[::1']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['ssh://-oProxyCommand@box3']", "hosts[0]: expected ssh://user@host[:port]"),
+    ("['ssh://me@-oProxyCommand']", "hosts[0]: expected ssh://user@host[:port]"),
     ("[ssh://me@box1, ssh://me@box1]", "hosts[1]: expected each host once, got 'ssh://me@box1' a second time"),
 ])
 def test_bad_hosts_are_one_line_naming_the_key(matrix, capsys, hosts, message):
@@ -54,6 +59,28 @@ def test_refused_before_anything_connects(matrix, tmp_path, capsys, arguments, m
     assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), *arguments]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+# Loopback addresses only: on a runner that did not check --host, these would have been tried.
+@pytest.mark.parametrize("hosts, shown", [
+    (["tcp://127.0.0.4:99999"], "the text 'tcp://127.0.0.4:99999'"),
+    (["ssh://me@127.0.0.4:0"], "the text 'ssh://me@127.0.0.4:0'"),
+    (["tcp://[::1"], "the text 'tcp://[::1'"),
+    (["ssh://-oStrictHostKeyChecking@127.0.0.4"], "the text 'ssh://-oStrictHostKeyChecking@127.0.0.4'"),
+    (["ssh://me@127.0.0.4:٢٢"], "the text 'ssh://me@127.0.0.4:٢٢'"),
+    (["ssh://me@127.0.0.4 -p 22"], "the text 'ssh://me@127.0.0.4 -p 22'"),
+])
+def test_host_on_the_command_line_is_checked_as_hosts_are(matrix, tmp_path, capsys, hosts, shown):
+    arguments = [part for url in hosts for part in ("--host", url)]
+    assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --host: expected ssh://user@host[:port], tcp://host:port (a port from 1 to 65535) or a Docker context name, got {shown}\n"
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_host_given_twice_on_the_command_line_is_refused(matrix, tmp_path, capsys):
+    assert cli.main(["run", "-f", str(matrix), "--results", str(tmp_path / "results"), "--host", "ssh://me@box1", "--host", "ssh://me@box1"]) == 2
+    assert capsys.readouterr().err == "error: --host: expected each host once, got 'ssh://me@box1' a second time\n"
 
 
 def test_no_host_answering_is_one_line_and_no_run(matrix, tmp_path, capsys):
@@ -454,3 +481,28 @@ def test_resume_runs_the_repeats_left_by_number(tmp_path):
     (run_folder / "results.jsonl").write_text(only.to_json().replace('"repeat": 0', '"repeat": 1') + "\n")
     assert ssh._run(plan, hosts, run_folder, 3, Progress()) == 0
     assert sorted(record.repeat for record in records.load(run_folder)) == [0, 1, 2]
+
+
+def test_a_resume_first_removes_what_the_dead_runner_left_on_every_host(tmp_path, monkeypatch, capsys):
+    """Whoever holds a run owns its containers on every host: an orphan of a kill -9 would train beside the timed cells."""
+    from fake_executor import FakeExecutor
+    from runner import records, session
+    from runner.progress import Progress
+
+    class Orphaned(FakeExecutor):
+        def cleanup(self, run_folder):
+            super().cleanup(run_folder)
+            return 0 if self.jobs else 1  # one container left running, found before any cell of the resume runs
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("gpu: {", "#"))
+    executors = {"ssh://a": Orphaned(), "ssh://b": Orphaned()}
+    monkeypatch.setattr(ssh, "connect_all", lambda urls, matrix, progress: [fake_host(url, False, executors[url]) for url in urls])
+    plan = session.plan(tmp_path / "matrix.yaml")
+    run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {"dispatch": "ssh"})
+
+    ssh.run(plan, ["ssh://a", "ssh://b"], tmp_path / "results", run_folder.name, 1, Progress())
+
+    err = capsys.readouterr().err
+    for url, executor in executors.items():
+        assert executor.cleaned == [run_folder.name]
+        assert f"run {run_folder.name}: stopped and removed 1 container(s) on host {url} that its earlier runner left running" in err

@@ -37,7 +37,7 @@ MNIST_FILE = "mnist.npz"
 # The stages a measurement's timeline stamps, in order: what the runner's own cost is told apart from.
 TIMELINE = ("process_started", "framework_imported", "inputs_ready", "model_built", "first_step_ended", "trained")
 
-EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): ")
+EPOCH_LINE = re.compile(r"^epoch ([0-9]+)/([0-9]+): ")
 
 # Telemetry (workload/telemetry.py writes it, runner/telemetry.py reads it). "off" in this variable
 # runs without the sampler, for bench/telemetry_overhead.py; the host executors pass it on.
@@ -190,9 +190,14 @@ class Measurement:
                                 "the workload in the environment and this runner are from different versions")
         measurement = _typed(cls, data, "measurement")
         for number, epoch in enumerate(measurement.epochs, 1):
-            if not isinstance(epoch, dict) or not all(_finite(epoch.get(key)) for key in ("seconds", "train_seconds", "images_per_second")):
-                raise ContractError(f"measurement: epochs[{number}]: expected seconds, train_seconds and images_per_second as numbers")
+            if not isinstance(epoch, dict) or not all(finite(epoch.get(key)) and 0 < epoch[key] <= most for key, most in EPOCH_BOUNDS.items()):
+                raise ContractError(f"measurement: epochs[{number}]: expected seconds and train_seconds above 0 and at most a week, "
+                                    "images_per_second above 0 and at most a billion")
         return measurement
+
+
+# A zero, negative or absurd time is not a measurement: no cell's time limit lets an epoch run past a week.
+EPOCH_BOUNDS = {"seconds": 7 * 24 * 3600, "train_seconds": 7 * 24 * 3600, "images_per_second": 10**9}
 
 
 _TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list, "Pipeline": Pipeline,
@@ -229,5 +234,11 @@ def _typed(cls, data, where: str):
     return cls(**data)
 
 
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def finite(value) -> bool:
+    """A real number: not a bool, not nan or infinity, not an integer too large for a float (JSON has those)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

@@ -140,7 +140,7 @@ def visible_indices(nvml, visible):
     chosen = []
     for entry in (part.strip() for part in visible.split(",")):
         index = None
-        if entry.isdigit() and int(entry) < count:
+        if entry.isascii() and entry.isdigit() and int(entry) < count:
             index = int(entry)
         elif entry.startswith("GPU-"):
             uuids = uuids or [nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]

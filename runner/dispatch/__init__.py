@@ -37,7 +37,7 @@ from runner.records import Record
 
 JOBS_FOLDER = "jobs"
 LEDGER_FILE = "submitted.jsonl"
-GPU_INDICES = re.compile(r"\d+(,\d+)*")
+GPU_INDICES = re.compile(r"[0-9]+(,[0-9]+)*")
 
 
 def stem(run_folder: Path, cell_id: str, repeat: int) -> Path:

@@ -394,6 +394,11 @@ def run(plan: session.Plan, urls: list[str], results_dir: Path, resume: str | No
     manifest_host = {"dispatch": "ssh", "hosts": {host.url: host.facts for host in hosts}}
     run_folder = resumed or records.new_run(results_dir, plan.matrix.path, manifest_host)
     with records.hold(run_folder):
+        for host in hosts if resumed else ():
+            try:
+                session.remove_left_behind(run_folder, host.executor.cleanup(run_folder), f" on host {host.url}", progress)
+            except ENGINE_ERRORS as error:
+                progress(f"host {host.url}: cannot look for containers its earlier runner left ({_words(error)})")
         state = "stopped"
         try:
             failed = _run(plan, hosts, run_folder, repeats, progress)

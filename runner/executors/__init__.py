@@ -76,8 +76,8 @@ class Executor(Protocol):
     def run(self, cell: Cell, job: JobSpec, prepared: Prepared, limits: Limits, run_folder: Path) -> RawRun:
         """Run the workload once with this job spec and report what was seen; never raises for the workload's failures."""
 
-    def cleanup(self, run_folder: Path) -> None:
-        """Remove whatever the run left behind (after an interrupt)."""
+    def cleanup(self, run_folder: Path) -> int:
+        """Remove whatever the run left behind (after an interrupt, or before a resume); how many containers or processes."""
 
 
 def local_engine() -> bool:

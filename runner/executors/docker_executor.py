@@ -91,5 +91,5 @@ class DockerExecutor:
             cell.workload.timeout_minutes * 60.0, docker_run.run_labels(run_folder, cell.id), self.progress,
         )
 
-    def cleanup(self, run_folder: Path) -> None:
-        docker_run.remove_run(self.client, run_folder)
+    def cleanup(self, run_folder: Path) -> int:
+        return docker_run.remove_run(self.client, run_folder)

@@ -73,14 +73,16 @@ def gpu_probe(client: docker.DockerClient, probe_image: str, devices: str) -> tu
         _remove_quietly(container)  # `clean --force` may have taken it already
 
 
-def remove_run(client: docker.DockerClient, run_folder: Path) -> None:
-    """Remove every container this run started, whatever state it is in.
+def remove_run(client: docker.DockerClient, run_folder: Path) -> int:
+    """Remove every container this run started, whatever state it is in; how many there were.
 
     Found by the run's folder, not its id: two runs into different results folders that start
     in the same second share an id, and one's Ctrl-C must not remove the other's containers.
     """
-    for container in _labelled(client, f"{LABEL_PREFIX}.run-folder={run_folder.resolve()}"):
+    found = _labelled(client, f"{LABEL_PREFIX}.run-folder={run_folder.resolve()}")
+    for container in found:
         _remove_quietly(container)
+    return len(found)
 
 
 def _labelled(client: docker.DockerClient, label: str) -> list:
@@ -92,17 +94,23 @@ def _labelled(client: docker.DockerClient, label: str) -> list:
 PROBE_LIFETIME = timedelta(minutes=10)  # a probe container lives for seconds; an older one was left behind
 
 
-def remove_leftovers(client: docker.DockerClient, images: bool, force: bool) -> dict:
-    """Containers (and optionally images) cudnn-matrix left, found by its labels; nothing else is touched.
+def remove_leftovers(client: docker.DockerClient, force: bool, results_dir: Path, environments: frozenset[str] = frozenset()) -> dict:
+    """Containers (and the images of these environments) cudnn-matrix left, found by its labels; nothing else is touched.
 
-    A container of a run that is still going is spared unless forced: its label names the run's
-    folder, and a live runner holds that folder's lock (records.in_progress). Probe containers
-    are spared while they are young enough to belong to a runner asking about GPUs right now.
+    Only the containers of runs under results_dir: on a shared engine, another user's runs go into
+    another folder, and their leftovers are theirs to remove. A container of a run that is still
+    going is spared unless forced: its label names the run's folder, and a live runner holds that
+    folder's lock (records.in_progress). Probe containers are spared while they are young enough
+    to belong to a runner asking about GPUs right now.
     """
-    removed = {"containers": 0, "images": 0, "spared_runs": set()}
+    removed = {"containers": 0, "images": 0, "spared_runs": set(), "elsewhere": 0}
+    scope = results_dir.resolve()
     for container in _labelled(client, f"{LABEL_PREFIX}.run-id"):
         folder = container.labels.get(f"{LABEL_PREFIX}.run-folder")
-        if not force and folder and records.in_progress(Path(folder)):
+        if not folder or not Path(folder).is_relative_to(scope):  # another results folder's, or a runner too old to say
+            removed["elsewhere"] += 1
+            continue
+        if not force and records.in_progress(Path(folder)):
             removed["spared_runs"].add(container.labels[f"{LABEL_PREFIX}.run-id"])
             continue
         _remove_quietly(container)
@@ -111,8 +119,8 @@ def remove_leftovers(client: docker.DockerClient, images: bool, force: bool) -> 
         if force or _age(container) > PROBE_LIFETIME:
             _remove_quietly(container)
             removed["containers"] += 1
-    if images:
-        for image in client.images.list(filters={"label": f"{LABEL_PREFIX}.kind"}):
+    for image in client.images.list(filters={"label": f"{LABEL_PREFIX}.environment"}) if environments else ():
+        if image.labels.get(f"{LABEL_PREFIX}.environment") in environments:  # not another matrix's, nor the shared bases
             client.images.remove(image.id, force=True)
             removed["images"] += 1
     return removed

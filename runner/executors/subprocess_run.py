@@ -241,5 +241,6 @@ class ProcessExecutor:
             variables["CUDA_VISIBLE_DEVICES"] = visible
         return variables
 
-    def cleanup(self, run_folder: Path) -> None:
+    def cleanup(self, run_folder: Path) -> int:
         """Nothing is left to remove: `run` kills the workload's process group however it ends, and it dies with the runner."""
+        return 0

@@ -27,7 +27,7 @@ from runner.report import (COLUMNS, ESTIMATED_NOTE, INPUT_BOUND_NOTE, OUTLIER_NO
                            telemetry_lines)
 from runner.stats import Comparison
 
-STATUSES = ("ok", "failed", "skipped", "excluded")
+STATUSES = records.STATUSES
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -62,12 +62,20 @@ class Snapshot:
         return digest.hexdigest()
 
     @cached_property
-    def manifest(self) -> dict:
+    def parsed_manifest(self):
         try:
-            manifest = json.loads(self.manifest_bytes)
+            return json.loads(self.manifest_bytes)
         except ValueError:
             return {}
-        return manifest if isinstance(manifest, dict) else {}
+
+    @property
+    def manifest_problem(self) -> str | None:
+        return records.manifest_problem(self.parsed_manifest)
+
+    @property
+    def manifest(self) -> dict:
+        """The manifest; {} when it is missing or is not one (parse notes why)."""
+        return {} if self.manifest_problem else self.parsed_manifest
 
 
 def read(folder: Path) -> Snapshot:
@@ -88,7 +96,7 @@ def run_folders(results_dir: Path) -> list[Path]:
 
 
 def start_order(folder: Path) -> tuple[str, int, str]:
-    match = re.fullmatch(r"(\d{8}-\d{6})(?:-(\d+))?", folder.name)
+    match = re.fullmatch(r"([0-9]{8}-[0-9]{6})(?:-([0-9]+))?", folder.name)
     return (match.group(1), int(match.group(2) or 1), "") if match else ("", 0, folder.name)
 
 
@@ -102,6 +110,8 @@ def parse(snapshot: Snapshot) -> tuple[list[Record], list[str]]:
     written_by = str(snapshot.manifest.get("runner_version", "of that time"))
     lines = list(io.TextIOWrapper(io.BytesIO(snapshot.results_bytes), encoding="utf-8", errors="replace"))
     loaded, notes = [], []
+    if snapshot.manifest_problem:
+        notes.append(f"{records.MANIFEST_FILE}: not a manifest ({snapshot.manifest_problem}); the run's facts are left out")
     for number, line, parsed in records.parse_lines(lines, path, written_by):
         if not isinstance(parsed, DamagedRecord):
             loaded.append(parsed)
@@ -113,17 +123,19 @@ def parse(snapshot: Snapshot) -> tuple[list[Record], list[str]]:
 
 
 def is_running(snapshot: Snapshot) -> bool:
-    return snapshot.live or snapshot.manifest.get("state") == "running"
+    """A runner holds the run now. A manifest that says `running` without one is a run whose runner stopped without a word."""
+    return snapshot.live
 
 
 def run_state(snapshot: Snapshot) -> tuple[str, str]:
-    """(state, what to say about it): finished, interrupted, in-progress, or what the manifest says."""
+    """(state, what to say about it): finished, interrupted, in-progress, stopped, or what the manifest says."""
     state = snapshot.manifest.get("state")
     if snapshot.live:
         return "in-progress", "A runner is writing this run now: these pages show the records written so far. Publish again to update them."
     if state == "running":
-        return "in-progress", ("The manifest says the run is going, but no runner on this machine holds it: it is running on another "
-                               "machine, or its runner was stopped (`python -m runner run --resume RUN` measures the cells it lacks).")
+        return "stopped", ("The manifest says the run is going, but no runner holds it: its runner was stopped without a word "
+                           "(kill -9, a power cut), or it runs on another machine sharing this folder. "
+                           "`python -m runner run --resume RUN` measures the cells it lacks.")
     if state == "interrupted":
         return "interrupted", "The run was interrupted: `python -m runner run --resume RUN` measures the cells it lacks."
     if state == "finished":
@@ -187,7 +199,7 @@ def machine(host: dict) -> str:
     """The CPU side of a host, short: "AMD EPYC 7763 (128 cores)"; its hostname where the manifest has one."""
     if isinstance(host.get("hostname"), str) and host["hostname"]:
         return host["hostname"]
-    model = re.sub(r"\((R|TM)\)|\bCPU\b|\bProcessor\b|\d+-Core|@.*$", "", str(host.get("cpu_model", "unknown CPU")), flags=re.IGNORECASE)
+    model = re.sub(r"\((R|TM)\)|\bCPU\b|\bProcessor\b|[0-9]+-Core|@.*$", "", str(host.get("cpu_model", "unknown CPU")), flags=re.IGNORECASE)
     return f"{' '.join(model.split()) or 'unknown CPU'} ({host.get('cpu_cores', '?')} cores)"
 
 
@@ -374,7 +386,7 @@ def outlier_epochs(result: CellResult) -> dict[int, set[int]]:
     """Per repeat number, the epoch numbers report.py flagged ("repeat 2, epoch 3: 2.10 s")."""
     flagged: dict[int, set[int]] = {}
     for label in result.outlier_epochs:
-        found = re.match(r"repeat (\d+), epoch (\d+):", label)
+        found = re.match(r"repeat ([0-9]+), epoch ([0-9]+):", label)
         if found:
             flagged.setdefault(int(found.group(1)) - 1, set()).add(int(found.group(2)))
     return flagged

@@ -89,7 +89,7 @@ def test_tiny_cell_runs_end_to_end(first_build, tiny):
 
     report = runner("report", run_folder)
     assert report.returncode == 0
-    assert "cpu-tf2.21-dogs-vs-cats | ok" in report.stdout
+    assert "dogs-vs-cats (speed-ups against cpu-tf2.21-dogs-vs-cats):\n" in report.stdout and "| cpu-tf2.21 | ok " in report.stdout
     assert "Synthetic data" in report.stdout
 
 

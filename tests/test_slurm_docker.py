@@ -56,7 +56,7 @@ def test_a_tiny_real_cell_runs_through_slurm_with_a_record_like_a_local_runs(tmp
 
     report = runner("report", run_folder, "--by", "host")
     assert report.returncode == 0
-    assert f"host {environment['host']}\n" in report.stdout and "cpu-tf2.21-dogs-vs-cats | ok" in report.stdout
+    assert f"host {environment['host']}\n" in report.stdout and "| cpu-tf2.21 | ok " in report.stdout
 
 
 STUCK_MATRIX = """

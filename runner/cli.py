@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from tabulate import tabulate
 
@@ -140,25 +141,21 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < 100:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to below 100, got {config.shown(text)}")
-    return value
+def number_in(accepts: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse type: a number that `accepts` takes, else one line saying what was expected."""
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")  # which compares false to everything, as inf to every bound
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {config.shown(text)}")
+        return value
+    return number
 
 
-def minutes(text: str) -> float:
-    """An argparse type: minutes above 0, at most a week."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= MAX_TIMEOUT_MINUTES:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"expected minutes above 0 and at most {MAX_TIMEOUT_MINUTES}, got {text!r}")
-    return value
+percent = number_in(lambda value: 0 <= value < 100, "a percentage from 0 to below 100")
+minutes = number_in(lambda value: 0 < value <= MAX_TIMEOUT_MINUTES, f"minutes above 0 and at most {MAX_TIMEOUT_MINUTES}")
 
 
 def count(maximum: int):

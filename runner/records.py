@@ -419,9 +419,16 @@ def matrix_changes(run_folder: Path, matrix_path: Path) -> str | None:
     changes = []
     for tag, first, last, new_first, new_last in difflib.SequenceMatcher(None, before, after).get_opcodes():
         if tag != "equal":
-            was, now_is = " / ".join(before[first:last]).strip(), " / ".join(after[new_first:new_last]).strip()
-            changes.append(f"line {new_first + 1}: {was[:60]!r} is now {now_is[:60]!r}")
+            was, now_is = _around_difference(" / ".join(before[first:last]).strip(), " / ".join(after[new_first:new_last]).strip())
+            changes.append(f"line {new_first + 1}: {was!r} is now {now_is!r}")
     return f"{len(changes)} change(s) since the run started, first {changes[0]}"
+
+
+def _around_difference(was: str, now: str, width: int = 60) -> tuple[str, str]:
+    """The two texts from a little before where they first differ, cut to `width`: a long line's change stays in view."""
+    first = next((index for index, (a, b) in enumerate(zip(was, now)) if a != b), min(len(was), len(now)))
+    begin = max(0, first - 20)
+    return tuple(("..." if begin else "") + text[begin:begin + width] for text in (was, now))
 
 
 def find_run(results_dir: Path, which: str) -> Path:

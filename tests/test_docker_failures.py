@@ -302,7 +302,8 @@ def test_a_resume_after_kill_9_removes_the_dead_runners_container_before_measuri
         matrix.write_text(ORPHAN_MATRIX.replace(", fault: hang, timeout_minutes: 10", ""))  # the cell now trains and ends
         with open(log, "w") as stderr:
             resumed = subprocess.Popen([sys.executable, "-m", "runner", "run", "-f", str(matrix), "--results", str(results),
-                                        "--resume", run_folder.name], cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+                                        "--resume", run_folder.name, "--force"],  # the matrix changed: the cell now ends
+                                       cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
         label = f"io.cudnn-matrix.run-folder={run_folder.resolve()}"
         running_beside_the_timed_one = []  # the run's running containers, each time the resumed cell's own was one of them
         while resumed.poll() is None:

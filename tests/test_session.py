@@ -343,6 +343,15 @@ def test_the_resume_command_printed_after_an_interrupt_is_complete_and_pasteable
     assert [record.cell_id for record in records.load(folder)] == ["cpu-tf2.21-mnist", "cpu-tf2.21-crash"]
 
 
+def test_a_long_lines_change_is_shown_where_it_is(tmp_path):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("workloads:\n  stuck: {model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32, fault: hang}\n")
+    run_folder = records.new_run(tmp_path / "results", matrix, {})
+    matrix.write_text("workloads:\n  stuck: {model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32}\n")
+    assert records.matrix_changes(run_folder, matrix) == ("1 change(s) since the run started, first line 2: "
+                                                          "'...alidation_images: 32, fault: hang}' is now '...alidation_images: 32}'")
+
+
 def test_a_resume_with_a_changed_matrix_is_refused_naming_the_change_unless_forced(matrix, capsys):
     first = run(matrix, FakeExecutor(no_gpu="no GPU here"), pattern="cpu-tf2.21-mnist")
     assert (first.folder / records.MATRIX_COPY).read_text() == MATRIX

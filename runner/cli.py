@@ -318,7 +318,7 @@ def cmd_run(args) -> int:
         print("\n" + dispatch.where(result.records))
     if any(record.status == "ok" for record in result.records):
         print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
-    print(f"Site: python -m runner publish{f' --results {args.results}' if args.results != Path('results') else ''}")
+    print(f"Site: {shlex.join(program())} publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
 
 

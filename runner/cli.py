@@ -14,7 +14,6 @@ import shlex
 import signal
 import stat
 import sys
-from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -306,7 +305,9 @@ def cmd_run(args) -> int:
             refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))
         chosen_executor = executor(args, chosen)
         if args.dry_run:  # what every run says first, here alone
-            progress(preflight.outlook(left_to_run(args, chosen), chosen_executor, args.repeats or chosen.matrix.repeats,
+            repeats = args.repeats or chosen.matrix.repeats
+            earlier = records.load(records.find_run(args.results, args.resume)) if args.resume else []
+            progress(preflight.outlook(session.left_to_run(chosen.selected, earlier, repeats), chosen_executor, repeats,
                                        args.results).render())
             return EXIT_OK
         budget = session.Budget.starting_now(args.budget_minutes) if args.budget_minutes else None
@@ -320,14 +321,6 @@ def cmd_run(args) -> int:
         print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
     print(f"Site: {shlex.join(program())} publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
-
-
-def left_to_run(args, chosen: session.Plan) -> list[Cell]:
-    """The selected cells, less those the run being resumed has measured as often as asked."""
-    if not args.resume:
-        return chosen.selected
-    measured = Counter(record.cell_id for record in records.load(records.find_run(args.results, args.resume)) if record.status == "ok")
-    return [cell for cell in chosen.selected if measured[cell.id] < (args.repeats or chosen.matrix.repeats)]
 
 
 def program() -> list[str]:

@@ -200,9 +200,8 @@ def refuse_another_matrix(run_folder: Path, matrix_path: Path, force: bool) -> N
 def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None,
          unwritten: list[Record]) -> int:
     earlier = records.load(run_folder)
-    measured = Counter(record.cell_id for record in earlier if record.status == "ok")
     noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
-    todo = [cell for cell in plan.selected if measured[cell.id] < repeats]
+    todo = left_to_run(plan.selected, earlier, repeats)
     progress(preflight.outlook(todo, executor, repeats, run_folder.parent).render())
     runnable = [cell for cell in todo if not cell.excluded]
     data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
@@ -214,6 +213,12 @@ def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progres
     left = {cell.id: repeats_left(earlier, cell.id, repeats) if cell in ready else range(0 if cell.id in noted else 1) for cell in todo}
     runs = interleaved(todo, left)
     return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress, budget, unwritten)
+
+
+def left_to_run(cells: list[Cell], earlier: list[Record], repeats: int) -> list[Cell]:
+    """The cells, less those the earlier records (a run being resumed) have measured as often as asked."""
+    measured = Counter(record.cell_id for record in earlier if record.status == "ok")
+    return [cell for cell in cells if measured[cell.id] < repeats]
 
 
 def repeats_left(earlier: list[Record], cell_id: str, repeats: int) -> list[int]:

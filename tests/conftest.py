@@ -1,6 +1,8 @@
 import os
+import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -25,6 +27,20 @@ def docker_client():
     except docker.errors.DockerException as error:
         missing_part("Docker engine", "CUDNN_MATRIX_REQUIRE_DOCKER", str(error))
     return client
+
+
+@contextmanager
+def small_disk(tmp_path: Path, size: str):
+    """A real tmpfs of `size` (64k, 256k) mounted in tmp_path: a results disk that fills up. Root only, as in CI."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    folder = tmp_path / f"disk-{size}"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def runner(*args, cwd=REPO):

@@ -7,10 +7,10 @@ or start with ~; a results disk may be full from the start.
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
+from conftest import small_disk
 from fake_executor import FakeExecutor
 from runner import cli
 from runner.config import load_matrix
@@ -73,12 +73,8 @@ def test_a_tilde_means_the_home_folder_as_in_a_shell(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["file", "under-a-file", "symlink-loop", "device", "too-long", "nested-too-long"])
-def test_results_that_cannot_hold_runs_are_one_line_before_anything_runs(tmp_path, monkeypatch, capsys, kind):
-    executor = FakeExecutor(no_gpu="no GPU here")
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: executor)
-    matrix = tmp_path / "matrix.yaml"
-    matrix.write_text('workloads: {mnist: {epochs: 2, train_images: 64, validation_images: 32}}\ncpu: {tensorflow: ["2.21"]}\n'
-                      'build: {ca_certificates: []}\n')
+def test_results_that_cannot_hold_runs_are_one_line_before_anything_runs(tmp_path, capsys, run_of_one_cell, kind):
+    matrix, executor = run_of_one_cell
     results = hostile_paths(tmp_path)[kind]
     line = one_line(capsys, "run", "-f", matrix, "--results", results)
     assert line.startswith(f"error: --results {results[:40]!r}"[:-1]), line
@@ -89,28 +85,30 @@ def test_results_that_cannot_hold_runs_are_one_line_before_anything_runs(tmp_pat
 @pytest.fixture
 def full_disk(tmp_path):
     """A real 64 KiB filesystem, filled before the run starts."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    folder = tmp_path / "full"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], check=True)
-    try:
-        with open(folder / "filler", "wb") as filler:
-            while True:
-                filler.write(b"\0" * 4096)
-                filler.flush()
-    except OSError:
-        pass
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=False)
+    with small_disk(tmp_path, "64k") as folder:
+        try:
+            with open(folder / "filler", "wb") as filler:
+                while True:
+                    filler.write(b"\0" * 4096)
+                    filler.flush()
+        except OSError:
+            pass
+        yield folder
 
 
-def test_a_results_disk_full_from_the_start_is_one_line_and_leaves_no_run(tmp_path, monkeypatch, capsys, full_disk):
+@pytest.fixture
+def run_of_one_cell(tmp_path, monkeypatch):
+    """A matrix of one tiny cell, and the fake executor a run of it would use: its jobs say whether anything ran."""
     executor = FakeExecutor(no_gpu="no GPU here")
     monkeypatch.setattr(cli, "docker_executor", lambda plan: executor)
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text('workloads: {mnist: {epochs: 2, train_images: 64, validation_images: 32}}\ncpu: {tensorflow: ["2.21"]}\n'
                       'build: {ca_certificates: []}\n')
+    return matrix, executor
+
+
+def test_a_results_disk_full_from_the_start_is_one_line_and_leaves_no_run(capsys, run_of_one_cell, full_disk):
+    matrix, executor = run_of_one_cell
     line = one_line(capsys, "run", "-f", matrix, "--results", full_disk / "results")
     assert line.startswith(f"error: {full_disk / 'results'}: cannot start a run there"), line
     assert [path.name for path in (full_disk / "results").iterdir()] == [] if (full_disk / "results").exists() else True

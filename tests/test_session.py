@@ -7,11 +7,10 @@ import json
 import os
 from collections import Counter
 import shlex
-import shutil
-import subprocess
 
 import pytest
 
+from conftest import small_disk
 from fake_executor import FakeExecutor, fault_workloads
 from runner.outcome import RawRun
 from runner import cli, records, session
@@ -171,13 +170,8 @@ def test_resume_after_a_record_cut_short_keeps_every_line_readable(matrix, capsy
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A real 256 KiB filesystem, to be filled up: a results disk running full."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], check=True)
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=False)
+    with small_disk(tmp_path, "256k") as folder:
+        yield folder
 
 
 def test_a_full_results_disk_loses_no_measurement(matrix, tiny_disk, capsys):

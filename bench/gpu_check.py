@@ -39,12 +39,13 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from runner import datasets, records, session, telemetry  # noqa: E402
+from runner.analysis import analyze, cell_results  # noqa: E402
 from runner.cells import cell_id  # noqa: E402
 from runner.compatibility import load_table  # noqa: E402
 from runner.executors.local_executor import LocalExecutor  # noqa: E402
-from runner.plot import plot  # noqa: E402
 from runner.progress import Progress  # noqa: E402
-from runner.report import cell_results, render  # noqa: E402
+from runner.report import render  # noqa: E402
+from runner.site.charts import run_chart  # noqa: E402
 from runner.stats import compare_repeats  # noqa: E402
 
 EXIT_NO_GPU_MEASURED = 3
@@ -311,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         run_folder = measure(args.results, versions, size, args.budget_minutes, args.repeats or size.repeats, progress)
         loaded = records.load(run_folder)
         report = render(loaded)
-        if any(record.status == "ok" for record in loaded):
-            plot(loaded, args.results / "epochs.png")
+        analysis = analyze(loaded)
+        if analysis.measured:
+            run_chart(analysis, args.results / "epochs.png")
         code, last_line = outcome(loaded)
         tables = (f"versions: {versions}\n\n{seed_table(loaded, versions)}\n\n{ratios_table(loaded, versions)}\n\n"
                   f"What the GPU did in the timed epochs (* energy integrated from power samples):\n\n{machine_table(loaded)}\n")

@@ -30,10 +30,11 @@ from runner.executors import IMAGE_NAMESPACE, Executor, local_engine
 from runner.executors.local_executor import LocalExecutor
 from runner.executors.subprocess_run import gpu_unavailable, interpreter
 from runner.executors.venv_executor import VenvExecutor
-from runner.plot import plot
 from runner.progress import Progress
-from runner.report import FORMATS, compare, render, slower_in_b
+from runner.analysis import analyze, compare_runs
+from runner.report import FORMATS, as_text, render, render_comparison
 from runner.site import publish
+from runner.site.charts import run_chart
 from runner.stats import MIN_EFFECT
 
 CHART_FILE = "epochs.png"
@@ -313,12 +314,12 @@ def cmd_run(args) -> int:
         budget = session.Budget.starting_now(args.budget_minutes) if args.budget_minutes else None
         result = session.run(chosen, chosen_executor, args.results, args.resume, args.repeats, progress, budget, args.force,
                              lambda run_id: resume_command(args, run_id))
-    min_effect = args.min_effect / 100
-    print(render(result.records, min_effect=min_effect, wide=args.wide))
+    analysis = analyze(result.records, min_effect=args.min_effect / 100)
+    print(as_text(analysis, wide=args.wide))
     if args.dispatch != "local":
         print("\n" + dispatch.where(result.records))
-    if any(record.status == "ok" for record in result.records):
-        print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
+    if analysis.measured:
+        print(f"\nChart: {run_chart(analysis, result.folder / CHART_FILE)}")
     print(f"Site: {shlex.join(program())} publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
 
@@ -439,7 +440,7 @@ def cmd_report(args) -> int:
     emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + text, args.output)
     if args.plot:
         with written(args.plot, "--plot") as partial:
-            plot(loaded, partial, args.baseline, args.min_effect / 100)
+            run_chart(analyze(loaded, args.baseline, min_effect), partial)
         progress(f"chart: {args.plot}")
     return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
 
@@ -449,8 +450,9 @@ def cmd_compare(args) -> int:
     results = results_folder(args.results)
     run_a, run_b = (records.find_run(results, str(run)) for run in (args.run_a, args.run_b))
     loaded_a, loaded_b = (selected(records.load(run), args.pattern, run.name) for run in (run_a, run_b))
-    emit(compare(loaded_a, loaded_b, run_a.name, run_b.name, args.format, args.min_effect / 100), args.output)
-    slower = slower_in_b(loaded_a, loaded_b, args.min_effect / 100) if args.fail_on else []
+    compared = compare_runs(loaded_a, loaded_b, run_a.name, run_b.name, args.min_effect / 100)
+    emit(render_comparison(compared, args.format), args.output)
+    slower = compared.slower if args.fail_on else ()
     if slower:
         progress(f"--fail-on slower: {len(slower)} cell(s) slower in {run_b.name} than in {run_a.name}: {', '.join(slower)}")
     return EXIT_CELL_FAILED if slower else EXIT_OK

@@ -19,8 +19,8 @@ from conftest import missing_part
 from fake_executor import FakeExecutor, fault_workloads
 from runner import cli, records, report
 from runner.errors import UserError
-from runner.site import STATE_FILE, publish, views
-from runner.site.views import file_name
+from runner.site import STATE_FILE, publish, snapshot, views
+from runner.site.snapshot import file_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 STORED = sorted(path.name for path in FIXTURES.iterdir())  # two schema-2 runs written by cudnn-matrix 0.1
@@ -159,11 +159,13 @@ def test_cells_not_measured_are_one_line_per_reason_not_rows(wide):
 
 
 def test_not_measured_groups_say_what_the_terminal_says(tmp_path):
-    view = views.run_view(views.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
+    folder = site_runs.wide_run(tmp_path)
+    view = views.run_view(snapshot.read(folder), report.MIN_EFFECT)
 
-    groups = views.not_measured_groups(view.results)
+    groups = views.report_parts(view)["not_measured"]
 
-    assert ["- " + group["line"] for group in groups] == report.not_measured(view.results)
+    terminal = report.render(records.load(folder)).split("Not measured:\n")[1].split("\n\n")[0].splitlines()
+    assert ["- " + group["line"] for group in groups] == terminal
     assert [(group["status"], len(group["cells"])) for group in groups] == [("excluded", 1), ("skipped", 8)]
 
 
@@ -181,7 +183,7 @@ def test_the_terminals_input_bound_throttling_and_synthetic_notes_are_on_the_pag
 
 
 def test_a_cuda_by_cudnn_grid_per_framework_build_marks_the_fastest(tmp_path):
-    view = views.run_view(views.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
+    view = views.run_view(snapshot.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
 
     grids = views.cudnn_grids(view)
 
@@ -192,7 +194,7 @@ def test_a_cuda_by_cudnn_grid_per_framework_build_marks_the_fastest(tmp_path):
     assert newest["fastest"] == site_runs.gpu_id("12.6", "9.8", "2.21")
     assert newest["baseline"]["cell_id"] == site_runs.CPU_ID
     best = newest["rows"][1]["squares"][2]
-    speedup = next(pair.comparison for pair in view.found if pair.question == "speed-up" and pair.other.cell_id == best["cell_id"])
+    speedup = next(pair.comparison for pair in view.analysis.pairs if pair.question == "speed-up" and pair.other.cell_id == best["cell_id"])
     result = next(result for result in view.results if result.cell_id == best["cell_id"])
     assert best["fastest"] and best["seconds"] == f"{result.timed.median:.2f}"
     assert (best["verdict"], best["speedup"]) == ("faster", f"{speedup.ratio:.2f}x faster")

@@ -1,6 +1,7 @@
 """cudnn-matrix (or python -m runner): the pipeline matrix.yaml -> cells -> environments -> runs -> records -> report.
 
-Exit codes: 0 all good, 1 some cell failed, 2 config or usage error, 130 interrupted.
+Exit codes: 0 all good, 1 some cell failed (report: of the run; compare --fail-on slower: some cell is slower in B),
+2 config or usage error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -120,17 +121,19 @@ def parser() -> argparse.ArgumentParser:
     clean.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="with --images: the matrix file (default: %(default)s)")
     clean.add_argument("--force", action="store_true", help="also remove the containers of runs that are still going (they then fail)")
     report_options = argparse.ArgumentParser(add_help=False, parents=[verdict_options])
-    report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (default: %(default)s)")
+    report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json: numbers under the keys of docs/results.md (default: %(default)s)")
     report_options.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     report_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="only the cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
-    report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)")
+    report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)",
+                                 epilog="exit codes: 0 no cell failed, 1 some cell failed, 2 a usage error")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
     report.add_argument("--wide", action="store_true", help="the table with every column, all cells in one (default: per workload, "
                         "its measured cells with their speed-ups and verdicts, in 100 columns)")
     report.add_argument("--baseline", metavar="CELL", help="the cell speed-ups are measured against (default: each workload's CPU cell)")
     report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the timed epoch times as a chart")
     report.add_argument("--by", metavar="KEY", help="one table per value of KEY: host (the node that measured each record) or an axis such as gpu_type")
-    compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios")
+    compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios",
+                                  epilog="exit codes: 0, or with --fail-on slower 1 when some cell is slower in RUN_B; 2 a usage error")
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder or run id")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or run id")
     compare.add_argument("--fail-on", choices=["slower"],

@@ -338,7 +338,6 @@ def _cell_context(view: views.RunView, result, group: list, row: dict) -> dict:
             "started": record.started,
             "ended": record.ended,
             "epochs": views.epoch_rows(record, flagged.get(record.repeat, set())),
-            "warmup": record.measurement.warmup_epochs if record.measurement else 0,
             "failure": record.measurement.failure if record.measurement else None,
             "log_tail": record.log_tail,
             "cudnn": views.loaded_facts(record, view.host).get("cuDNN loaded", "-"),

@@ -1,7 +1,6 @@
 """cudnn-matrix (or python -m runner): the pipeline matrix.yaml -> cells -> environments -> runs -> records -> report.
 
-Exit codes: 0 all good, 1 some cell failed (report: of the run; compare --fail-on slower: some cell is slower in B),
-2 config or usage error, 130 interrupted.
+Exit codes: 0 all good, 1 some cell failed (compare --fail-on slower: some cell is slower in B), 2 config or usage error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from typing import Callable
 from tabulate import tabulate
 
 from runner import __version__, config, datasets, dispatch, doctor, preflight, records, session
+from runner.analysis import analyze, compare_runs
 from runner.cells import Cell, environments_of, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
@@ -32,7 +32,6 @@ from runner.executors.local_executor import LocalExecutor
 from runner.executors.subprocess_run import gpu_unavailable, interpreter
 from runner.executors.venv_executor import VenvExecutor
 from runner.progress import Progress
-from runner.analysis import analyze, compare_runs
 from runner.report import FORMATS, as_text, render, render_comparison
 from runner.site import publish
 from runner.site.charts import run_chart
@@ -121,7 +120,7 @@ def parser() -> argparse.ArgumentParser:
     clean.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="with --images: the matrix file (default: %(default)s)")
     clean.add_argument("--force", action="store_true", help="also remove the containers of runs that are still going (they then fail)")
     report_options = argparse.ArgumentParser(add_help=False, parents=[verdict_options])
-    report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json: numbers under the keys of docs/results.md (default: %(default)s)")
+    report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (numbers: docs/results.md) (default: %(default)s)")
     report_options.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     report_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="only the cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
     report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)",
@@ -130,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--wide", action="store_true", help="the table with every column, all cells in one (default: per workload, "
                         "its measured cells with their speed-ups and verdicts, in 100 columns)")
     report.add_argument("--baseline", metavar="CELL", help="the cell speed-ups are measured against (default: each workload's CPU cell)")
-    report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the timed epoch times as a chart")
+    report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the run's chart (.png, .svg or .pdf)")
     report.add_argument("--by", metavar="KEY", help="one table per value of KEY: host (the node that measured each record) or an axis such as gpu_type")
     compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios",
                                   epilog="exit codes: 0, or with --fail-on slower 1 when some cell is slower in RUN_B; 2 a usage error")

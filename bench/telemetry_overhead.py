@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from runner import records  # noqa: E402
 from runner.stats import compare_repeats  # noqa: E402
-from workload.contract import TELEMETRY_SWITCH, cpu_model  # noqa: E402
+from workload.contract import TELEMETRY_SWITCH  # noqa: E402
+from workload.machine import cpu_model  # noqa: E402
 
 ORDER = ("on", "off", "off", "on")  # one round
 WORKLOAD = {"model": "mnist", "epochs": 4, "warmup_epochs": 1, "train_images": 2048, "validation_images": 256}

@@ -250,13 +250,14 @@ def test_the_cpu_side_samples_this_process_for_real():
 def test_the_sampler_thread_blocks_sigint_and_sigterm_and_the_main_thread_does_not():
     sampler = telemetry.Sampler(telemetry.ProcessProbe(), "not available: test", interval=0.02).start()
     try:
-        status = Path(f"/proc/self/task/{sampler._thread.native_id}/status").read_text()
+        (thread,) = [thread for thread in threading.enumerate() if thread.name == "telemetry"]
+        status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
         blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
         assert blocked >> (signal.SIGINT - 1) & 1 and blocked >> (signal.SIGTERM - 1) & 1
         assert not {signal.SIGINT, signal.SIGTERM} & signal.pthread_sigmask(signal.SIG_BLOCK, [])
     finally:
         sampler.stop()
-    assert not sampler._thread.is_alive()
+    assert not thread.is_alive()
 
 
 def test_the_switch_turns_the_sampler_off(monkeypatch):

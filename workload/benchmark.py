@@ -22,6 +22,7 @@ import backends  # noqa: E402
 import contract  # noqa: E402
 import gpu_facts  # noqa: E402
 import models  # noqa: E402
+import machine  # noqa: E402
 import telemetry  # noqa: E402
 
 COMPUTE_STEPS = 10
@@ -246,7 +247,7 @@ def provenance(framework, keras, job, settings):
             "keras_backend": keras.backend.backend(),
         },
         "host": {
-            "cpu_model": contract.cpu_model(),
+            "cpu_model": machine.cpu_model(),
             "cpu_count": os.cpu_count(),
             "cpus_usable": len(os.sched_getaffinity(0)),
         },

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import re
-import signal
-import threading
 from dataclasses import MISSING, asdict, dataclass, fields
 
 JOB_SCHEMA = 3  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off
@@ -61,32 +58,6 @@ THROTTLING = {
 def epoch_line(number: int, total: int, seconds: float, train_seconds: float, images_per_second: float) -> str:
     """The progress line the workload prints after each epoch; EPOCH_LINE reads it back."""
     return f"epoch {number}/{total}: {seconds:.2f} s (training {train_seconds:.2f} s, {images_per_second:.0f} images/s)"
-
-
-def start_deaf_to_signals(thread: threading.Thread) -> None:
-    """Start a helper thread that never receives SIGINT/SIGTERM (threads inherit the signal mask).
-
-    The kernel may hand a process's signal to any thread that does not block it; delivered to a
-    helper (the runner's time-limit timer, the workload's telemetry sampler), it would leave the
-    main thread asleep, and Ctrl-C would seem ignored.
-    """
-    stopping = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
-    try:
-        thread.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class ContractError(ValueError):

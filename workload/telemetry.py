@@ -18,7 +18,8 @@ import threading
 import time
 from statistics import fmean
 
-from contract import CLOCK_EVENT_REASONS, NOT_AVAILABLE, TELEMETRY_SWITCH, start_deaf_to_signals
+from contract import CLOCK_EVENT_REASONS, NOT_AVAILABLE, TELEMETRY_SWITCH
+from threads import start_deaf_to_signals
 
 INTERVAL_SECONDS = 0.25  # 4 reads a second: the cost is measured in every record ("sampler") and in bench/
 OFF = f"off: {TELEMETRY_SWITCH}=off"

@@ -22,10 +22,10 @@ from statistics import median
 from tabulate import tabulate
 
 from runner import telemetry
-from runner.environments import FRAMEWORK_ABBREVIATIONS
 from runner.records import Record
 from runner.stats import ALPHA, MIN_EFFECT, OUTLIER_MADS, Comparison, Summary, compare_repeats, summarize
 from runner.telemetry import CellTelemetry
+from workload.contract import FRAMEWORKS
 
 FORMATS = ("github", "plain", "markdown", "csv", "json")
 # The default table, per workload, of its measured cells: what a terminal of 100 columns shows whole (--wide: COLUMNS).
@@ -126,7 +126,7 @@ def _outlier_label(record: Record, timed_index: int) -> str:
 
 def _versions_loaded(framework: str, versions: dict) -> str:
     """The backend's and Keras' versions as the workload imported them: "tf 2.21.0, Keras 3.15.1", "torch 2.11.0, Keras 3.15.1"."""
-    return f"{FRAMEWORK_ABBREVIATIONS.get(framework, framework)} {versions.get(framework, '?')}, Keras {versions.get('keras', '?')}" if versions else ""
+    return f"{(FRAMEWORKS[framework].short if framework in FRAMEWORKS else framework)} {versions.get(framework, '?')}, Keras {versions.get('keras', '?')}" if versions else ""
 
 
 def baselines(results: list[CellResult], baseline: str | None) -> dict[str, CellResult]:

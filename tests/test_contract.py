@@ -51,9 +51,10 @@ def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     (lambda d: d.update(jit_compile="xla"), "job spec: jit_compile: expected one of auto, on, off"),
     (lambda d: d.update(epochs=True), "job spec: epochs: expected int"),
     (lambda d: d.update(surprise=1), "job spec: unknown key 'surprise'"),
-    (lambda d: d.update(schema=99), "job spec: expected schema 3"),
-    (lambda d: d.update(backend="mxnet"), "job spec: backend: expected one of tensorflow, torch, jax"),
-    (lambda d: d.update(loader="tfdata", backend="torch"), "job spec: loader: tf.data needs the tensorflow backend, not torch"),
+    (lambda d: d.update(schema=99), "job spec: expected schema 4, got 99: the runner and the workload are from different versions"),
+    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 4, got 3"),  # before "backend" was "framework"
+    (lambda d: d.update(framework="mxnet"), "job spec: framework: expected one of tensorflow, torch, jax"),
+    (lambda d: d.update(loader="tfdata", framework="torch"), "job spec: loader: tf.data needs the tensorflow framework, not torch"),
     (lambda d: d.update(precision="fp16"), "job spec: precision: expected one of fp32, tf32, bf16"),
     (lambda d: d.update(model="resnet"), "job spec: model: expected one of dogs-vs-cats, mnist"),
     (lambda d: d.update(fault="explode"), "job spec: fault: expected one of none, crash"),
@@ -73,7 +74,7 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
     with pytest.raises(SystemExit) as caught:
         benchmark.read_job(["--job", "{}"])
     assert caught.value.code == 2
-    assert capsys.readouterr().err.startswith("error: job spec: expected schema 3")
+    assert capsys.readouterr().err.startswith("error: job spec: expected schema 4, got None")
     with pytest.raises(SystemExit, match="usage: benchmark.py --job"):
         benchmark.read_job(["--epochs", "3"])
 
@@ -211,7 +212,7 @@ def test_telemetry_is_an_optional_field_so_that_measurements_stored_before_it_st
     ("torch", "on", True, "torch.compile"),
 ])
 def test_jit_compile_auto_is_each_backend_as_keras_users_run_it(backend, requested, compiled, step):
-    job = dataclasses.replace(default_jobs()[0], backend=backend, jit_compile=requested)
+    job = dataclasses.replace(default_jobs()[0], framework=backend, jit_compile=requested)
     assert backends.jit_compile(job) is compiled
 
     class Compiled:  # what Keras' compile leaves on a model: the setting its train function is made by

@@ -119,7 +119,7 @@ def main(argv):
     import pipelines
 
     backends.before_import(job)
-    framework = backends.import_framework(job.backend)
+    framework = backends.import_framework(job.framework)
     settings = backends.configure(framework, job)
     import keras
 
@@ -127,7 +127,7 @@ def main(argv):
     if job.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(pipelines.SEED)
-    name = backends.NAMES[job.backend]
+    name = contract.FRAMEWORKS[job.framework].title
     record = provenance(framework, keras, job, settings)
     if job.expect_gpu and not record["gpu"]["registered"]:
         # Checked before training: a GPU cell silently trained on the CPU would look like a slow GPU.
@@ -136,11 +136,11 @@ def main(argv):
     train, validation, train_count = inputs(framework, keras, job)
     timeline["inputs_ready"] = time.time()
     model = models.MODELS[job.model](keras, backends.jit_compile(job))
-    record["settings"].update(jit_compile=bool(model.jit_compile), train_step=backends.train_step(job.backend, model))
+    record["settings"].update(jit_compile=bool(model.jit_compile), train_step=backends.train_step(job.framework, model))
     train_step_calls = count_calls(model, "train_step")  # read when fit ends: the steps timed after it run it too
     timeline["model_built"] = time.time()
     sampler = telemetry.start(record["gpu"]["registered"])
-    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework), timeline, sampler)
+    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.framework, framework), timeline, sampler)
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
     fit_train_step_calls = train_step_calls[0]
@@ -148,7 +148,7 @@ def main(argv):
     record["telemetry"] = sampler.stop() if sampler else telemetry.OFF
 
     flops = models.training_flops(model)
-    compute = compute_step_seconds(model, train, lambda: backends.synchronize(job.backend, framework))
+    compute = compute_step_seconds(model, train, lambda: backends.synchronize(job.framework, framework))
     for epoch in timer.epochs:
         # The model's rate, from the median step, apart from the effective one, which includes waiting for input.
         epoch["model_gflops_per_second"] = job.batch_size * flops / epoch["step_seconds_median"] / 1e9
@@ -159,8 +159,8 @@ def main(argv):
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": models.forward_flops(model),
                        "training_flops_per_image": flops, "compute_step_seconds": compute,
                        "train_step_python_calls": fit_train_step_calls}
-    record["convolution_ops"] = backends.convolution_ops(job.backend, framework, one_step(model, train))
-    record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.backend, framework), backends.built_with(job.backend, framework))
+    record["convolution_ops"] = backends.convolution_ops(job.framework, framework, one_step(model, train))
+    record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.framework, framework), backends.built_with(job.framework, framework))
     # Again after training: cuDNN is loaded only by the first convolution.
     finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"], name) if job.expect_gpu else None)
 
@@ -242,7 +242,7 @@ def provenance(framework, keras, job, settings):
         "epochs": [],
         "versions": {
             "python": platform.python_version(),
-            job.backend: framework.__version__,
+            job.framework: framework.__version__,
             "keras": keras.__version__,
             "keras_backend": keras.backend.backend(),
         },
@@ -265,8 +265,8 @@ def provenance(framework, keras, job, settings):
                 "prefetch_batches": job.pipeline.prefetch_batches,
             },
         },
-        "devices": backends.gpus(job.backend, framework),
-        "gpu": gpu_facts.gpu_facts(backends.gpus(job.backend, framework), backends.built_with(job.backend, framework)),
+        "devices": backends.gpus(job.framework, framework),
+        "gpu": gpu_facts.gpu_facts(backends.gpus(job.framework, framework), backends.built_with(job.framework, framework)),
     }
 
 

@@ -15,12 +15,22 @@ import math
 import re
 from dataclasses import MISSING, asdict, dataclass, fields
 
-JOB_SCHEMA = 3  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off
+JOB_SCHEMA = 4  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework
 MEASUREMENT_SCHEMA = 1
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
 
 MODELS = ("dogs-vs-cats", "mnist")
-BACKENDS = ("tensorflow", "torch", "jax")  # Keras 3 backends; TensorFlow also runs Keras 2
+
+
+@dataclass(frozen=True)
+class Framework:
+    title: str  # as people write it: TensorFlow
+    short: str  # as cell and environment ids write it: tf
+
+
+# The frameworks Keras runs on (Keras 3's backends; TensorFlow also runs Keras 2): the cells' `framework` axis.
+# The one table of their names: the matrix, the compatibility table, the job spec and the workload read it.
+FRAMEWORKS = {"tensorflow": Framework("TensorFlow", "tf"), "torch": Framework("torch", "torch"), "jax": Framework("jax", "jax")}
 PRECISIONS = ("fp32", "tf32", "bf16")
 # auto: as Keras runs each backend by default (XLA on jax, a traced graph on TensorFlow, eager torch); on/off force it.
 JIT_COMPILE = ("auto", "on", "off")
@@ -79,7 +89,7 @@ class JobSpec:
     """Everything one run of the workload needs to know; nothing has a default on either side."""
 
     cell_id: str
-    backend: str  # the Keras backend: tensorflow, torch or jax
+    framework: str  # one of FRAMEWORKS: what Keras runs on
     model: str
     data_dir: str
     epochs: int
@@ -94,7 +104,7 @@ class JobSpec:
     pipeline: Pipeline
     loader: str  # tfdata or python
     precision: str  # fp32, tf32 or bf16
-    cudnn: bool  # false: convolutions without cuDNN, where the backend has a switch (torch)
+    cudnn: bool  # false: convolutions without cuDNN, where the framework has a switch (torch)
     conv_autotune: bool
     expect_gpu: bool
     expect_cudnn: str  # "major.minor" the loaded cuDNN must have, or "" for no check
@@ -105,8 +115,10 @@ class JobSpec:
     @classmethod
     def from_json(cls, text: str) -> "JobSpec":
         data = _object(text, "job spec")
-        if data.pop("schema", None) != JOB_SCHEMA:
-            raise ContractError(f"job spec: expected schema {JOB_SCHEMA}: the runner and the workload are from different versions")
+        schema = data.pop("schema", None)
+        if schema != JOB_SCHEMA:
+            raise ContractError(f"job spec: expected schema {JOB_SCHEMA}, got {schema!r}: the runner and the workload are from "
+                                "different versions (rebuild the environment, or run the runner the workload came with)")
         pipeline = _typed(Pipeline, data.pop("pipeline", None), "job spec: pipeline")
         job = _typed(cls, {**data, "pipeline": pipeline}, "job spec")
         _check_job(job)
@@ -114,14 +126,14 @@ class JobSpec:
 
 
 def _check_job(job: JobSpec) -> None:
-    for key, allowed in (("backend", BACKENDS), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
+    for key, allowed in (("framework", tuple(FRAMEWORKS)), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
                           ("jit_compile", JIT_COMPILE)):
         if getattr(job, key) not in allowed:
             raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
     if job.pipeline.input not in INPUTS:
         raise ContractError(f"job spec: pipeline.input: expected one of {', '.join(INPUTS)}, got {job.pipeline.input!r}")
-    if job.loader == "tfdata" and job.backend != "tensorflow":
-        raise ContractError(f"job spec: loader: tf.data needs the tensorflow backend, not {job.backend}")
+    if job.loader == "tfdata" and job.framework != "tensorflow":
+        raise ContractError(f"job spec: loader: tf.data needs the tensorflow framework, not {job.framework}")
     if not 1 <= job.warmup_epochs < job.epochs:
         raise ContractError(f"job spec: epochs: expected more than warmup_epochs ({job.warmup_epochs}), so that some are timed")
 

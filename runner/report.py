@@ -25,7 +25,7 @@ from runner import telemetry
 from runner.records import Record
 from runner.stats import ALPHA, MIN_EFFECT, OUTLIER_MADS, Comparison, Summary, compare_repeats, summarize
 from runner.telemetry import CellTelemetry
-from workload.contract import FRAMEWORKS
+from workload.contract import FRAMEWORKS, Epoch
 
 FORMATS = ("github", "plain", "markdown", "csv", "json")
 # The default table, per workload, of its measured cells: what a terminal of 100 columns shows whole (--wide: COLUMNS).
@@ -93,7 +93,7 @@ def _pool(group: list[Record]) -> CellResult:
     measured = ok[-1].measurement if ok else last.measurement
     # Each ok record is one repeat, a --resume's included: one fresh process, however it is numbered.
     repeats = [record for record in ok if _timed(record)]
-    timed = summarize([[epoch["seconds"] for epoch in _timed(record)] for record in repeats]) if repeats else None
+    timed = summarize([[epoch.seconds for epoch in _timed(record)] for record in repeats]) if repeats else None
     return CellResult(
         cell_id=last.cell_id, status=status, reason=(failed or [last])[-1].reason if status != "ok" else "",
         workload=last.workload, model=measured.workload if measured else last.workload, kind=last.kind,
@@ -101,11 +101,11 @@ def _pool(group: list[Record]) -> CellResult:
         cudnn_loaded=((measured.gpu if measured else {}).get("cudnn") or {}).get("version") or "",
         versions=_versions_loaded(last.axes["framework"], measured.versions) if measured else "",
         data_kind=measured.data.get("kind", "") if measured else "",
-        first_epochs=tuple(epoch["seconds"] for record in ok for epoch in record.measurement.epochs[:record.measurement.warmup_epochs]),
+        first_epochs=tuple(epoch.seconds for record in ok for epoch in record.measurement.epochs[:record.measurement.warmup_epochs]),
         timed=timed, outlier_epochs=tuple(_outlier_label(repeats[r], e) for r, e in timed.outliers) if timed else (),
-        images_per_second=median([epoch["images_per_second"] for record in ok for epoch in _timed(record)]) if repeats else None,
+        images_per_second=median([epoch.images_per_second for record in ok for epoch in _timed(record)]) if repeats else None,
         repeats=len(repeats),
-        input_wait=_median_of([epoch.get("input_wait_share") for record in repeats for epoch in _timed(record)]),
+        input_wait=_median_of([epoch.input_wait_share for record in repeats for epoch in _timed(record)]),
         telemetry=telemetry.summarize(last.cell_id, last.kind, ok),
     )
 
@@ -115,13 +115,13 @@ def _median_of(values: list) -> float | None:
     return median(known) if known else None
 
 
-def _timed(record: Record) -> list[dict]:
+def _timed(record: Record) -> list[Epoch]:
     return record.measurement.epochs[record.measurement.warmup_epochs:]
 
 
 def _outlier_label(record: Record, timed_index: int) -> str:
     number = record.measurement.warmup_epochs + timed_index + 1
-    return f"repeat {record.repeat + 1}, epoch {number}: {record.measurement.epochs[number - 1]['seconds']:.2f} s"
+    return f"repeat {record.repeat + 1}, epoch {number}: {record.measurement.epochs[number - 1].seconds:.2f} s"
 
 
 def _versions_loaded(framework: str, versions: dict) -> str:

@@ -362,18 +362,17 @@ def epoch_rows(record: Record, outliers: set[int]) -> list[dict]:
         return []
     rows = []
     for number, epoch in enumerate(measured.epochs, 1):
-        epoch = _dict(epoch)
         rows.append({
             "number": number,
             "warmup": number <= measured.warmup_epochs,
             "outlier": number in outliers,
-            "seconds": _number(epoch.get("seconds"), 2),
-            "train_seconds": _number(epoch.get("train_seconds"), 2),
-            "images_per_second": _number(epoch.get("images_per_second"), 0),
-            "loss": _number(epoch.get("loss"), 4),
-            "accuracy": _number(epoch.get("accuracy"), 4),
-            "val_loss": _number(epoch.get("val_loss"), 4),
-            "val_accuracy": _number(epoch.get("val_accuracy"), 4),
+            "seconds": _number(epoch.seconds, 2),
+            "train_seconds": _number(epoch.train_seconds, 2),
+            "images_per_second": _number(epoch.images_per_second, 0),
+            "loss": _number(epoch.logs.get("loss"), 4),
+            "accuracy": _number(epoch.logs.get("accuracy"), 4),
+            "val_loss": _number(epoch.logs.get("val_loss"), 4),
+            "val_accuracy": _number(epoch.logs.get("val_accuracy"), 4),
         })
     return rows
 

@@ -139,7 +139,7 @@ def gpu_order(versions: dict[str, str]) -> list[str]:
 
 def per_repeat(loaded: list, cell: str) -> list[float]:
     """One number per measured repeat: the median of its timed epochs."""
-    return [median(e["seconds"] for e in r.measurement.epochs[r.measurement.warmup_epochs:])
+    return [median(e.seconds for e in r.measurement.epochs[r.measurement.warmup_epochs:])
             for r in loaded if r.cell_id == cell and r.status == "ok"]
 
 
@@ -186,10 +186,11 @@ def machine_table(loaded: list) -> str:
             continue
         gpus = [gpu for r in loaded if r.cell_id == result.cell_id and r.status == "ok"
                 for epoch in r.measurement.epochs[r.measurement.warmup_epochs:]
-                for gpu in ((epoch.get("telemetry") or {}).get("gpus") or []) if isinstance(gpu, dict)]
-        numbers = lambda key: [gpu[key] for gpu in gpus if isinstance(gpu.get(key), (int, float))]  # noqa: E731
-        low, high, hottest = numbers("sm_clock_mhz_min"), numbers("sm_clock_mhz_max"), numbers("temperature_c_max")
-        reasons = sorted({reason for gpu in gpus if isinstance(gpu.get("clock_event_reasons"), list) for reason in gpu["clock_event_reasons"]})
+                if epoch.telemetry and isinstance(epoch.telemetry.gpus, list) for gpu in epoch.telemetry.gpus]
+        numbers = lambda figures: [figure for figure in figures if isinstance(figure, (int, float))]  # noqa: E731
+        low, high = numbers(gpu.sm_clock_mhz_min for gpu in gpus), numbers(gpu.sm_clock_mhz_max for gpu in gpus)
+        hottest = numbers(gpu.temperature_c_max for gpu in gpus)
+        reasons = sorted({reason for gpu in gpus if isinstance(gpu.clock_event_reasons, list) for reason in gpu.clock_event_reasons})
         figures = result.telemetry
         energy = figures.energy_joules if figures else None
         rows.append([result.cell_id,

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from statistics import median
 
 from runner import telemetry
-from runner.environments import FRAMEWORK_ABBREVIATIONS
 from runner.records import Record
 from runner.stats import MIN_EFFECT, Comparison, Summary, compare_repeats, summarize
 from runner.telemetry import CellTelemetry
+from workload.contract import FRAMEWORKS, Epoch as MeasuredEpoch
 
 INPUT_BOUND = 0.10  # a cell waiting for input more than this share of each step times its pipeline, not its device
 
@@ -62,9 +62,8 @@ class CellResult:
     @property
     def versions(self) -> str:
         """The framework's and Keras' versions as the workload imported them: "tf 2.21.0, Keras 3.15.1"."""
-        if not self.framework_version:
-            return ""
-        return f"{FRAMEWORK_ABBREVIATIONS.get(self.framework, self.framework)} {self.framework_version}, Keras {self.keras_version}"
+        framework = FRAMEWORKS[self.framework].short if self.framework in FRAMEWORKS else self.framework
+        return f"{framework} {self.framework_version}, Keras {self.keras_version}" if self.framework_version else ""
 
     @property
     def doubtful(self) -> bool:
@@ -346,23 +345,23 @@ def _energy(result: CellResult) -> float | None:
 
 def timed_seconds(record: Record) -> list[float]:
     """The seconds of a record's timed epochs (after its warm-up ones); [] without a measurement."""
-    return [epoch["seconds"] for epoch in _timed(record)]
+    return [epoch.seconds for epoch in _timed(record)]
 
 
 def warmup_seconds(record: Record) -> list[float]:
     measured = record.measurement
-    return [epoch["seconds"] for epoch in measured.epochs[:measured.warmup_epochs]] if measured else []
+    return [epoch.seconds for epoch in measured.epochs[:measured.warmup_epochs]] if measured else []
 
 
 def timed_images_per_second(record: Record) -> list[float]:
-    return [epoch["images_per_second"] for epoch in _timed(record)]
+    return [epoch.images_per_second for epoch in _timed(record)]
 
 
 def timed_input_wait_shares(record: Record) -> list[float | None]:
-    return [epoch.get("input_wait_share") for epoch in _timed(record)]
+    return [epoch.input_wait_share for epoch in _timed(record)]
 
 
-def _timed(record: Record) -> list[dict]:
+def _timed(record: Record) -> list[MeasuredEpoch]:
     measured = record.measurement
     return measured.epochs[measured.warmup_epochs:] if measured else []
 
@@ -433,8 +432,8 @@ def epochs(record: Record) -> tuple[Epoch, ...]:
     measured = record.measurement
     if measured is None:
         return ()
-    figures = ("seconds", "train_seconds", "images_per_second", "loss", "accuracy", "val_loss", "val_accuracy")
-    return tuple(Epoch(number, number <= measured.warmup_epochs, *(_number(_dict(epoch).get(name)) for name in figures))
+    return tuple(Epoch(number, number <= measured.warmup_epochs, epoch.seconds, epoch.train_seconds, epoch.images_per_second,
+                       *(_number(epoch.logs.get(name)) for name in ("loss", "accuracy", "val_loss", "val_accuracy")))
                  for number, epoch in enumerate(measured.epochs, 1))
 
 

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from runner.executors import Executor
-from workload.contract import cpu_model
+from workload.machine import cpu_model
 
 PROJECT = Path(__file__).resolve().parent.parent
 

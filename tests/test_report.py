@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from measurements import gpu_run_facts, run_telemetry
 from runner import records
 from runner.errors import UserError
 from runner.analysis import analyze
@@ -186,7 +187,7 @@ def test_a_stalled_epoch_is_flagged_and_counted_and_the_verdict_stands():
 
 
 def test_compare_judges_each_cell_as_the_report_does():
-    b = [timed(r.cell_id, [s / 2 for s in (e["seconds"] for e in r.measurement.epochs[1:])], "gpu", "9.3", r.repeat) for r in GPU_93]
+    b = [timed(r.cell_id, [s / 2 for s in (e.seconds for e in r.measurement.epochs[1:])], "gpu", "9.3", r.repeat) for r in GPU_93]
     report = json.loads(compare(GPU_93, b, "before", "after", "json"))
     (compared,) = report["cells"]
     assert list(compared) == COMPARE_KEYS and (report["schema_version"], report["run_a"], report["run_b"]) == (SCHEMA_VERSION, "before", "after")
@@ -281,8 +282,8 @@ def observed(cell_id, seconds, gpus, kind="gpu", cudnn="9.3", repeat=0, applicat
     for number, entry in enumerate(data["epochs"], 1):
         entry["telemetry"] = {"samples": 8, "rss_bytes_max": 900 * 2**20, "process_peak_rss_bytes": (900 + number) * 2**20,
                               "children_peak_rss_bytes": 0, "cpu_seconds": 1.5, "cpu_utilisation": 0.4, "gpus": gpus(number)}
-    facts = [{"index": 0, "applications_sm_clock_mhz": applications[0], "default_applications_sm_clock_mhz": applications[1]}]
-    data["telemetry"] = {"interval_seconds": 0.25, "gpus": gpus(1) if isinstance(gpus(1), str) else facts, "sampler": {}}
+    facts = [gpu_run_facts(applications_sm_clock_mhz=applications[0], default_applications_sm_clock_mhz=applications[1])]
+    data["telemetry"] = run_telemetry(gpus(1) if isinstance(gpus(1), str) else facts)
     return dataclasses.replace(made, measurement=Measurement.from_dict(data))
 
 

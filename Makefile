@@ -26,8 +26,9 @@ bench: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
+# On every core (pytest-xdist): the fast tests share nothing but read-only fixtures, so they run in any order.
 unit-test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "not docker and not executors and not slurm and not browser and not ssh"
+	$(VENV)/bin/python -m pytest -n auto -m "not docker and not executors and not slurm and not browser and not ssh"
 
 executors-test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m executors

@@ -3,9 +3,9 @@
     python bench/dispatch_overhead.py [--cells 6] [--minutes 0.5]                  (as root: it starts a Slurm)
     python bench/dispatch_overhead.py --dispatch ssh [--cells 4] [--minutes 0.5]   (as root: it starts two sshd)
 
-Slurm: starts the tests' Slurm on this machine (tests/slurm_cluster.py: a controller and
-three nodes). SSH: starts the tests' two sshd on 127.0.0.2 and 127.0.0.3
-(tests/ssh_hosts.py), both reaching this machine's Docker engine, as two rented boxes.
+Slurm: starts the Slurm the tests use too on this machine (harness/slurm_cluster.py: a
+controller and three nodes). SSH: starts the tests' two sshd on 127.0.0.2 and 127.0.0.3
+(harness/ssh_hosts.py), both reaching this machine's Docker engine, as two rented boxes.
 Builds the CPU image once (not timed), then times `run --dispatch slurm|ssh` of CELLS
 Docker cells that each hang until their time limit of MINUTES: real containers whose
 length does not depend on CPU sharing (the nodes share this machine's cores, so a
@@ -36,7 +36,7 @@ from tabulate import tabulate
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "harness")]
 
 from runner import records  # noqa: E402
 import slurm_cluster  # noqa: E402

@@ -20,7 +20,7 @@ from typing import Callable
 
 from tabulate import tabulate
 
-from runner import __version__, config, datasets, dispatch, doctor, preflight, records, session
+from runner import __version__, datasets, dispatch, dispatch_settings, doctor, preflight, records, session
 from runner.analysis import analyze, compare_runs
 from runner.cells import Cell, environments_of, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
@@ -36,6 +36,7 @@ from runner.report import FORMATS, as_text, render, render_comparison
 from runner.site import publish
 from runner.site.charts import run_chart
 from runner.stats import MIN_EFFECT
+from runner.yaml_reader import shown
 
 CHART_FILE = "epochs.png"
 DISPATCH = ("local", "slurm", "ssh")
@@ -151,7 +152,7 @@ def number_in(accepts: Callable[[float], bool], expected: str) -> Callable[[str]
         except ValueError:
             value = float("nan")  # which compares false to everything, as inf to every bound
         if not accepts(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {config.shown(text)}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {shown(text)}")
         return value
     return number
 
@@ -164,7 +165,7 @@ def count(maximum: int):
     """An argparse type: a whole number from 1 to maximum."""
     def whole_number(text: str) -> int:
         if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:  # isdigit alone takes "٣" and "²"
-            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {maximum}, got {config.shown(text)}")
+            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {maximum}, got {shown(text)}")
         return int(text)
     return whole_number
 
@@ -287,7 +288,7 @@ def cmd_run(args) -> int:
             raise UserError("--host: remote Docker hosts are --dispatch ssh; Slurm places its jobs itself")
         args.dispatch = "ssh"
     if args.dispatch == "ssh":
-        hosts = list(config.host_urls(args.hosts, lambda index, expected, found: UserError(f"--host: expected {expected}, got {found}"))
+        hosts = list(dispatch_settings.host_urls(args.hosts, lambda index, expected, found: UserError(f"--host: expected {expected}, got {found}"))
                      if args.hosts else chosen.matrix.hosts)
         if not hosts:
             raise UserError(f"--dispatch ssh: no hosts: list them under hosts: in {args.file}, or give --host URL")
@@ -376,7 +377,7 @@ def cmd_run_cell(args) -> int:
     chosen = session.plan(args.file, None, False, args.offline_base, installs=args.executor != "local")
     cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
     if cell is None:
-        raise UserError(f"{args.file}: no cell {config.shown(args.cell)} in this matrix")
+        raise UserError(f"{args.file}: no cell {shown(args.cell)} in this matrix")
     granted = dispatch.granted_gpus(dict(os.environ), inside_job=args.executor in HOST_EXECUTORS)
     gpus = dispatch.gpus_for(cell, granted)
     if gpus:  # the GPU the scheduler granted, in place of gpu.devices
@@ -485,9 +486,9 @@ def results_folder(path: Path) -> Path:
     except FileNotFoundError:
         return path  # nothing there yet: a run makes it; a report says there are no runs yet
     except OSError as error:
-        raise UserError(f"--results {config.shown(str(path), 160)}: cannot hold runs ({error.strerror or error})")
+        raise UserError(f"--results {shown(str(path), 160)}: cannot hold runs ({error.strerror or error})")
     if not stat.S_ISDIR(found.st_mode):
-        raise UserError(f"--results {config.shown(str(path), 160)}: not a folder")
+        raise UserError(f"--results {shown(str(path), 160)}: not a folder")
     return path
 
 

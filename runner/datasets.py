@@ -33,10 +33,11 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
-import numpy as np
-from PIL import Image
+if TYPE_CHECKING:  # numpy and PIL take a fifth of a second to import: only the functions that use them do
+    import numpy as np
+    from PIL import Image
 
 from runner.config import MAX_IMAGES, Workload
 from runner.errors import UserError
@@ -198,6 +199,8 @@ def _photo_like(rng: random.Random, label: int) -> Image.Image:
     Sizes follow the Dogs vs Cats photos (mostly up to 500 px a side), so that
     decoding and resizing cost what they cost with the real set.
     """
+    from PIL import Image
+
     width, height = rng.randint(300, 500), rng.randint(250, 500)
     bands = []
     for channel in range(3):
@@ -209,6 +212,8 @@ def _photo_like(rng: random.Random, label: int) -> Image.Image:
 
 def _write_mnist(folder: Path, workload: Workload, rng: random.Random) -> None:
     """MNIST's shapes and types: 28x28 uint8 digits, labels 0-9."""
+    import numpy as np
+
     generator = np.random.default_rng(rng.randrange(2**32))
     arrays = {}
     for split, count in (("train", workload.train_images), ("test", workload.validation_images)):
@@ -223,6 +228,8 @@ def check_mnist(path: Path, name: str | Path | None = None) -> dict[str, int]:
     Only the arrays' .npy headers are read, never their data: a hostile file cannot make this
     allocate the shape it declares, and object arrays (pickles) are refused, not loaded.
     """
+    import numpy as np
+
     name = name or path
     try:
         if path.stat().st_size > MAX_MNIST_BYTES:
@@ -245,6 +252,8 @@ def check_mnist(path: Path, name: str | Path | None = None) -> dict[str, int]:
 
 def _npy_header(name: str | Path, zipped: zipfile.ZipFile, array: str) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype that an .npz member declares, checked against the member's size."""
+    import numpy as np
+
     try:
         info = zipped.getinfo(f"{array}.npy")
     except KeyError:
@@ -392,6 +401,8 @@ def _check_jpeg(archive: Path, member: str, content: bytes) -> None:
 def _jpeg_problem(source, verify: bool = False) -> str | None:
     """Why source (a path or a file) is not a JPEG, by its content, whose size PIL does not take for a decompression
     bomb (a warning is an error here); None if it is one. verify: its data too, not only its header."""
+    from PIL import Image
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -17,7 +17,7 @@ from typing import Callable
 from runner import datasets, gpu_types, host, preflight, records
 from runner.cells import Cell, environments_of, expand, matches
 from runner.compatibility import load_table
-from runner.config import Matrix, devices, load_matrix, shown
+from runner.config import Matrix, devices, load_matrix
 from runner.datasets import Dataset
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
@@ -25,6 +25,7 @@ from runner.executors import Executor, Prepared, PrepareFailure, Unsuitable, pro
 from runner.outcome import decide
 from runner.progress import Progress
 from runner.records import Record, now
+from runner.yaml_reader import shown
 from workload.contract import JobSpec
 
 

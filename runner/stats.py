@@ -15,12 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from statistics import median
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-# scipy.stats takes a second or more to import: it is imported by the functions that use it, so that
-# commands which compare nothing (list, run's progress, clean) start at once.
+# scipy.stats takes a second or more to import, numpy a fifth of one: they are imported by the functions
+# that use them, so that commands which compare nothing (list, run's progress, clean) start at once.
 
 ALPHA = 0.05  # the test's level; the interval's confidence is 1 - ALPHA
 MIN_EFFECT = 0.05  # smaller differences are not called, however significant: 5% is within what a host drifts by
@@ -58,6 +59,7 @@ def summarize(epochs_per_repeat: Sequence[Sequence[float]]) -> Summary:
 
 def outliers(values: Sequence[float], threshold: float = OUTLIER_MADS) -> tuple[int, ...]:
     """Positions of the values more than `threshold` scaled MADs from their median."""
+    import numpy as np
     from scipy.stats import median_abs_deviation
 
     values = np.asarray(values, dtype=float)
@@ -108,6 +110,7 @@ def repeats_needed(alpha: float = ALPHA) -> int:
 
 def ratio_interval(baseline: Sequence[float], other: Sequence[float], confidence: float = 1 - ALPHA) -> tuple[float, float] | None:
     """A percentile bootstrap interval of the ratio of medians, or None with fewer than two repeats on a side."""
+    import numpy as np
     from scipy.stats import bootstrap
 
     if min(len(baseline), len(other)) < 2:
@@ -120,6 +123,8 @@ def ratio_interval(baseline: Sequence[float], other: Sequence[float], confidence
 
 
 def _ratio_of_medians(baseline: np.ndarray, other: np.ndarray, axis: int) -> np.ndarray:
+    import numpy as np
+
     return np.median(baseline, axis=axis) / np.median(other, axis=axis)
 
 

@@ -59,7 +59,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
-    """A real Slurm controller and three nodes on this machine (tests/slurm_cluster.py), or a skip.
+    """A real Slurm controller and three nodes on this machine (harness/slurm_cluster.py), or a skip.
 
     CI sets CUDNN_MATRIX_REQUIRE_SLURM so that a missing Slurm fails the tests instead.
     """

@@ -1,5 +1,6 @@
 """The pure helpers of bench/: no runs, no timings asserted (bench/RESULTS.md holds the figures)."""
 
+import ast
 import sys
 from pathlib import Path
 
@@ -37,3 +38,15 @@ def test_the_runners_part_before_the_first_step_leaves_out_the_frameworks():
                                                            "model_built": 106.0, "first_step_ended": 120.0, "trained": 150.0}}}
     assert executor_overhead.runner_overhead_to_first_step(row) == pytest.approx(0.75)
     assert list(executor_overhead.stages(row).values()) == pytest.approx([0.5, 3.5, 0.25, 1.75, 14.0, 30.0])
+
+
+def test_no_benchmark_imports_from_the_tests():
+    """What both need (a Slurm cluster, sshd hosts) lives in harness/: a benchmark that reached into tests/ would break with them."""
+    repo = Path(__file__).resolve().parent.parent
+    test_modules = {path.stem for path in (repo / "tests").glob("*.py")} | {"tests"}
+    for script in (repo / "bench").glob("*.py"):
+        tree = ast.parse(script.read_text(), str(script))
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        paths = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value == "tests"}
+        assert not imported & test_modules and not paths, f"{script.name} imports from tests/: {sorted(imported & test_modules) or 'tests'}"

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runner import config
-from runner.config import DEFAULT_CPU_BASE, MAX_MATRIX_BYTES, BuildSettings, CpuImages, Matrix, Workload, load_matrix
+from runner import certificates
+from runner.config import DEFAULT_CPU_BASE, BuildSettings, CpuImages, Matrix, Workload, load_matrix
 from runner.errors import UserError
+from runner.yaml_reader import MAX_MATRIX_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_CA = REPO / "tests" / "fixtures" / "test-ca.pem"  # a self-signed certificate, valid until 2126
@@ -694,7 +695,7 @@ def test_secrets_and_folders_are_not_certificates(tmp_path, target, reason):
 
 
 def test_the_hosts_certificates_are_checked_too(tmp_path, monkeypatch):
-    monkeypatch.setattr(config, "DEFAULT_CA_CERTIFICATES", str(tmp_path / "ca-certificates" / "**" / "*.crt"))
+    monkeypatch.setattr(certificates, "DEFAULT_CA_CERTIFICATES", str(tmp_path / "ca-certificates" / "**" / "*.crt"))
     (tmp_path / "ca-certificates" / "proxy").mkdir(parents=True)
     (tmp_path / "ca-certificates" / "proxy" / "good.crt").write_bytes(TEST_CA.read_bytes())
     (tmp_path / "ca-certificates" / "notes.crt").write_text("ask IT for the proxy's CA\n")

@@ -10,8 +10,9 @@ import pytest
 
 from fake_executor import FakeExecutor
 from runner import cli, dispatch, gpu_types, records, session
-from runner.config import SLURM_DEFAULTS, load_matrix
+from runner.config import load_matrix
 from runner.dispatch import slurm
+from runner.dispatch_settings import SLURM_DEFAULTS
 from runner.errors import UserError
 from runner.progress import Progress
 

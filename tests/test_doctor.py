@@ -1,11 +1,7 @@
 """cudnn-matrix doctor: what a run depends on, checked without running anything; the real executors, no engine needed."""
 
-import os
-import subprocess
-import sys
-
 from fake_executor import FakeExecutor
-from runner import doctor, session
+from runner import cli, doctor, session
 
 MATRIX = """workloads:
   mnist: {epochs: 2, train_images: 64, validation_images: 32, data: data}
@@ -16,27 +12,32 @@ build: {ca_certificates: []}
 """
 
 
-def doctor_command(folder, *options, **environment):
+def doctor_command(folder, monkeypatch, capsys, *options, **environment):
+    """`doctor` in-process, in folder, with environment set: (exit status, stdout, stderr)."""
     (folder / "matrix.yaml").write_text(MATRIX)
-    return subprocess.run([sys.executable, "-m", "runner", "doctor", "-f", str(folder / "matrix.yaml"), *options], cwd=folder,
-                          capture_output=True, text=True, timeout=60, env={**os.environ, **environment})
+    monkeypatch.chdir(folder)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    code = cli.main(["doctor", "-f", str(folder / "matrix.yaml"), *options])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_an_engine_that_cannot_be_reached_is_a_problem_and_exit_1(tmp_path):
-    done = doctor_command(tmp_path, DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock")
-    assert done.returncode == 1, done.stderr
-    assert done.stdout.splitlines() == [
+def test_an_engine_that_cannot_be_reached_is_a_problem_and_exit_1(tmp_path, monkeypatch, capsys):
+    code, out, err = doctor_command(tmp_path, monkeypatch, capsys, DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock")
+    assert code == 1, err
+    assert out.splitlines() == [
         f"ok       matrix: {tmp_path / 'matrix.yaml'}: 4 cell(s), 4 selected",
         f"problem  executor docker: cannot reach the Docker engine at unix://{tmp_path}/no-engine.sock: "
         "start it (systemctl start docker, or dockerd) or point DOCKER_HOST at a running one"]
 
 
-def test_an_interpreter_without_the_framework_runs_nothing_and_says_why(tmp_path):
-    done = doctor_command(tmp_path, "--executor", "local", "-k", "cpu-")
-    assert done.returncode == 1, done.stderr
-    assert "problem  cells: 0 of the 2 selected would run" in done.stdout
-    assert "has no tensorflow (tensorflow==2.21.* asked for): the local executor installs nothing" in done.stdout
-    assert "Traceback" not in done.stderr
+def test_an_interpreter_without_the_framework_runs_nothing_and_says_why(tmp_path, monkeypatch, capsys):
+    code, out, err = doctor_command(tmp_path, monkeypatch, capsys, "--executor", "local", "-k", "cpu-")
+    assert code == 1, err
+    assert "problem  cells: 0 of the 2 selected would run" in out
+    assert "has no tensorflow (tensorflow==2.21.* asked for): the local executor installs nothing" in out
+    assert "Traceback" not in err
 
 
 def test_the_checks_say_which_cells_would_run_and_where_each_workloads_data_comes_from(tmp_path):

@@ -1,25 +1,23 @@
 """Problems outside the matrix are one line and exit 2 too: no engine, no debootstrap, a damaged results file."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from conftest import REPO
-from runner import records
+from runner import cli, records
 from runner.executors import docker_base as base
 from runner.config import BuildSettings
 from runner.errors import UserError
 
 
-def test_an_unreachable_engine_names_the_endpoint_and_what_to_do(tmp_path):
-    environment = dict(os.environ, DOCKER_HOST="unix:///nonexistent/docker.sock")
-    result = subprocess.run([sys.executable, "-m", "runner", "build"], cwd=REPO, env=environment, capture_output=True, text=True)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    (line,) = result.stderr.splitlines()
+def test_an_unreachable_engine_names_the_endpoint_and_what_to_do(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert cli.main(["build"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = err.splitlines()
     assert line == (
         "error: cannot reach the Docker engine at unix:///nonexistent/docker.sock: "
         "start it (systemctl start docker, or dockerd) or point DOCKER_HOST at a running one"

@@ -1,4 +1,4 @@
-"""Dispatch to a real Slurm (tests/slurm_cluster.py: one controller, three nodes, typed fake GPUs), fake cells.
+"""Dispatch to a real Slurm (harness/slurm_cluster.py: one controller, three nodes, typed fake GPUs), fake cells.
 
 What is real: slurmctld and slurmd, sbatch/squeue/scontrol/scancel, the placement by gres
 type, the jobs, run-cell in each job on its node, the signals Slurm sends, the merging into

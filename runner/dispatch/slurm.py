@@ -34,7 +34,7 @@ from tabulate import tabulate
 
 from runner import datasets, dispatch, host, records, session
 from runner.cells import Cell
-from runner.config import SlurmSettings
+from runner.dispatch_settings import SlurmSettings
 from runner.errors import UserError
 from runner.executors import provenance
 from runner.outcome import LOG_TAIL_LINES

@@ -26,10 +26,9 @@ from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.dispatch import slurm
 from runner.errors import UserError
+from runner import executors
 from runner.executors import IMAGE_NAMESPACE, Executor, local_engine
-from runner.executors.local_executor import LocalExecutor
 from runner.executors.subprocess_run import gpu_unavailable, interpreter
-from runner.executors.venv_executor import VenvExecutor
 from runner.plot import plot
 from runner.progress import Progress
 from runner.report import FORMATS, compare, render, slower_in_b
@@ -40,8 +39,6 @@ CHART_FILE = "epochs.png"
 DISPATCH = ("local", "slurm", "ssh")
 CHART_FORMATS = (".png", ".svg", ".pdf")
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
-HOST_EXECUTORS = {"venv": VenvExecutor, "local": LocalExecutor}  # without isolation: the workload as a process on this host
-EXECUTORS = ("docker", *HOST_EXECUTORS)
 
 
 # Progress goes to stderr, so that stdout carries only tables and JSON.
@@ -54,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     matrix_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="select cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
     matrix_options.add_argument("--strict", action="store_true", help="make a selected cell that the compatibility table excludes an error")
     executor_choice = argparse.ArgumentParser(add_help=False)
-    executor_choice.add_argument("--executor", choices=EXECUTORS, default="docker",
+    executor_choice.add_argument("--executor", choices=list(executors.REGISTRY), default="docker",
                                  help="where cells run: docker (a container each), or without isolation venv (a virtualenv "
                                       "per environment, made with --python) or local (--python as it is) (default: %(default)s)")
     executor_options = argparse.ArgumentParser(add_help=False, parents=[executor_choice])
@@ -218,20 +215,9 @@ def plan(args) -> session.Plan:
                         installs=getattr(args, "executor", "docker") != "local")
 
 
-# Docker's SDK is imported where Docker is used: a host for the venv and local executors may not have it.
-
-
-def docker_executor(chosen: session.Plan) -> Executor:
-    from runner.executors.docker_executor import DockerExecutor
-
-    return DockerExecutor(chosen.matrix.build, chosen.gpu_devices, progress)
-
-
 def executor(args, chosen: session.Plan) -> Executor:
-    """The executor --executor names; tests replace this, or docker_executor, with a fake."""
-    if args.executor == "docker":
-        return docker_executor(chosen)
-    return HOST_EXECUTORS[args.executor](args.python, chosen.gpu_devices, progress)
+    """The executor --executor names, from the registry (where tests register a fake)."""
+    return executors.make(args.executor, executors.Wanted(chosen.matrix.build, chosen.gpu_devices, getattr(args, "python", sys.executable), progress))
 
 
 def cmd_list(args) -> int:
@@ -334,7 +320,7 @@ def resume_command(args, run_id: str) -> str:
     if args.results != Path("results"):
         words += ["--results", str(args.results)]
     for option, value in (("-k", args.pattern), ("--executor", args.executor if args.executor != "docker" else None),
-                          ("--python", args.python if args.executor in HOST_EXECUTORS else None), ("--gpus", args.gpus),
+                          ("--python", args.python if args.executor in executors.HOST_PROCESSES else None), ("--gpus", args.gpus),
                           ("--repeats", args.repeats and str(args.repeats))):
         if value:
             words += [option, value]
@@ -374,7 +360,7 @@ def cmd_run_cell(args) -> int:
     cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
     if cell is None:
         raise UserError(f"{args.file}: no cell {config.shown(args.cell)} in this matrix")
-    granted = dispatch.granted_gpus(dict(os.environ), inside_job=args.executor in HOST_EXECUTORS)
+    granted = dispatch.granted_gpus(dict(os.environ), inside_job=args.executor in executors.HOST_PROCESSES)
     gpus = dispatch.gpus_for(cell, granted)
     if gpus:  # the GPU the scheduler granted, in place of gpu.devices
         chosen = session.plan(args.file, None, False, args.offline_base, gpus, installs=args.executor != "local")

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from fake_executor import FakeExecutor
-from runner import cli, dispatch, gpu_types, records, session
+from runner import cli, dispatch, executors, gpu_types, records, session
 from runner.config import SLURM_DEFAULTS, load_matrix
 from runner.dispatch import slurm
 from runner.errors import UserError
@@ -169,7 +169,7 @@ def new_run(matrix):
 
 def test_run_cell_writes_one_record_file_with_the_nodes_facts_and_leaves_results_jsonl_alone(matrix, monkeypatch, capsys):
     executor = FakeExecutor()
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: executor)
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: executor)
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("SLURMD_NODENAME", "node-7")
     monkeypatch.setenv("SLURM_JOB_GPUS", "3,4")
@@ -189,10 +189,10 @@ def test_run_cell_writes_one_record_file_with_the_nodes_facts_and_leaves_results
 def test_run_cell_with_venv_or_local_builds_that_executor_on_the_gpu_as_the_jobs_processes_see_it(matrix, monkeypatch):
     built = {}
 
-    def local(python, gpu_devices, progress):
-        built.update(python=python, gpu_devices=gpu_devices)
+    def local(wanted):
+        built.update(python=wanted.python, gpu_devices=wanted.gpu_devices)
         return FakeExecutor()
-    monkeypatch.setitem(cli.HOST_EXECUTORS, "local", local)
+    monkeypatch.setitem(executors.REGISTRY, "local", local)
     monkeypatch.setenv("SLURM_JOB_ID", "78")
     monkeypatch.setenv("SLURM_JOB_GPUS", "3,4")  # the node's numbering
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # the job's, under ConstrainDevices

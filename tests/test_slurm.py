@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import REPO
-from runner import cli, dispatch, records
+from runner import cli, dispatch, executors, records
 from runner.dispatch import slurm as slurm_dispatch
 from slurm_job_runner import COMMAND, use_fake_nodes
 
@@ -28,7 +28,7 @@ SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
 @pytest.fixture
 def fake_nodes(slurm, monkeypatch):
     """Jobs run tests/slurm_job_runner.py (the fake executor) instead of `python -m runner`."""
-    monkeypatch.setattr(cli, "docker_executor", cli.docker_executor)  # both restored after the test
+    monkeypatch.setitem(executors.REGISTRY, "docker", executors.REGISTRY["docker"])  # both restored after the test
     monkeypatch.setattr(slurm_dispatch, "RUNNER_COMMAND", slurm_dispatch.RUNNER_COMMAND)
     use_fake_nodes()
     return slurm

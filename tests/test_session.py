@@ -13,7 +13,7 @@ import pytest
 from conftest import small_disk
 from fake_executor import FakeExecutor, fault_workloads
 from runner.outcome import RawRun
-from runner import cli, executors, records, session
+from runner import cli, executors, records, run_plan, session
 from runner.errors import UserError
 from runner.progress import Progress
 
@@ -234,7 +234,7 @@ def test_resume_runs_the_repeat_numbers_missing_not_the_next_ones(tmp_path):
 
 def test_interleaving_gives_each_cell_its_own_remaining_repeats():
     cells = [type("C", (), {"id": "a"})(), type("C", (), {"id": "b"})()]
-    order = session.interleaved(cells, {"a": range(1, 3), "b": range(0, 3)})
+    order = run_plan.interleaved(cells, {"a": range(1, 3), "b": range(0, 3)})
     assert [(cell.id, repeat) for cell, repeat in order] == [("a", 1), ("b", 0), ("a", 2), ("b", 1), ("b", 2)]
 
 

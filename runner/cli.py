@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
 import json
 import os
 import shlex
@@ -20,7 +19,7 @@ from typing import Callable
 
 from tabulate import tabulate
 
-from runner import __version__, config, datasets, dispatch, doctor, placements, records, session
+from runner import __version__, config, datasets, dispatch, doctor, placements, records, run_plan, session
 from runner.cells import Cell, environments_of, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
@@ -234,14 +233,8 @@ def cmd_list(args) -> int:
 
 
 def _listing(cell: Cell, selected: bool, pattern: str | None, executor_name: str, no_gpu: str | None) -> dict:
-    if cell.excluded:
-        status, reason = "excluded", cell.excluded
-    elif not selected:
-        status, reason = "deselected", f"not matched by -k {pattern}"
-    elif cell.kind == "gpu" and no_gpu:
-        status, reason = "skipped", no_gpu
-    else:
-        status, reason = "selected", ""
+    why = run_plan.not_run(cell, run_plan.Here(no_gpu)) if selected or cell.excluded else ("deselected", f"not matched by -k {pattern}")
+    status, reason = why or ("selected", "")
     axes = cell.axes_dict
     row = {"id": cell.id, "kind": cell.kind, "image": f"{IMAGE_NAMESPACE}/{cell.environment.name}", "workload": cell.workload.name,
            axes["framework"]: axes["framework_version"], "status": status, "reason": reason,

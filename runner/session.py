@@ -190,7 +190,7 @@ def run_placed(plan: Plan, placement: Placement, results_dir: Path, resume: str 
             placement.resume(run_folder)
         state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine or the controller gone
         try:
-            carry_out(plan, placement, run_folder, repeats or plan.matrix.repeats, keeper)
+            carry_out(plan, placement, run_folder, repeats_asked(plan, repeats), keeper)
             state = "finished"
         except KeyboardInterrupt:
             state = "interrupted"
@@ -204,6 +204,11 @@ def run_placed(plan: Plan, placement: Placement, results_dir: Path, resume: str 
                          f"`{resume_command(run_folder.name)}` runs the rest")
     progress(f"results: {run_folder / records.RESULTS_FILE}")
     return RunResult(run_folder, records.load(run_folder) + keeper.unwritten, keeper.failed)
+
+
+def repeats_asked(plan: Plan, repeats: int | None) -> int:
+    """--repeats, else the matrix's: resolved here alone, for every placement and for --dry-run."""
+    return repeats or plan.matrix.repeats
 
 
 def open_run(plan: Plan, placement: Placement, results_dir: Path, resume: str | None, force: bool) -> Path:
@@ -225,7 +230,7 @@ def outlook(plan: Plan, executor: Executor, results_dir: Path, resume: str | Non
         run_folder = records.find_run(results_dir, resume)
         refuse_resume_elsewhere(run_folder, "local")
         earlier = records.load(run_folder)
-    repeats = repeats or plan.matrix.repeats
+    repeats = repeats_asked(plan, repeats)
     return preflight.outlook(run_plan.left_to_run(plan.selected, earlier, repeats), executor, repeats, results_dir).render()
 
 

@@ -314,3 +314,12 @@ def test_report_by_host_makes_one_table_per_node(matrix, capsys):
     out = capsys.readouterr().out
     assert out.index("host n1\n") < out.index("cpu-a") < out.index("cpu-c") < out.index("host n2\n") < out.index("cpu-b")
     assert dispatch.where(records.load(run_folder)).count("| n1 ") == 2
+
+
+def test_the_resume_command_names_where_the_run_ran(matrix):
+    """Printed the same way for every placement: pasted as printed, it resumes the run the way it ran."""
+    for options, expected in ((["--dispatch", "slurm", "--executor", "venv", "--python", "/shared/py"],
+                               "--dispatch slurm --executor venv --python /shared/py"),
+                              (["--host", "ssh://a", "--host", "ssh://b"], "--host ssh://a --host ssh://b")):
+        args = cli.parser().parse_args(["run", "-f", str(matrix), *options])
+        assert cli.resume_command(args, "RUN") == f"python -m runner run -f {matrix} {expected} --resume RUN"

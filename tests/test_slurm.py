@@ -216,7 +216,7 @@ def test_resume_after_the_runner_is_killed_merges_finished_jobs_follows_running_
 
     local = subprocess.run([sys.executable, "-m", "runner", "run", "-f", str(path), "--results", str(tmp_path / "results"),
                             "--resume", run_folder.name], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert local.returncode == 2 and "resume it with `python -m runner run --dispatch slurm --resume" in local.stderr
+    assert local.returncode == 2 and "resume it the way it ran: `python -m runner run --dispatch slurm --resume" in local.stderr
 
 
 @pytest.mark.timeout(120)

@@ -1,8 +1,9 @@
 """One session of the pipeline: plan the cells, prepare data and environments, run, record, resume.
 
-The CLI parses arguments and calls these; an executor (runner.executors) does
-what is specific to where cells run. Nothing here prints results: the caller
-renders the records it gets back.
+run_placed is the one run loop, whatever the placement (runner.placements: here, Slurm, SSH);
+Local is the placement that runs cells on this machine. The CLI parses arguments and calls
+these; an executor (runner.executors) does what is specific to how cells run. Nothing here
+prints results: the caller renders the records it gets back.
 """
 
 from __future__ import annotations
@@ -344,7 +345,7 @@ class Local:
         self.progress.end_run()
 
     def interrupt(self, run_folder: Path) -> None:
-        self.progress.end_run()
+        pass  # the repeat running has ended with the interrupt: clean_up removes what it left
 
     def clean_up(self, run_folder: Path, state: str) -> str:
         self.progress.end_run()

@@ -1,4 +1,8 @@
-"""Remote Docker hosts: cells run on rented boxes through each one's own Docker engine, over SSH or TLS.
+"""The SSH placement: cells run on rented boxes through each one's own Docker engine, over SSH or TLS.
+
+The run itself (folder, plan, not-run records, end, resume) is session.run_placed's; this is
+where each (cell, repeat) goes. The engine connection and the data volumes are the Docker
+executor's (executors/docker_engine.py, docker_volumes.py).
 
 No scheduler and no shared storage: this runner talks to every engine through the
 Docker SDK (`ssh://user@box` runs the system `ssh`, so keys and known hosts come from

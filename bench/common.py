@@ -23,7 +23,7 @@ RESULTS_MD = BENCH / "RESULTS.md"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "workload"))
 
-from workload.contract import cpu_model  # noqa: E402
+from workload.machine import cpu_model  # noqa: E402
 
 
 def replace_section(text: str, name: str, body: str) -> str:

@@ -41,7 +41,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from runner import records  # noqa: E402
 import slurm_cluster  # noqa: E402
 import ssh_hosts  # noqa: E402
-from workload.contract import cpu_model  # noqa: E402
+from workload.machine import cpu_model  # noqa: E402
 
 MATRIX = """workloads:
 {workloads}

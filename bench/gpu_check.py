@@ -39,12 +39,13 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from runner import datasets, records, session, telemetry  # noqa: E402
+from runner.analysis import analyze, cell_results  # noqa: E402
 from runner.cells import cell_id  # noqa: E402
 from runner.compatibility import load_table  # noqa: E402
 from runner.executors.local_executor import LocalExecutor  # noqa: E402
-from runner.plot import plot  # noqa: E402
 from runner.progress import Progress  # noqa: E402
-from runner.report import cell_results, render  # noqa: E402
+from runner.report import render  # noqa: E402
+from runner.site.charts import run_chart  # noqa: E402
 from runner.stats import compare_repeats  # noqa: E402
 
 EXIT_NO_GPU_MEASURED = 3
@@ -138,7 +139,7 @@ def gpu_order(versions: dict[str, str]) -> list[str]:
 
 def per_repeat(loaded: list, cell: str) -> list[float]:
     """One number per measured repeat: the median of its timed epochs."""
-    return [median(e["seconds"] for e in r.measurement.epochs[r.measurement.warmup_epochs:])
+    return [median(e.seconds for e in r.measurement.epochs[r.measurement.warmup_epochs:])
             for r in loaded if r.cell_id == cell and r.status == "ok"]
 
 
@@ -185,10 +186,11 @@ def machine_table(loaded: list) -> str:
             continue
         gpus = [gpu for r in loaded if r.cell_id == result.cell_id and r.status == "ok"
                 for epoch in r.measurement.epochs[r.measurement.warmup_epochs:]
-                for gpu in ((epoch.get("telemetry") or {}).get("gpus") or []) if isinstance(gpu, dict)]
-        numbers = lambda key: [gpu[key] for gpu in gpus if isinstance(gpu.get(key), (int, float))]  # noqa: E731
-        low, high, hottest = numbers("sm_clock_mhz_min"), numbers("sm_clock_mhz_max"), numbers("temperature_c_max")
-        reasons = sorted({reason for gpu in gpus if isinstance(gpu.get("clock_event_reasons"), list) for reason in gpu["clock_event_reasons"]})
+                if epoch.telemetry and isinstance(epoch.telemetry.gpus, list) for gpu in epoch.telemetry.gpus]
+        numbers = lambda figures: [figure for figure in figures if isinstance(figure, (int, float))]  # noqa: E731
+        low, high = numbers(gpu.sm_clock_mhz_min for gpu in gpus), numbers(gpu.sm_clock_mhz_max for gpu in gpus)
+        hottest = numbers(gpu.temperature_c_max for gpu in gpus)
+        reasons = sorted({reason for gpu in gpus if isinstance(gpu.clock_event_reasons, list) for reason in gpu.clock_event_reasons})
         figures = result.telemetry
         energy = figures.energy_joules if figures else None
         rows.append([result.cell_id,
@@ -311,8 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         run_folder = measure(args.results, versions, size, args.budget_minutes, args.repeats or size.repeats, progress)
         loaded = records.load(run_folder)
         report = render(loaded)
-        if any(record.status == "ok" for record in loaded):
-            plot(loaded, args.results / "epochs.png")
+        analysis = analyze(loaded)
+        if analysis.measured:
+            run_chart(analysis, args.results / "epochs.png")
         code, last_line = outcome(loaded)
         tables = (f"versions: {versions}\n\n{seed_table(loaded, versions)}\n\n{ratios_table(loaded, versions)}\n\n"
                   f"What the GPU did in the timed epochs (* energy integrated from power samples):\n\n{machine_table(loaded)}\n")

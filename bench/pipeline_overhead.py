@@ -30,7 +30,8 @@ import common
 from common import BENCH, ROOT, calibration, docker_version, judged, load, provenance, table, write_section
 
 from runner import datasets, records  # noqa: E402
-from runner.report import cell_results  # noqa: E402
+from runner.analysis import cell_results  # noqa: E402
+from runner.report import outlier_words  # noqa: E402
 from runner.session import plan  # noqa: E402
 from runner.stats import compare_repeats  # noqa: E402
 
@@ -113,7 +114,7 @@ def main() -> int:
     ratios = table(["ratio", "numerator epoch s", "denominator epoch s", "ratio (interval) verdict", "target"], rows)
     print(ratios)
     stalls = table(["cell", "median epoch s", "outlier epochs"],
-                   [[cell, f"{r.timed.median:.2f}", "; ".join(r.outlier_epochs) or "-"] for cell, r in results.items()])
+                   [[cell, f"{r.timed.median:.2f}", "; ".join(map(outlier_words, r.outlier_epochs)) or "-"] for cell, r in results.items()])
     print("\n" + stalls)
     throughput = ""
     if "dogs-vs-cats-cached" in cell_of and loader_rates:

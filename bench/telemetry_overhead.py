@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from runner import records  # noqa: E402
 from runner.stats import compare_repeats  # noqa: E402
-from workload.contract import TELEMETRY_SWITCH, cpu_model  # noqa: E402
+from workload.contract import TELEMETRY_SWITCH, RunTelemetry  # noqa: E402
+from workload.machine import cpu_model  # noqa: E402
 
 ORDER = ("on", "off", "off", "on")  # one round
 WORKLOAD = {"model": "mnist", "epochs": 4, "warmup_epochs": 1, "train_images": 2048, "validation_images": 256}
@@ -72,12 +73,12 @@ def measured(results: Path, switch: str) -> list:
              for record in records.load(run) if record.status == "ok"]
     for record in found:  # the switch did what it says, or nothing here means anything
         telemetry = record.measurement.telemetry
-        assert isinstance(telemetry, dict) if switch == "on" else str(telemetry).startswith("off"), (switch, telemetry)
+        assert isinstance(telemetry, RunTelemetry) if switch == "on" else str(telemetry).startswith("off"), (switch, telemetry)
     return found
 
 
 def per_repeat(found: list) -> list[float]:
-    return [median(e["seconds"] for e in r.measurement.epochs[r.measurement.warmup_epochs:]) for r in found]
+    return [median(e.seconds for e in r.measurement.epochs[r.measurement.warmup_epochs:]) for r in found]
 
 
 def main() -> int:
@@ -100,9 +101,9 @@ def main() -> int:
     on, off = measured(args.results, "on"), measured(args.results, "off")
     seconds_on, seconds_off = per_repeat(on), per_repeat(off)
     compared = compare_repeats(seconds_on, seconds_off)  # its ratio: the median repeat on over off, in seconds
-    shares = [r.measurement.telemetry["sampler"]["cpu_share"] for r in on]
-    samples = [r.measurement.telemetry["sampler"]["samples"] for r in on]
-    interval = on[0].measurement.telemetry["interval_seconds"]
+    shares = [r.measurement.telemetry.sampler.cpu_share for r in on]
+    samples = [r.measurement.telemetry.sampler.samples for r in on]
+    interval = on[0].measurement.telemetry.interval_seconds
     timed = WORKLOAD["epochs"] - WORKLOAD["warmup_epochs"]
     words = {"faster": "epochs are slower with the sampler on", "slower": "epochs are faster with the sampler on",
              "no_difference": "no difference shown"}[compared.verdict]

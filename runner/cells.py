@@ -18,7 +18,7 @@ from runner.compatibility import Table, cudnn_source, exclusion, python_mismatch
 from runner.config import GPU_AXES, GPU_TYPE_AXIS, GpuImages, Matrix, Workload
 from runner.environments import EnvironmentSpec, environment_for, environment_name
 from runner.errors import UserError
-from workload.contract import BACKENDS
+from workload.contract import FRAMEWORKS
 
 PYTHON_TAG = re.compile(r"(?:docker\.io/)?(?:library/)?python:([0-9]+\.[0-9]+)(?:[.-].*)?")  # python:3.11-slim -> 3.11
 
@@ -122,7 +122,7 @@ def _gpu_environments(matrix: Matrix, table: Table, installs: bool):
     if matrix.gpu is None:
         return
     for combination in gpu_combinations(matrix.gpu, matrix.path, table):
-        (framework, version), = ((b, combination[b]) for b in BACKENDS if b in combination)
+        (framework, version), = ((b, combination[b]) for b in FRAMEWORKS if b in combination)
         cuda, cudnn = combination["cuda"], combination["cudnn"]
         axes = {"kind": "gpu", "framework": framework, "framework_version": version, "cuda": cuda, "cudnn": cudnn}
         keras = combination.get("keras", matrix.gpu.keras or "")
@@ -155,12 +155,12 @@ def gpu_combinations(gpu: GpuImages, path: Path, table: Table) -> list[dict[str,
     combinations = [c for c in combinations if not any(_matches_all(c, dict(entry)) for entry in gpu.exclude)]
     originals = list(combinations)
     for index, entry in enumerate(map(dict, gpu.include)):
-        axes = {k: v for k, v in entry.items() if k in (*GPU_AXES, *BACKENDS, GPU_TYPE_AXIS)}
+        axes = {k: v for k, v in entry.items() if k in (*GPU_AXES, *FRAMEWORKS, GPU_TYPE_AXIS)}
         extended = [c for c in originals if _matches_all(c, axes)]
         for combination in extended:
             combination.update(entry)
         if not extended:
-            if not set(GPU_AXES) <= set(axes) or sum(b in axes for b in BACKENDS) != 1:
+            if not set(GPU_AXES) <= set(axes) or sum(b in axes for b in FRAMEWORKS) != 1:
                 raise UserError(f"{path}: gpu.include[{index}]: expected cuda, cudnn and one backend's version (tensorflow, torch or jax), "
                                 "since it extends no combination and so adds a cell of its own")
             combinations += [entry] if GPU_TYPE_AXIS in entry else [{**entry, **({GPU_TYPE_AXIS: name} if name else {})} for name in types]

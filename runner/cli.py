@@ -1,6 +1,6 @@
 """cudnn-matrix (or python -m runner): the pipeline matrix.yaml -> cells -> environments -> runs -> records -> report.
 
-Exit codes: 0 all good, 1 some cell failed, 2 config or usage error, 130 interrupted.
+Exit codes: 0 all good, 1 some cell failed (compare --fail-on slower: some cell is slower in B), 2 config or usage error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from typing import Callable
 
 from tabulate import tabulate
 
-from runner import __version__, config, datasets, dispatch, doctor, placements, records, run_plan, session
+from runner import __version__, config, datasets, dispatch, doctor, executors, placements, records, run_plan, session
+from runner.analysis import analyze, compare_runs
 from runner.cells import Cell, environments_of, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.errors import UserError
-from runner import executors
 from runner.executors import IMAGE_NAMESPACE, Executor, local_engine
 from runner.executors.subprocess_run import gpu_unavailable
-from runner.plot import plot
 from runner.progress import Progress
-from runner.report import FORMATS, compare, render, slower_in_b
+from runner.report import FORMATS, as_text, render, render_comparison
 from runner.site import publish
+from runner.site.charts import run_chart
 from runner.stats import MIN_EFFECT
 
 CHART_FILE = "epochs.png"
@@ -113,17 +113,19 @@ def parser() -> argparse.ArgumentParser:
     clean.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="with --images: the matrix file (default: %(default)s)")
     clean.add_argument("--force", action="store_true", help="also remove the containers of runs that are still going (they then fail)")
     report_options = argparse.ArgumentParser(add_help=False, parents=[verdict_options])
-    report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (default: %(default)s)")
+    report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (numbers: docs/results.md) (default: %(default)s)")
     report_options.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     report_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="only the cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
-    report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)")
+    report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)",
+                                 epilog="exit codes: 0 no cell failed, 1 some cell failed, 2 a usage error")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
     report.add_argument("--wide", action="store_true", help="the table with every column, all cells in one (default: per workload, "
                         "its measured cells with their speed-ups and verdicts, in 100 columns)")
     report.add_argument("--baseline", metavar="CELL", help="the cell speed-ups are measured against (default: each workload's CPU cell)")
-    report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the timed epoch times as a chart")
+    report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the run's chart (.png, .svg or .pdf)")
     report.add_argument("--by", metavar="KEY", help="one table per value of KEY: host (the node that measured each record) or an axis such as gpu_type")
-    compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios")
+    compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios",
+                                  epilog="exit codes: 0, or with --fail-on slower 1 when some cell is slower in RUN_B; 2 a usage error")
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="a run folder or run id")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or run id")
     compare.add_argument("--fail-on", choices=["slower"],
@@ -264,12 +266,12 @@ def cmd_run(args) -> int:
     asked = placements.Asked(args.executor, args.python, args.offline_base, tuple(args.hosts or ()), args.budget_minutes, args.gpus)
     result = session.run_placed(chosen, placements.make(where, chosen, asked, progress), args.results, args.resume, args.repeats,
                                 progress, args.force, lambda run_id: resume_command(args, run_id))
-    min_effect = args.min_effect / 100
-    print(render(result.records, min_effect=min_effect, wide=args.wide))
+    analysis = analyze(result.records, min_effect=args.min_effect / 100)
+    print(as_text(analysis, wide=args.wide))
     if where != "local":
         print("\n" + dispatch.where(result.records))
-    if any(record.status == "ok" for record in result.records):
-        print(f"\nChart: {plot(result.records, result.folder / CHART_FILE, min_effect=min_effect)}")
+    if analysis.measured:
+        print(f"\nChart: {run_chart(analysis, result.folder / CHART_FILE)}")
     print(f"Site: {shlex.join(program())} publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
 
@@ -357,7 +359,7 @@ def cmd_report(args) -> int:
     emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + text, args.output)
     if args.plot:
         with written(args.plot, "--plot") as partial:
-            plot(loaded, partial, args.baseline, args.min_effect / 100)
+            run_chart(analyze(loaded, args.baseline, min_effect), partial)
         progress(f"chart: {args.plot}")
     return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
 
@@ -367,8 +369,9 @@ def cmd_compare(args) -> int:
     results = results_folder(args.results)
     run_a, run_b = (records.find_run(results, str(run)) for run in (args.run_a, args.run_b))
     loaded_a, loaded_b = (selected(records.load(run), args.pattern, run.name) for run in (run_a, run_b))
-    emit(compare(loaded_a, loaded_b, run_a.name, run_b.name, args.format, args.min_effect / 100), args.output)
-    slower = slower_in_b(loaded_a, loaded_b, args.min_effect / 100) if args.fail_on else []
+    compared = compare_runs(loaded_a, loaded_b, run_a.name, run_b.name, args.min_effect / 100)
+    emit(render_comparison(compared, args.format), args.output)
+    slower = compared.slower if args.fail_on else ()
     if slower:
         progress(f"--fail-on slower: {len(slower)} cell(s) slower in {run_b.name} than in {run_a.name}: {', '.join(slower)}")
     return EXIT_CELL_FAILED if slower else EXIT_OK

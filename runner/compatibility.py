@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
+from workload.contract import FRAMEWORKS
+
 TABLE_FILE = Path(__file__).with_name("compatibility.yaml")
-FRAMEWORKS = ("tensorflow", "torch", "jax")
-FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "torch", "jax": "jax"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Release:
 
     @property
     def name(self) -> str:
-        return f"{FRAMEWORK_NAMES[self.framework]} {self.version}"
+        return f"{FRAMEWORKS[self.framework].title} {self.version}"
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def major_minor(version: str) -> tuple[int, int]:
 
 def unknown_release(table: Table, framework: str, version: str) -> str | None:
     if version not in table.releases[framework]:
-        return f"{FRAMEWORK_NAMES[framework]} {version} is not in the compatibility table (known: {', '.join(table.releases[framework])})"
+        return f"{FRAMEWORKS[framework].title} {version} is not in the compatibility table (known: {', '.join(table.releases[framework])})"
     return None
 
 
@@ -125,7 +125,7 @@ def without_cudnn(framework: str) -> str | None:
     """Why a framework cannot run convolutions without cuDNN (workload setting cudnn: false), or None for torch."""
     if framework == "torch":
         return None
-    return (f"{FRAMEWORK_NAMES[framework]} has no switch to run convolutions on a GPU without cuDNN; "
+    return (f"{FRAMEWORKS[framework].title} has no switch to run convolutions on a GPU without cuDNN; "
             "cudnn: false needs the torch backend (the seed's GPU-without-cuDNN row)")
 
 

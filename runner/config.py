@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from runner.errors import UserError
-from workload.contract import BACKENDS, FAULTS, INPUTS, LOADERS, PRECISIONS, Pipeline
+from workload.contract import FAULTS, FRAMEWORKS, INPUTS, LOADERS, PRECISIONS, Pipeline
 
 # The seed's two models and their defaults: the seed's batch sizes and data set sizes.
 MODELS = {
@@ -474,7 +474,7 @@ def _choice(document: _Document, value: Any, key_path: tuple, choices: tuple[str
 
 
 def _cpu(document: _Document, value: Any) -> CpuImages:
-    settings = document.mapping(value, ("cpu",), required=set(), optional={"base_image", "keras", "backend", *BACKENDS})
+    settings = document.mapping(value, ("cpu",), required=set(), optional={"base_image", "keras", "backend", *FRAMEWORKS})
     keras = settings.get("keras")
     return CpuImages(
         base_image=document.string(settings.get("base_image", DEFAULT_CPU_BASE), ("cpu", "base_image"), IMAGE_REFERENCE, "an image reference such as python:3.11-slim"),
@@ -485,10 +485,10 @@ def _cpu(document: _Document, value: Any) -> CpuImages:
 
 def _backends(document: _Document, settings: dict, key_path: tuple) -> Backends:
     """`backend: [tensorflow, torch, jax]` (default: the backends whose versions are listed, else tensorflow), each with its versions."""
-    listed = [backend for backend in BACKENDS if backend in settings]
+    listed = [backend for backend in FRAMEWORKS if backend in settings]
     chosen = settings.get("backend", listed or ["tensorflow"])
-    if not isinstance(chosen, list) or not chosen or any(b not in BACKENDS for b in chosen) or len(set(chosen)) != len(chosen):
-        raise document.error(key_path + ("backend",), f"a list of Keras backends, each once, from {', '.join(BACKENDS)}", chosen)
+    if not isinstance(chosen, list) or not chosen or any(b not in FRAMEWORKS for b in chosen) or len(set(chosen)) != len(chosen):
+        raise document.error(key_path + ("backend",), f"a list of Keras backends, each once, from {', '.join(FRAMEWORKS)}", chosen)
     for backend in listed:
         if backend not in chosen:
             raise document.error(key_path + (backend,), f"{backend} in {_dotted(key_path + ('backend',))}, since its versions are listed",
@@ -503,9 +503,9 @@ GPU_TYPE_AXIS = "gpu_type"  # a run axis: the GPU model a cell is timed on, as S
 
 def _gpu(document: _Document, value: Any) -> GpuImages:
     settings = document.mapping(value, ("gpu",), required=set(GPU_AXES),
-                                optional={"keras", "include", "exclude", "devices", "gpu_type", "backend", *BACKENDS})
+                                optional={"keras", "include", "exclude", "devices", "gpu_type", "backend", *FRAMEWORKS})
     keras = settings.get("keras")
-    keys = GPU_AXES + BACKENDS + ("keras", GPU_TYPE_AXIS)
+    keys = GPU_AXES + tuple(FRAMEWORKS) + ("keras", GPU_TYPE_AXIS)
     gpu_types = _gpu_types(document, settings["gpu_type"]) if "gpu_type" in settings else ()
     exclude = _combinations(document, settings.get("exclude", []), ("gpu", "exclude"), keys)
     for index, entry in enumerate(map(dict, exclude)):
@@ -534,7 +534,7 @@ def _check_excluded_values(document: _Document, images: GpuImages) -> None:
     chosen = {backend for backend, _ in images.backends}
     for index, entry in enumerate(map(dict, images.exclude)):
         for axis, value in entry.items():
-            if axis in BACKENDS and axis not in chosen:
+            if axis in FRAMEWORKS and axis not in chosen:
                 raise document.error(("gpu", "exclude", index, axis), f"a backend gpu.backend lists ({', '.join(sorted(chosen))})", found=axis)
             if axis in listed and value not in listed[axis]:
                 raise document.error(("gpu", "exclude", index, axis), f"one of the values gpu.{axis} lists ({', '.join(listed[axis])})", value)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Short names in ids: cpu-tf2.21-dogs-vs-cats, cpu-torch2.11-dogs-vs-cats.
-FRAMEWORK_ABBREVIATIONS = {"tensorflow": "tf", "torch": "torch", "jax": "jax"}
+from workload.contract import FRAMEWORKS
+
 # pynvml, through which the workload's telemetry reads GPU energy, clocks and throttling (workload/telemetry.py).
 # Pure Python; it loads the driver's libnvidia-ml.so.1 at run time, so any release works with any driver.
 NVML_REQUIREMENT = "nvidia-ml-py>=12"
@@ -37,7 +37,7 @@ def environment_name(axes: dict[str, str]) -> str:
     """The name of the environment the build axes describe; a cell's id is this and its workload's name."""
     parts = [axes["kind"]]
     parts += [f"{axis}{axes[axis]}" for axis in ("cuda", "cudnn") if axis in axes]
-    parts.append(FRAMEWORK_ABBREVIATIONS[axes["framework"]] + axes["framework_version"])
+    parts.append(FRAMEWORKS[axes["framework"]].short + axes["framework_version"])
     if "keras" in axes:
         parts.append(f"keras{axes['keras']}")
     return "-".join(parts)

@@ -9,7 +9,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from workload.contract import cpu_model
+from workload.machine import cpu_model
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ A record carries the cell's outcome (ok or failed, with the reason), its axes,
 the executor that ran it and that executor's provenance of the environment
 (for Docker: image tag and id, base image), and the measurement the workload
 printed, raw per-epoch times included. Runs of older schemas are converted
-as they are read, never rewritten.
+as they are read (older_schemas.py), never rewritten.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Iterable, Iterator
 
 from runner import __version__
 from runner.errors import UserError
+from runner.older_schemas import measurement_1_to_2, record_2_to_3
 from workload.contract import ContractError, Measurement, finite
 
 RESULTS_SCHEMA = 3  # 2: CUDA/cuDNN requested, repeats; 3: axes, executor, environment provenance
@@ -84,7 +85,7 @@ class Record:
                             f"render it with cudnn-matrix {written_by}, which wrote it, or run the matrix again")
         if schema == 2:
             try:
-                data = _from_schema_2(data)
+                data = record_2_to_3(data)
             except KeyError as missing:
                 raise DamagedRecord(f"a schema-2 record without {missing}")
         try:
@@ -139,32 +140,16 @@ def envelope_problem(data: dict) -> str | None:
 
 
 def _measurement(data) -> Measurement:
-    """The record's measurement, with the parts readers look into (beyond the contract's types) of their type too."""
+    """The record's measurement, an older schema's converted; the parts readers look into beyond the contract's types checked too."""
     if not isinstance(data, dict):
         raise ContractError("measurement: expected an object")
-    measurement = Measurement.from_dict(data)
+    measurement = Measurement.from_dict(measurement_1_to_2(data) if data.get("schema") == 1 else data)
     if measurement.warmup_epochs < 0:
         raise ContractError("measurement: warmup_epochs: expected a whole number from 0")
     for part in ("cudnn", "cuda_runtime"):
         if not isinstance(measurement.gpu.get(part, {}), dict):
             raise ContractError(f"measurement: gpu.{part}: expected an object")
-    for number, epoch in enumerate(measurement.epochs, 1):
-        wait = epoch.get("input_wait_share")
-        if wait is not None and not finite(wait):
-            raise ContractError(f"measurement: epochs[{number}].input_wait_share: expected a number")
     return measurement
-
-
-def _from_schema_2(data: dict) -> dict:
-    """A schema-2 record (every cell a TensorFlow cell in a Docker image) in schema 3's terms."""
-    data = dict(data)
-    axes = {"kind": data.pop("kind"), "framework": "tensorflow", "framework_version": data.pop("tensorflow_requested")}
-    for axis in ("cuda", "cudnn"):
-        requested = data.pop(f"{axis}_requested")
-        if requested:
-            axes[axis] = requested
-    environment = {key: data.pop(key) for key in ("image", "image_id", "base_image")}
-    return {**data, "axes": axes, "executor": "docker", "environment": environment, "schema": RESULTS_SCHEMA}
 
 
 def now() -> str:

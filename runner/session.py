@@ -117,7 +117,7 @@ def job_spec(cell: Cell, dataset: Dataset) -> JobSpec:
     framework = cell.axis("framework")
     loader = workload.loader if workload.loader != "auto" else ("tfdata" if framework == "tensorflow" else "python")
     return JobSpec(
-        cell_id=cell.id, backend=framework, model=workload.model, data_dir=str(dataset.path), epochs=workload.epochs,
+        cell_id=cell.id, framework=framework, model=workload.model, data_dir=str(dataset.path), epochs=workload.epochs,
         warmup_epochs=workload.warmup_epochs, batch_size=workload.batch_size, train_images=workload.train_images,
         validation_images=workload.validation_images, jit_compile=workload.jit_compile,
         intra_op_threads=workload.intra_op_threads, inter_op_threads=workload.inter_op_threads, fault=workload.fault,

@@ -161,11 +161,6 @@ class Comparison:
         interval = f" ({_percent(self.ci_low)} to {_percent(self.ci_high)})" if self.ci_low is not None else ""
         return f"{_percent(self.ratio)}{interval}: {self.words}"
 
-    def to_dict(self) -> dict:
-        return {"ratio": self.ratio, "ci_low": self.ci_low, "ci_high": self.ci_high, "p_value": self.p_value,
-                "repeats": {"baseline": self.repeats[0], "other": self.repeats[1]},
-                "verdict": self.verdict, "repeats_needed": self.repeats_needed}
-
 
 def _percent(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f}%"

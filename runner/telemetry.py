@@ -1,7 +1,7 @@
 """What the records' telemetry says about a cell: peak memory, GPU energy, and warnings in words.
 
-Pure: it reads what workload/telemetry.py put in each measurement (per epoch, `epoch["telemetry"]`;
-per run, `measurement.telemetry`) and says what a reader of the timings must know: that a GPU was
+Pure: it reads what workload/telemetry.py put in each measurement (per epoch, `epoch.telemetry`;
+per run, `measurement.telemetry`: the contract's EpochTelemetry and RunTelemetry) and says what a reader of the timings must know: that a GPU was
 throttled or its clocks moved during timed epochs, or that nothing held them. Figures the workload
 could not have are strings ("not available: ..."), and are never counted as numbers here.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from statistics import median
 
 from runner.records import Record
-from workload.contract import THROTTLING
+from workload.contract import THROTTLING, Epoch, GpuEpoch, GpuFacts, RunTelemetry
 
 CLOCK_TOLERANCE = 0.02  # clocks this far below the highest seen (GPU boost moves in ~15 MHz steps) have moved
 LOCK_NOTE = "cudnn-matrix reads clocks and never sets them; `sudo nvidia-smi -rgc` unlocks clocks locked with -lgc."
@@ -41,9 +41,9 @@ def summarize(cell_id: str, kind: str, repeats: list[Record]) -> CellTelemetry |
     if not repeats:
         return None
     epochs = [epoch for record in repeats for epoch in record.measurement.epochs]
-    rss = [number for epoch in epochs for key in ("process_peak_rss_bytes", "rss_bytes_max")
-           if (number := _number(_process(epoch).get(key))) is not None]
-    gpu_memory = [number for epoch in epochs for gpu in _gpus(epoch) if (number := _number(gpu.get("memory_used_bytes_max"))) is not None]
+    rss = [number for epoch in epochs if epoch.telemetry
+           for number in (_number(epoch.telemetry.process_peak_rss_bytes), _number(epoch.telemetry.rss_bytes_max)) if number is not None]
+    gpu_memory = [number for epoch in epochs for gpu in _gpus(epoch) if (number := _number(gpu.memory_used_bytes_max)) is not None]
     energies, per_joule, estimated = [], [], False
     for record in repeats:
         mine = []
@@ -51,8 +51,8 @@ def summarize(cell_id: str, kind: str, repeats: list[Record]) -> CellTelemetry |
             joules = _epoch_energy(epoch)
             if joules is not None and joules > 0:
                 mine.append(joules)
-                per_joule.append(epoch["images_per_second"] * epoch["train_seconds"] / joules)
-                estimated |= any(gpu.get("energy_source") == "power samples" for gpu in _gpus(epoch))
+                per_joule.append(epoch.images_per_second * epoch.train_seconds / joules)
+                estimated |= any(gpu.energy_source == "power samples" for gpu in _gpus(epoch))
         if mine:
             energies.append(median(mine))
     said, doubtful = warnings(cell_id, kind, repeats)
@@ -92,13 +92,12 @@ def _throttling(repeats: list[Record]) -> tuple[list[str], set[tuple[int, int, i
     for record in repeats:
         for number, epoch in _timed_numbered(record):
             for gpu in _gpus(epoch):
-                reasons = gpu.get("clock_event_reasons")
-                for reason in reasons if isinstance(reasons, list) else ():
+                for reason in gpu.clock_event_reasons if isinstance(gpu.clock_event_reasons, list) else ():
                     if reason in THROTTLING:
                         names, places = seen.setdefault(THROTTLING[reason], (set(), {}))
                         names.add(reason)
                         places.setdefault(record.repeat, set()).add(number)
-                        throttled.add((record.repeat, number, gpu.get("index")))
+                        throttled.add((record.repeat, number, gpu.index))
     phrases = [f"{words} ({', '.join(sorted(names))}) in {_where(places, len(repeats))}" for words, (names, places) in seen.items()]
     return phrases, throttled
 
@@ -113,10 +112,10 @@ def _clocks(repeats: list[Record], index: int, throttled: set[tuple[int, int, in
     for record in repeats:
         for number, epoch in _timed_numbered(record):
             for gpu in _gpus(epoch):
-                if gpu.get("index") != index or (record.repeat, number, index) in throttled:
+                if gpu.index != index or (record.repeat, number, index) in throttled:
                     continue
-                for domain, key in (("SM", "sm_clock_mhz"), ("memory", "memory_clock_mhz")):
-                    low, high = _number(gpu.get(f"{key}_min")), _number(gpu.get(f"{key}_max"))
+                for domain, low, high in (("SM", _number(gpu.sm_clock_mhz_min), _number(gpu.sm_clock_mhz_max)),
+                                          ("memory", _number(gpu.memory_clock_mhz_min), _number(gpu.memory_clock_mhz_max))):
                     if low is not None and high is not None:
                         lows[domain].append((record.repeat, number, low))
                         highs[domain].append(high)
@@ -149,22 +148,21 @@ def _clocks(repeats: list[Record], index: int, throttled: set[tuple[int, int, in
 def _locked(repeats: list[Record], index: int) -> bool:
     """NVML's signs of locked clocks: application clocks set away from their default, or clocks held by that setting."""
     for record in repeats:
-        facts = _gpu_facts(record).get(index, {})
-        target, default = _number(facts.get("applications_sm_clock_mhz")), _number(facts.get("default_applications_sm_clock_mhz"))
-        if target is not None and default is not None and target != default:
-            return True
+        facts = _gpu_facts(record).get(index)
+        if facts:
+            target, default = _number(facts.applications_sm_clock_mhz), _number(facts.default_applications_sm_clock_mhz)
+            if target is not None and default is not None and target != default:
+                return True
         for _, epoch in _timed_numbered(record):
             for gpu in _gpus(epoch):
-                reasons = gpu.get("clock_event_reasons")
-                if gpu.get("index") == index and isinstance(reasons, list) and "applications_clocks_setting" in reasons:
+                if gpu.index == index and isinstance(gpu.clock_event_reasons, list) and "applications_clocks_setting" in gpu.clock_event_reasons:
                     return True
     return False
 
 
 def _gpu_labels(repeats: list[Record]) -> list[tuple[int, str]]:
     """The GPU indices sampled, each with how a line names it: nothing for a cell's only GPU, " (GPU 1)" among several."""
-    indices = sorted({gpu["index"] for record in repeats for epoch in record.measurement.epochs for gpu in _gpus(epoch)
-                      if isinstance(gpu.get("index"), int)})
+    indices = sorted({gpu.index for record in repeats for epoch in record.measurement.epochs for gpu in _gpus(epoch)})
     return [(index, f" (GPU {index})" if len(indices) > 1 else "") for index in indices]
 
 
@@ -199,39 +197,33 @@ def _why_no_gpus(record: Record) -> str:
     telemetry = record.measurement.telemetry
     if isinstance(telemetry, str):
         return telemetry
-    gpus = telemetry.get("gpus") if isinstance(telemetry, dict) else None
-    return gpus if isinstance(gpus, str) else ""
+    return telemetry.gpus if isinstance(telemetry, RunTelemetry) and isinstance(telemetry.gpus, str) else ""
 
 
-def _gpu_facts(record: Record) -> dict[int, dict]:
+def _gpu_facts(record: Record) -> dict[int, GpuFacts]:
     telemetry = record.measurement.telemetry
-    gpus = telemetry.get("gpus") if isinstance(telemetry, dict) else None
-    return {gpu.get("index"): gpu for gpu in gpus if isinstance(gpu, dict)} if isinstance(gpus, list) else {}
+    gpus = telemetry.gpus if isinstance(telemetry, RunTelemetry) else None
+    return {gpu.index: gpu for gpu in gpus} if isinstance(gpus, list) else {}
 
 
-def _epoch_energy(epoch: dict) -> float | None:
+def _epoch_energy(epoch: Epoch) -> float | None:
     """The epoch's GPU energy in joules, its GPUs together; None unless every GPU has a number."""
     gpus = _gpus(epoch)
-    joules = [_number(gpu.get("energy_joules")) for gpu in gpus]
+    joules = [_number(gpu.energy_joules) for gpu in gpus]
     return sum(joules) if gpus and None not in joules else None
 
 
-def _process(epoch: dict) -> dict:
-    telemetry = epoch.get("telemetry")
-    return telemetry if isinstance(telemetry, dict) else {}
+def _gpus(epoch: Epoch) -> list[GpuEpoch]:
+    """The epoch's GPU figures: none without telemetry, or where it says why there are none."""
+    gpus = epoch.telemetry.gpus if epoch.telemetry else None
+    return gpus if isinstance(gpus, list) else []
 
 
-def _gpus(epoch: dict) -> list[dict]:
-    """The epoch's GPU samples; one whose index is not a whole number (a damaged record) is not a sample of any GPU."""
-    gpus = _process(epoch).get("gpus")
-    return [gpu for gpu in gpus if isinstance(gpu, dict) and isinstance(gpu.get("index", 0), int)] if isinstance(gpus, list) else []
-
-
-def _timed(record: Record) -> list[dict]:
+def _timed(record: Record) -> list[Epoch]:
     return record.measurement.epochs[record.measurement.warmup_epochs:]
 
 
-def _timed_numbered(record: Record) -> list[tuple[int, dict]]:
+def _timed_numbered(record: Record) -> list[tuple[int, Epoch]]:
     """Timed epochs with their numbers as the epoch log gives them (the first epoch is 1)."""
     first = record.measurement.warmup_epochs
     return [(first + offset + 1, epoch) for offset, epoch in enumerate(_timed(record))]

@@ -10,12 +10,12 @@ import json
 
 from runner.executors import Prepared, PrepareFailure
 from runner.outcome import RawRun
+from measurements import epoch
 from workload.contract import MEASUREMENT_SCHEMA, RECORD_PREFIX, JobSpec
 
 
 def measurement(job: JobSpec, seconds: float = 1.0, failure: str | None = None) -> dict:
-    epochs = [] if failure else [{"seconds": seconds, "train_seconds": seconds * 0.8, "images_per_second": job.train_images / (seconds * 0.8)}
-                                 for _ in range(job.epochs)]
+    epochs = [] if failure else [epoch(seconds, images_per_second=job.train_images / (seconds * 0.8)) for _ in range(job.epochs)]
     data = {"schema": MEASUREMENT_SCHEMA, "cell_id": job.cell_id, "workload": job.model,
             "data": {"kind": "synthetic", "train_images": job.train_images, "validation_images": job.validation_images},
             "warmup_epochs": job.warmup_epochs, "epochs": epochs, "versions": {"python": "3.11.9", "tensorflow": "2.21.0", "keras": "3.15.1"},

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from runner import records
 from runner.records import Record
+from measurements import epoch, epoch_telemetry, gpu_epoch, gpu_run_facts, run_telemetry
 from workload.contract import MEASUREMENT_SCHEMA, Measurement
 
 WORKSTATION = {"cpu_model": "AMD Ryzen 9 7950X 16-Core Processor", "cpu_cores": 32, "memory_gib": 125.4,
@@ -43,9 +44,8 @@ def measured(cell_id: str, kind: str, seconds: float, repeat: int, rng: random.R
     data = {
         "schema": MEASUREMENT_SCHEMA, "cell_id": cell_id, "workload": "dogs-vs-cats",
         "data": {"kind": "real", "train_images": 2000, "validation_images": 800}, "warmup_epochs": 1,
-        "epochs": [{"seconds": s, "train_seconds": s * 0.82, "images_per_second": 2000 / (s * 0.82), "loss": 0.69 - 0.03 * n,
-                    "accuracy": 0.52 + 0.04 * n, "val_loss": 0.68 - 0.02 * n, "val_accuracy": 0.55 + 0.03 * n,
-                    **((timed_extra or {}) if n else {})}
+        "epochs": [epoch(s, s * 0.82, logs={"loss": 0.69 - 0.03 * n, "accuracy": 0.52 + 0.04 * n, "val_loss": 0.68 - 0.02 * n,
+                                           "val_accuracy": 0.55 + 0.03 * n}, **((timed_extra or {}) if n else {}))
                    for n, s in enumerate(all_epochs)],
         "versions": {"python": "3.11.10", "tensorflow": framework_version, "keras": "3.12.0", "keras_backend": "tensorflow"},
         "host": {"cpu_model": "x", "cpu_count": 32, "cpus_usable": 32},
@@ -117,7 +117,7 @@ def demo(results: Path) -> list[Path]:
 
 
 WIDE_RUN = "20261128-090000"
-THROTTLED = {"telemetry": {"gpus": [{"index": 0, "clock_event_reasons": ["hw_thermal_slowdown"]}]}}
+THROTTLED = {"telemetry": epoch_telemetry([gpu_epoch(clock_event_reasons=["hw_thermal_slowdown"])])}
 DRIVER_TOO_OLD = "the host's driver 550.54.15 runs CUDA 12.4 at most; CUDA 12.8 needs driver 570 or newer"
 
 
@@ -139,7 +139,7 @@ def wide_run(results: Path) -> Path:
         for (tf, cuda, cudnn), time in seconds.items():
             extra = THROTTLED if (tf, cuda, cudnn) == ("2.21", "12.6", "9.3") else {"input_wait_share": 0.3} if tf == "2.20" and cudnn == "9.5" else None
             cells.append(measured(gpu_id(cuda, cudnn, tf), "gpu", time, repeat, rng, driver="550.54.15", cudnn=f"{cudnn}.0", cuda=cuda,
-                                  framework_version=f"{tf}.0", timed_extra=extra, telemetry={} if extra else None))
+                                  framework_version=f"{tf}.0", timed_extra=extra, telemetry=run_telemetry([gpu_run_facts()]) if extra else None))
     cells.append(record(gpu_id("12.5", "9.8", "2.21"), "gpu", status="excluded", cuda="12.5",
                         reason="cuDNN 9.8 needs CUDA 12.6 or newer in its pip wheels"))
     for cudnn in ("9.3", "9.5", "9.8", "9.10"):

@@ -332,3 +332,37 @@ def test_compare_fail_on_slower_gates_a_regression(tmp_path, capsys):
     assert main([*gate, "20261202-000000", "20261201-000000"]) == 0  # faster is no regression
     assert main(["compare", "--results", str(tmp_path), "20261201-000000", "20261202-000000"]) == 0  # no gate asked for
     assert main(["compare", "--results", str(FIXTURE_RUN.parent), "--fail-on", "slower", "20261129-012045", "20261129-012103"]) == 0
+
+
+def grown(results: Path, run_id: str, factor: float) -> None:
+    """The stored run FIXTURE_RUN with five repeats of its measured cell (its two again, as repeats 3 to 5) and every epoch
+    `factor` times as long; its failed and excluded cells as they were. Two repeats a cell, as stored, can call no difference."""
+    shutil.copytree(FIXTURE_RUN, results / run_id)
+    lines = [json.loads(line) for line in (FIXTURE_RUN / "results.jsonl").read_text().splitlines()]
+    measured = [line for line in lines if line["status"] == "ok"]
+    lines += [{**measured[repeat % 2], "repeat": repeat} for repeat in range(2, 5)]
+    for line in lines:
+        if line["measurement"]:
+            line["measurement"] = {**line["measurement"], "epochs": [{**epoch, "seconds": epoch["seconds"] * factor}
+                                                                     for epoch in line["measurement"]["epochs"]]}
+    (results / run_id / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_compare_fail_on_slower_on_the_stored_run_exits_1_on_a_slower_cell_and_0_otherwise(tmp_path, capsys):
+    grown(tmp_path, "20261130-000000", 1.0)
+    grown(tmp_path, "20261130-000001", 1.25)  # a fifth slower
+    gate = ["compare", "--results", str(tmp_path), "--fail-on", "slower"]
+
+    assert main([*gate, "20261130-000000", "20261130-000001"]) == 1
+    assert capsys.readouterr().err.endswith("1 cell(s) slower in 20261130-000001 than in 20261130-000000: cpu-tf2.21-dogs-vs-cats\n")
+    assert main([*gate, "20261130-000001", "20261130-000000"]) == 0  # faster is no regression; the failed GPU cell is none either
+    assert main([*gate, "20261130-000000", "20261130-000000"]) == 0
+
+
+def test_report_exits_1_when_a_cell_of_the_run_failed_and_0_when_none_did(tmp_path, capsys):
+    assert main(["report", str(FIXTURE_RUN)]) == 1  # its GPU cell failed
+    assert main(["report", str(FIXTURE_RUN), "-k", "cpu-*"]) == 0
+    assert main(["report", str(FIXTURE_RUN), "--baseline", "no-such-cell"]) == 2  # a usage error, said in one line
+    with pytest.raises(SystemExit) as exited:  # argparse's own usage errors exit 2 too
+        main(["report", str(FIXTURE_RUN), "--format", "nope"])
+    assert exited.value.code == 2

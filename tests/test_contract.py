@@ -14,6 +14,7 @@ from runner.datasets import Dataset
 from runner.outcome import RawRun, decide, split_output
 from runner.session import job_spec
 from workload import contract
+from measurements import epoch, epoch_telemetry, gpu_epoch, gpu_run_facts, run_telemetry
 from workload.contract import ContractError, JobSpec, Measurement
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,9 +52,10 @@ def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     (lambda d: d.update(jit_compile="xla"), "job spec: jit_compile: expected one of auto, on, off"),
     (lambda d: d.update(epochs=True), "job spec: epochs: expected int"),
     (lambda d: d.update(surprise=1), "job spec: unknown key 'surprise'"),
-    (lambda d: d.update(schema=99), "job spec: expected schema 3"),
-    (lambda d: d.update(backend="mxnet"), "job spec: backend: expected one of tensorflow, torch, jax"),
-    (lambda d: d.update(loader="tfdata", backend="torch"), "job spec: loader: tf.data needs the tensorflow backend, not torch"),
+    (lambda d: d.update(schema=99), "job spec: expected schema 4, got 99: the runner and the workload are from different versions"),
+    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 4, got 3"),  # before "backend" was "framework"
+    (lambda d: d.update(framework="mxnet"), "job spec: framework: expected one of tensorflow, torch, jax"),
+    (lambda d: d.update(loader="tfdata", framework="torch"), "job spec: loader: tf.data needs the tensorflow framework, not torch"),
     (lambda d: d.update(precision="fp16"), "job spec: precision: expected one of fp32, tf32, bf16"),
     (lambda d: d.update(model="resnet"), "job spec: model: expected one of dogs-vs-cats, mnist"),
     (lambda d: d.update(fault="explode"), "job spec: fault: expected one of none, crash"),
@@ -73,23 +75,23 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
     with pytest.raises(SystemExit) as caught:
         benchmark.read_job(["--job", "{}"])
     assert caught.value.code == 2
-    assert capsys.readouterr().err.startswith("error: job spec: expected schema 3")
+    assert capsys.readouterr().err.startswith("error: job spec: expected schema 4, got None")
     with pytest.raises(SystemExit, match="usage: benchmark.py --job"):
         benchmark.read_job(["--epochs", "3"])
 
 
 MEASURED = {"schema": contract.MEASUREMENT_SCHEMA, "cell_id": "c", "workload": "mnist", "data": {}, "warmup_epochs": 1,
-            "epochs": [{"seconds": 2.0, "train_seconds": 1.5, "images_per_second": 40.0}] * 2, "versions": {}, "host": {},
+            "epochs": [epoch(2.0, 1.5, 40.0)] * 2, "versions": {}, "host": {},
             "settings": {}, "devices": [], "gpu": {}}
 
 
 def test_a_measurement_is_typed_and_its_schema_checked():
     measurement = Measurement.from_dict(dict(MEASURED))
-    assert measurement.epochs[0]["seconds"] == 2.0 and measurement.failure is None
-    with pytest.raises(ContractError, match="measurement: expected schema 1, got 7"):
+    assert measurement.epochs[0].seconds == 2.0 and measurement.failure is None
+    with pytest.raises(ContractError, match="measurement: expected schema 2, got 7"):
         Measurement.from_dict(dict(MEASURED, schema=7))
-    with pytest.raises(ContractError, match=r"measurement: epochs\[1\]: expected seconds"):
-        Measurement.from_dict(dict(MEASURED, epochs=[{"seconds": float("nan"), "train_seconds": 1, "images_per_second": 1}]))
+    with pytest.raises(ContractError, match=r"measurement: epochs\[1\]: seconds: expected float, got nan"):
+        Measurement.from_dict(dict(MEASURED, epochs=[epoch(float("nan"), 1, 1)]))
     with pytest.raises(ContractError, match="measurement: versions: missing"):
         Measurement.from_dict({k: v for k, v in MEASURED.items() if k != "versions"})
 
@@ -135,7 +137,7 @@ def line(data):
      "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
      "images_per_second above 0 and at most a billion)"),
     ({"output": line(dict(MEASURED, schema=9))}, "failed",
-     "the workload printed no readable result record (measurement: expected schema 1, got 9: the workload in the environment and this runner are from different versions)"),
+     "the workload printed no readable result record (measurement: expected schema 2, got 9: the workload in the environment and this runner are from different versions)"),
     ({"exit_code": None, "error": "the engine refused the container: bad memory"}, "failed", "the engine refused the container: bad memory"),
 ])
 def test_the_outcome_ladder(raw, status, reason):
@@ -197,9 +199,29 @@ def test_training_flops_leave_out_the_first_layers_input_gradient(monkeypatch):
 def test_telemetry_is_an_optional_field_so_that_measurements_stored_before_it_still_load():
     assert Measurement.from_dict(dict(MEASURED)).telemetry is None
     assert Measurement.from_dict(dict(MEASURED, telemetry="off: CUDNN_MATRIX_TELEMETRY=off")).telemetry.startswith("off")
-    assert Measurement.from_dict(dict(MEASURED, telemetry={"gpus": "not available: x"})).telemetry == {"gpus": "not available: x"}
-    with pytest.raises(ContractError, match=r"measurement: telemetry: expected dict \| str \| None, got 3"):
+    assert Measurement.from_dict(dict(MEASURED, telemetry=run_telemetry("not available: x"))).telemetry.gpus == "not available: x"
+    with pytest.raises(ContractError, match=r"measurement: telemetry: expected RunTelemetry \| str \| None, got 3"):
         Measurement.from_dict(dict(MEASURED, telemetry=3))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["epochs"][1].pop("logs"), "measurement: epochs[2]: logs: missing"),
+    (lambda d: d["epochs"][1].update(loss=0.5), "measurement: epochs[2]: unknown key 'loss'"),
+    (lambda d: d["epochs"][0]["logs"].update(loss="low"), "measurement: epochs[1]: logs: expected dict[str, float]"),
+    (lambda d: d["epochs"][0].update(telemetry=epoch_telemetry([gpu_epoch(index="0")])),
+     "measurement: epochs[1]: telemetry: gpus[1]: index: expected int, got '0'"),
+    (lambda d: d["epochs"][0].update(telemetry=epoch_telemetry([gpu_epoch(clock_event_reasons=[4])])),
+     "measurement: epochs[1]: telemetry: gpus[1]: clock_event_reasons[1]: expected str, got 4"),
+    (lambda d: d.update(telemetry=dict(run_telemetry(), sampler={"samples": 1})), "measurement: telemetry: sampler: cpu_seconds: missing"),
+    (lambda d: d.update(telemetry=run_telemetry([gpu_run_facts(energy_counter=1)])),
+     "measurement: telemetry: gpus[1]: energy_counter: expected bool | str, got 1"),
+])
+def test_the_epochs_and_telemetry_are_typed_naming_the_key(change, message):
+    data = json.loads(json.dumps(MEASURED))
+    change(data)
+    with pytest.raises(ContractError) as caught:
+        Measurement.from_dict(data)
+    assert str(caught.value).startswith(message)
 
 
 @pytest.mark.parametrize("backend, requested, compiled, step", [
@@ -211,7 +233,7 @@ def test_telemetry_is_an_optional_field_so_that_measurements_stored_before_it_st
     ("torch", "on", True, "torch.compile"),
 ])
 def test_jit_compile_auto_is_each_backend_as_keras_users_run_it(backend, requested, compiled, step):
-    job = dataclasses.replace(default_jobs()[0], backend=backend, jit_compile=requested)
+    job = dataclasses.replace(default_jobs()[0], framework=backend, jit_compile=requested)
     assert backends.jit_compile(job) is compiled
 
     class Compiled:  # what Keras' compile leaves on a model: the setting its train function is made by

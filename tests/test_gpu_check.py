@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import measurements
 from runner.records import Record
 from workload.contract import MEASUREMENT_SCHEMA, Measurement
 
@@ -32,8 +33,7 @@ def record(cell: str, status: str = "ok", reason: str = "", seconds: float = 1.0
         axes.update(cuda="13.0", cudnn="9.19")
     measurement = None
     if status == "ok":
-        epoch = {"seconds": seconds, "train_seconds": seconds * 0.8, "images_per_second": 2000 / (seconds * 0.8),
-                 "telemetry": {"gpus": gpus or []}}
+        epoch = measurements.epoch(seconds, telemetry=measurements.epoch_telemetry([measurements.gpu_epoch(**gpu) for gpu in gpus or []]))
         measurement = Measurement.from_dict({
             "schema": MEASUREMENT_SCHEMA, "cell_id": cell, "workload": "dogs-vs-cats", "data": {"kind": "synthetic"},
             "warmup_epochs": 1, "epochs": [dict(epoch, seconds=seconds * 3), epoch, epoch],

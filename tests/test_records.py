@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import measurements
 from runner import records
 from runner.errors import UserError
 from runner.records import RESULTS_FILE, RESULTS_SCHEMA, Record
@@ -15,9 +16,8 @@ from workload.contract import MEASUREMENT_SCHEMA, Measurement
 
 
 def epoch(seconds, images_per_second, train_seconds=None):
-    """One epoch as workload/benchmark.py's timer records it (plus the Keras logs)."""
-    return {"seconds": seconds, "train_seconds": train_seconds or seconds * 0.8,
-            "images_per_second": images_per_second, "loss": 0.69, "accuracy": 0.5}
+    """One epoch as workload/benchmark.py's timer records it, with the Keras logs."""
+    return measurements.epoch(seconds, train_seconds, images_per_second, logs={"loss": 0.69, "accuracy": 0.5})
 
 
 def measurement(epochs, warmup=1, data_kind="synthetic", tensorflow="2.21.0"):
@@ -152,6 +152,28 @@ def test_schema_2_runs_are_converted_as_they_are_read_and_never_rewritten(capsys
         assert main(["report", str(folder), "--format", "json"]) in (0, 1)
         assert json.loads(capsys.readouterr().out)["cells"]
         assert (folder / RESULTS_FILE).read_bytes() == before
+
+
+def test_schema_1_measurements_are_converted_as_they_are_read(tmp_path):
+    """Keras' figures beside the timer's in each epoch, figures of later workloads missing, a GPU's not_sampled only where it left some out."""
+    gpu = measurements.gpu_epoch(energy_joules=300.0)
+    old = dict(measurement([]), schema=1, epochs=[
+        {"seconds": 9.5, "train_seconds": 8.0, "images_per_second": 250.0, "loss": 0.69, "val_accuracy": 0.5},
+        {"seconds": 4.0, "train_seconds": 3.0, "images_per_second": 600.0, "steps": 63, "input_wait_share": 0.1, "loss": 0.6,
+         "telemetry": measurements.epoch_telemetry([gpu])}],
+        telemetry=dict(measurements.run_telemetry([{k: v for k, v in measurements.gpu_run_facts().items() if k != "not_sampled"}])))
+    line = json.loads(OK.to_json())
+    line["measurement"] = old
+    (tmp_path / RESULTS_FILE).write_text(json.dumps(line) + "\n")
+
+    (converted,) = records.load(tmp_path)
+
+    warmup, timed = converted.measurement.epochs
+    assert converted.measurement.schema == MEASUREMENT_SCHEMA
+    assert (warmup.logs, warmup.steps, warmup.telemetry) == ({"loss": 0.69, "val_accuracy": 0.5}, None, None)
+    assert (timed.logs, timed.steps, timed.input_wait_share, timed.telemetry.gpus[0].energy_joules) == ({"loss": 0.6}, 63, 0.1, 300.0)
+    assert converted.measurement.telemetry.gpus[0].not_sampled == {}
+    assert json.loads((tmp_path / RESULTS_FILE).read_text())["measurement"]["schema"] == 1  # never rewritten
 
 
 def test_an_older_schema_says_which_runner_wrote_it(tmp_path):

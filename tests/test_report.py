@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from measurements import gpu_run_facts, run_telemetry
 from runner import records
 from runner.errors import UserError
-from runner.plot import plot
-from runner.report import COLUMNS, OUTLIER_NOTE, compare, render
+from runner.analysis import analyze
+from runner.report import CELL_KEYS, COLUMNS, COMPARE_KEYS, OUTLIER_NOTE, SCHEMA_VERSION, compare, render
+from runner.site.charts import run_chart
 from runner.stats import VERDICTS
 from test_records import epoch, measurement, record
 from workload.contract import Measurement
@@ -91,8 +93,15 @@ def test_sentences_say_gpu_vs_cpu_and_each_cudnn_vs_the_previous_with_interval_a
     ]
 
 
+def wide_rows(records):
+    """The wide text table's rows, as dicts by column."""
+    lines = render(records, wide=True).split("\n\n")[0].splitlines()
+    cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines if line.startswith("|") and not line.startswith("|-")]
+    return [dict(zip(cells[0], row)) for row in cells[1:]]
+
+
 def test_rows_show_repeats_and_the_speed_up_against_the_cpu_and_the_cudnn_named_and_loaded():
-    rows = list(csv.DictReader(io.StringIO(render(CPU + GPU_93 + GPU_98, "csv"))))
+    rows = wide_rows(CPU + GPU_93 + GPU_98)
     assert list(rows[0]) == COLUMNS
     assert [row["speed-up"] for row in rows] == ["baseline", "10.00x (9.71-10.30) faster", "12.50x (12.13-12.88) faster"]
     assert [row["cuDNN named / loaded"] for row in rows] == ["-", "9.3 / 9.3.0", "9.8 / 9.8.0"]
@@ -102,14 +111,39 @@ def test_rows_show_repeats_and_the_speed_up_against_the_cpu_and_the_cudnn_named_
     assert rows[1]["outlier epochs"] == "0"
 
 
+def test_csv_is_one_row_of_numbers_per_cell_under_the_documented_keys():
+    rows = list(csv.DictReader(io.StringIO(render(CPU + GPU_93 + GPU_98, "csv"))))
+    assert list(rows[0]) == CELL_KEYS
+    assert [(row["cell_id"], row["is_baseline"], row["baseline"]) for row in rows] == [
+        (CPU_ID, "true", ""), (GPU_93_ID, "false", CPU_ID), (GPU_98_ID, "false", CPU_ID)]
+    assert [round(float(row["speedup"]), 2) if row["speedup"] else None for row in rows] == [None, 10.0, 12.5]
+    assert [row["speedup_verdict"] for row in rows] == ["", "faster", "faster"]
+    assert [(row["cudnn_named"], row["cudnn_loaded"], row["repeats"]) for row in rows] == [("", "", "5"), ("9.3", "9.3.0", "5"), ("9.8", "9.8.0", "5")]
+    assert float(rows[1]["epoch_seconds_low"]) == pytest.approx(0.98) and float(rows[1]["first_epoch_seconds_median"]) == 5.0
+
+
+def test_json_cells_are_numbers_under_the_documented_keys():
+    report = json.loads(render(CPU + GPU_93, "json"))
+    assert report["schema_version"] == SCHEMA_VERSION and report["min_effect"] == 0.05
+    cpu, gpu = report["cells"]
+    assert list(gpu) == CELL_KEYS + ["first_epoch_seconds", "epoch_seconds_per_repeat"]
+    assert (gpu["repeats"], gpu["outlier_epochs"], gpu["framework_version"], gpu["keras_version"]) == (5, 0, "2.21.0", "3.12.0")
+    assert gpu["epoch_seconds_median"] == pytest.approx(1.0) and gpu["speedup"] == pytest.approx(10.0, rel=0.01)
+    assert gpu["first_epoch_seconds"] == [5.0] * 5 and len(gpu["epoch_seconds_per_repeat"]) == 5
+    assert (cpu["is_baseline"], cpu["speedup"], cpu["gpu_type"], cpu["peak_rss_bytes"]) == (True, None, None, None)
+
+
 def test_a_named_baseline_replaces_the_cpu():
     rows = json.loads(render(CPU + GPU_93 + GPU_95, "json", baseline=GPU_93_ID))["cells"]
-    assert [row["speed-up"] for row in rows] == ["0.10x (0.10-0.10) slower", "baseline", "1.00x (0.97-1.03) no difference shown"]
+    assert [row["is_baseline"] for row in rows] == [False, True, False]
+    assert [row["speedup_verdict"] for row in rows] == ["slower", None, "no_difference"]
+    assert [round(row["speedup"], 2) if row["speedup"] else None for row in rows] == [0.1, None, 1.0]
 
 
 def test_json_gives_every_compared_pair_with_its_statistics():
     report = json.loads(render(CPU + GPU_93 + GPU_95 + GPU_98, "json"))
-    assert set(report) == {"cells", "comparisons", "sentences", "outlier_epochs", "input_bound", "telemetry_warnings", "not_measured"}
+    assert set(report) == {"schema_version", "min_effect", "alpha", "cells", "comparisons", "sentences", "notes"}
+    assert set(report["notes"]) == {"outlier_epochs", "input_bound", "telemetry_warnings", "not_measured", "synthetic_data", "unisolated_executors"}
     asked = [(c["question"], c["baseline"], c["other"], c["verdict"]) for c in report["comparisons"]]
     assert asked == [
         ("speed-up", CPU_ID, GPU_93_ID, "faster"), ("speed-up", CPU_ID, GPU_95_ID, "faster"), ("speed-up", CPU_ID, GPU_98_ID, "faster"),
@@ -119,15 +153,16 @@ def test_json_gives_every_compared_pair_with_its_statistics():
     for compared in report["comparisons"]:
         assert all(isinstance(compared[key], float) for key in ("ratio", "ci_low", "ci_high", "p_value"))
         assert compared["ci_low"] <= compared["ratio"] <= compared["ci_high"]
-        assert compared["repeats"] == {"baseline": 5, "other": 5} and compared["repeats_needed"] is None
+        assert (compared["repeats_baseline"], compared["repeats_other"], compared["repeats_needed"]) == (5, 5, None)
+        assert compared["not_comparable"] == []
         assert compared["verdict"] in VERDICTS
 
 
 def test_one_repeat_per_cell_says_how_many_are_needed():
     report = json.loads(render([CPU[0], GPU_98[0]], "json"))
     (speedup, gpu_vs_cpu) = report["comparisons"]
-    assert (speedup["verdict"], speedup["repeats_needed"], speedup["ci_low"], speedup["repeats"]) == ("no_difference", 4, None, {"baseline": 1, "other": 1})
-    assert report["cells"][1]["speed-up"] == "12.50x needs 4 repeats per cell"
+    assert (speedup["verdict"], speedup["repeats_needed"], speedup["ci_low"], speedup["repeats_baseline"]) == ("no_difference", 4, None, 1)
+    assert (report["cells"][1]["speedup_repeats_needed"], report["cells"][1]["speedup_ci_low"]) == (4, None)
     assert report["sentences"] == [f"dogs-vs-cats: the GPU ({GPU_98_ID}) is 12.5x the CPU: needs 4 repeats per cell."]
 
 
@@ -135,30 +170,31 @@ def test_each_record_is_one_repeat_and_its_number_is_the_median_of_its_epochs():
     again = timed(GPU_93_ID, [1.10, 1.12], cudnn="9.3", repeat=1)
     rows = json.loads(render([*CPU, GPU_93[0], again], "json"))["cells"]
     assert len(rows) == 2
-    assert rows[1]["repeats"] == "2"
-    assert rows[1]["epoch s median (repeat range)"] == "1.06 (1.00-1.11)"  # repeats 1.00 and 1.11: median 1.055
-    assert rows[1]["first epoch s"] == "5.00 (5.00-5.00)"
+    assert rows[1]["repeats"] == 2
+    assert rows[1]["epoch_seconds_per_repeat"] == [1.0, 1.11] and rows[1]["epoch_seconds_median"] == pytest.approx(1.055)
+    assert rows[1]["first_epoch_seconds"] == [5.0, 5.0]
 
 
 def test_a_stalled_epoch_is_flagged_and_counted_and_the_verdict_stands():
     stalled = repeated(GPU_98_ID, 0.80, cudnn="9.8")
     stalled[2] = timed(GPU_98_ID, [0.79, 3.20, 0.80], cudnn="9.8", repeat=2)
     text = render(CPU + stalled)
-    rows = list(csv.DictReader(io.StringIO(render(CPU + stalled, "csv"))))
+    rows = wide_rows(CPU + stalled)
     assert [row["outlier epochs"] for row in rows] == ["0", "1"]
     assert rows[1]["speed-up"] == "12.50x (12.13-12.76) faster"  # the stalled repeat's median is still 0.80
     assert text.split("\n\n")[2].splitlines() == [OUTLIER_NOTE, f"- {GPU_98_ID}: repeat 3, epoch 3: 3.20 s"]
-    assert json.loads(render(CPU + stalled, "json"))["outlier_epochs"] == [f"- {GPU_98_ID}: repeat 3, epoch 3: 3.20 s"]
+    assert json.loads(render(CPU + stalled, "json"))["notes"]["outlier_epochs"] == [{"cell_id": GPU_98_ID, "repeat": 3, "epoch": 3, "seconds": 3.2}]
 
 
 def test_compare_judges_each_cell_as_the_report_does():
-    b = [timed(r.cell_id, [s / 2 for s in (e["seconds"] for e in r.measurement.epochs[1:])], "gpu", "9.3", r.repeat) for r in GPU_93]
+    b = [timed(r.cell_id, [s / 2 for s in (e.seconds for e in r.measurement.epochs[1:])], "gpu", "9.3", r.repeat) for r in GPU_93]
     report = json.loads(compare(GPU_93, b, "before", "after", "json"))
-    (compared,) = report["comparisons"]
-    assert (compared["question"], compared["baseline"], compared["other"]) == ("B vs A", f"before/{GPU_93_ID}", f"after/{GPU_93_ID}")
-    assert compared["verdict"] == "faster" and compared["ci_low"] < 2.0 < compared["ci_high"]
-    assert report["cells"][0]["B vs A"] == "2.00x (1.94-2.06) faster"
-    assert report["only_in"] == {"A": [], "B": []}
+    (compared,) = report["cells"]
+    assert list(compared) == COMPARE_KEYS and (report["schema_version"], report["run_a"], report["run_b"]) == (SCHEMA_VERSION, "before", "after")
+    assert compared["cell_id"] == GPU_93_ID and (compared["repeats_a"], compared["repeats_b"]) == (5, 5)
+    assert compared["verdict"] == "faster" and compared["ci_low"] < 2.0 < compared["ci_high"] and compared["ratio"] == pytest.approx(2.0)
+    assert (report["only_in_a"], report["only_in_b"]) == ([], [])
+    assert list(csv.DictReader(io.StringIO(compare(GPU_93, b, "before", "after", "csv"))))[0]["verdict"] == "faster"
 
 
 def test_markdown_and_plain_formats():
@@ -182,7 +218,7 @@ def test_synthetic_data_is_said_under_the_table():
 
 
 def test_the_chart_is_a_real_png_with_something_drawn(tmp_path):
-    path = plot(CPU + GPU_93 + GPU_98 + [timed("gpu-cuda12.6-cudnn9.5-tf2.21-dogs-vs-cats", [0.9], cudnn="9.5")], tmp_path / "epochs.png")
+    path = run_chart(analyze(CPU + GPU_93 + GPU_98 + [timed("gpu-cuda12.6-cudnn9.5-tf2.21-dogs-vs-cats", [0.9], cudnn="9.5")]), tmp_path / "epochs.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as image:
         assert image.width >= 800 and image.height >= 200
@@ -192,17 +228,17 @@ def test_the_chart_is_a_real_png_with_something_drawn(tmp_path):
 
 def test_a_chart_needs_a_measured_cell(tmp_path):
     with pytest.raises(UserError, match="no measured cell in this run"):
-        plot([record("cpu-x", "failed", "x")], tmp_path / "none.png")
+        run_chart(analyze([record("cpu-x", "failed", "x")]), tmp_path / "none.png")
 
 
 def test_a_failed_repeat_is_counted_and_a_resumed_skip_is_not():
     failed_repeat = record(GPU_93_ID, "failed", "the workload exited with code 137: Killed", kind="gpu", cudnn="9.3", cuda="12.6", repeat=1)
     skipped_before_resume = record(GPU_95_ID, "skipped", "no GPU here", kind="gpu", cudnn="9.5", cuda="12.6")
     rows = json.loads(render([*CPU, GPU_93[0], failed_repeat, skipped_before_resume, GPU_95[0]], "json"))
-    statuses = {row["cell"]: row["status"] for row in rows["cells"]}
+    statuses = {row["cell_id"]: row["status"] for row in rows["cells"]}
     assert statuses[GPU_93_ID] == "ok (1 of 2 failed)"
     assert statuses[GPU_95_ID] == "ok"
-    assert rows["not_measured"] == [f"- {GPU_93_ID}: ok (1 of 2 failed): the workload exited with code 137: Killed"]
+    assert rows["notes"]["not_measured"] == [{"status": "ok (1 of 2 failed)", "reason": "the workload exited with code 137: Killed", "cells": [GPU_93_ID]}]
 
 
 def test_cudnn_steps_compare_within_one_gpu_model_never_across_two():
@@ -225,7 +261,7 @@ def test_a_cell_that_waits_for_input_is_marked_input_bound_with_the_advice():
     section = text.split("Input-bound cells:")[1].split("\n\n")[0]
     assert "compare devices on `input: cached`, or raise parallel_calls" in section
     assert section.strip().splitlines()[1:] == ["- cpu-tf2.21-fast: 35% of each step waiting for input"]
-    assert json.loads(render([waiting("cpu-tf2.21-fast", 0.35)], "json"))["input_bound"] == ["- cpu-tf2.21-fast: 35% of each step waiting for input"]
+    assert json.loads(render([waiting("cpu-tf2.21-fast", 0.35)], "json"))["notes"]["input_bound"] == [{"cell_id": "cpu-tf2.21-fast", "input_wait_share": 0.35}]
 
 
 # --- telemetry: what the machine did, on constructed records ---------------------------------------
@@ -246,8 +282,8 @@ def observed(cell_id, seconds, gpus, kind="gpu", cudnn="9.3", repeat=0, applicat
     for number, entry in enumerate(data["epochs"], 1):
         entry["telemetry"] = {"samples": 8, "rss_bytes_max": 900 * 2**20, "process_peak_rss_bytes": (900 + number) * 2**20,
                               "children_peak_rss_bytes": 0, "cpu_seconds": 1.5, "cpu_utilisation": 0.4, "gpus": gpus(number)}
-    facts = [{"index": 0, "applications_sm_clock_mhz": applications[0], "default_applications_sm_clock_mhz": applications[1]}]
-    data["telemetry"] = {"interval_seconds": 0.25, "gpus": gpus(1) if isinstance(gpus(1), str) else facts, "sampler": {}}
+    facts = [gpu_run_facts(applications_sm_clock_mhz=applications[0], default_applications_sm_clock_mhz=applications[1])]
+    data["telemetry"] = run_telemetry(gpus(1) if isinstance(gpus(1), str) else facts)
     return dataclasses.replace(made, measurement=Measurement.from_dict(data))
 
 
@@ -258,14 +294,16 @@ NO_DRIVER = "not available: no NVIDIA driver (libnvidia-ml.so.1 not found)"
 def test_telemetry_adds_peak_memory_energy_and_images_per_joule_columns():
     cpu = [observed(CPU_ID, [10.0, 10.1, 9.9], lambda n: NO_DRIVER, kind="cpu", repeat=r) for r in range(2)]
     gpu = [observed(GPU_93_ID, [1.0, 1.01, 0.99], lambda n: [gpu_figures(energy=300.0 + n)], repeat=r) for r in range(2)]
-    rows = list(csv.DictReader(io.StringIO(render(cpu + gpu, "csv"))))
+    rows = wide_rows(cpu + gpu)
     assert list(rows[0]) == COLUMNS + ["peak RSS", "GPU memory peak", "GPU energy/epoch", "images/J"]
     assert [row["peak RSS"] for row in rows] == ["904 MiB", "904 MiB"]  # the highest of any epoch: the last, the 4th
     assert [row["GPU memory peak"] for row in rows] == ["-", "12.00 GiB"]
     assert [row["GPU energy/epoch"] for row in rows] == ["-", "303 J"]  # median of the timed epochs' 302, 303, 304 J
     assert rows[1]["images/J"] == "5.28"  # 2000/s x 0.8 s = 1600 images over 303 J
-    only_cpu = list(csv.DictReader(io.StringIO(render(cpu, "csv"))))
-    assert list(only_cpu[0]) == COLUMNS + ["peak RSS"]
+    numbers = list(csv.DictReader(io.StringIO(render(cpu + gpu, "csv"))))
+    assert [(row["peak_rss_bytes"], row["gpu_memory_bytes"]) for row in numbers] == [(str(904 * 2**20), ""), (str(904 * 2**20), str(12 * 2**30))]
+    assert float(numbers[1]["gpu_energy_joules_per_epoch"]) == 303.0 and round(float(numbers[1]["images_per_joule"]), 2) == 5.28
+    assert list(wide_rows(cpu)[0]) == COLUMNS + ["peak RSS"]
     assert "Telemetry" not in render(cpu)  # a CPU cell has no GPU to warn about
 
 
@@ -285,8 +323,9 @@ def test_throttling_in_timed_epochs_is_said_in_words_and_the_warm_up_is_not_judg
 
     records = [observed(GPU_93_ID, [1.0] * 5, hot), observed(GPU_93_ID, [1.0] * 5, capped, repeat=1)]
     report = json.loads(render(records, "json"))
-    assert report["telemetry_warnings"][0] == (
-        f"- {GPU_93_ID}: thermal throttling (hw_thermal_slowdown) in epochs 3-5 of repeat 1; "
+    assert report["notes"]["telemetry_warnings"][0]["subject"] == GPU_93_ID
+    assert report["notes"]["telemetry_warnings"][0]["message"] == (
+        "thermal throttling (hw_thermal_slowdown) in epochs 3-5 of repeat 1; "
         "power capping (sw_power_cap) in epoch 4 of repeat 2: its timing is not comparable.")
 
 
@@ -304,7 +343,7 @@ def test_clocks_that_moved_or_that_nothing_locked_are_warned_about_with_how_to_l
     moving = observed(GPU_93_ID, [1.0] * 4, lambda n: [gpu_figures(sm=(1755, 1980) if n == 3 else (1980, 1980))])
     steady = observed(GPU_95_ID, [1.0] * 4, STEADY_GPU, cudnn="9.5")
     locked = observed(GPU_98_ID, [1.0] * 4, lambda n: [gpu_figures(sm=(1500, 1500))], cudnn="9.8", applications=(1500, 1980))
-    lines = json.loads(render([moving, steady, locked], "json"))["telemetry_warnings"]
+    lines = render([moving, steady, locked]).split("\n\n")[-1].splitlines()[1:]
     assert lines == [
         f"- {GPU_93_ID}: SM clock moved between 1755 and 1980 MHz in timed epochs (more than 2% below its highest in epoch 3): "
         "clocks were not locked; lock them for comparable timings, e.g. `sudo nvidia-smi -lgc 1755,1755` (the lowest SM clock seen while busy).",
@@ -317,9 +356,9 @@ def test_clocks_that_moved_or_that_nothing_locked_are_warned_about_with_how_to_l
 
 def test_a_gpu_cell_without_gpu_figures_says_why_and_that_nothing_was_checked():
     blind = observed(GPU_93_ID, [1.0, 1.0], lambda n: "not available: the nvidia-ml-py package is not installed (import pynvml failed)")
-    assert json.loads(render([blind], "json"))["telemetry_warnings"] == [
-        f"- {GPU_93_ID}: no GPU telemetry (not available: the nvidia-ml-py package is not installed (import pynvml failed)): "
-        "its clocks and throttling were not checked."]
+    assert json.loads(render([blind], "json"))["notes"]["telemetry_warnings"] == [{"subject": GPU_93_ID, "message":
+        "no GPU telemetry (not available: the nvidia-ml-py package is not installed (import pynvml failed)): "
+        "its clocks and throttling were not checked."}]
     off = dataclasses.replace(blind, measurement=dataclasses.replace(blind.measurement, telemetry="off: CUDNN_MATRIX_TELEMETRY=off"))
     assert "no GPU telemetry (off: CUDNN_MATRIX_TELEMETRY=off)" in render([off])
 
@@ -329,9 +368,10 @@ def test_compare_shows_energy_beside_time_where_both_runs_have_it_and_each_runs_
     after = [observed(GPU_93_ID, [1.0] * 3, lambda n: [gpu_figures(energy=240.0, reasons=["sw_power_cap"])], repeat=r) for r in range(2)]
     report = json.loads(compare(before, after, "before", "after", "json"))
     row = report["cells"][0]
-    assert (row["A GPU energy/epoch"], row["B GPU energy/epoch"], row["energy B / A"]) == ("300 J", "240 J", "0.80")
-    assert report["telemetry_warnings"]["B"] == [
-        f"- {GPU_93_ID}: power capping (sw_power_cap) in epochs 2-4 of repeats 1-2: its timing is not comparable."]
+    assert (row["gpu_energy_joules_per_epoch_a"], row["gpu_energy_joules_per_epoch_b"], row["energy_ratio"]) == (300.0, 240.0, 0.8)
+    assert report["telemetry_warnings_b"] == [
+        {"subject": GPU_93_ID, "message": "power capping (sw_power_cap) in epochs 2-4 of repeats 1-2: its timing is not comparable."}]
+    assert "| 300 J                | 240 J                | 0.80" in compare(before, after, "before", "after")
     text = compare(before, after, "before", "after")
     assert "energy B / A below 1.00: B used less GPU energy per epoch." in text
     assert "\n\nB (after): telemetry, during timed epochs" in text

@@ -18,9 +18,10 @@ import site_runs
 from conftest import missing_part
 from fake_executor import FakeExecutor, fault_workloads
 from runner import cli, executors, records, report
+from runner.analysis import analyze
 from runner.errors import UserError
-from runner.site import STATE_FILE, publish, views
-from runner.site.views import file_name
+from runner.site import STATE_FILE, publish, snapshot, views
+from runner.site.snapshot import file_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 STORED = sorted(path.name for path in FIXTURES.iterdir())  # two schema-2 runs written by cudnn-matrix 0.1
@@ -159,11 +160,13 @@ def test_cells_not_measured_are_one_line_per_reason_not_rows(wide):
 
 
 def test_not_measured_groups_say_what_the_terminal_says(tmp_path):
-    view = views.run_view(views.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
+    folder = site_runs.wide_run(tmp_path)
+    view = views.run_view(snapshot.read(folder), report.MIN_EFFECT)
 
-    groups = views.not_measured_groups(view.results)
+    groups = views.report_parts(view)["not_measured"]
 
-    assert ["- " + group["line"] for group in groups] == report.not_measured(view.results)
+    terminal = report.render(records.load(folder)).split("Not measured:\n")[1].split("\n\n")[0].splitlines()
+    assert ["- " + group["line"] for group in groups] == terminal
     assert [(group["status"], len(group["cells"])) for group in groups] == [("excluded", 1), ("skipped", 8)]
 
 
@@ -181,7 +184,7 @@ def test_the_terminals_input_bound_throttling_and_synthetic_notes_are_on_the_pag
 
 
 def test_a_cuda_by_cudnn_grid_per_framework_build_marks_the_fastest(tmp_path):
-    view = views.run_view(views.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
+    view = views.run_view(snapshot.read(site_runs.wide_run(tmp_path)), report.MIN_EFFECT)
 
     grids = views.cudnn_grids(view)
 
@@ -192,7 +195,7 @@ def test_a_cuda_by_cudnn_grid_per_framework_build_marks_the_fastest(tmp_path):
     assert newest["fastest"] == site_runs.gpu_id("12.6", "9.8", "2.21")
     assert newest["baseline"]["cell_id"] == site_runs.CPU_ID
     best = newest["rows"][1]["squares"][2]
-    speedup = next(pair.comparison for pair in view.found if pair.question == "speed-up" and pair.other.cell_id == best["cell_id"])
+    speedup = next(pair.comparison for pair in view.analysis.pairs if pair.question == "speed-up" and pair.other.cell_id == best["cell_id"])
     result = next(result for result in view.results if result.cell_id == best["cell_id"])
     assert best["fastest"] and best["seconds"] == f"{result.timed.median:.2f}"
     assert (best["verdict"], best["speedup"]) == ("faster", f"{speedup.ratio:.2f}x faster")
@@ -380,6 +383,75 @@ def test_file_names_made_from_ids_stay_in_their_folder_and_apart():
     made = [file_name(text) for text in ("..", ".", "../x", "a/b", "a b", "a_b", "<script>", "", "-x", "é")]
     assert len(set(made)) == len(made)
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) and ".." not in name for name in made)
+
+
+# --- The site and the terminal say the same verdicts: both render one analysis; these tests read both outputs to check it.
+# On the stored runs and the constructed ones: every verdict of a run page's verdicts table is the one the text report
+# gives the same pair, in its tables (speed-ups) or its sentences (GPU vs CPU, cuDNN steps), and the page has every
+# sentence and every cell not measured, with its reason, that the terminal has.
+
+DEMO_RUNS = ("20261120-090000", "20261121-140000", "20261124-090000", "20261125-140000", "20261127-090000")  # site_runs.demo
+WORDS = {"faster": "faster", "slower": "slower", "no difference shown": "no_difference"}  # anything else: "needs N repeats"
+
+
+def verdict_of(words: str) -> str:
+    return WORDS.get(words, "no_difference")
+
+
+@pytest.fixture(scope="module")
+def runs(published, wide):
+    """(run id, its published page, its text report, its analysis) for the stored runs, the demo's and the wide one."""
+    pages = [(published.site.parent / "results" / run_id, published.site / "runs" / run_id / "index.html")
+             for run_id in [*STORED, *DEMO_RUNS]] + [(wide.parents[3] / "results" / site_runs.WIDE_RUN, wide)]
+    return [(folder.name, page.read_text(), report.render(records.load(folder)), analyze(records.load(folder))) for folder, page in pages]
+
+
+def terminal_verdicts(text: str) -> dict[tuple[str, str], str]:
+    """(cell, question) -> verdict: speed-ups from the narrow tables, GPU vs CPU from the sentences."""
+    found = {}
+    for table in re.finditer(r"^(\S+) \(speed-ups against \S+\):\n((?:\|.*\n?)+)", text, re.MULTILINE):
+        workload = table.group(1)
+        for line in table.group(2).splitlines()[2:]:
+            cell, _, _, _, words = (part.strip() for part in line.strip("|").split("|"))
+            if words != "-":
+                found[(f"{cell}-{workload}", "speed-up")] = verdict_of(words)
+    for gpu, words in re.findall(r"the GPU \((\S+)\) is [0-9.]+x the .*?: ([a-z ]+?)(?: \(not comparable.*)?\.$", text, re.MULTILINE):
+        found[(gpu, "GPU vs CPU")] = verdict_of(words)
+    return found
+
+
+def page_rows(page: str) -> list[tuple[str, str, str, str]]:
+    """The verdicts table's rows: (question, cell, baseline, verdict)."""
+    table = page.split('id="verdicts"')[1].split("</table>")[0] if "<h2>Verdicts</h2>" in page else ""
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"id\"><a [^>]+>([^<]+)</a>.*?verdict-([a-z_]+).*?<td class=\"id\"><a [^>]+>([^<]+)</a>",
+                      table, re.DOTALL)
+    return [(html.unescape(q), html.unescape(cell), html.unescape(baseline), verdict) for q, cell, verdict, baseline in rows]
+
+
+def test_every_run_page_gives_the_verdicts_the_text_report_gives(runs):
+    checked = 0
+    for run_id, page, text, _ in runs:
+        said = terminal_verdicts(text)
+        rows = page_rows(page)
+        for question, cell, _, verdict in rows:
+            if question in ("speed-up", "GPU vs CPU"):
+                assert said[(cell, question)] == verdict, (run_id, question, cell)
+                checked += 1
+        assert sorted(key for key in said) == sorted((cell, q) for q, cell, _, _ in rows if q in ("speed-up", "GPU vs CPU")), run_id
+        steps = [verdict for question, _, _, verdict in rows if question == "cuDNN step"]
+        sentences = [line for line in text.splitlines() if ": cuDNN " in line and " vs " in line]
+        assert [verdict_of(re.search(r": ([a-z ]+?)(?: \(not comparable.*)?\.$", line).group(1)) for line in sentences] == steps, run_id
+        checked += len(steps)
+    assert checked == 5 * 6 + 13  # the demo's five runs: 3 speed-ups, GPU vs CPU, 2 cuDNN steps each; the wide run's 8 + 1 + 4
+
+
+def test_every_run_page_has_the_terminals_sentences_and_not_measured_cells(runs):
+    for run_id, page, text, analysis in runs:
+        words = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+        for sentence in (line for line in text.splitlines() if line.startswith("dogs-vs-cats: ")):
+            assert sentence in html.unescape(page), (run_id, sentence)
+        for group in analysis.notes.not_measured:
+            assert group.reason in words and all(cell in words for cell in group.cells), (run_id, group)
 
 
 # In the browser: Debian's chromium, headless, opening the site from disk as a reader does.

@@ -11,7 +11,9 @@ import json
 
 import pytest
 
+import measurements
 from fake_executor import FakeExecutor, fault_workloads
+from measurements import epoch_telemetry, gpu_epoch, run_telemetry
 from runner import cli, records, session
 from runner.progress import Progress
 from runner.site import publish
@@ -31,9 +33,9 @@ CPU_CELL, GPU_CELL = "cpu-tf2.21-mnist", "gpu-cuda12.5-cudnn9.3-tf2.21-mnist"
 
 
 def epoch(seconds):
-    return {"seconds": seconds, "train_seconds": seconds * 0.8, "images_per_second": 64 / seconds, "input_wait_share": 0.01,
-            "telemetry": {"process": {"rss_bytes_max": 10**9}, "gpus": [{"index": 0, "sm_clock_mhz_min": 1400, "sm_clock_mhz_max": 1410,
-                                                                         "energy_joules": 50.0, "clock_event_reasons": []}]}}
+    gpu = gpu_epoch(sm_clock_mhz_min=1400, sm_clock_mhz_max=1410, energy_joules=50.0)
+    return measurements.epoch(seconds, images_per_second=64 / seconds, input_wait_share=0.01, logs={"loss": 0.5},
+                              telemetry=epoch_telemetry([gpu], rss_bytes_max=10**9))
 
 
 def good_record(cell_id, kind, seconds):
@@ -46,7 +48,7 @@ def good_record(cell_id, kind, seconds):
                    "data": {"kind": "synthetic", "train_images": 64, "validation_images": 32}, "warmup_epochs": 1,
                    "epochs": [epoch(seconds * 3), epoch(seconds), epoch(seconds * 1.1)],
                    "versions": {"python": "3.11.9", "tensorflow": "2.21.0", "keras": "3.15.1"}, "host": {}, "settings": {},
-                   "devices": [], "gpu": gpu, "telemetry": {"sampler": "on"}, "timeline": {"process_started": 1.0}}
+                   "devices": [], "gpu": gpu, "telemetry": run_telemetry(), "timeline": {"process_started": 1.0}}
     return {"cell_id": cell_id, "status": "ok", "reason": "", "axes": axes, "workload": "mnist", "executor": "docker",
             "environment": {"image": "cudnn-matrix/x:1", "image_id": "sha256:00", "base_image": "python:3.11-slim"},
             "started": "2026-01-01T00:00:00+00:00", "ended": "2026-01-01T00:01:00+00:00", "measurement": measurement,
@@ -64,7 +66,8 @@ PLACES = [(key,) for key in GPU if key != "schema"] + [("axes", key) for key in 
     ("measurement", "versions", "keras"), ("measurement", "epochs", 1), ("measurement", "epochs", 1, "input_wait_share"),
     ("measurement", "epochs", 1, "seconds"), ("measurement", "epochs", 1, "telemetry"), ("measurement", "epochs", 1, "telemetry", "gpus"),
     ("measurement", "epochs", 1, "telemetry", "gpus", 0), ("measurement", "epochs", 1, "telemetry", "gpus", 0, "index"),
-    ("measurement", "epochs", 1, "telemetry", "process"),
+    ("measurement", "epochs", 1, "telemetry", "rss_bytes_max"), ("measurement", "epochs", 1, "logs"), ("measurement", "epochs", 1, "logs", "loss"),
+    ("measurement", "telemetry", "sampler"), ("measurement", "telemetry", "gpus"),
     ("measurement", "model"), ("measurement", "convolution_ops"), ("measurement", "telemetry")]
 
 

@@ -8,17 +8,15 @@ cell never inherits one silently.
 """
 
 import os
-
-NAMES = {"tensorflow": "TensorFlow", "torch": "torch", "jax": "jax"}
 NOT_APPLICABLE = "not applicable"
 
 
 def before_import(job):
     """Environment variables that take effect only if set before the framework is imported."""
-    os.environ["KERAS_BACKEND"] = job.backend  # Keras defaults to TensorFlow, and fails to import without it
-    if job.backend == "tensorflow":
+    os.environ["KERAS_BACKEND"] = job.framework  # Keras defaults to TensorFlow, and fails to import without it
+    if job.framework == "tensorflow":
         os.environ["TF_CUDNN_USE_AUTOTUNE"] = "1" if job.conv_autotune else "0"
-    if job.backend == "jax":
+    if job.framework == "jax":
         # XLA's autotuner picks convolution algorithms by timing them, as cuDNN's benchmark mode does.
         level = 4 if job.conv_autotune else 0
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_gpu_autotune_level={level}").strip()
@@ -32,11 +30,11 @@ def jit_compile(job):
     XLA on where a GPU is); eager torch (Keras' own default there).
     """
     if job.jit_compile == "auto":
-        return job.backend == "jax"
+        return job.framework == "jax"
     return job.jit_compile == "on"
 
 
-def train_step(backend, model):
+def train_step(name, model):
     """How Keras runs the training step, read back from the compiled model: what the timings time."""
     if getattr(model, "run_eagerly", False):
         return "eager (run_eagerly)"
@@ -45,13 +43,13 @@ def train_step(backend, model):
         "jax": "XLA (jax.jit)" if compiled else "eager (jax op by op)",
         "tensorflow": "XLA (tf.function, jit_compile)" if compiled else "graph (tf.function)",
         "torch": "torch.compile" if compiled else "eager",
-    }[backend]
+    }[name]
 
 
-def import_framework(backend):
-    if backend == "tensorflow":
+def import_framework(name):
+    if name == "tensorflow":
         import tensorflow as framework
-    elif backend == "torch":
+    elif name == "torch":
         import torch as framework
     else:
         import jax as framework
@@ -60,7 +58,7 @@ def import_framework(backend):
 
 def configure(framework, job):
     """Apply the job's settings; returns them as they took effect, for the record."""
-    return {"tensorflow": _tensorflow, "torch": _torch, "jax": _jax}[job.backend](framework, job)
+    return {"tensorflow": _tensorflow, "torch": _torch, "jax": _jax}[job.framework](framework, job)
 
 
 def _tensorflow(tf, job):
@@ -111,46 +109,46 @@ def _jax(jax, job):
     }
 
 
-def gpus(backend, framework):
+def gpus(name, framework):
     """The GPUs the framework registered, by name."""
-    if backend == "tensorflow":
+    if name == "tensorflow":
         return [gpu.name for gpu in framework.config.list_physical_devices("GPU")]
-    if backend == "torch":
+    if name == "torch":
         cuda = framework.cuda
         return [cuda.get_device_name(i) for i in range(cuda.device_count())] if cuda.is_available() else []
     return [str(device) for device in framework.devices() if device.platform == "gpu"]
 
 
-def built_with(backend, framework):
+def built_with(name, framework):
     """The CUDA and cuDNN the framework was built against, as it says itself."""
-    if backend == "tensorflow":
+    if name == "tensorflow":
         build = framework.sysconfig.get_build_info()
         return {k: str(build.get(k, "")) for k in ("is_cuda_build", "cuda_version", "cudnn_version")}
-    if backend == "torch":
+    if name == "torch":
         return {"cuda_version": str(framework.version.cuda), "cudnn_version": str(framework.backends.cudnn.version())}
     import jaxlib
     return {"jaxlib": jaxlib.__version__}
 
 
-def synchronize(backend, framework):
+def synchronize(name, framework):
     """Wait for the GPU to finish what was queued, so that a clock read after it times finished work."""
-    if backend == "torch" and framework.cuda.is_available():
+    if name == "torch" and framework.cuda.is_available():
         framework.cuda.synchronize()
-    elif backend == "jax":
+    elif name == "jax":
         for array in framework.live_arrays():
             array.block_until_ready()
-    elif backend == "tensorflow" and hasattr(framework.test.experimental, "sync_devices") and gpus(backend, framework):
+    elif name == "tensorflow" and hasattr(framework.test.experimental, "sync_devices") and gpus(name, framework):
         framework.test.experimental.sync_devices()
 
 
-def convolution_ops(backend, framework, train_step):
+def convolution_ops(name, framework, train_step):
     """Which convolution implementation the framework really called for one training step (torch's profiler)."""
-    if backend != "torch":
+    if name != "torch":
         return f"{NOT_APPLICABLE} (recorded for torch)"
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if framework.cuda.is_available() else [])
     with profile(activities=activities) as profiled:
         train_step()
-        synchronize(backend, framework)
+        synchronize(name, framework)
     return sorted({event.key for event in profiled.key_averages() if "conv" in event.key.lower()})

@@ -12,7 +12,6 @@ import time
 STARTED = time.time()  # before any other import: the timeline's first stamp
 
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -22,6 +21,7 @@ import backends  # noqa: E402
 import contract  # noqa: E402
 import gpu_facts  # noqa: E402
 import models  # noqa: E402
+import machine  # noqa: E402
 import telemetry  # noqa: E402
 
 COMPUTE_STEPS = 10
@@ -93,19 +93,15 @@ def epoch_timer(keras, train_images, epochs_total, synchronize, timeline, sample
             synchronize()
             seconds = time.perf_counter() - self.started
             train_seconds = self.train_ended - self.started
-            entry = {
-                "seconds": seconds,
-                "train_seconds": train_seconds,
-                "images_per_second": train_images / train_seconds,
-                "steps": len(self.steps),
-                "step_seconds_median": statistics.median(self.steps),
-                "step_seconds_max": max(self.steps),
-            }
-            entry.update({k: float(v) for k, v in (logs or {}).items()})
-            if sampler:
-                entry["telemetry"] = sampler.end_epoch()
+            entry = contract.Epoch(
+                seconds=seconds, train_seconds=train_seconds, images_per_second=train_images / train_seconds,
+                steps=len(self.steps), step_seconds_median=statistics.median(self.steps), step_seconds_max=max(self.steps),
+                model_gflops_per_second=None, gflops_per_second=None, input_wait_share=None,  # with_rates, once the step's cost is known
+                logs={k: float(v) for k, v in (logs or {}).items()},
+                telemetry=sampler.end_epoch() if sampler else None,
+            )
             self.epochs.append(entry)
-            print(contract.epoch_line(epoch + 1, epochs_total, seconds, train_seconds, entry["images_per_second"]), flush=True)
+            print(contract.epoch_line(epoch + 1, epochs_total, seconds, train_seconds, entry.images_per_second), flush=True)
 
     return EpochTimer()
 
@@ -118,7 +114,7 @@ def main(argv):
     import pipelines
 
     backends.before_import(job)
-    framework = backends.import_framework(job.backend)
+    framework = backends.import_framework(job.framework)
     settings = backends.configure(framework, job)
     import keras
 
@@ -126,7 +122,7 @@ def main(argv):
     if job.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(pipelines.SEED)
-    name = backends.NAMES[job.backend]
+    name = contract.FRAMEWORKS[job.framework].title
     record = provenance(framework, keras, job, settings)
     if job.expect_gpu and not record["gpu"]["registered"]:
         # Checked before training: a GPU cell silently trained on the CPU would look like a slow GPU.
@@ -135,11 +131,11 @@ def main(argv):
     train, validation, train_count = inputs(framework, keras, job)
     timeline["inputs_ready"] = time.time()
     model = models.MODELS[job.model](keras, backends.jit_compile(job))
-    record["settings"].update(jit_compile=bool(model.jit_compile), train_step=backends.train_step(job.backend, model))
+    record["settings"].update(jit_compile=bool(model.jit_compile), train_step=backends.train_step(job.framework, model))
     train_step_calls = count_calls(model, "train_step")  # read when fit ends: the steps timed after it run it too
     timeline["model_built"] = time.time()
     sampler = telemetry.start(record["gpu"]["registered"])
-    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.backend, framework), timeline, sampler)
+    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.framework, framework), timeline, sampler)
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
     fit_train_step_calls = train_step_calls[0]
@@ -147,21 +143,26 @@ def main(argv):
     record["telemetry"] = sampler.stop() if sampler else telemetry.OFF
 
     flops = models.training_flops(model)
-    compute = compute_step_seconds(model, train, lambda: backends.synchronize(job.backend, framework))
-    for epoch in timer.epochs:
-        # The model's rate, from the median step, apart from the effective one, which includes waiting for input.
-        epoch["model_gflops_per_second"] = job.batch_size * flops / epoch["step_seconds_median"] / 1e9
-        epoch["gflops_per_second"] = epoch["images_per_second"] * flops / 1e9
-        epoch["input_wait_share"] = max(0.0, 1 - compute / epoch["step_seconds_median"])
-    record["epochs"] = timer.epochs
+    compute = compute_step_seconds(model, train, lambda: backends.synchronize(job.framework, framework))
+    record["epochs"] = [with_rates(epoch, job.batch_size, flops, compute) for epoch in timer.epochs]
     record["timeline"] = timeline
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": models.forward_flops(model),
                        "training_flops_per_image": flops, "compute_step_seconds": compute,
                        "train_step_python_calls": fit_train_step_calls}
-    record["convolution_ops"] = backends.convolution_ops(job.backend, framework, one_step(model, train))
-    record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.backend, framework), backends.built_with(job.backend, framework))
+    record["convolution_ops"] = backends.convolution_ops(job.framework, framework, one_step(model, train))
+    record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.framework, framework), backends.built_with(job.framework, framework))
     # Again after training: cuDNN is loaded only by the first convolution.
     finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"], name) if job.expect_gpu else None)
+
+
+def with_rates(epoch, batch_size, training_flops, compute_seconds):
+    """The epoch with its rates: the model's, from the median step, apart from the effective one, which includes waiting for input."""
+    return dataclasses.replace(
+        epoch,
+        model_gflops_per_second=batch_size * training_flops / epoch.step_seconds_median / 1e9,
+        gflops_per_second=epoch.images_per_second * training_flops / 1e9,
+        input_wait_share=max(0.0, 1 - compute_seconds / epoch.step_seconds_median),
+    )
 
 
 def inputs(framework, keras, job):
@@ -230,6 +231,7 @@ def one_step(model, train):
 
 
 def provenance(framework, keras, job, settings):
+    """The measurement's fields known before training, as keyword arguments of contract.Measurement."""
     import pipelines
 
     return {
@@ -241,12 +243,12 @@ def provenance(framework, keras, job, settings):
         "epochs": [],
         "versions": {
             "python": platform.python_version(),
-            job.backend: framework.__version__,
+            job.framework: framework.__version__,
             "keras": keras.__version__,
             "keras_backend": keras.backend.backend(),
         },
         "host": {
-            "cpu_model": contract.cpu_model(),
+            "cpu_model": machine.cpu_model(),
             "cpu_count": os.cpu_count(),
             "cpus_usable": len(os.sched_getaffinity(0)),
         },
@@ -264,17 +266,21 @@ def provenance(framework, keras, job, settings):
                 "prefetch_batches": job.pipeline.prefetch_batches,
             },
         },
-        "devices": backends.gpus(job.backend, framework),
-        "gpu": gpu_facts.gpu_facts(backends.gpus(job.backend, framework), backends.built_with(job.backend, framework)),
+        "devices": backends.gpus(job.framework, framework),
+        "gpu": gpu_facts.gpu_facts(backends.gpus(job.framework, framework), backends.built_with(job.framework, framework)),
     }
+
+
+def record_line(record, failure):
+    """The line the runner reads: the measurement, built through the contract so that a field it does not know fails here."""
+    return contract.RECORD_PREFIX + contract.Measurement(**record, failure=failure).to_json()
 
 
 def finish(record, failure):
     """Print the record; a failed check is part of it and makes the exit status non-zero."""
     if failure:
-        record["failure"] = failure
         print(f"FAILED: {failure}", flush=True)
-    print(contract.RECORD_PREFIX + json.dumps(record), flush=True)
+    print(record_line(record, failure), flush=True)
     sys.exit(3 if failure else 0)
 
 

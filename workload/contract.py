@@ -12,18 +12,26 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import re
-import signal
-import threading
 from dataclasses import MISSING, asdict, dataclass, fields
 
-JOB_SCHEMA = 3  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off
-MEASUREMENT_SCHEMA = 1
+JOB_SCHEMA = 4  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework
+# 2: typed epochs (Keras' figures under "logs") and telemetry; the runner reads 1 too (runner/older_schemas.py converts it)
+MEASUREMENT_SCHEMA = 2
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
 
 MODELS = ("dogs-vs-cats", "mnist")
-BACKENDS = ("tensorflow", "torch", "jax")  # Keras 3 backends; TensorFlow also runs Keras 2
+
+
+@dataclass(frozen=True)
+class Framework:
+    title: str  # as people write it: TensorFlow
+    short: str  # as cell and environment ids write it: tf
+
+
+# The frameworks Keras runs on (Keras 3's backends; TensorFlow also runs Keras 2): the cells' `framework` axis.
+# The one table of their names: the matrix, the compatibility table, the job spec and the workload read it.
+FRAMEWORKS = {"tensorflow": Framework("TensorFlow", "tf"), "torch": Framework("torch", "torch"), "jax": Framework("jax", "jax")}
 PRECISIONS = ("fp32", "tf32", "bf16")
 # auto: as Keras runs each backend by default (XLA on jax, a traced graph on TensorFlow, eager torch); on/off force it.
 JIT_COMPILE = ("auto", "on", "off")
@@ -63,32 +71,6 @@ def epoch_line(number: int, total: int, seconds: float, train_seconds: float, im
     return f"epoch {number}/{total}: {seconds:.2f} s (training {train_seconds:.2f} s, {images_per_second:.0f} images/s)"
 
 
-def start_deaf_to_signals(thread: threading.Thread) -> None:
-    """Start a helper thread that never receives SIGINT/SIGTERM (threads inherit the signal mask).
-
-    The kernel may hand a process's signal to any thread that does not block it; delivered to a
-    helper (the runner's time-limit timer, the workload's telemetry sampler), it would leave the
-    main thread asleep, and Ctrl-C would seem ignored.
-    """
-    stopping = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
-    try:
-        thread.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 class ContractError(ValueError):
     """A job spec or measurement that does not keep the contract; the message names the key."""
 
@@ -108,7 +90,7 @@ class JobSpec:
     """Everything one run of the workload needs to know; nothing has a default on either side."""
 
     cell_id: str
-    backend: str  # the Keras backend: tensorflow, torch or jax
+    framework: str  # one of FRAMEWORKS: what Keras runs on
     model: str
     data_dir: str
     epochs: int
@@ -123,7 +105,7 @@ class JobSpec:
     pipeline: Pipeline
     loader: str  # tfdata or python
     precision: str  # fp32, tf32 or bf16
-    cudnn: bool  # false: convolutions without cuDNN, where the backend has a switch (torch)
+    cudnn: bool  # false: convolutions without cuDNN, where the framework has a switch (torch)
     conv_autotune: bool
     expect_gpu: bool
     expect_cudnn: str  # "major.minor" the loaded cuDNN must have, or "" for no check
@@ -134,25 +116,116 @@ class JobSpec:
     @classmethod
     def from_json(cls, text: str) -> "JobSpec":
         data = _object(text, "job spec")
-        if data.pop("schema", None) != JOB_SCHEMA:
-            raise ContractError(f"job spec: expected schema {JOB_SCHEMA}: the runner and the workload are from different versions")
-        pipeline = _typed(Pipeline, data.pop("pipeline", None), "job spec: pipeline")
-        job = _typed(cls, {**data, "pipeline": pipeline}, "job spec")
+        schema = data.pop("schema", None)
+        if schema != JOB_SCHEMA:
+            raise ContractError(f"job spec: expected schema {JOB_SCHEMA}, got {schema!r}: the runner and the workload are from "
+                                "different versions (rebuild the environment, or run the runner the workload came with)")
+        job = _typed(cls, data, "job spec")
         _check_job(job)
         return job
 
 
 def _check_job(job: JobSpec) -> None:
-    for key, allowed in (("backend", BACKENDS), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
+    for key, allowed in (("framework", tuple(FRAMEWORKS)), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
                           ("jit_compile", JIT_COMPILE)):
         if getattr(job, key) not in allowed:
             raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
     if job.pipeline.input not in INPUTS:
         raise ContractError(f"job spec: pipeline.input: expected one of {', '.join(INPUTS)}, got {job.pipeline.input!r}")
-    if job.loader == "tfdata" and job.backend != "tensorflow":
-        raise ContractError(f"job spec: loader: tf.data needs the tensorflow backend, not {job.backend}")
+    if job.loader == "tfdata" and job.framework != "tensorflow":
+        raise ContractError(f"job spec: loader: tf.data needs the tensorflow framework, not {job.framework}")
     if not 1 <= job.warmup_epochs < job.epochs:
         raise ContractError(f"job spec: epochs: expected more than warmup_epochs ({job.warmup_epochs}), so that some are timed")
+
+
+@dataclass(frozen=True)
+class GpuEpoch:
+    """One GPU over one epoch, from the sampler's reads (workload/telemetry.py's gpu_summary).
+
+    A figure NVML could not give is a string beginning NOT_AVAILABLE that says why, never a zero.
+    """
+
+    index: int  # NVML's index of the GPU
+    samples: int
+    busy_samples: int  # samples whose clocks were not low for idleness: the clock figures come from these
+    energy_joules: float | str
+    energy_source: str  # "counter", "power samples", or NOT_AVAILABLE
+    power_watts_mean: float | str
+    power_watts_max: float | str
+    sm_clock_mhz_min: float | str
+    sm_clock_mhz_max: float | str
+    memory_clock_mhz_min: float | str
+    memory_clock_mhz_max: float | str
+    temperature_c_max: float | str
+    utilisation_percent_mean: float | str
+    memory_used_bytes_max: float | str
+    clock_event_reasons: list[str] | str  # names from CLOCK_EVENT_REASONS seen in any sample
+
+
+@dataclass(frozen=True)
+class EpochTelemetry:
+    """What the machine did during one epoch: this process's memory and CPU, and its GPUs'."""
+
+    samples: int
+    rss_bytes_max: int | str  # the highest resident memory sampled
+    process_peak_rss_bytes: int | str  # the kernel's high-water mark (VmHWM) since the process started
+    children_peak_rss_bytes: int
+    cpu_seconds: float  # CPU time the process used in the epoch, all threads
+    cpu_utilisation: float | str  # cpu_seconds over the epoch's wall time and the usable cores
+    gpus: list[GpuEpoch] | str  # a string says why there are none ("not available: ...")
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One epoch as the workload's timer saw it; the first warmup_epochs of a measurement are not timed."""
+
+    seconds: float  # wall time of the whole epoch, training and validation
+    train_seconds: float
+    images_per_second: float  # training images over train_seconds
+    steps: int | None  # None: a schema-1 measurement without the figure
+    step_seconds_median: float | None
+    step_seconds_max: float | None
+    model_gflops_per_second: float | None  # the model's rate, from the median step
+    gflops_per_second: float | None  # the effective rate, waiting for input included
+    input_wait_share: float | None  # the share of the median step spent waiting for input
+    logs: dict[str, float]  # what Keras logged for the epoch: loss, accuracy, val_loss, val_accuracy
+    telemetry: EpochTelemetry | None  # None: run without the sampler
+
+
+@dataclass(frozen=True)
+class GpuFacts:
+    """What one GPU is and how it was set, asked once per run; a figure NVML could not give says why, as text."""
+
+    index: int
+    name: str
+    uuid: str
+    power_limit_watts: float | str
+    max_sm_clock_mhz: float | str
+    max_memory_clock_mhz: float | str
+    applications_sm_clock_mhz: float | str  # set apart from the default: clocks are locked
+    default_applications_sm_clock_mhz: float | str
+    energy_counter: bool | str  # True, or why the GPU has none
+    not_sampled: dict[str, str]  # figures this GPU does not answer, each with why
+
+
+@dataclass(frozen=True)
+class SamplerCost:
+    """What sampling cost the run: the figure that says the telemetry did not change the timings."""
+
+    samples: int
+    cpu_seconds: float
+    cpu_share: float  # cpu_seconds over the run's wall time
+
+
+@dataclass(frozen=True)
+class RunTelemetry:
+    """What the machine had for the whole run, and what the sampler cost."""
+
+    interval_seconds: float
+    cpus_usable: int
+    memory_limit_bytes: int | str  # the cgroup's limit, or why there is none ("none: ...")
+    gpus: list[GpuFacts] | str  # a string says why there are none
+    sampler: SamplerCost
 
 
 @dataclass(frozen=True)
@@ -164,7 +237,7 @@ class Measurement:
     workload: str  # the model trained
     data: dict
     warmup_epochs: int
-    epochs: list  # one dict per epoch: seconds, train_seconds, images_per_second, steps, ... and the Keras logs
+    epochs: list[Epoch]
     versions: dict
     host: dict
     settings: dict
@@ -172,12 +245,15 @@ class Measurement:
     gpu: dict
     model: dict | None = None  # parameters and FLOPs, once the model was built
     convolution_ops: list | str | None = None  # what the framework called for convolutions (torch's profiler)
-    # What the machine had and the sampler cost (workload/telemetry.py); per-epoch figures are in each epoch's
-    # "telemetry". A string says why there is none ("off: ..."); None: a workload older than telemetry.
-    telemetry: dict | str | None = None
+    # The run's telemetry (workload/telemetry.py; each epoch has its own). A string says why there is none
+    # ("off: ..."); None: a workload older than telemetry.
+    telemetry: RunTelemetry | str | None = None
     failure: str | None = None
     # time.time() stamps of the workload's stages (TIMELINE), to set against the runner's launch time (bench/)
     timeline: dict | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> "Measurement":
@@ -190,7 +266,7 @@ class Measurement:
                                 "the workload in the environment and this runner are from different versions")
         measurement = _typed(cls, data, "measurement")
         for number, epoch in enumerate(measurement.epochs, 1):
-            if not isinstance(epoch, dict) or not all(finite(epoch.get(key)) and 0 < epoch[key] <= most for key, most in EPOCH_BOUNDS.items()):
+            if not all(0 < getattr(epoch, key) <= most for key, most in EPOCH_BOUNDS.items()):
                 raise ContractError(f"measurement: epochs[{number}]: expected seconds and train_seconds above 0 and at most a week, "
                                     "images_per_second above 0 and at most a billion")
         return measurement
@@ -200,9 +276,8 @@ class Measurement:
 EPOCH_BOUNDS = {"seconds": 7 * 24 * 3600, "train_seconds": 7 * 24 * 3600, "images_per_second": 10**9}
 
 
-_TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list, "Pipeline": Pipeline,
-          "dict | None": (dict, type(None)), "str | None": (str, type(None)), "list | str | None": (list, str, type(None)),
-          "dict | str | None": (dict, str, type(None))}
+_SIMPLE = {"str": str, "bool": bool, "dict": dict, "list": list, "None": type(None)}
+_OBJECTS = {cls.__name__: cls for cls in (Pipeline, GpuEpoch, EpochTelemetry, Epoch, GpuFacts, SamplerCost, RunTelemetry)}
 
 
 def _object(text: str, what: str) -> dict:
@@ -216,22 +291,41 @@ def _object(text: str, what: str) -> dict:
 
 
 def _typed(cls, data, where: str):
-    """cls(**data), with every field present, of its declared type, and nothing else."""
+    """cls(**data), with every field present, of its declared type (objects within built too), and nothing else."""
     if not isinstance(data, dict):
         raise ContractError(f"{where}: expected an object")
     declared = {field.name: field for field in fields(cls)}
     unknown = sorted(set(data) - set(declared))
     if unknown:
         raise ContractError(f"{where}: unknown key {unknown[0]!r}")
+    values = {}
     for name, field in declared.items():
-        if name not in data:
-            if field.default is not MISSING:  # a field with a default may be left out
-                continue
+        if name in data:
+            values[name] = _value(field.type, data[name], f"{where}: {name}")
+        elif field.default is MISSING:  # a field with a default may be left out
             raise ContractError(f"{where}: {name}: missing")
-        value, expected = data[name], _TYPES[field.type]
-        if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
-            raise ContractError(f"{where}: {name}: expected {field.type}, got {value!r}"[:300])
-    return cls(**data)
+    return cls(**values)
+
+
+def _value(declared: str, value, where: str):
+    """`value` as the declared type ("float | str", "list[Epoch]", ...); a ContractError naming `where` if it is not one."""
+    for option in declared.split(" | "):
+        if option in _OBJECTS and isinstance(value, dict):
+            return _typed(_OBJECTS[option], value, where)
+        if option.startswith("list[") and isinstance(value, (list, tuple)):
+            item = option[len("list["):-1]
+            return [_value(item, element, f"{where}[{number}]") for number, element in enumerate(value, 1)]
+        if option == "dict[str, float]" and isinstance(value, dict) and all(isinstance(key, str) and finite(v) for key, v in value.items()):
+            return value
+        if option == "dict[str, str]" and isinstance(value, dict) and all(isinstance(key, str) and isinstance(v, str) for key, v in value.items()):
+            return value
+        if option == "int" and isinstance(value, int) and finite(value):  # finite: not a bool, nor too large for a float
+            return value
+        if option == "float" and finite(value):
+            return value
+        if option in _SIMPLE and isinstance(value, _SIMPLE[option]):
+            return value
+    raise ContractError(f"{where}: expected {declared}, got {value!r}"[:300])
 
 
 def finite(value) -> bool:

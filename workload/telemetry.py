@@ -18,7 +18,9 @@ import threading
 import time
 from statistics import fmean
 
-from contract import CLOCK_EVENT_REASONS, NOT_AVAILABLE, TELEMETRY_SWITCH, start_deaf_to_signals
+from contract import (CLOCK_EVENT_REASONS, NOT_AVAILABLE, TELEMETRY_SWITCH, EpochTelemetry, GpuEpoch, GpuFacts, RunTelemetry,
+                      SamplerCost)
+from threads import start_deaf_to_signals
 
 INTERVAL_SECONDS = 0.25  # 4 reads a second: the cost is measured in every record ("sampler") and in bench/
 OFF = f"off: {TELEMETRY_SWITCH}=off"
@@ -230,20 +232,18 @@ class Device:
             return self.ask(lambda: getattr(nvml, old_name)(handle, CLOCK_SM)) if isinstance(answer, str) else answer
 
         limit = self.ask(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle))
-        facts = {
-            "index": self.index,
-            "name": self.ask(lambda: nvml.nvmlDeviceGetName(handle)),
-            "uuid": self.ask(lambda: nvml.nvmlDeviceGetUUID(handle)),
-            "power_limit_watts": limit if isinstance(limit, str) else limit / 1000,
-            "max_sm_clock_mhz": self.ask(lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, CLOCK_SM)),
-            "max_memory_clock_mhz": self.ask(lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, CLOCK_MEM)),
-            "applications_sm_clock_mhz": clock(CLOCK_ID_APP_TARGET, "nvmlDeviceGetApplicationsClock"),
-            "default_applications_sm_clock_mhz": clock(CLOCK_ID_APP_DEFAULT, "nvmlDeviceGetDefaultApplicationsClock"),
-            "energy_counter": True if not isinstance(self.energy_counter, str) else self.energy_counter,
-        }
-        if self.missing:
-            facts["not_sampled"] = dict(self.missing)
-        return facts
+        return GpuFacts(
+            index=self.index,
+            name=self.ask(lambda: nvml.nvmlDeviceGetName(handle)),
+            uuid=self.ask(lambda: nvml.nvmlDeviceGetUUID(handle)),
+            power_limit_watts=limit if isinstance(limit, str) else limit / 1000,
+            max_sm_clock_mhz=self.ask(lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, CLOCK_SM)),
+            max_memory_clock_mhz=self.ask(lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, CLOCK_MEM)),
+            applications_sm_clock_mhz=clock(CLOCK_ID_APP_TARGET, "nvmlDeviceGetApplicationsClock"),
+            default_applications_sm_clock_mhz=clock(CLOCK_ID_APP_DEFAULT, "nvmlDeviceGetDefaultApplicationsClock"),
+            energy_counter=True if not isinstance(self.energy_counter, str) else self.energy_counter,
+            not_sampled=dict(self.missing),
+        )
 
 
 # --- the sampler ---------------------------------------------------------------------------
@@ -315,19 +315,15 @@ class Sampler:
         wall = ended - epoch["started"]
         rss = [value for value in epoch["rss"] if value is not None]
         used = cpu - epoch["cpu"]
-        summary = {
-            "samples": len(epoch["rss"]),
-            "rss_bytes_max": max(rss) if rss else f"{NOT_AVAILABLE}: {self.process.proc}/statm could not be read",
+        return EpochTelemetry(
+            samples=len(epoch["rss"]),
+            rss_bytes_max=max(rss) if rss else f"{NOT_AVAILABLE}: {self.process.proc}/statm could not be read",
             **self.process.peaks(),
-            "cpu_seconds": used,
-            "cpu_utilisation": used / (wall * self.process.cores) if wall > 0 else f"{NOT_AVAILABLE}: no time passed",
-        }
-        if isinstance(self.gpus, str):
-            summary["gpus"] = self.gpus
-        else:
-            summary["gpus"] = [gpu_summary(device, epoch["gpus"][device.index], epoch["energy"][device.index], energy[device.index])
-                               for device in self.gpus]
-        return summary
+            cpu_seconds=used,
+            cpu_utilisation=used / (wall * self.process.cores) if wall > 0 else f"{NOT_AVAILABLE}: no time passed",
+            gpus=self.gpus if isinstance(self.gpus, str) else
+            [gpu_summary(device, epoch["gpus"][device.index], epoch["energy"][device.index], energy[device.index]) for device in self.gpus],
+        )
 
     def stop(self):
         """End the thread (and NVML); what the run had and what sampling cost, for the measurement."""
@@ -340,13 +336,10 @@ class Sampler:
                 self.gpus[0].nvml.nvmlShutdown()
             except self.gpus[0].failures:
                 pass
-        return {
-            "interval_seconds": self.interval,
-            "cpus_usable": self.process.cores,
-            "memory_limit_bytes": memory_limit(),
-            "gpus": gpus,
-            "sampler": {"samples": self._samples, "cpu_seconds": self._cost, "cpu_share": self._cost / wall if wall > 0 else 0.0},
-        }
+        return RunTelemetry(
+            interval_seconds=self.interval, cpus_usable=self.process.cores, memory_limit_bytes=memory_limit(), gpus=gpus,
+            sampler=SamplerCost(samples=self._samples, cpu_seconds=self._cost, cpu_share=self._cost / wall if wall > 0 else 0.0),
+        )
 
 
 def gpu_summary(device, samples, energy_begin, energy_end):
@@ -361,29 +354,25 @@ def gpu_summary(device, samples, energy_begin, energy_end):
         return combine(seen) * scale if seen else f"{NOT_AVAILABLE}: {empty}"
 
     idle = "the GPU was idle in every sample"
-    summary = {
-        "index": device.index,
-        "samples": len(values),
-        "busy_samples": len(busy),
+    seen = 0
+    for sample in values:
+        seen |= sample.get("reasons", 0)
+    return GpuEpoch(
+        index=device.index,
+        samples=len(values),
+        busy_samples=len(busy),
         **_energy(device, samples, energy_begin, energy_end),
-        "power_watts_mean": figure("power_milliwatts", fmean, scale=1 / 1000),
-        "power_watts_max": figure("power_milliwatts", max, scale=1 / 1000),
-        "sm_clock_mhz_min": figure("sm_clock_mhz", min, busy, empty=idle),
-        "sm_clock_mhz_max": figure("sm_clock_mhz", max, busy, empty=idle),
-        "memory_clock_mhz_min": figure("memory_clock_mhz", min, busy, empty=idle),
-        "memory_clock_mhz_max": figure("memory_clock_mhz", max, busy, empty=idle),
-        "temperature_c_max": figure("temperature_c", max),
-        "utilisation_percent_mean": figure("utilisation_percent", fmean),
-        "memory_used_bytes_max": figure("memory_used_bytes", max),
-    }
-    if "reasons" in device.missing:
-        summary["clock_event_reasons"] = device.missing["reasons"]
-    else:
-        seen = 0
-        for sample in values:
-            seen |= sample.get("reasons", 0)
-        summary["clock_event_reasons"] = reason_names(seen)
-    return summary
+        power_watts_mean=figure("power_milliwatts", fmean, scale=1 / 1000),
+        power_watts_max=figure("power_milliwatts", max, scale=1 / 1000),
+        sm_clock_mhz_min=figure("sm_clock_mhz", min, busy, empty=idle),
+        sm_clock_mhz_max=figure("sm_clock_mhz", max, busy, empty=idle),
+        memory_clock_mhz_min=figure("memory_clock_mhz", min, busy, empty=idle),
+        memory_clock_mhz_max=figure("memory_clock_mhz", max, busy, empty=idle),
+        temperature_c_max=figure("temperature_c", max),
+        utilisation_percent_mean=figure("utilisation_percent", fmean),
+        memory_used_bytes_max=figure("memory_used_bytes", max),
+        clock_event_reasons=device.missing.get("reasons") or reason_names(seen),
+    )
 
 
 def _energy(device, samples, begin, end):

@@ -25,7 +25,8 @@ from runner.host import NVIDIA_SMI_QUERY, parse_gpus
 from runner.executors.docker_images import LABEL_PREFIX
 from runner.outcome import RawRun
 from runner.progress import Progress
-from workload.contract import RECORD_PREFIX, JobSpec, start_deaf_to_signals
+from workload.contract import RECORD_PREFIX, JobSpec
+from workload.threads import start_deaf_to_signals
 
 DATA_MOUNT = "/data"
 BENCH_UID = 10001  # the unprivileged user the Dockerfiles create

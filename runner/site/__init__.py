@@ -37,7 +37,8 @@ from typing import Callable, Iterator
 
 from runner import __version__
 from runner.errors import UserError
-from runner.site import charts, history, views
+from runner import report
+from runner.site import charts, history, snapshot, views
 from runner.stats import MIN_EFFECT, Comparison, compare_repeats
 
 STATE_FILE = ".publish-state.json"
@@ -67,7 +68,7 @@ class Published:
 
 def publish(results_dir: Path, site_dir: Path, min_effect: float = MIN_EFFECT, say: Callable[[str], None] = lambda line: None) -> Published:
     """Write (or bring up to date) the site for every run under results_dir."""
-    folders = views.run_folders(results_dir)
+    folders = snapshot.run_folders(results_dir)
     _claim(site_dir)
     try:
         with _locked(site_dir):
@@ -94,12 +95,12 @@ def _locked(site: Path) -> Iterator[None]:
 
 
 def fingerprint(min_effect: float) -> str:
-    """What every page depends on besides the runs: this code, its templates, report.py and stats.py, and --min-effect."""
-    from runner import records, report, stats
+    """What every page depends on besides the runs: this code, its templates, the analysis, report and statistics, and --min-effect."""
+    from runner import analysis, records, stats, telemetry
 
     digest = hashlib.sha256(f"{STATE_FORMAT} {__version__} {min_effect!r}".encode())
     sources = sorted(path for path in PACKAGE.rglob("*") if path.is_file() and path.suffix in (".py", ".html", ".css", ".js"))
-    for path in [*sources, *(Path(module.__file__) for module in (records, report, stats))]:
+    for path in [*sources, *(Path(module.__file__) for module in (analysis, records, report, stats, telemetry))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -127,27 +128,27 @@ def _publish(results_dir: Path, folders: list[Path], site: Path, min_effect: flo
     rendered, unchanged, live, unreadable, runs = [], [], [], [], []
     for folder in folders:
         try:
-            snapshot = views.read(folder)
+            read = snapshot.read(folder)
         except OSError as error:  # removed or unreadable since the folder was listed
             say(f"warning: {folder}: left out: {error.strerror or error}")
             continue
-        kept = previous["runs"].get(snapshot.run_id)
-        page = pages.run_folder(snapshot.run_id) / "index.html"
-        if (isinstance(kept, dict) and kept.get("key") == snapshot.key and kept.get("live") == snapshot.live and page.is_file()
+        kept = previous["runs"].get(read.run_id)
+        page = pages.run_folder(read.run_id) / "index.html"
+        if (isinstance(kept, dict) and kept.get("key") == read.key and kept.get("live") == read.live and page.is_file()
                 and isinstance(kept.get("summary"), dict) and isinstance(kept.get("points"), list)):
             entry = kept
-            unchanged.append(snapshot.run_id)
+            unchanged.append(read.run_id)
         else:
-            view = views.run_view(snapshot, min_effect)
-            entry = {"key": snapshot.key, "live": snapshot.live, **pages.run(view)}
-            rendered.append(snapshot.run_id)
-            say(f"rendered {snapshot.run_id}: {len(view.results)} cell(s)" + (" (in progress)" if views.is_running(snapshot) else ""))
-        state["runs"][snapshot.run_id] = entry
+            view = views.run_view(read, min_effect)
+            entry = {"key": read.key, "live": read.live, **pages.run(view)}
+            rendered.append(read.run_id)
+            say(f"rendered {read.run_id}: {len(view.results)} cell(s)" + (" (in progress)" if snapshot.is_running(read) else ""))
+        state["runs"][read.run_id] = entry
         runs.append((entry["summary"], entry["points"]))
         if entry["summary"]["state"] == "in-progress":
-            live.append(snapshot.run_id)
+            live.append(read.run_id)
         if entry["summary"]["problem"]:
-            unreadable.append(snapshot.run_id)
+            unreadable.append(read.run_id)
     removed = tuple(run_id for run_id in previous["runs"] if run_id not in state["runs"])
     pages.remove_stale_runs(state["runs"])
 
@@ -196,7 +197,7 @@ class Pages:
         # Autoescape on everything: cell ids, reasons and log tails come from results files anyone may have edited.
         self.templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                                      trim_blocks=True, lstrip_blocks=True)
-        self.templates.globals.update(version=__version__, file_name=views.file_name)
+        self.templates.globals.update(version=__version__, file_name=snapshot.file_name)
 
     def _render(self, path: Path, template: str, **context) -> None:
         _write_text(path, self.templates.get_template(template).render(**context))
@@ -210,7 +211,7 @@ class Pages:
                 _write_bytes(target, source.read_bytes())
 
     def run_folder(self, run_id: str) -> Path:
-        return self.site / "runs" / views.file_name(run_id)
+        return self.site / "runs" / snapshot.file_name(run_id)
 
     def run(self, view: views.RunView) -> dict:
         """A run's pages, made beside the old ones and swapped in; its summary and cell points for the other pages."""
@@ -221,13 +222,13 @@ class Pages:
         (work / "cells").mkdir(parents=True)
         summary = views.summary(view, f"runs/{final.name}/")
         chart = None
-        if any(result.timed for result in view.results):
-            chart = charts.run_chart(view.results, view.chosen, view.found, view.min_effect, work / RUN_CHART).name
+        if view.analysis.measured:
+            chart = charts.run_chart(view.analysis, work / RUN_CHART).name
         grouped = views.by_cell(view.records)
         parts = views.report_parts(view)
         rows = {row[parts["columns"][0]]: row for row in parts["rows"]}
         for result in view.results:
-            self._render(work / "cells" / f"{views.file_name(result.cell_id)}.html", "cell.html", root="../../../", run=summary,
+            self._render(work / "cells" / f"{snapshot.file_name(result.cell_id)}.html", "cell.html", root="../../../", run=summary,
                          cell=_cell_context(view, result, grouped[result.cell_id], rows.get(result.cell_id, {})))
         self._render(work / "index.html", "run.html", root="../../", run=summary, run_facts=views.manifest_facts(view), report=parts,
                      chart=chart, notes=view.notes, measured=[r.cell_id for r in view.results if r.timed],
@@ -244,7 +245,7 @@ class Pages:
 
     def remove_stale_runs(self, kept: dict) -> None:
         """Pages of runs no longer under the results folder, and what a stopped publish left half made."""
-        names = {views.file_name(run_id) for run_id in kept}
+        names = {snapshot.file_name(run_id) for run_id in kept}
         folder = self.site / "runs"
         for entry in folder.iterdir() if folder.is_dir() else ():
             if entry.name in names:
@@ -261,9 +262,9 @@ class Pages:
         made, charted = {"index.html"}, []
         listing = []
         for cell_id, found in sorted(steps.items()):
-            name = views.file_name(cell_id)
-            lines = [(host, [(views.when(s.run["started"]), s.point["median"], s.point["low"], s.point["high"], history.annotation(s))
-                             for s in host_steps if views.when(s.run["started"])])
+            name = snapshot.file_name(cell_id)
+            lines = [(host, [(snapshot.when(s.run["started"]), s.point["median"], s.point["low"], s.point["high"], history.annotation(s))
+                             for s in host_steps if snapshot.when(s.run["started"])])
                      for host, host_steps in history.series(found)]
             lines = [(host, points) for host, points in lines if points]
             chart = None
@@ -328,8 +329,8 @@ def _cell_context(view: views.RunView, result, group: list, row: dict) -> dict:
         "data": m.data if m else {},
         "model": (m.model or {}) if m else {},
         "process": m.host if m else {},
-        "outliers": result.outlier_epochs,
-        "comparisons": [views.comparison_row(pair) for pair in view.found if result.cell_id in (pair.baseline.cell_id, pair.other.cell_id)],
+        "outliers": [report.outlier_words(outlier) for outlier in result.outlier_epochs],
+        "comparisons": [views.comparison_row(pair) for pair in view.analysis.pairs if result.cell_id in (pair.baseline.cell_id, pair.other.cell_id)],
         "repeats": [{
             "number": record.repeat + 1,
             "status": record.status,
@@ -337,7 +338,6 @@ def _cell_context(view: views.RunView, result, group: list, row: dict) -> dict:
             "started": record.started,
             "ended": record.ended,
             "epochs": views.epoch_rows(record, flagged.get(record.repeat, set())),
-            "warmup": record.measurement.warmup_epochs if record.measurement else 0,
             "failure": record.measurement.failure if record.measurement else None,
             "log_tail": record.log_tail,
             "cudnn": views.loaded_facts(record, view.host).get("cuDNN loaded", "-"),

@@ -1,4 +1,6 @@
-"""The site's charts, drawn with matplotlib into SVG files: nothing to load from anywhere at view time.
+"""Charts, drawn with matplotlib: a run's (for `run`, `report --plot` and the site) and a cell's across runs (the site).
+
+The site's are SVG files: nothing to load from anywhere at view time; a run's chart may also be PNG or PDF.
 
 Colours are the Okabe-Ito palette, told apart with colour-vision deficiencies, and never the only
 channel: markers differ too, and every point that matters carries a text label. Text from results
@@ -12,7 +14,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from runner.report import CellResult, Pair
+from runner.analysis import Analysis, CellResult
+from runner.errors import UserError
 from runner.stats import ALPHA
 
 # Okabe & Ito (2008), "Color Universal Design": blue, orange, bluish green, vermillion, reddish purple, sky blue, black.
@@ -46,25 +49,33 @@ def _short(text: str) -> str:
     return text if len(text) <= LABEL_CHARACTERS else text[:LABEL_CHARACTERS - 1] + "\u2026"
 
 
+# No date in the file: the same chart twice is the same file. PNG has no date to leave out.
+UNDATED = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
+
+
 def _save(figure, path: Path) -> Path:
-    """Whole or not at all: a page never shows half a chart."""
+    """Whole or not at all: a page never shows half a chart. The format is the file name's: .svg, .png or .pdf."""
     partial = path.with_name(f".{path.name}.partial")
+    kind = path.suffix.lower().lstrip(".")
     try:
-        figure.savefig(partial, format="svg", metadata={"Date": None})
+        figure.savefig(partial, format=kind, metadata=UNDATED[kind], dpi=110 if kind == "png" else "figure")
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
     return path
 
 
-def run_chart(results: list[CellResult], chosen: dict[str, CellResult], found: list[Pair], min_effect: float, path: Path) -> Path:
+def run_chart(analysis: Analysis, path: Path) -> Path:
     """A run's measured cells, one row of panels per model: epoch time (median repeat, range of the
     repeats) on the left, the speed-up against the model's baseline with its interval on the right."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    measured = [result for result in results if result.timed]
-    speedups = {pair.other.cell_id: pair.comparison for pair in found if pair.question == "speed-up"}
+    measured = analysis.measured
+    if not measured:
+        raise UserError(f"{path}: no measured cell in this run, so there is no chart to draw")
+    min_effect = analysis.min_effect
+    speedups = {pair.other.cell_id: pair.comparison for pair in analysis.pairs if pair.question == "speed-up"}
     models = list(dict.fromkeys(result.model for result in measured))
     heights = [sum(result.model == model for result in measured) for model in models]
     with _style():
@@ -74,7 +85,7 @@ def run_chart(results: list[CellResult], chosen: dict[str, CellResult], found: l
         for (times, ratios), model in zip(rows, models):
             mine = [result for result in measured if result.model == model]
             _times_panel(times, mine)
-            _speedup_panel(ratios, mine, chosen.get(model), speedups, min_effect)
+            _speedup_panel(ratios, mine, analysis.baselines.get(model), speedups, min_effect)
             times.set_title(f"{model}: epoch time", fontsize=10)
             ratios.set_title(f"{model}: speed-up against the baseline", fontsize=10)
         rows[-1, 0].set_xlabel("timed epoch, seconds\n(marker: median repeat; whiskers: range of the repeats)")

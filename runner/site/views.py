@@ -1,184 +1,23 @@
-"""What the site's pages show, as plain values built from a run's files with report.py's own functions.
+"""What the site's pages show, as plain values built from a run's analysis (runner/analysis.py) and the report's words.
 
-Nothing here writes files or draws: a run folder is read once into a Snapshot (its files' bytes, and
-whether a live runner holds it), its records are parsed from those very bytes (so that what is shown
-and what the content hash says are the same moment of a run still being written), and everything the
-templates need is computed from them. The summaries and per-cell points the index and the cross-run
-pages need are plain JSON values, kept in the site's state file so that an unchanged run is not read
-again.
+Nothing here writes files or draws, and nothing reads a measurement's insides: every number comes from
+the analysis, every note in the report's own words (runner/report.py), so that the site says what the
+terminal says. The summaries and per-cell points the index and the cross-run pages need are plain JSON
+values, kept in the site's state file so that an unchanged run is not read again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
-from datetime import datetime, timezone
 from pathlib import Path
 
-from runner import records
+from runner import analysis, records, report
+from runner.analysis import Analysis, CellResult, Pair
 from runner.errors import UserError
-from runner.records import DamagedRecord, Record
-from runner.report import (COLUMNS, ESTIMATED_NOTE, INPUT_BOUND_NOTE, OUTLIER_NOTE, TELEMETRY_NOTE, CellResult, Pair, baselines,
-                           cell_results, input_bound_lines, method_note, not_measured, outlier_lines, pairs, sentences, table_rows,
-                           telemetry_lines)
+from runner.records import Record
+from runner.site.snapshot import Snapshot, duration, parse, run_state, show_time, started, state_label, when
 from runner.stats import Comparison
-
-STATUSES = records.STATUSES
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-def file_name(text: str) -> str:
-    """A name for a file or folder made from a run or cell id: the id itself when it is a plain name, else a slug and a hash.
-
-    Ids come from results files, which anyone may have edited: one with a slash, "..", a space or markup
-    must neither leave the site folder nor collide with another.
-    """
-    if _SAFE_NAME.fullmatch(text):
-        return text
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:60] or "id"
-    return f"{slug}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A run folder as read at one moment."""
-
-    run_id: str
-    folder: Path
-    manifest_bytes: bytes
-    results_bytes: bytes
-    live: bool  # a runner holds the run's lock now (records.in_progress)
-
-    @property
-    def key(self) -> str:
-        """The content hash of manifest and results: what decides whether the run's pages are rendered again."""
-        digest = hashlib.sha256()
-        for part in (self.manifest_bytes, self.results_bytes):
-            digest.update(len(part).to_bytes(8, "big") + part)
-        return digest.hexdigest()
-
-    @cached_property
-    def parsed_manifest(self):
-        try:
-            return json.loads(self.manifest_bytes)
-        except ValueError:
-            return {}
-
-    @property
-    def manifest_problem(self) -> str | None:
-        return records.manifest_problem(self.parsed_manifest)
-
-    @property
-    def manifest(self) -> dict:
-        """The manifest; {} when it is missing or is not one (parse notes why)."""
-        return {} if self.manifest_problem else self.parsed_manifest
-
-
-def read(folder: Path) -> Snapshot:
-    live = records.in_progress(folder)
-    try:
-        manifest = (folder / records.MANIFEST_FILE).read_bytes()
-    except OSError:
-        manifest = b""
-    return Snapshot(folder.name, folder, manifest, (folder / records.RESULTS_FILE).read_bytes(), live)
-
-
-def run_folders(results_dir: Path) -> list[Path]:
-    """Every run under results_dir, oldest first (run ids are UTC start times, -2, -3... for the same second)."""
-    if not results_dir.is_dir():
-        raise UserError(f"{results_dir}: no such folder: run `python -m runner run` first, or name the results with --results DIR")
-    folders = [path for path in results_dir.iterdir() if path.is_dir() and (path / records.RESULTS_FILE).is_file()]
-    return sorted(folders, key=start_order)
-
-
-def start_order(folder: Path) -> tuple[str, int, str]:
-    match = re.fullmatch(r"([0-9]{8}-[0-9]{6})(?:-([0-9]+))?", folder.name)
-    return (match.group(1), int(match.group(2) or 1), "") if match else ("", 0, folder.name)
-
-
-def parse(snapshot: Snapshot) -> tuple[list[Record], list[str]]:
-    """The run's records from the snapshot's bytes, and a note for each line left out.
-
-    As records.load: a damaged line costs that line only. The last line of a run still being
-    written may be a record half on disk; that is said as what it is, not as damage.
-    """
-    path = snapshot.folder / records.RESULTS_FILE
-    written_by = str(snapshot.manifest.get("runner_version", "of that time"))
-    lines = list(io.TextIOWrapper(io.BytesIO(snapshot.results_bytes), encoding="utf-8", errors="replace"))
-    loaded, notes = [], []
-    if snapshot.manifest_problem:
-        notes.append(f"{records.MANIFEST_FILE}: not a manifest ({snapshot.manifest_problem}); the run's facts are left out")
-    for number, line, parsed in records.parse_lines(lines, path, written_by):
-        if not isinstance(parsed, DamagedRecord):
-            loaded.append(parsed)
-        elif number == len(lines) and not line.endswith("\n") and is_running(snapshot):
-            notes.append(f"line {number}: a record not complete yet (still being written, or cut short); publish again later")
-        else:
-            notes.append(f"line {number}: {parsed}; the line is left out")
-    return loaded, notes
-
-
-def is_running(snapshot: Snapshot) -> bool:
-    """A runner holds the run now. A manifest that says `running` without one is a run whose runner stopped without a word."""
-    return snapshot.live
-
-
-def run_state(snapshot: Snapshot) -> tuple[str, str]:
-    """(state, what to say about it): finished, interrupted, in-progress, stopped, or what the manifest says."""
-    state = snapshot.manifest.get("state")
-    if snapshot.live:
-        return "in-progress", "A runner is writing this run now: these pages show the records written so far. Publish again to update them."
-    if state == "running":
-        return "stopped", ("The manifest says the run is going, but no runner holds it: its runner was stopped without a word "
-                           "(kill -9, a power cut), or it runs on another machine sharing this folder. "
-                           "`python -m runner run --resume RUN` measures the cells it lacks.")
-    if state == "interrupted":
-        return "interrupted", "The run was interrupted: `python -m runner run --resume RUN` measures the cells it lacks."
-    if state == "finished":
-        return "finished", ""
-    return "unknown", "The manifest does not say how the run ended."
-
-
-def state_label(state: str) -> str:
-    return {"in-progress": "in progress"}.get(state, state)
-
-
-def when(text) -> datetime | None:
-    """A manifest or record time (ISO 8601) as a naive UTC datetime, or None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (moment.astimezone(timezone.utc) if moment.tzinfo else moment).replace(tzinfo=None)
-
-
-def started(snapshot: Snapshot) -> datetime | None:
-    """The run's start: its manifest's, else the time its id names."""
-    moment = when(snapshot.manifest.get("started"))
-    if moment is None:
-        try:
-            moment = datetime.strptime(snapshot.run_id[:15], "%Y%m%d-%H%M%S")
-        except ValueError:
-            return None
-    return moment
-
-
-def show_time(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
-
-
-def duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def host_identity(host: dict) -> tuple[str, str]:
@@ -234,6 +73,8 @@ def _text(value) -> str:
     return str(value)
 
 
+
+
 @dataclass(frozen=True)
 class RunView:
     """Everything a run's pages show."""
@@ -242,10 +83,11 @@ class RunView:
     records: list[Record]
     notes: list[str]  # lines of results.jsonl left out
     problem: str  # why the run could not be read at all, or ""
-    results: list[CellResult]
-    chosen: dict[str, CellResult]
-    found: list[Pair]
-    min_effect: float
+    analysis: Analysis
+
+    @property
+    def results(self) -> tuple[CellResult, ...]:
+        return self.analysis.results
 
     @property
     def manifest(self) -> dict:
@@ -262,14 +104,12 @@ def run_view(snapshot: Snapshot, min_effect: float) -> RunView:
         problem = ""
     except UserError as error:  # a newer schema than this runner reads: the run is listed, with the reason
         loaded, notes, problem = [], [], str(error)
-    results = cell_results(loaded)
-    chosen = baselines(results, None)
-    return RunView(snapshot, loaded, notes, problem, results, chosen, pairs(results, chosen, min_effect), min_effect)
+    return RunView(snapshot, loaded, notes, problem, analysis.analyze(loaded, min_effect=min_effect))
 
 
-def counts(results: list[CellResult]) -> dict[str, int]:
+def counts(results: tuple[CellResult, ...]) -> dict[str, int]:
     """Cells by status; a measured cell with some failed repeats counts as ok."""
-    counted = dict.fromkeys(STATUSES, 0)
+    counted = dict.fromkeys(records.STATUSES, 0)
     for result in results:
         status = "ok" if result.status.startswith("ok") else result.status
         counted[status] = counted.get(status, 0) + 1
@@ -282,7 +122,7 @@ def summary(view: RunView, folder: str) -> dict:
     state, note = run_state(view.snapshot)
     begun, ended = started(view.snapshot), when(manifest.get("ended"))
     host_key, host_label = host_identity(host)
-    record_drivers = sorted({str(r.measurement.gpu.get("driver")) for r in view.records if r.measurement and r.measurement.gpu.get("driver")})
+    record_drivers = sorted({facts.driver for facts in map(analysis.loaded, view.records) if facts and facts.driver})
     return {
         "run_id": view.snapshot.run_id,
         "folder": folder,
@@ -323,72 +163,53 @@ def by_cell(loaded: list[Record]) -> dict[str, list[Record]]:
 
 def loaded_facts(record: Record, host: dict) -> dict[str, str]:
     """What the cell's process really loaded: framework, Keras, CUDA runtime and cuDNN with their paths, driver."""
-    axes, measured = record.axes, record.measurement
-    if measured is None:
+    axes, facts = record.axes, analysis.loaded(record)
+    if facts is None:
         return {}
-    gpu = _dict(measured.gpu)
-    versions = _dict(measured.versions)
+    versions = facts.versions
     framework = axes.get("framework", "tensorflow")
-    cudnn, cuda = _dict(gpu.get("cudnn")), _dict(gpu.get("cuda_runtime"))
     gpu_cell = axes.get("kind") == "gpu"
-    facts = {
+    shown = {
         "framework": f"{framework} {versions.get(framework, '?')} (asked: {axes.get('framework_version', '?')})",
         "Keras": f"{versions.get('keras', '?')}" + (f" on {versions['keras_backend']}" if versions.get("keras_backend") else ""),
         "Python": _text(versions.get("python")),
-        "cuDNN loaded": _text(cudnn.get("version")) if cudnn.get("version") else ("none loaded" if gpu_cell else "none (CPU cell)"),
-        "cuDNN path": _text(cudnn.get("path")),
+        "cuDNN loaded": facts.cudnn_version or ("none loaded" if gpu_cell else "none (CPU cell)"),
+        "cuDNN path": _text(facts.cudnn_path),
         "cuDNN named": _text(axes.get("cudnn")),
-        "CUDA runtime loaded": _text(cuda.get("version")) if cuda.get("version") else ("none loaded" if gpu_cell else "none (CPU cell)"),
-        "CUDA runtime path": _text(cuda.get("path")),
+        "CUDA runtime loaded": facts.cuda_runtime_version or ("none loaded" if gpu_cell else "none (CPU cell)"),
+        "CUDA runtime path": _text(facts.cuda_runtime_path),
         "CUDA named": _text(axes.get("cuda")),
-        "driver": _text(gpu.get("driver") or drivers(host)),
-        "driver's CUDA": _text(gpu.get("driver_cuda")),
-        "GPUs registered": _text(gpu.get("registered")),
-        "built with": _text(gpu.get("built_with") or gpu.get("tensorflow_built_with")),
-        "devices": _text(measured.devices),
+        "driver": _text(facts.driver or drivers(host)),
+        "driver's CUDA": _text(facts.driver_cuda),
+        "GPUs registered": _text(facts.gpus_registered),
+        "built with": _text(facts.built_with),
+        "devices": _text(facts.devices),
     }
-    if measured.convolution_ops:
-        facts["convolution operators"] = _text(measured.convolution_ops)
+    if facts.convolution_ops:
+        shown["convolution operators"] = _text(facts.convolution_ops)
     others = {name: version for name, version in versions.items() if name not in (framework, "keras", "keras_backend", "python")}
     if others:
-        facts["other versions"] = _text(others)
-    return facts
+        shown["other versions"] = _text(others)
+    return shown
 
 
 def epoch_rows(record: Record, outliers: set[int]) -> list[dict]:
     """A repeat's epochs, the warm-up ones marked, outliers flagged (their number as the epoch log gives it)."""
-    measured = record.measurement
-    if measured is None:
-        return []
-    rows = []
-    for number, epoch in enumerate(measured.epochs, 1):
-        epoch = _dict(epoch)
-        rows.append({
-            "number": number,
-            "warmup": number <= measured.warmup_epochs,
-            "outlier": number in outliers,
-            "seconds": _number(epoch.get("seconds"), 2),
-            "train_seconds": _number(epoch.get("train_seconds"), 2),
-            "images_per_second": _number(epoch.get("images_per_second"), 0),
-            "loss": _number(epoch.get("loss"), 4),
-            "accuracy": _number(epoch.get("accuracy"), 4),
-            "val_loss": _number(epoch.get("val_loss"), 4),
-            "val_accuracy": _number(epoch.get("val_accuracy"), 4),
-        })
-    return rows
+    return [{"number": e.number, "warmup": e.warmup, "outlier": e.number in outliers, "seconds": _number(e.seconds, 2),
+             "train_seconds": _number(e.train_seconds, 2), "images_per_second": _number(e.images_per_second, 0),
+             "loss": _number(e.loss, 4), "accuracy": _number(e.accuracy, 4), "val_loss": _number(e.val_loss, 4),
+             "val_accuracy": _number(e.val_accuracy, 4)} for e in analysis.epochs(record)]
 
 
-def _number(value, digits: int) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+def _number(value: float | None, digits: int) -> str:
+    return f"{value:.{digits}f}" if value is not None else "-"
 
 
 def outlier_epochs(result: CellResult) -> dict[int, set[int]]:
-    """Per repeat number, the epoch numbers report.py flagged ("repeat 2, epoch 3: 2.10 s")."""
+    """Per record's repeat (as records number it, from 0), the epoch numbers the analysis flagged."""
     flagged: dict[int, set[int]] = {}
-    for label in result.outlier_epochs:
-        found = re.match(r"repeat ([0-9]+), epoch ([0-9]+):", label)
-        if found:
-            flagged.setdefault(int(found.group(1)) - 1, set()).add(int(found.group(2)))
+    for outlier in result.outlier_epochs:
+        flagged.setdefault(outlier.repeat - 1, set()).add(outlier.epoch)
     return flagged
 
 
@@ -398,14 +219,6 @@ def comparison_row(pair: Pair) -> dict:
         "question": pair.question,
         "baseline": pair.baseline.cell_id,
         "other": pair.other.cell_id,
-        **comparison_cells(c),
-        # As the report's sentences say "(not comparable: ...)": a verdict on a throttled cell or moving clocks is not one to act on.
-        "doubtful": [r.cell_id for r in (pair.baseline, pair.other) if r.telemetry and r.telemetry.doubtful],
-    }
-
-
-def comparison_cells(c: Comparison) -> dict:
-    return {
         "ratio": f"{c.ratio:.2f}x",
         "interval": f"{c.ci_low:.2f}-{c.ci_high:.2f}x" if c.ci_low is not None else "-",
         "p_value": f"{c.p_value:.3g}",
@@ -413,56 +226,36 @@ def comparison_cells(c: Comparison) -> dict:
         "verdict": c.verdict,
         "words": c.words,
         "text": c.as_times(),
+        # As the report's sentences say "(not comparable: ...)": a verdict on a throttled cell or moving clocks is not one to act on.
+        "doubtful": list(pair.doubtful),
     }
-
-
-def is_measured(result: CellResult) -> bool:
-    """A cell with numbers: at least one ok repeat (some failed ones beside it count as the report counts them)."""
-    return result.status.startswith("ok")
 
 
 def report_parts(view: RunView) -> dict:
-    """The report as report.render writes it, in parts a page lays out: table, sentences, verdicts, notes.
-
-    Every note is report.py's own words (its functions and constants), so that the site says what the terminal says.
-    """
-    results = view.results
-    rows = table_rows(results, view.chosen, view.found)
-    synthetic = sorted({r.workload for r in results if r.data_kind == "synthetic"})
-    unisolated = sorted({record.executor for record in view.records if record.environment.get("isolation") == "none"})
+    """The report as report.as_text writes it, in parts a page lays out: table, sentences, verdicts, notes, in the report's words."""
+    found, notes = view.analysis, view.analysis.notes
+    rows = report.table_rows(found)
     return {
-        "columns": list(rows[0]) if rows else COLUMNS,
+        "columns": list(rows[0]) if rows else report.COLUMNS,
         "rows": rows,
         # Cells without numbers are said once per reason (not_measured), not as rows of dashes.
-        "measured_rows": [row for row, result in zip(rows, results) if is_measured(result)],  # table_rows: one row per result, in order
-        "estimated_note": ESTIMATED_NOTE if any(r.telemetry and r.telemetry.energy_estimated for r in results) else "",
-        "sentences": sentences(results, view.chosen, view.found),
-        "method": method_note(view.min_effect) if view.found else "",
-        "comparisons": [comparison_row(pair) for pair in view.found],
-        "outlier_note": OUTLIER_NOTE,
-        "outliers": outlier_lines(results),
-        "input_bound_note": INPUT_BOUND_NOTE,
-        "input_bound": input_bound_lines(results),
-        "telemetry_note": TELEMETRY_NOTE,
-        "telemetry": telemetry_lines(results),
-        "not_measured": not_measured_groups(results),
-        "synthetic": synthetic,
-        "unisolated": unisolated,
+        "measured_rows": [row for row, result in zip(rows, found.results) if result.status.startswith("ok")],
+        "estimated_note": report.ESTIMATED_NOTE if notes.energy_estimated else "",
+        "sentences": list(found.sentences),
+        "method": report.method_note(found.min_effect) if found.pairs else "",
+        "comparisons": [comparison_row(pair) for pair in found.pairs],
+        "outlier_note": report.OUTLIER_NOTE,
+        "outliers": [f"{o.cell_id}: {report.outlier_words(o)}" for o in notes.outlier_epochs],
+        "input_bound_note": report.INPUT_BOUND_NOTE,
+        "input_bound": [line[2:] for line in report.input_bound_lines(notes.input_bound)],
+        "telemetry_note": report.TELEMETRY_NOTE,
+        "telemetry": [line[2:] for line in report.telemetry_lines(notes.telemetry_warnings)],
+        # One entry per (status, reason), with the cells it names, so that a page can fold the list.
+        "not_measured": [{"status": group.status, "reason": group.reason, "cells": list(group.cells),
+                          "line": report.not_measured_words(group)} for group in notes.not_measured],
+        "synthetic": report.SYNTHETIC_NOTE.format(", ".join(notes.synthetic)) if notes.synthetic else "",
+        "unisolated": report.UNISOLATED_NOTE.format(", ".join(notes.unisolated)) if notes.unisolated else "",
     }
-
-
-def not_measured_groups(results: list[CellResult]) -> list[dict]:
-    """report.not_measured's lines, one per (status, reason), each with the cells it names, so that a page can fold the list.
-
-    The line is report.not_measured's own, asked of the group alone: it gives that group the one line it gives it in the
-    whole run; the page shows a count and the reason, and the cells under a <details>.
-    """
-    groups: dict[tuple[str, str], list[CellResult]] = {}
-    for result in results:
-        if result.status != "ok":  # the test not_measured makes: a cell with some failed repeats is listed too
-            groups.setdefault((result.status, result.reason), []).append(result)
-    return [{"status": status, "reason": reason, "cells": [r.cell_id for r in group], "line": not_measured(group)[0][2:]}
-            for (status, reason), group in groups.items()]
 
 
 def manifest_facts(view: RunView) -> dict[str, str]:
@@ -489,14 +282,15 @@ def manifest_facts(view: RunView) -> dict[str, str]:
     return facts
 
 
+
+
 def cell_points(view: RunView) -> list[dict]:
     """One point per cell of the run, as JSON values, for the pages that follow a cell across runs."""
     grouped = by_cell(view.records)
     points = []
     for result in view.results:
         record = measured_record(grouped[result.cell_id])
-        measured = record.measurement
-        gpu = _dict(measured.gpu) if measured else {}
+        facts = analysis.loaded(record)
         points.append({
             "cell_id": result.cell_id,
             "model": result.model,
@@ -506,10 +300,10 @@ def cell_points(view: RunView) -> list[dict]:
             "low": result.timed.low if result.timed else None,
             "high": result.timed.high if result.timed else None,
             "per_repeat": list(result.timed.per_repeat) if result.timed else [],
-            "cudnn": _text(_dict(gpu.get("cudnn")).get("version")),
-            "cudnn_path": _text(_dict(gpu.get("cudnn")).get("path")),
-            "cuda": _text(_dict(gpu.get("cuda_runtime")).get("version")),
-            "driver": _text(gpu.get("driver") or drivers(view.host)),
+            "cudnn": _text(facts.cudnn_version if facts else None),
+            "cudnn_path": _text(facts.cudnn_path if facts else None),
+            "cuda": _text(facts.cuda_runtime_version if facts else None),
+            "driver": _text((facts.driver if facts else None) or drivers(view.host)),
             "versions": result.versions or "-",
             "executor": record.executor,
         })
@@ -533,7 +327,7 @@ def cudnn_grids(view: RunView) -> list[dict]:
     Unmeasured cells show their status, so that a hole in the matrix is seen as one.
     """
     axes = {cell_id: group[-1].axes for cell_id, group in by_cell(view.records).items()}
-    speedups = {pair.other.cell_id: pair.comparison for pair in view.found if pair.question == "speed-up"}
+    speedups = {pair.other.cell_id: pair.comparison for pair in view.analysis.pairs if pair.question == "speed-up"}
     grids: dict[tuple, list[CellResult]] = {}
     for result in view.results:
         cell_axes = axes.get(result.cell_id, {})
@@ -546,7 +340,7 @@ def cudnn_grids(view: RunView) -> list[dict]:
         measured = [r for r in cells if r.timed]
         # "Fastest" of one measured cell would say nothing: it takes two to have a fastest.
         fastest = min(measured, key=lambda r: r.timed.median).cell_id if len(measured) > 1 else None
-        baseline = view.chosen.get(cells[0].model)
+        baseline = view.analysis.baselines.get(cells[0].model)
         squares = {(axes[r.cell_id]["cuda"], axes[r.cell_id]["cudnn"]): _square(r, speedups.get(r.cell_id), r.cell_id == fastest,
                                                                                  baseline is r) for r in cells}
         cudas = sorted({cuda for cuda, _ in squares}, key=_version_key)
@@ -581,5 +375,5 @@ def _square(result: CellResult, speedup: Comparison | None, fastest: bool, is_ba
         "speedup": "baseline" if is_baseline else f"{speedup.ratio:.2f}x {speedup.words}" if speedup else "",
         "interval": f"{speedup.ci_low:.2f}-{speedup.ci_high:.2f}x" if speedup and speedup.ci_low is not None else "",
         "fastest": fastest,
-        "doubtful": bool(result.telemetry and result.telemetry.doubtful),
+        "doubtful": result.doubtful,
     }

@@ -1,0 +1,449 @@
+"""Stage 6: records -> what a report says, as typed data. Pure; no words for a reader here but the seed's sentences.
+
+Per cell, its repeats pooled (CellResult): the first epoch apart, the median over repeats of each repeat's
+median timed epoch, images/s, outlier epochs. Per model, a baseline (the named cell, else its first measured
+CPU cell) and the pairs set against each other (Pair: each cell against its baseline, the fastest GPU against
+the CPU, each cuDNN against the previous one) with ratio, interval, p-value and verdict (runner/stats.py);
+the notes a reader must have beside them (Notes). `compare_runs` sets the same cells of two runs side by side.
+The text report and the JSON and CSV exports (runner/report.py), the chart (runner/site/charts.py) and the
+site read this alone; a measurement's insides are read in "Reading a record's measurement", at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import median
+
+from runner import telemetry
+from runner.records import Record
+from runner.stats import MIN_EFFECT, Comparison, Summary, compare_repeats, summarize
+from runner.telemetry import CellTelemetry
+from workload.contract import FRAMEWORKS, Epoch as MeasuredEpoch
+
+INPUT_BOUND = 0.10  # a cell waiting for input more than this share of each step times its pipeline, not its device
+
+
+@dataclass(frozen=True)
+class OutlierEpoch:
+    """An epoch more than OUTLIER_MADS from its cell's median epoch, numbered as the epoch log numbers it."""
+
+    cell_id: str
+    repeat: int  # 1 is the first repeat
+    epoch: int  # 1 is the first epoch, warm-up included
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """Everything a report says about one cell, its repeats together."""
+
+    cell_id: str
+    status: str  # "ok", "ok (1 of 3 failed)", or the last record's status
+    reason: str  # why it is not (wholly) ok; "" when it is
+    workload: str
+    model: str  # cells of one model share a baseline, whatever their workload settings
+    kind: str
+    gpu_type: str  # "" unless the matrix names GPU models (gpu.gpu_type)
+    cuda: str
+    cudnn_named: str
+    cudnn_loaded: str
+    framework: str
+    framework_version: str  # as the workload imported it; "" without a measurement
+    keras_version: str
+    data_kind: str
+    first_epochs: tuple[float, ...]
+    timed: Summary | None
+    outlier_epochs: tuple[OutlierEpoch, ...]
+    images_per_second: float | None
+    repeats: int
+    input_wait: float | None = None  # median share of a timed step spent waiting for the next batch, where recorded
+    telemetry: CellTelemetry | None = None  # what the machine did (runner/telemetry.py); None for records without it
+
+    @property
+    def versions(self) -> str:
+        """The framework's and Keras' versions as the workload imported them: "tf 2.21.0, Keras 3.15.1"."""
+        framework = FRAMEWORKS[self.framework].short if self.framework in FRAMEWORKS else self.framework
+        return f"{framework} {self.framework_version}, Keras {self.keras_version}" if self.framework_version else ""
+
+    @property
+    def doubtful(self) -> bool:
+        """Its timed epochs ran throttled or on moving clocks: its timing is not comparable."""
+        return bool(self.telemetry and self.telemetry.doubtful)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two measured cells set against each other, and what the statistics say of `other` against `baseline`."""
+
+    question: str  # "speed-up" (a cell against its baseline), "GPU vs CPU" or "cuDNN step"
+    baseline: CellResult
+    other: CellResult
+    comparison: Comparison
+
+    @property
+    def doubtful(self) -> tuple[str, ...]:
+        """The cells of the pair that ran throttled or on moving clocks: a verdict not to act on."""
+        return tuple(result.cell_id for result in (self.baseline, self.other) if result.doubtful)
+
+
+@dataclass(frozen=True)
+class NotMeasured:  # cells without (all their) numbers that share a status and a reason
+    status: str
+    reason: str
+    cells: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TelemetryWarning:  # one of runner/telemetry.py's
+    subject: str  # the cell, or "cell (GPU 1)"
+    words: str  # what is wrong with its timing, and what to do
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What a reader must know beside the numbers."""
+
+    outlier_epochs: tuple[OutlierEpoch, ...]
+    input_bound: tuple[CellResult, ...]  # cells waiting for input more than INPUT_BOUND of each step
+    telemetry_warnings: tuple[TelemetryWarning, ...]
+    not_measured: tuple[NotMeasured, ...]
+    synthetic: tuple[str, ...]  # workloads that trained on generated data
+    unisolated: tuple[str, ...]  # executors that ran cells without isolation
+    energy_estimated: bool  # some cell's GPU energy is integrated from power samples
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A run's records, analysed."""
+
+    results: tuple[CellResult, ...]
+    baselines: dict[str, CellResult]  # per model
+    pairs: tuple[Pair, ...]
+    sentences: tuple[str, ...]
+    notes: Notes
+    min_effect: float
+
+    @property
+    def measured(self) -> tuple[CellResult, ...]:  # the cells with timed repeats
+        return tuple(result for result in self.results if result.timed)
+
+    def speedup(self, cell_id: str) -> Pair | None:
+        """The cell against its model's baseline; None for the baseline itself and cells without one."""
+        return next((pair for pair in self.pairs if pair.question == "speed-up" and pair.other.cell_id == cell_id), None)
+
+    def is_baseline(self, result: CellResult) -> bool:
+        return self.baselines.get(result.model) is result
+
+
+def analyze(records: list[Record], baseline: str | None = None, min_effect: float = MIN_EFFECT) -> Analysis:
+    results = cell_results(records)
+    chosen = baselines(results, baseline)
+    found = pairs(results, chosen, min_effect)
+    return Analysis(tuple(results), chosen, tuple(found), tuple(sentences(results, chosen, found)), notes(results, records), min_effect)
+
+
+def cell_results(records: list[Record]) -> list[CellResult]:
+    by_cell: dict[str, list[Record]] = {}
+    for record in records:
+        by_cell.setdefault(record.cell_id, []).append(record)
+    return [_pool(group) for group in by_cell.values()]
+
+
+def _pool(group: list[Record]) -> CellResult:
+    ok = [record for record in group if record.status == "ok"]
+    failed = [record for record in group if record.status == "failed"]
+    last = group[-1]
+    # Measured cells are ok, with any failed repeat counted; skipped/excluded records left by a run
+    # that --resume completed later do not count against them.
+    status = (f"ok ({len(failed)} of {len(ok) + len(failed)} failed)" if failed else "ok") if ok else last.status
+    measured = ok[-1] if ok else last
+    # Each ok record is one repeat, a --resume's included: one fresh process, however it is numbered.
+    repeats = [record for record in ok if timed_seconds(record)]
+    timed = summarize([timed_seconds(record) for record in repeats]) if repeats else None
+    framework = last.axes["framework"]
+    framework_version, keras_version = versions_loaded(measured, framework)
+    return CellResult(
+        cell_id=last.cell_id, status=status, reason=(failed or [last])[-1].reason if status != "ok" else "",
+        workload=last.workload, model=model_trained(measured) or last.workload, kind=last.kind,
+        gpu_type=last.axes.get("gpu_type", ""), cuda=last.axes.get("cuda", ""), cudnn_named=last.axes.get("cudnn", ""),
+        cudnn_loaded=cudnn_loaded(measured), framework=framework, framework_version=framework_version, keras_version=keras_version,
+        data_kind=data_kind(measured),
+        first_epochs=tuple(seconds for record in ok for seconds in warmup_seconds(record)),
+        timed=timed, outlier_epochs=tuple(_outlier(repeats[r], e) for r, e in timed.outliers) if timed else (),
+        images_per_second=median([rate for record in ok for rate in timed_images_per_second(record)]) if repeats else None,
+        repeats=len(repeats),
+        input_wait=median(waits) if (waits := [w for record in repeats for w in timed_input_wait_shares(record) if w is not None]) else None,
+        telemetry=telemetry.summarize(last.cell_id, last.kind, ok),
+    )
+
+
+def _outlier(record: Record, timed_index: int) -> OutlierEpoch:
+    warmup = len(warmup_seconds(record))
+    return OutlierEpoch(record.cell_id, record.repeat + 1, warmup + timed_index + 1, timed_seconds(record)[timed_index])
+
+
+def baselines(results: list[CellResult], baseline: str | None) -> dict[str, CellResult]:
+    """Per model, the cell speed-ups are measured against: the named one, else the first measured CPU cell."""
+    chosen: dict[str, CellResult] = {}
+    for result in results:
+        if result.timed and result.kind == "cpu" and result.model not in chosen:
+            chosen[result.model] = result
+    for result in results:
+        if result.timed and result.cell_id == baseline:
+            chosen[result.model] = result
+    return chosen
+
+
+def pairs(results: list[CellResult], chosen: dict[str, CellResult], min_effect: float = MIN_EFFECT) -> list[Pair]:
+    """Every comparison a report makes: each cell against its baseline, and the pairs the sentences speak of."""
+    def pair(question: str, baseline: CellResult, other: CellResult) -> Pair:
+        return Pair(question, baseline, other, compare_repeats(baseline.timed.per_repeat, other.timed.per_repeat, min_effect))
+
+    found = [pair("speed-up", chosen[r.model], r) for r in results if r.timed and r.model in chosen and chosen[r.model] is not r]
+    for model in dict.fromkeys(result.model for result in results):
+        gpus = [r for r in results if r.model == model and r.timed and r.kind == "gpu"]
+        reference = chosen.get(model)
+        fastest = min(gpus, key=lambda r: r.timed.median) if gpus else None
+        if reference and fastest and fastest is not reference:
+            found.append(pair("GPU vs CPU", reference, fastest))
+        found += [pair("cuDNN step", previous, current) for previous, current in _cudnn_steps(gpus)]
+    return found
+
+
+def _cudnn_steps(gpus: list[CellResult]) -> list[tuple[CellResult, CellResult]]:
+    """Within one workload, GPU model, CUDA line and framework, each cuDNN minor with the one before it."""
+    groups: dict[tuple[str, str, str, str], list[CellResult]] = {}
+    for result in gpus:
+        groups.setdefault((result.workload, result.gpu_type, result.cuda, result.versions), []).append(result)
+    steps = []
+    for group in groups.values():
+        ordered = sorted(group, key=lambda r: tuple(int(p) for p in r.cudnn_named.split(".")))
+        steps += list(zip(ordered, ordered[1:]))
+    return steps
+
+
+def sentences(results: list[CellResult], chosen: dict[str, CellResult], found: list[Pair]) -> list[str]:
+    """The seed's kind of answer, per model: the GPU against the CPU, then each cuDNN against the previous."""
+    said = []
+    for model in dict.fromkeys(result.model for result in results):
+        reference = chosen.get(model)
+        mine = [pair for pair in found if pair.baseline.model == model]
+        if reference and not any(r.model == model and r.timed and r.kind == "gpu" for r in results):
+            said.append(f"{model}: no GPU cell was measured, so there is nothing to set against the {_name(reference)}.")
+        said += [_gpu_sentence(model, pair) for pair in mine if pair.question == "GPU vs CPU"]
+        said += [_cudnn_sentence(model, pair) for pair in mine if pair.question == "cuDNN step"]
+    return said
+
+
+def _gpu_sentence(model: str, pair: Pair) -> str:
+    c = pair.comparison
+    interval = f" ({c.ci_low:.1f}-{c.ci_high:.1f}x)" if c.ci_low is not None else ""
+    return f"{model}: the GPU ({pair.other.cell_id}) is {c.ratio:.1f}x the {_name(pair.baseline)}{interval}: {c.words}{_doubt(pair)}."
+
+
+def _cudnn_sentence(model: str, pair: Pair) -> str:
+    previous, current = pair.baseline, pair.other
+    return (f"{model}: cuDNN {current.cudnn_named} vs {previous.cudnn_named} (CUDA {current.cuda}, {current.versions}): "
+            f"{pair.comparison.as_percent()}{_doubt(pair)}.")
+
+
+def _doubt(pair: Pair) -> str:
+    """What a sentence must add when one of its cells ran throttled or on moving clocks."""
+    return f" (not comparable: {' and '.join(pair.doubtful)} ran throttled or on moving clocks, see below)" if pair.doubtful else ""
+
+
+def _name(result: CellResult) -> str:
+    return "CPU" if result.kind == "cpu" else result.cell_id
+
+
+def notes(results: list[CellResult], records: list[Record]) -> Notes:
+    return Notes(
+        outlier_epochs=tuple(outlier for result in results for outlier in result.outlier_epochs),
+        input_bound=tuple(result for result in results if result.input_wait is not None and result.input_wait > INPUT_BOUND),
+        telemetry_warnings=telemetry_warnings(results),
+        not_measured=not_measured(results),
+        synthetic=tuple(sorted({result.workload for result in results if result.data_kind == "synthetic"})),
+        unisolated=tuple(sorted({record.executor for record in records if record.environment.get("isolation") == "none"})),
+        energy_estimated=any(result.telemetry and result.telemetry.energy_estimated for result in results),
+    )
+
+
+def telemetry_warnings(results: list[CellResult]) -> tuple[TelemetryWarning, ...]:
+    return tuple(TelemetryWarning(*warning) for result in results if result.telemetry for warning in result.telemetry.warnings)
+
+
+def not_measured(results: list[CellResult]) -> tuple[NotMeasured, ...]:
+    """Cells without numbers, or with some failed repeats, one entry per (status, reason), in the cells' order."""
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for result in results:
+        if result.status != "ok":
+            by_reason.setdefault((result.status, result.reason), []).append(result.cell_id)
+    return tuple(NotMeasured(status, reason, tuple(cells)) for (status, reason), cells in by_reason.items())
+
+
+@dataclass(frozen=True)
+class CellAcrossRuns:
+    """One cell in runs A and B, and B's speed against A's where both measured it."""
+
+    cell_id: str
+    a: CellResult
+    b: CellResult
+    comparison: Comparison | None
+
+    @property
+    def energy_ratio(self) -> float | None:
+        """B's GPU energy per epoch over A's: below 1 B used less."""
+        a, b = _energy(self.a), _energy(self.b)
+        return b / a if a is not None and b is not None else None
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """The same cells of two runs side by side: B's speed against A's, judged as a speed-up is."""
+
+    name_a: str
+    name_b: str
+    cells: tuple[CellAcrossRuns, ...]  # the cells both runs have, in A's order
+    only_in_a: tuple[str, ...]
+    only_in_b: tuple[str, ...]
+    warnings_a: tuple[TelemetryWarning, ...]  # of the cells both runs have
+    warnings_b: tuple[TelemetryWarning, ...]
+    min_effect: float
+
+    @property
+    def with_energy(self) -> bool:
+        return any(cell.energy_ratio is not None for cell in self.cells)
+
+    @property
+    def slower(self) -> tuple[str, ...]:
+        """The cells whose verdict in B against A is slower: what `compare --fail-on slower` fails on."""
+        return tuple(cell.cell_id for cell in self.cells if cell.comparison and cell.comparison.verdict == "slower")
+
+
+def compare_runs(records_a: list[Record], records_b: list[Record], name_a: str, name_b: str,
+                 min_effect: float = MIN_EFFECT) -> RunComparison:
+    results_a = {result.cell_id: result for result in cell_results(records_a)}
+    results_b = {result.cell_id: result for result in cell_results(records_b)}
+    common = [cell_id for cell_id in results_a if cell_id in results_b]
+    cells = []
+    for cell_id in common:
+        a, b = results_a[cell_id], results_b[cell_id]
+        judged = compare_repeats(a.timed.per_repeat, b.timed.per_repeat, min_effect) if a.timed and b.timed else None
+        cells.append(CellAcrossRuns(cell_id, a, b, judged))
+    return RunComparison(name_a, name_b, tuple(cells), tuple(c for c in results_a if c not in results_b),
+                         tuple(c for c in results_b if c not in results_a), telemetry_warnings([results_a[c] for c in common]),
+                         telemetry_warnings([results_b[c] for c in common]), min_effect)
+
+
+def _energy(result: CellResult) -> float | None:
+    return result.telemetry.energy_joules if result.telemetry else None
+
+
+# --- Reading a record's measurement ------------------------------------------------------------------------------
+# Everything above and every renderer read a measurement through these functions alone.
+
+
+def timed_seconds(record: Record) -> list[float]:
+    """The seconds of a record's timed epochs (after its warm-up ones); [] without a measurement."""
+    return [epoch.seconds for epoch in _timed(record)]
+
+
+def warmup_seconds(record: Record) -> list[float]:
+    measured = record.measurement
+    return [epoch.seconds for epoch in measured.epochs[:measured.warmup_epochs]] if measured else []
+
+
+def timed_images_per_second(record: Record) -> list[float]:
+    return [epoch.images_per_second for epoch in _timed(record)]
+
+
+def timed_input_wait_shares(record: Record) -> list[float | None]:
+    return [epoch.input_wait_share for epoch in _timed(record)]
+
+
+def _timed(record: Record) -> list[MeasuredEpoch]:
+    measured = record.measurement
+    return measured.epochs[measured.warmup_epochs:] if measured else []
+
+
+def model_trained(record: Record) -> str:
+    return record.measurement.workload if record.measurement else ""
+
+
+def data_kind(record: Record) -> str:
+    return record.measurement.data.get("kind", "") if record.measurement else ""
+
+
+def versions_loaded(record: Record, framework: str) -> tuple[str, str]:
+    """(framework version, Keras version) as the workload imported them; ("", "") without a measurement."""
+    versions = record.measurement.versions if record.measurement else {}
+    return (versions.get(framework, "?"), versions.get("keras", "?")) if versions else ("", "")
+
+
+def cudnn_loaded(record: Record) -> str:
+    return _dict(_gpu(record).get("cudnn")).get("version") or ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a cell's process really loaded, as its record says; "" where it says nothing."""
+
+    versions: dict  # the workload's import versions: framework, keras, keras_backend, python, others
+    cudnn_version: str
+    cudnn_path: str
+    cuda_runtime_version: str
+    cuda_runtime_path: str
+    driver: str
+    driver_cuda: str
+    gpus_registered: object
+    built_with: object
+    devices: list
+    convolution_ops: object
+
+
+def loaded(record: Record) -> Loaded | None:
+    measured = record.measurement
+    if measured is None:
+        return None
+    gpu = _gpu(record)
+    cudnn, cuda = _dict(gpu.get("cudnn")), _dict(gpu.get("cuda_runtime"))
+    return Loaded(_dict(measured.versions), str(cudnn.get("version") or ""), str(cudnn.get("path") or ""),
+                  str(cuda.get("version") or ""), str(cuda.get("path") or ""), str(gpu.get("driver") or ""),
+                  str(gpu.get("driver_cuda") or ""), gpu.get("registered"), gpu.get("built_with") or gpu.get("tensorflow_built_with"),
+                  measured.devices, measured.convolution_ops)
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One epoch of a repeat as its record gives it; None for a figure it lacks."""
+
+    number: int  # as the epoch log numbers it, from 1
+    warmup: bool
+    seconds: float | None
+    train_seconds: float | None
+    images_per_second: float | None
+    loss: float | None
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+
+
+def epochs(record: Record) -> tuple[Epoch, ...]:
+    measured = record.measurement
+    if measured is None:
+        return ()
+    return tuple(Epoch(number, number <= measured.warmup_epochs, epoch.seconds, epoch.train_seconds, epoch.images_per_second,
+                       *(_number(epoch.logs.get(name)) for name in ("loss", "accuracy", "val_loss", "val_accuracy")))
+                 for number, epoch in enumerate(measured.epochs, 1))
+
+
+def _gpu(record: Record) -> dict:
+    return _dict(record.measurement.gpu) if record.measurement else {}
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None

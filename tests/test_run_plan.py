@@ -11,6 +11,7 @@ import dataclasses
 import pytest
 
 from fake_executor import FakeExecutor
+from test_dispatch import RefusingSlurm  # a controller that answers and refuses every job
 from runner import records, run_plan, session
 from runner.dispatch import slurm
 from runner.executors import Unsuitable
@@ -69,18 +70,6 @@ def test_a_not_run_record_names_what_was_asked_for_and_where(cells):
     record = run_plan.record(gpu, "docker", "failed", "its job was cancelled", repeat=2, where={"host": "node-1", "job_id": "9", "gone": ""})
     assert (record.cell_id, record.status, record.repeat, record.executor) == (gpu.id, "failed", 2, "docker")
     assert record.environment == {"name": gpu.environment.name, "base": gpu.environment.base, "host": "node-1", "job_id": "9"}
-
-
-class RefusingSlurm(slurm.Slurm):
-    def __init__(self):
-        self.submitted = []
-
-    def check(self):
-        return "25.05.0"
-
-    def submit(self, arguments):
-        self.submitted.append(arguments)
-        return None, "no nodes"
 
 
 def test_local_and_slurm_carry_out_the_same_plan_of_a_resumed_run(tmp_path):

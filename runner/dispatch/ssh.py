@@ -214,8 +214,7 @@ def run(plan: session.Plan, urls: list[str], results_dir: Path, resume: str | No
 
 def run_on(hosts: list[Host], plan: session.Plan, run_folder: Path, repeats: int, progress: Progress) -> int:
     """What is left of a run, on hosts already connected, into a run folder already open; how many runs failed."""
-    placement = SSHPlacement(plan, [host.url for host in hosts], progress)
-    placement.hosts = hosts
+    placement = SSHPlacement(plan, [host.url for host in hosts], progress, hosts)
     keeper = session.Keeper(run_folder, progress)
     try:
         session.carry_out(plan, placement, run_folder, repeats, keeper)
@@ -231,9 +230,9 @@ class SSHPlacement:
     name = "ssh"
     executor_name = "docker"
 
-    def __init__(self, plan: session.Plan, urls: list[str], progress: Progress):
+    def __init__(self, plan: session.Plan, urls: list[str], progress: Progress, hosts: list[Host] | None = None):
         self.plan, self.urls, self.progress = plan, urls, progress
-        self.hosts: list[Host] = []
+        self.hosts = hosts or []  # connected by start(), unless given connected
         self.threads: list[Worker] = []
 
     def start(self) -> None:
@@ -283,9 +282,9 @@ class SSHPlacement:
         dead = "; ".join(host.dead for host in self.hosts if host.dead)
         wanted = cell.axis(gpu_types.AXIS)
         typed_nowhere = cell.kind == "gpu" and wanted and all(host.gpu_checked or not host.gpu for host in self.hosts)
+        no_type = f"no host has a GPU of type {wanted}: " + "; ".join(host.gpu_summary() for host in self.hosts)
         here = Here(no_gpu=None if any(host.gpu for host in self.hosts) else self._no_gpu() + (f"; {dead}" if dead else ""),
-                    wrong_gpu=lambda cell: ("skipped", f"no host has a GPU of type {wanted}: "
-                                            + "; ".join(host.gpu_summary() for host in self.hosts)) if typed_nowhere else None)
+                    wrong_gpu=lambda typed: ("skipped", no_type) if typed_nowhere else None)
         why = not_run(cell, here) or ("failed", f"not run: {dead or 'no host can run it'}")
         return run_plan.record(cell, self.executor_name, *why)
 

@@ -7,30 +7,26 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
 import json
 import os
 import shlex
 import signal
 import stat
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 from tabulate import tabulate
 
-from runner import __version__, datasets, dispatch, dispatch_settings, doctor, preflight, records, session
+from runner import __version__, datasets, dispatch, doctor, executors, placements, records, run_plan, session
 from runner.analysis import analyze, compare_runs
 from runner.cells import Cell, environments_of, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
-from runner.dispatch import slurm
 from runner.errors import UserError
+from runner.output_files import check_writable, written
 from runner.executors import IMAGE_NAMESPACE, Executor, local_engine
-from runner.executors.local_executor import LocalExecutor
-from runner.executors.subprocess_run import gpu_unavailable, interpreter
-from runner.executors.venv_executor import VenvExecutor
+from runner.executors.subprocess_run import gpu_unavailable
 from runner.progress import Progress
 from runner.report import FORMATS, as_text, render, render_comparison
 from runner.site import publish
@@ -39,11 +35,8 @@ from runner.stats import MIN_EFFECT
 from runner.yaml_reader import shown
 
 CHART_FILE = "epochs.png"
-DISPATCH = ("local", "slurm", "ssh")
 CHART_FORMATS = (".png", ".svg", ".pdf")
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
-HOST_EXECUTORS = {"venv": VenvExecutor, "local": LocalExecutor}  # without isolation: the workload as a process on this host
-EXECUTORS = ("docker", *HOST_EXECUTORS)
 
 
 # Progress goes to stderr, so that stdout carries only tables and JSON.
@@ -56,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     matrix_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="select cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
     matrix_options.add_argument("--strict", action="store_true", help="make a selected cell that the compatibility table excludes an error")
     executor_choice = argparse.ArgumentParser(add_help=False)
-    executor_choice.add_argument("--executor", choices=EXECUTORS, default="docker",
+    executor_choice.add_argument("--executor", choices=list(executors.REGISTRY), default="docker",
                                  help="where cells run: docker (a container each), or without isolation venv (a virtualenv "
                                       "per environment, made with --python) or local (--python as it is) (default: %(default)s)")
     executor_options = argparse.ArgumentParser(add_help=False, parents=[executor_choice])
@@ -92,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
                      help="print what the run would do (cells to run, those that would not and why, environments to make, "
                           "an estimate of its time) and stop there; every run prints it first")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
-    run.add_argument("--dispatch", choices=DISPATCH, default="local",
+    run.add_argument("--dispatch", choices=list(placements.REGISTRY), default="local",
                      help="local: run the cells here, one after another; slurm: one sbatch job per cell and repeat, "
                           "settings under slurm: in the matrix; ssh: spread the cells over remote Docker hosts, "
                           "hosts: in the matrix or --host (default: %(default)s)")
@@ -222,20 +215,9 @@ def plan(args) -> session.Plan:
                         installs=getattr(args, "executor", "docker") != "local")
 
 
-# Docker's SDK is imported where Docker is used: a host for the venv and local executors may not have it.
-
-
-def docker_executor(chosen: session.Plan) -> Executor:
-    from runner.executors.docker_executor import DockerExecutor
-
-    return DockerExecutor(chosen.matrix.build, chosen.gpu_devices, progress)
-
-
 def executor(args, chosen: session.Plan) -> Executor:
-    """The executor --executor names; tests replace this, or docker_executor, with a fake."""
-    if args.executor == "docker":
-        return docker_executor(chosen)
-    return HOST_EXECUTORS[args.executor](args.python, chosen.gpu_devices, progress)
+    """The executor --executor names, from the registry (where tests register a fake)."""
+    return executors.make(args.executor, executors.Wanted(chosen.matrix.build, chosen.gpu_devices, getattr(args, "python", sys.executable), progress))
 
 
 def cmd_list(args) -> int:
@@ -254,14 +236,8 @@ def cmd_list(args) -> int:
 
 
 def _listing(cell: Cell, selected: bool, pattern: str | None, executor_name: str, no_gpu: str | None) -> dict:
-    if cell.excluded:
-        status, reason = "excluded", cell.excluded
-    elif not selected:
-        status, reason = "deselected", f"not matched by -k {pattern}"
-    elif cell.kind == "gpu" and no_gpu:
-        status, reason = "skipped", no_gpu
-    else:
-        status, reason = "selected", ""
+    why = run_plan.not_run(cell, run_plan.Here(no_gpu)) if selected or cell.excluded else ("deselected", f"not matched by -k {pattern}")
+    status, reason = why or ("selected", "")
     axes = cell.axes_dict
     row = {"id": cell.id, "kind": cell.kind, "image": f"{IMAGE_NAMESPACE}/{cell.environment.name}", "workload": cell.workload.name,
            axes["framework"]: axes["framework_version"], "status": status, "reason": reason,
@@ -280,46 +256,20 @@ def cmd_build(args) -> int:
 def cmd_run(args) -> int:
     chosen = plan(args)
     args.results = results_folder(args.results)
-    for given, option in ((args.budget_minutes, "--budget-minutes"), (args.dry_run, "--dry-run")):
-        if given and (args.hosts or args.dispatch != "local"):
-            raise UserError(f"{option}: only for runs on this machine (--dispatch local), whose cells run one after another")
-    if args.hosts:
-        if args.dispatch == "slurm":
-            raise UserError("--host: remote Docker hosts are --dispatch ssh; Slurm places its jobs itself")
-        args.dispatch = "ssh"
-    if args.dispatch == "ssh":
-        hosts = list(dispatch_settings.host_urls(args.hosts, lambda index, expected, found: UserError(f"--host: expected {expected}, got {found}"))
-                     if args.hosts else chosen.matrix.hosts)
-        if not hosts:
-            raise UserError(f"--dispatch ssh: no hosts: list them under hosts: in {args.file}, or give --host URL")
-        if args.executor != "docker":
-            raise UserError(f"--executor {args.executor}: remote hosts run their cells with Docker")
-        if args.gpus:
-            raise UserError("--gpus: with --dispatch ssh, GPU cells use gpu.devices of the matrix on every host")
-        from runner.dispatch import ssh
-
-        result = ssh.run(chosen, hosts, args.results, args.resume, args.repeats or chosen.matrix.repeats, progress)
-    elif args.dispatch == "slurm":
-        if args.gpus:
-            raise UserError("--gpus: with --dispatch slurm each job uses the GPUs Slurm grants it; gpu.gpu_type asks for a type")
-        result = slurm.run(chosen, args.results, args.resume, args.repeats or chosen.matrix.repeats, progress, args.offline_base,
-                           node_executor(args))
-    else:
-        if args.resume:
-            refuse_local_resume_of_dispatched(records.find_run(args.results, args.resume))
-        chosen_executor = executor(args, chosen)
-        if args.dry_run:  # what every run says first, here alone
-            repeats = args.repeats or chosen.matrix.repeats
-            earlier = records.load(records.find_run(args.results, args.resume)) if args.resume else []
-            progress(preflight.outlook(session.left_to_run(chosen.selected, earlier, repeats), chosen_executor, repeats,
-                                       args.results).render())
-            return EXIT_OK
-        budget = session.Budget.starting_now(args.budget_minutes) if args.budget_minutes else None
-        result = session.run(chosen, chosen_executor, args.results, args.resume, args.repeats, progress, budget, args.force,
-                             lambda run_id: resume_command(args, run_id))
+    if args.hosts and args.dispatch == "slurm":
+        raise UserError("--host: remote Docker hosts are --dispatch ssh; Slurm places its jobs itself")
+    where = "ssh" if args.hosts else args.dispatch
+    if args.dry_run:  # what every run says first, here alone
+        if where != "local":
+            raise UserError("--dry-run: only for runs on this machine (--dispatch local), whose cells run one after another")
+        progress(session.outlook(chosen, executor(args, chosen), args.results, args.resume, args.repeats))
+        return EXIT_OK
+    asked = placements.Asked(args.executor, args.python, args.offline_base, tuple(args.hosts or ()), args.budget_minutes, args.gpus)
+    result = session.run_placed(chosen, placements.make(where, chosen, asked, progress), args.results, args.resume, args.repeats,
+                                progress, args.force, lambda run_id: resume_command(args, run_id))
     analysis = analyze(result.records, min_effect=args.min_effect / 100)
     print(as_text(analysis, wide=args.wide))
-    if args.dispatch != "local":
+    if where != "local":
         print("\n" + dispatch.where(result.records))
     if analysis.measured:
         print(f"\nChart: {run_chart(analysis, result.folder / CHART_FILE)}")
@@ -333,59 +283,26 @@ def program() -> list[str]:
 
 
 def resume_command(args, run_id: str) -> str:
-    """The command that goes on with a run as this one ran it: pasted as printed, it selects the same cells the same way."""
+    """The command that goes on with a run as this one ran it, wherever it ran: pasted as printed, it selects the same cells the same way."""
     words = [*program(), "run", "-f", str(args.file)]
     if args.results != Path("results"):
         words += ["--results", str(args.results)]
-    for option, value in (("-k", args.pattern), ("--executor", args.executor if args.executor != "docker" else None),
-                          ("--python", args.python if args.executor in HOST_EXECUTORS else None), ("--gpus", args.gpus),
+    for option, value in (("--dispatch", args.dispatch if args.dispatch != "local" and not args.hosts else None), ("-k", args.pattern),
+                          ("--executor", args.executor if args.executor != "docker" else None),
+                          ("--python", args.python if args.executor in executors.HOST_PROCESSES else None), ("--gpus", args.gpus),
                           ("--repeats", args.repeats and str(args.repeats))):
         if value:
             words += [option, value]
+    words += [word for url in args.hosts or () for word in ("--host", url)]
     words += ["--offline-base"] * args.offline_base + ["--strict"] * args.strict + ["--force"] * args.force
     return shlex.join(words + ["--resume", run_id])
 
 
-def node_executor(args) -> slurm.NodeExecutor:
-    """What the jobs run their cells with; venv's and local's --python asked here, and named by its absolute path.
-
-    A job runs in the checkout, not where the runner was started, so a relative --python would name another file there.
-    """
-    if args.executor == "docker":
-        return slurm.NodeExecutor()
-    return slurm.NodeExecutor(args.executor, interpreter(args.python).executable)
-
-
-def refuse_local_resume_of_dispatched(run_folder: Path) -> None:
-    """Its jobs may still be running: resuming here would run their cells twice."""
-    dispatched = records.manifest(run_folder).get("host", {}).get("dispatch") or ("slurm" if dispatch.read_ledger(run_folder) else "")
-    if dispatched:
-        raise UserError(f"run {run_folder.name} was dispatched to {dispatched.capitalize()} and its jobs may still be running: "
-                        f"resume it with `python -m runner run --dispatch {dispatched} --resume {run_folder.name}`")
-
-
 def cmd_run_cell(args) -> int:
     """One cell in a dispatched job: its record goes to a file of its own in the run's jobs/ folder, never to results.jsonl."""
-    if not (args.run / records.MANIFEST_FILE).is_file():
-        raise UserError(f"--run {args.run}: not a run folder (no {records.MANIFEST_FILE})")
-    try:
-        changed = args.matrix_sha256 and hashlib.sha256(args.file.read_bytes()).hexdigest() != args.matrix_sha256
-    except OSError as error:
-        raise UserError(f"{args.file}: cannot read the matrix file: {error.strerror or error}")
-    if changed:
-        raise UserError(f"{args.file}: changed since this job was submitted; resume the run to submit it again with the matrix as it is now")
-    chosen = session.plan(args.file, None, False, args.offline_base, installs=args.executor != "local")
-    cell = next((cell for cell in chosen.cells if cell.id == args.cell), None)
-    if cell is None:
-        raise UserError(f"{args.file}: no cell {shown(args.cell)} in this matrix")
-    granted = dispatch.granted_gpus(dict(os.environ), inside_job=args.executor in HOST_EXECUTORS)
-    gpus = dispatch.gpus_for(cell, granted)
-    if gpus:  # the GPU the scheduler granted, in place of gpu.devices
-        chosen = session.plan(args.file, None, False, args.offline_base, gpus, installs=args.executor != "local")
-    job_id = os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
-    record = dispatch.run_job(chosen, executor(args, chosen), cell, args.repeat, args.run, job_id, granted, progress)
-    progress(f"{cell.id}: {record.status}{': ' + record.reason if record.reason else ''}; "
-             f"record: {dispatch.record_path(args.run, cell.id, args.repeat, job_id)}")
+    job = dispatch.Job(args.file, args.cell, args.repeat, args.run, args.matrix_sha256, args.executor, args.python, args.offline_base)
+    record, path = dispatch.run_cell_job(job, progress)
+    progress(f"{record.cell_id}: {record.status}{': ' + record.reason if record.reason else ''}; record: {path}")
     return EXIT_OK
 
 
@@ -490,34 +407,6 @@ def results_folder(path: Path) -> Path:
     if not stat.S_ISDIR(found.st_mode):
         raise UserError(f"--results {shown(str(path), 160)}: not a folder")
     return path
-
-
-def check_writable(path: Path | None, option: str, formats: tuple[str, ...] = ()) -> None:
-    """Refuse an output path that cannot be written before any work is done, in one line."""
-    if path is None:
-        return
-    if formats and path.suffix.lower() not in formats:
-        raise UserError(f"{option} {path}: expected a file name ending in {', '.join(formats)}")
-    folder = path.parent
-    if path.is_dir():
-        raise UserError(f"{option} {path}: is a folder; expected a file name")
-    if not folder.is_dir():
-        raise UserError(f"{option} {path}: no folder {folder} to write it in")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"{option} {path}: permission denied")
-
-
-@contextmanager
-def written(path: Path, option: str):
-    """A partial file beside path, moved into place once complete: never half a report or chart."""
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        yield partial
-        os.replace(partial, path)
-    except OSError as error:
-        raise UserError(f"{option} {path}: cannot write it ({error.strerror or error})")
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def emit(text: str, output: Path | None) -> None:

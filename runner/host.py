@@ -9,23 +9,19 @@ import socket
 import subprocess
 from pathlib import Path
 
-from runner.executors import Executor
 from workload.machine import cpu_model
 
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def facts(executor: Executor) -> dict:
-    """The machine, the project's commit, and what the executor says of itself (for Docker: the engine's version)."""
+def facts() -> dict:
+    """The machine and the project's commit; where the run placed its cells, and with what, its placement adds."""
     return {
         "hostname": socket.gethostname(),  # what the results site tells machines apart by
         "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "os": platform.platform(),
-        "executor": executor.name,
-        "isolation": executor.isolation,
-        **executor.describe_host(),
         "gpus": gpus(),
         "project_commit": _git("rev-parse", "HEAD"),
         "project_dirty": bool(_git("status", "--porcelain")),

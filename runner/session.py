@@ -1,30 +1,33 @@
 """One session of the pipeline: plan the cells, prepare data and environments, run, record, resume.
 
-The CLI parses arguments and calls these; an executor (runner.executors) does
-what is specific to where cells run. Nothing here prints results: the caller
-renders the records it gets back.
+run_placed is the one run loop, whatever the placement (runner.placements: here, Slurm, SSH);
+Local is the placement that runs cells on this machine. The CLI parses arguments and calls
+these; an executor (runner.executors) does what is specific to how cells run. Nothing here
+prints results: the caller renders the records it gets back.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runner import datasets, gpu_types, host, preflight, records
+from runner import datasets, gpu_types, host, preflight, records, run_plan
 from runner.cells import Cell, environments_of, expand, matches
 from runner.compatibility import load_table
 from runner.config import Matrix, devices, load_matrix
 from runner.datasets import Dataset
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
-from runner.executors import Executor, Prepared, PrepareFailure, Unsuitable, provenance
+from runner.executors import Executor, Prepared, PrepareFailure, Unsuitable
 from runner.outcome import decide
+from runner.placements import Placement
 from runner.progress import Progress
 from runner.records import Record, now
+from runner.run_plan import Turn
 from runner.yaml_reader import shown
 from workload.contract import JobSpec
 
@@ -65,6 +68,17 @@ class Budget:
     @property
     def not_reached(self) -> str:
         return f"not reached: the run's budget of {self.minutes:.3g} min (--budget-minutes) was spent on the cells before it"
+
+
+@dataclass(frozen=True)
+class Session:
+    """A run as its placement sees it, once planned: the run folder, the repeats asked, what earlier sessions measured, what is left."""
+
+    plan: Plan
+    folder: Path
+    repeats: int
+    earlier: list[Record]
+    todo: list[Cell]  # the selected cells not yet measured as often as asked
 
 
 @dataclass(frozen=True)
@@ -157,37 +171,78 @@ def build(plan: Plan, executor: Executor, progress: Progress) -> list[PrepareFai
 
 def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
         budget: Budget | None = None, force: bool = False, resume_command: Callable[[str], str] | None = None) -> RunResult:
-    """Run each selected cell `repeats` times (default: the matrix's), appending each record as it ends; within `budget` if one is given.
+    """A run on this machine, cells one after another with `executor`: run_placed with the local placement."""
+    return run_placed(plan, Local(executor, progress, budget), results_dir, resume, repeats, progress, force, resume_command)
+
+
+def run_placed(plan: Plan, placement: Placement, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
+               force: bool = False, resume_command: Callable[[str], str] | None = None) -> RunResult:
+    """Run each selected cell `repeats` times (default: the matrix's) where the placement puts them, appending each record as it comes.
 
     The run folder exists, resumable, before anything else happens, and this runner holds it
     until it ends, however it ends; if it ends early, `resume_command(run_id)` is what to type to
-    go on. A run is resumed with the matrix it started with, unless `force`.
+    go on. A run is resumed where it ran, and with the matrix it started with, unless `force`.
     """
-    if resume:
-        run_folder = records.find_run(results_dir, resume)
-        refuse_another_matrix(run_folder, plan.matrix.path, force)
-    else:
-        run_folder = records.new_run(results_dir, plan.matrix.path, host.facts(executor))
-    resume_command = resume_command or (lambda run_id: f"python -m runner run --resume {run_id}")
-    unwritten: list[Record] = []  # records a full disk refused: printed to be added back by hand, and in this run's table
+    run_folder = open_run(plan, placement, results_dir, resume, force)
+    how = f"--dispatch {placement.name} " if placement.name != "local" else ""
+    resume_command = resume_command or (lambda run_id: f"python -m runner run {how}--resume {run_id}")
+    keeper = Keeper(run_folder, progress)
     with records.hold(run_folder):
         if resume:
-            remove_left_behind(run_folder, executor.cleanup(run_folder), "", progress)
-        state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine gone
+            placement.resume(run_folder)
+        state = "stopped"  # by an error that is not a cell's: a data folder to fix, the engine or the controller gone
         try:
-            failed = _run(plan, executor, run_folder, repeats or plan.matrix.repeats, progress, budget, unwritten)
+            carry_out(plan, placement, run_folder, repeats_asked(plan, repeats), keeper)
             state = "finished"
         except KeyboardInterrupt:
             state = "interrupted"
+            placement.interrupt(run_folder)
             raise
         finally:
             note_end(run_folder, state, progress)
             if state != "finished":
-                executor.cleanup(run_folder)
-                progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}; "
+                going = placement.clean_up(run_folder, state)
+                progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}{going}; "
                          f"`{resume_command(run_folder.name)}` runs the rest")
     progress(f"results: {run_folder / records.RESULTS_FILE}")
-    return RunResult(run_folder, records.load(run_folder) + unwritten, failed)
+    return RunResult(run_folder, records.load(run_folder) + keeper.unwritten, keeper.failed)
+
+
+def repeats_asked(plan: Plan, repeats: int | None) -> int:
+    """--repeats, else the matrix's: resolved here alone, for every placement and for --dry-run."""
+    return repeats or plan.matrix.repeats
+
+
+def open_run(plan: Plan, placement: Placement, results_dir: Path, resume: str | None, force: bool) -> Path:
+    """The run folder: the one resumed, refused when it ran elsewhere or with another matrix; else a new one, with the manifest."""
+    if resume:
+        run_folder = records.find_run(results_dir, resume)
+        refuse_resume_elsewhere(run_folder, placement.name)
+        refuse_another_matrix(run_folder, plan.matrix.path, force)
+        placement.start()
+        return run_folder
+    placement.start()
+    return records.new_run(results_dir, plan.matrix.path, {**host.facts(), **placement.facts()})
+
+
+def outlook(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None) -> str:
+    """What a run on this machine would say first (run --dry-run), found out without doing any of it."""
+    earlier = []
+    if resume:
+        run_folder = records.find_run(results_dir, resume)
+        refuse_resume_elsewhere(run_folder, "local")
+        earlier = records.load(run_folder)
+    repeats = repeats_asked(plan, repeats)
+    return preflight.outlook(run_plan.left_to_run(plan.selected, earlier, repeats), executor, repeats, results_dir).render()
+
+
+def refuse_resume_elsewhere(run_folder: Path, placement: str) -> None:
+    """A run is resumed the way it ran: its manifest describes one kind of place, and its records all come from there."""
+    before = records.manifest(run_folder).get("host", {}).get("dispatch") or "local"
+    if before != placement:
+        asked, how = (f"--dispatch {name} " if name != "local" else "" for name in (placement, before))
+        raise UserError(f"{asked}--resume {run_folder.name}: that run {'ran with ' + how.strip() if how else 'ran here, not dispatched'}; "
+                        f"resume it the way it ran: `python -m runner run {how}--resume {run_folder.name}`")
 
 
 def refuse_another_matrix(run_folder: Path, matrix_path: Path, force: bool) -> None:
@@ -198,99 +253,110 @@ def refuse_another_matrix(run_folder: Path, matrix_path: Path, force: bool) -> N
                         f"-f {run_folder / records.MATRIX_COPY}, or add --force to resume with this one")
 
 
-def _run(plan: Plan, executor: Executor, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None,
-         unwritten: list[Record]) -> int:
+def carry_out(plan: Plan, placement: Placement, run_folder: Path, repeats: int, keeper: Keeper) -> None:
+    """What the run has left, in turns: a cell that does not run gets its record here, the others go to the placement."""
     earlier = records.load(run_folder)
-    noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
-    todo = left_to_run(plan.selected, earlier, repeats)
-    progress(preflight.outlook(todo, executor, repeats, run_folder.parent).render())
-    runnable = [cell for cell in todo if not cell.excluded]
-    data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
-    prepared, no_gpu = provision(executor, runnable, progress)
-    ready = [cell for cell in runnable if not _not_run(cell, prepared, no_gpu)]
-    progress(f"run {run_folder.name}: {len(ready)} cell(s) to run, {len(plan.selected) - len(todo)} already done, "
-             f"{len(todo) - len(ready)} skipped or excluded, results in {run_folder}")
-    # A cell that cannot run here is noted once, in its place in the first round.
-    left = {cell.id: repeats_left(earlier, cell.id, repeats) if cell in ready else range(0 if cell.id in noted else 1) for cell in todo}
-    runs = interleaved(todo, left)
-    return _run_cells(executor, plan.matrix, runs, prepared, data, no_gpu, run_folder, repeats, progress, budget, unwritten)
-
-
-def left_to_run(cells: list[Cell], earlier: list[Record], repeats: int) -> list[Cell]:
-    """The cells, less those the earlier records (a run being resumed) have measured as often as asked."""
-    measured = Counter(record.cell_id for record in earlier if record.status == "ok")
-    return [cell for cell in cells if measured[cell.id] < repeats]
-
-
-def repeats_left(earlier: list[Record], cell_id: str, repeats: int) -> list[int]:
-    """The repeat numbers of a cell not measured yet, lowest first: a resume fills gaps (a failed repeat 0 beside a good repeat 1)."""
-    measured = [record.repeat for record in earlier if record.cell_id == cell_id and record.status == "ok"]
-    return [repeat for repeat in range(repeats) if repeat not in measured][:max(0, repeats - len(measured))]
-
-
-def interleaved(cells: list[Cell], repeats_left: dict[str, range]) -> list[tuple[Cell, int]]:
-    """(cell, repeat) in the order A B C A B C ...: drift in the machine then spreads over every cell alike."""
-    rounds = max((len(left) for left in repeats_left.values()), default=0)
-    return [(cell, repeats_left[cell.id][turn]) for turn in range(rounds) for cell in cells if turn < len(repeats_left[cell.id])]
-
-
-def _run_cells(executor: Executor, matrix: Matrix, runs: list[tuple[Cell, int]], prepared: Provisioned, data: dict[str, Dataset],
-               no_gpu: str | None, run_folder: Path, repeats: int, progress: Progress, budget: Budget | None,
-               unwritten: list[Record]) -> int:
-    """Run each (cell, repeat) afresh and append its record at once (to unwritten, when it cannot be); returns how many failed.
-
-    A cell that cannot run here gets its record, silently: the plan printed first said why, once per reason.
-    """
-    failed = 0
-
-    def kept(record: Record) -> bool:
-        written = keep(run_folder, record, progress)
-        if not written:
-            unwritten.append(record)
-        return written
-
-    took: dict[str, float] = {}  # seconds each cell's last repeat took in this session
-    clock = budget.clock if budget else time.monotonic
-    to_run = [(cell, repeat) for cell, repeat in runs if not _not_run(cell, prepared, no_gpu)]
-    progress.start_run(len(to_run))
+    todo = run_plan.left_to_run(plan.selected, earlier, repeats)
+    here = placement.prepare(Session(plan, run_folder, repeats, earlier, todo))
+    why_not = {cell.id: run_plan.not_run(cell, here) for cell in todo}
+    runs = run_plan.runs_left(todo, earlier, repeats, lambda cell: why_not[cell.id])
+    to_run = [(cell, repeat) for cell, repeat in runs if not why_not[cell.id]]
+    placement.announce(to_run)
     number = 0
-    try:
-        for cell, repeat in runs:
-            if not_run := _not_run(cell, prepared, no_gpu):
-                kept(_record(executor, cell, None, *not_run, now()))
-                continue
-            number += 1
-            if budget and budget.seconds_left() <= took.get(cell.id, 0.0):
-                if cell.id not in took:  # a cell with a repeat in this session says how many by its records
-                    kept(_record(executor, cell, None, "skipped", budget.not_reached, now()))
-                progress(f"[{number}/{len(to_run)}] {cell.id}: {budget.not_reached}")
-                continue
-            label = f"[{number}/{len(to_run)}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "")
-            progress.start_repeat(cell.id, label, run_folder / LOGS_FOLDER / f"{cell.id}.{repeat + 1}.log")
-            started = clock()
-            record = run_cell(executor, matrix, cell, prepared[cell.environment], data[cell.workload.name], run_folder,
-                              budget.seconds_left() if budget else None)
-            record = dataclasses.replace(record, repeat=repeat)
-            took[cell.id] = clock() - started
-            written = kept(record)  # before the count: `or` would skip writing a failed record
-            failed += record.status == "failed" or not written
-            progress.end_repeat(cell.id, f"{label}: {record.status}{': ' + record.reason if record.reason else ''} ({took[cell.id]:.0f} s)",
-                                took[cell.id])
-    finally:
-        progress.end_run()
-    return failed
+    for cell, repeat in runs:
+        if why_not[cell.id]:
+            keeper.keep(run_plan.record(cell, placement.executor_name, *why_not[cell.id]))
+            continue
+        number += 1
+        placement.carry_out(Turn(cell, repeat, number, len(to_run), repeats), keeper)
+    placement.finish(keeper)
 
 
-def _not_run(cell: Cell, prepared: Provisioned, no_gpu: str | None) -> tuple[str, str] | None:
-    """Why a cell is not run, as its record's status and reason: excluded by the table or by the executor, or skipped for want of a GPU."""
-    if cell.excluded:
-        return "excluded", cell.excluded
-    if cell.kind == "gpu" and no_gpu:
-        return "skipped", no_gpu
-    if elsewhere := gpu_types.not_here(cell):  # a gpu_type this host does not have
-        return "skipped", elsewhere
-    environment = prepared[cell.environment]
-    return ("excluded", environment.reason) if isinstance(environment, Unsuitable) else None
+class Keeper:
+    """Appends each record as it comes back (one at a time: SSH's hosts keep theirs from threads); counts the failed ones."""
+
+    def __init__(self, run_folder: Path, progress: Progress):
+        self.run_folder, self.progress = run_folder, progress
+        self.failed = 0  # runs that ended failed in this session, or whose record could not be written
+        self.unwritten: list[Record] = []  # records a full disk refused: printed to be added back by hand, and in this run's table
+        self.lock = threading.Lock()
+
+    def keep(self, record: Record) -> bool:
+        with self.lock:
+            written = keep(self.run_folder, record, self.progress)
+            if not written:
+                self.unwritten.append(record)
+            self.failed += record.status == "failed" or not written
+            return written
+
+
+class Local:
+    """The local placement: each (cell, repeat) runs here, one after another, with this machine's executor; within a budget if given."""
+
+    name = "local"
+
+    def __init__(self, executor: Executor, progress: Progress, budget: Budget | None = None):
+        self.executor, self.progress, self.budget = executor, progress, budget
+        self.executor_name = executor.name
+        self.took: dict[str, float] = {}  # seconds each cell's last repeat took in this session
+
+    def start(self) -> None:
+        pass
+
+    def facts(self) -> dict:
+        return {"executor": self.executor.name, "isolation": self.executor.isolation, **self.executor.describe_host()}
+
+    def resume(self, run_folder: Path) -> None:
+        remove_left_behind(run_folder, self.executor.cleanup(run_folder), "", self.progress)
+
+    def prepare(self, session: Session) -> run_plan.Here:
+        self.session = session
+        self.progress(preflight.outlook(session.todo, self.executor, session.repeats, session.folder.parent).render())
+        runnable = [cell for cell in session.todo if not cell.excluded]
+        self.data = {cell.workload.name: datasets.prepare(cell.workload, self.progress) for cell in runnable}
+        self.prepared, no_gpu = provision(self.executor, runnable, self.progress)
+        return run_plan.Here(no_gpu, self.prepared, not_on_this_host)
+
+    def announce(self, to_run: list[tuple[Cell, int]]) -> None:
+        ready = len({cell.id for cell, _ in to_run})
+        todo, selected = len(self.session.todo), len(self.session.plan.selected)
+        self.progress(f"run {self.session.folder.name}: {ready} cell(s) to run, {selected - todo} already done, "
+                      f"{todo - ready} skipped or excluded, results in {self.session.folder}")
+        self.progress.start_run(len(to_run))
+
+    def carry_out(self, turn: Turn, keeper: Keeper) -> None:
+        """Run the (cell, repeat) afresh, unless the budget has not enough left for it."""
+        cell, budget, run_folder = turn.cell, self.budget, self.session.folder
+        if budget and budget.seconds_left() <= self.took.get(cell.id, 0.0):
+            if cell.id not in self.took:  # a cell with a repeat in this session says how many by its records
+                keeper.keep(run_plan.record(cell, self.executor.name, "skipped", budget.not_reached))
+            self.progress(f"{turn.place}: {budget.not_reached}")
+            return
+        self.progress.start_repeat(cell.id, turn.label, run_folder / LOGS_FOLDER / f"{cell.id}.{turn.repeat + 1}.log")
+        clock = budget.clock if budget else time.monotonic
+        started = clock()
+        record = run_cell(self.executor, self.session.plan.matrix, cell, self.prepared[cell.environment], self.data[cell.workload.name],
+                          run_folder, budget.seconds_left() if budget else None)
+        self.took[cell.id] = clock() - started
+        keeper.keep(dataclasses.replace(record, repeat=turn.repeat))
+        self.progress.end_repeat(cell.id, f"{turn.label}: {record.status}{': ' + record.reason if record.reason else ''} "
+                                          f"({self.took[cell.id]:.0f} s)", self.took[cell.id])
+
+    def finish(self, keeper: Keeper) -> None:
+        self.progress.end_run()
+
+    def interrupt(self, run_folder: Path) -> None:
+        pass  # the repeat running has ended with the interrupt: clean_up removes what it left
+
+    def clean_up(self, run_folder: Path, state: str) -> str:
+        self.progress.end_run()
+        self.executor.cleanup(run_folder)
+        return ""
+
+
+def not_on_this_host(cell: Cell) -> run_plan.NotRun | None:
+    """A cell of a gpu_type this machine has none of: skipped here, for a cluster to run."""
+    return ("skipped", elsewhere) if (elsewhere := gpu_types.not_here(cell)) else None
 
 
 def remove_left_behind(run_folder: Path, removed: int | None, where: str, progress: Progress) -> None:
@@ -325,7 +391,7 @@ def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepar
     """One run of one cell, whatever happens to it, as a record; stopped at its workload's time limit, or at `seconds_left` if sooner."""
     started = now()
     if isinstance(environment, PrepareFailure):
-        return _record(executor, cell, environment, "failed", environment.reason, started, log_tail=environment.log_tail)
+        return run_plan.record(cell, executor.name, "failed", environment.reason, environment, started, log_tail=environment.log_tail)
     time_limit = f"{cell.workload.timeout_minutes:g} min (workloads.{cell.workload.name}.timeout_minutes)"
     if seconds_left is not None and seconds_left < cell.workload.timeout_minutes * 60:
         time_limit = f"{seconds_left:.0f} s (what was left of the run's --budget-minutes)"
@@ -333,38 +399,30 @@ def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepar
     launched = time.time()  # the same clock as the workload's timeline, in a container too
     raw = executor.run(cell, job_spec(cell, dataset), environment, matrix.limits, run_folder)
     outcome = decide(raw, time_limit=time_limit, memory_limit=f"limit {matrix.limits.memory}, limits.memory")
-    return dataclasses.replace(_record(executor, cell, environment, outcome.status, outcome.reason, started, outcome.measurement, outcome.log_tail),
-                               launched=launched)
+    return dataclasses.replace(run_plan.record(cell, executor.name, outcome.status, outcome.reason, environment, started, outcome.measurement,
+                                               outcome.log_tail), launched=launched)
 
 
 def run_one(plan: Plan, executor: Executor, cell: Cell, run_folder: Path, repeat: int, progress: Progress) -> Record:
     """One run of one cell, provisioned on its own: what a dispatched job does on its node (`run-cell`).
 
-    Excluded (by the table, or by this node's executor: local's interpreter lacks what the cell
-    asks for) and skipped (no GPU on this node's executor) cells are records too, as in a local run;
-    a typed cell on a node without a GPU of its type fails, naming the GPUs the node has.
+    The same not-run ladder as a run's: excluded (by the table, or by this node's executor: local's
+    interpreter lacks what the cell asks for) and skipped (no GPU on this node's executor) cells are
+    records too; a typed cell on a node without a GPU of its type fails, naming the GPUs the node has.
     """
     started = now()
-    if cell.excluded:
-        record = _record(executor, cell, None, "excluded", cell.excluded, started)
-    elif wrong_node := gpu_types.misplaced(cell):
-        record = _record(executor, cell, None, "failed", wrong_node, started)
-    else:
+    why = run_plan.not_run(cell, run_plan.Here(wrong_gpu=misplaced_here))
+    if not why:
         dataset = datasets.prepare(cell.workload, progress)
         prepared, no_gpu = provision(executor, [cell], progress)
-        if cell.kind == "gpu" and no_gpu:
-            record = _record(executor, cell, None, "skipped", no_gpu, started)
-        elif isinstance(prepared[cell.environment], Unsuitable):
-            record = _record(executor, cell, None, "excluded", prepared[cell.environment].reason, started)
-        else:
-            record = run_cell(executor, plan.matrix, cell, prepared[cell.environment], dataset, run_folder)
+        why = run_plan.not_run(cell, run_plan.Here(no_gpu, prepared))
+    if why:
+        record = run_plan.record(cell, executor.name, *why, started=started)
+    else:
+        record = run_cell(executor, plan.matrix, cell, prepared[cell.environment], dataset, run_folder)
     return dataclasses.replace(record, repeat=repeat)
 
 
-def _record(executor: Executor, cell: Cell, environment: Prepared | PrepareFailure | None, status: str, reason: str,
-            started: str, measurement=None, log_tail: str = "") -> Record:
-    return Record(
-        cell_id=cell.id, status=status, reason=reason, axes=cell.axes_dict, workload=cell.workload.name,
-        executor=executor.name, environment=provenance(environment, cell.environment),
-        started=started, ended=now(), measurement=measurement, log_tail=log_tail,
-    )
+def misplaced_here(cell: Cell) -> run_plan.NotRun | None:
+    """A typed cell a scheduler placed on a node without a GPU of its type: failed, for the scheduler was asked for one."""
+    return ("failed", wrong_node) if (wrong_node := gpu_types.misplaced(cell)) else None

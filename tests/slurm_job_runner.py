@@ -25,7 +25,7 @@ TESTS = Path(__file__).resolve().parent
 sys.path[:0] = [str(TESTS.parent), str(TESTS)]
 
 from fake_executor import FakeExecutor, measurement, record_line  # noqa: E402
-from runner import cli  # noqa: E402
+from runner import cli, executors  # noqa: E402
 from runner.dispatch import slurm  # noqa: E402
 from runner.executors import Prepared  # noqa: E402
 from runner.outcome import RawRun  # noqa: E402
@@ -58,7 +58,7 @@ class NodeExecutor(FakeExecutor):
 
 
 def use_fake_nodes() -> None:
-    cli.docker_executor = lambda chosen: NodeExecutor(chosen.gpu_devices)
+    executors.REGISTRY["docker"] = lambda wanted: NodeExecutor(wanted.gpu_devices)
     slurm.RUNNER_COMMAND = COMMAND
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fake_executor import FakeExecutor
-from runner import cli
+from runner import cli, executors
 from runner.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -276,7 +276,7 @@ def test_counts_are_ascii_whole_numbers_with_upper_bounds(argv, capsys):
 
 @pytest.mark.parametrize("gpus", ["٠", "０,１", "0,١"])
 def test_gpu_indices_in_other_scripts_digits_are_one_line(matrix, monkeypatch, capsys, gpus):
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: FakeExecutor(no_gpu="no GPU here"))  # nothing runs either way
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))  # nothing runs either way
     code, out, err = in_process(capsys, "run", "-f", matrix, "--gpus", gpus, "--results", matrix.parent / "results")
     assert code == 2 and out == ""
     assert err == f"error: --gpus: expected all, none, or GPU indices such as [0, 1] or \"0,1\", got {gpus!r}\n"

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from fake_executor import FakeExecutor
-from runner import cli, dispatch, gpu_types, records, session
+from runner import cli, dispatch, executors, gpu_types, records, session
 from runner.config import load_matrix
 from runner.dispatch import slurm
 from runner.dispatch_settings import SLURM_DEFAULTS
@@ -170,7 +170,7 @@ def new_run(matrix):
 
 def test_run_cell_writes_one_record_file_with_the_nodes_facts_and_leaves_results_jsonl_alone(matrix, monkeypatch, capsys):
     executor = FakeExecutor()
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: executor)
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: executor)
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("SLURMD_NODENAME", "node-7")
     monkeypatch.setenv("SLURM_JOB_GPUS", "3,4")
@@ -190,10 +190,10 @@ def test_run_cell_writes_one_record_file_with_the_nodes_facts_and_leaves_results
 def test_run_cell_with_venv_or_local_builds_that_executor_on_the_gpu_as_the_jobs_processes_see_it(matrix, monkeypatch):
     built = {}
 
-    def local(python, gpu_devices, progress):
-        built.update(python=python, gpu_devices=gpu_devices)
+    def local(wanted):
+        built.update(python=wanted.python, gpu_devices=wanted.gpu_devices)
         return FakeExecutor()
-    monkeypatch.setitem(cli.HOST_EXECUTORS, "local", local)
+    monkeypatch.setitem(executors.REGISTRY, "local", local)
     monkeypatch.setenv("SLURM_JOB_ID", "78")
     monkeypatch.setenv("SLURM_JOB_GPUS", "3,4")  # the node's numbering
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # the job's, under ConstrainDevices
@@ -315,3 +315,12 @@ def test_report_by_host_makes_one_table_per_node(matrix, capsys):
     out = capsys.readouterr().out
     assert out.index("host n1\n") < out.index("cpu-a") < out.index("cpu-c") < out.index("host n2\n") < out.index("cpu-b")
     assert dispatch.where(records.load(run_folder)).count("| n1 ") == 2
+
+
+def test_the_resume_command_names_where_the_run_ran(matrix):
+    """Printed the same way for every placement: pasted as printed, it resumes the run the way it ran."""
+    for options, expected in ((["--dispatch", "slurm", "--executor", "venv", "--python", "/shared/py"],
+                               "--dispatch slurm --executor venv --python /shared/py"),
+                              (["--host", "ssh://a", "--host", "ssh://b"], "--host ssh://a --host ssh://b")):
+        args = cli.parser().parse_args(["run", "-f", str(matrix), *options])
+        assert cli.resume_command(args, "RUN") == f"python -m runner run -f {matrix} {expected} --resume RUN"

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from host_runs import FAULTS, asking_for, local_executor, plan_of, run_cells, venv_executor
-from runner import cli
+from runner import cli, executors
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure, Unsuitable
 from runner.executors.local_executor import mismatches
 from runner.executors.subprocess_run import Interpreter, gpu_unavailable, visible_devices
 from runner.executors.venv_executor import VENVS_VARIABLE, VenvExecutor, venv_name, venvs_folder
+from runner.progress import Progress
 from runner.report import render
 
 SPEC = EnvironmentSpec(kind="cpu", name="cpu-tf2.21", base="python:3.11-slim", requirements=("tensorflow==2.21.*",),
@@ -226,7 +227,7 @@ def test_an_unknown_executor_is_a_usage_error(capsys):
 def test_the_executor_is_built_by_name(tmp_path):
     plan = plan_of(tmp_path, FAULTS)
     args = cli.parser().parse_args(["run", "--executor", "local"])
-    built = cli.executor(args, plan)
+    built = executors.make(args.executor, executors.Wanted(plan.matrix.build, plan.gpu_devices, args.python, Progress()))
     assert (built.name, built.isolation, built.python.executable) == ("local", "none", sys.executable)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import small_disk
 from fake_executor import FakeExecutor
-from runner import cli
+from runner import cli, executors
 from runner.config import load_matrix
 
 TEST_CA = "tests/fixtures/test-ca.pem"
@@ -100,7 +100,7 @@ def full_disk(tmp_path):
 def run_of_one_cell(tmp_path, monkeypatch):
     """A matrix of one tiny cell, and the fake executor a run of it would use: its jobs say whether anything ran."""
     executor = FakeExecutor(no_gpu="no GPU here")
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: executor)
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: executor)
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text('workloads: {mnist: {epochs: 2, train_images: 64, validation_images: 32}}\ncpu: {tensorflow: ["2.21"]}\n'
                       'build: {ca_certificates: []}\n')

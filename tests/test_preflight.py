@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from fake_executor import FakeExecutor
-from runner import cli, preflight, session
+from runner import cli, executors, preflight, session
 from site_runs import measured, write_run
 
 SMALL = "epochs: 2, train_images: 64, validation_images: 32"
@@ -72,7 +72,7 @@ def test_another_hosts_runs_say_nothing_of_this_ones_times(tmp_path):
 
 def test_dry_run_prints_the_plan_and_starts_nothing(matrix, monkeypatch, capsys):
     executor = FakeExecutor(no_gpu="no GPU here")
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: executor)
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: executor)
     assert cli.main(["run", "-f", str(matrix), "--results", str(matrix.parent / "results"), "--dry-run"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("2 cell(s) to run, 3 repeat(s) each:") and "estimated: about " in err
@@ -80,13 +80,13 @@ def test_dry_run_prints_the_plan_and_starts_nothing(matrix, monkeypatch, capsys)
 
 
 def test_every_run_says_its_plan_first(matrix, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: FakeExecutor(no_gpu="no GPU here"))
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
     assert cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-mnist", "--results", str(matrix.parent / "results")]) == 0
     assert capsys.readouterr().err.startswith("1 cell(s) to run, 3 repeat(s) each:\n  cpu-tf2.21-mnist\n")
 
 
 def test_a_resumed_dry_run_leaves_out_the_cells_measured_enough(matrix, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: FakeExecutor(no_gpu="no GPU here"))
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
     results = str(matrix.parent / "results")
     assert cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-mnist", "--results", results]) == 0
     capsys.readouterr()

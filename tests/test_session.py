@@ -13,7 +13,7 @@ import pytest
 from conftest import small_disk
 from fake_executor import FakeExecutor, fault_workloads
 from runner.outcome import RawRun
-from runner import cli, records, session
+from runner import cli, executors, records, run_plan, session
 from runner.errors import UserError
 from runner.progress import Progress
 
@@ -144,7 +144,7 @@ def test_an_interrupt_keeps_finished_records_and_cleans_up(matrix):
 
 
 def test_run_through_the_cli_prints_the_report_and_exits_1_for_a_failed_cell(matrix, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: FakeExecutor(no_gpu="no GPU here"))
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
     code = cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-[mc][nr]", "--results", str(matrix.parent / "results")])
     out, err = capsys.readouterr()
     assert code == 1
@@ -234,7 +234,7 @@ def test_resume_runs_the_repeat_numbers_missing_not_the_next_ones(tmp_path):
 
 def test_interleaving_gives_each_cell_its_own_remaining_repeats():
     cells = [type("C", (), {"id": "a"})(), type("C", (), {"id": "b"})()]
-    order = session.interleaved(cells, {"a": range(1, 3), "b": range(0, 3)})
+    order = run_plan.interleaved(cells, {"a": range(1, 3), "b": range(0, 3)})
     assert [(cell.id, repeat) for cell, repeat in order] == [("a", 1), ("b", 0), ("a", 2), ("b", 1), ("b", 2)]
 
 
@@ -325,14 +325,14 @@ def test_the_resume_command_printed_after_an_interrupt_is_complete_and_pasteable
             return super().run(cell, job, prepared, limits, run_folder)
 
     results = matrix.parent / "my results"
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: Interrupted(no_gpu="no GPU here"))
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: Interrupted(no_gpu="no GPU here"))
     assert cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-[mc][nr]", "--results", str(results), "--repeats", "1"]) == 130
     (folder,) = results.iterdir()
     printed = capsys.readouterr().err.split("`")[1]
     assert printed == (f"python -m runner run -f {matrix} --results '{results}' -k 'cpu-tf2.21-[mc][nr]' --repeats 1 "
                        f"--resume {folder.name}")
 
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: FakeExecutor(no_gpu="no GPU here"))
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
     assert cli.main(shlex.split(printed)[3:]) == 1  # the crash cell fails as a crash, this time
     assert [record.cell_id for record in records.load(folder)] == ["cpu-tf2.21-mnist", "cpu-tf2.21-crash"]
 

@@ -17,7 +17,7 @@ from PIL import Image
 import site_runs
 from conftest import missing_part
 from fake_executor import FakeExecutor, fault_workloads
-from runner import cli, records, report
+from runner import cli, executors, records, report
 from runner.analysis import analyze
 from runner.errors import UserError
 from runner.site import STATE_FILE, publish, snapshot, views
@@ -370,7 +370,7 @@ def test_the_cli_publishes_and_says_where(tmp_path, capsys):
 def test_run_ends_by_naming_the_publish_command(tmp_path, monkeypatch, capsys):
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(fault_workloads("mnist") + 'cpu:\n  tensorflow: ["2.21"]\nbuild:\n  ca_certificates: []\n')
-    monkeypatch.setattr(cli, "docker_executor", lambda plan: FakeExecutor(no_gpu="no GPU here"))
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
 
     cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-mnist", "--results", str(tmp_path / "results")])
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import REPO
-from runner import cli, dispatch, records
+from runner import cli, dispatch, executors, records
 from runner.dispatch import slurm as slurm_dispatch
 from slurm_job_runner import COMMAND, use_fake_nodes
 
@@ -28,7 +28,7 @@ SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
 @pytest.fixture
 def fake_nodes(slurm, monkeypatch):
     """Jobs run tests/slurm_job_runner.py (the fake executor) instead of `python -m runner`."""
-    monkeypatch.setattr(cli, "docker_executor", cli.docker_executor)  # both restored after the test
+    monkeypatch.setitem(executors.REGISTRY, "docker", executors.REGISTRY["docker"])  # both restored after the test
     monkeypatch.setattr(slurm_dispatch, "RUNNER_COMMAND", slurm_dispatch.RUNNER_COMMAND)
     use_fake_nodes()
     return slurm
@@ -216,7 +216,7 @@ def test_resume_after_the_runner_is_killed_merges_finished_jobs_follows_running_
 
     local = subprocess.run([sys.executable, "-m", "runner", "run", "-f", str(path), "--results", str(tmp_path / "results"),
                             "--resume", run_folder.name], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert local.returncode == 2 and "resume it with `python -m runner run --dispatch slurm --resume" in local.stderr
+    assert local.returncode == 2 and "resume it the way it ran: `python -m runner run --dispatch slurm --resume" in local.stderr
 
 
 @pytest.mark.timeout(120)

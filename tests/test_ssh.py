@@ -12,6 +12,7 @@ import docker.errors
 import pytest
 
 from conftest import REPO, missing_part, runner
+from runner.executors import docker_engine, docker_volumes
 from runner.executors.docker_run import remove_run
 from ssh_hosts import ADDRESSES, UNREACHABLE, SshHosts, missing
 
@@ -274,14 +275,14 @@ def test_an_interrupted_data_copy_leaves_no_volume_on_the_host(tmp_path, ssh_hos
     (folder / "images.bin").write_bytes(os.urandom(3 << 20))  # a checksum of its own: a volume no one else has
     images = docker_client.images.list(filters={"label": "io.cudnn-matrix.kind"})
     assert images, "no cudnn-matrix image in this engine to create the copying container from"
-    host = ssh.Host(ssh_hosts.urls[0], ssh.client_for(ssh_hosts.urls[0]), {}, False, None)
-    name = ssh.VOLUME_PREFIX + ssh.checksum(folder)[:16]
+    host = ssh.Host(ssh_hosts.urls[0], docker_engine.client_for(ssh_hosts.urls[0]), {}, False, None)
+    name = docker_volumes.VOLUME_PREFIX + docker_volumes.checksum(folder)[:16]
     try:
-        with pytest.raises(ssh.Stopped):
-            ssh.data_volume(host, folder, images[0].id, print, SetAfter(2))
+        with pytest.raises(docker_volumes.Stopped):
+            host.volume(folder, images[0].id, print, SetAfter(2))
         assert not docker_client.volumes.list(filters={"name": name}), "a half-filled volume under the data's checksum"
         assert not docker_client.containers.list(all=True, filters={"volume": name})
-        assert ssh.data_volume(host, folder, images[0].id, print) == name  # the next copy starts afresh, and completes
+        assert host.volume(folder, images[0].id, print) == name  # the next copy starts afresh, and completes
     finally:
         for volume in docker_client.volumes.list(filters={"name": name}):
             volume.remove(force=True)
@@ -298,19 +299,19 @@ def test_a_volume_whose_copy_was_cut_short_is_filled_again(tmp_path, ssh_hosts, 
     (folder / "cats" / "1.jpg").write_bytes(os.urandom(1 << 16))  # a checksum of its own: a volume no one else has
     images = docker_client.images.list(filters={"label": "io.cudnn-matrix.kind"})
     assert images, "no cudnn-matrix image in this engine to create the copying container from"
-    name = ssh.VOLUME_PREFIX + ssh.checksum(folder)[:16]
+    name = docker_volumes.VOLUME_PREFIX + docker_volumes.checksum(folder)[:16]
     docker_client.volumes.create(name)  # empty: the kill came before any byte
-    host = ssh.Host(ssh_hosts.urls[0], ssh.client_for(ssh_hosts.urls[0]), {}, False, None)
+    host = ssh.Host(ssh_hosts.urls[0], docker_engine.client_for(ssh_hosts.urls[0]), {}, False, None)
     said = []
     try:
-        assert ssh.data_volume(host, folder, images[0].id, said.append) == name
+        assert host.volume(folder, images[0].id, said.append) == name
         assert f"host {host.url}: volume {name} holds a copy cut short (a runner killed during it): copying again" in said
         listing = docker_client.containers.run(images[0].id, entrypoint=["ls", "-A", "/data", "/data/cats"], remove=True,
                                                volumes={name: {"bind": "/data", "mode": "ro"}}).decode().split()
-        assert {ssh.COMPLETE_MARKER, "cats", "1.jpg"} <= set(listing)
-        again = ssh.Host(ssh_hosts.urls[0], ssh.client_for(ssh_hosts.urls[0]), {}, False, None)
+        assert {docker_volumes.COMPLETE_MARKER, "cats", "1.jpg"} <= set(listing)
+        again = ssh.Host(ssh_hosts.urls[0], docker_engine.client_for(ssh_hosts.urls[0]), {}, False, None)
         said.clear()
-        assert ssh.data_volume(again, folder, images[0].id, said.append) == name
+        assert again.volume(folder, images[0].id, said.append) == name
         assert said == [f"host {again.url}: data {folder} already there (volume {name})"]
     finally:
         for volume in docker_client.volumes.list(filters={"name": name}):

@@ -10,11 +10,13 @@ import threading
 import time
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from runner import cli
 from runner.config import load_matrix
 from runner.dispatch import ssh
+from runner.executors import docker_engine, docker_volumes
 
 MATRIX = 'workloads: {mnist: {}}\ncpu: {tensorflow: ["2.21"]}\n'
 
@@ -128,20 +130,20 @@ def test_a_host_with_nothing_to_take_waits_while_a_gpu_cell_may_yet_be_given_bac
 def test_the_data_checksum_follows_content_and_names(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.bin").write_bytes(b"one")
-    first = ssh.checksum(tmp_path / "a")
-    assert ssh.checksum(tmp_path / "a") == first
+    first = docker_volumes.checksum(tmp_path / "a")
+    assert docker_volumes.checksum(tmp_path / "a") == first
     (tmp_path / "a" / "x.bin").write_bytes(b"two")
-    assert ssh.checksum(tmp_path / "a") != first
+    assert docker_volumes.checksum(tmp_path / "a") != first
     (tmp_path / "a" / "x.bin").rename(tmp_path / "a" / "y.bin")
-    assert len({first, ssh.checksum(tmp_path / "a")}) == 2
+    assert len({first, docker_volumes.checksum(tmp_path / "a")}) == 2
 
 
 def test_tcp_hosts_take_the_docker_clis_certificates(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
-    assert ssh.tls_config() is True  # no client certificate: plain TLS
+    assert docker_engine.tls_config() is True  # no client certificate: plain TLS
     for name in ("cert.pem", "key.pem", "ca.pem"):
         (tmp_path / name).write_text("-")
-    config = ssh.tls_config()
+    config = docker_engine.tls_config()
     assert config.cert == (str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")) and config.ca_cert == str(tmp_path / "ca.pem")
     assert config.verify is True
 
@@ -149,7 +151,7 @@ def test_tcp_hosts_take_the_docker_clis_certificates(tmp_path, monkeypatch):
 def test_a_ca_alone_checks_the_engine_without_a_client_certificate(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
     (tmp_path / "ca.pem").write_text("-")
-    config = ssh.tls_config()
+    config = docker_engine.tls_config()
     assert config.cert is None and config.ca_cert == str(tmp_path / "ca.pem") and config.verify is True
 
 
@@ -167,14 +169,14 @@ def test_a_docker_context_is_found_in_docker_config_without_a_config_json(tmp_pa
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     monkeypatch.chdir(tmp_path)  # docker-py's own ContextAPI would look in ./contexts here, and miss
     write_context(tmp_path, "box1", "ssh://me@box1:2222")
-    assert ssh.context_endpoint("box1") == ("ssh://me@box1:2222", False)
+    assert docker_engine.context_endpoint("box1") == ("ssh://me@box1:2222", False)
     write_context(tmp_path, "plain", "tcp://box2:2375")
-    assert ssh.context_endpoint("plain") == ("tcp://box2:2375", False)  # no TLS material: plain HTTP, as the CLI
+    assert docker_engine.context_endpoint("plain") == ("tcp://box2:2375", False)  # no TLS material: plain HTTP, as the CLI
     certificates = write_context(tmp_path, "tls", "tcp://box3:2376")
     certificates.mkdir(parents=True)
     for name in ("ca.pem", "cert.pem", "key.pem"):
         (certificates / name).write_text("-")
-    host, tls = ssh.context_endpoint("tls")
+    host, tls = docker_engine.context_endpoint("tls")
     assert host == "tcp://box3:2376" and tls.cert == (str(certificates / "cert.pem"), str(certificates / "key.pem"))
     assert tls.ca_cert == str(certificates / "ca.pem") and tls.verify is True
 
@@ -204,7 +206,7 @@ class FillClient:
                 if isinstance(data, bytes):  # the completion marker, a few hundred bytes, after the data
                     client.marker = tarfile.open(fileobj=io.BytesIO(data)).getnames()
                     return True
-                assert path == ssh.FILL_MOUNT and len(data) > 0  # a stream with a length
+                assert path == docker_volumes.FILL_MOUNT and len(data) > 0  # a stream with a length
                 client.read_before()
                 while block := data.read(1 << 16):
                     client.sent += len(block)
@@ -225,7 +227,7 @@ class FillClient:
 
         class Volumes:
             def get(self, name):
-                raise ssh.docker.errors.NotFound("no such volume")
+                raise docker.errors.NotFound("no such volume")
 
             def create(self, name, labels):
                 return Volume()
@@ -245,11 +247,11 @@ def test_the_data_goes_to_the_volume_as_a_stream(tmp_path):
     folder = data_folder(tmp_path)
     client = FillClient()
     host = ssh.Host("ssh://a", client, {}, False, None)
-    assert ssh.data_volume(host, folder, "image", print).startswith(ssh.VOLUME_PREFIX)
+    assert host.volume(folder, "image", print).startswith(docker_volumes.VOLUME_PREFIX)
     with tarfile.open(fileobj=io.BytesIO(client.received)) as tar:
         assert sorted(tar.getnames()) == ["cats", "cats/1.jpg", "marker.json"]
         assert tar.extractfile("cats/1.jpg").read() == bytes(range(256)) * 100
-    assert client.marker == [ssh.COMPLETE_MARKER]  # sent once the data was all in
+    assert client.marker == [docker_volumes.COMPLETE_MARKER]  # sent once the data was all in
     assert client.removed == ["container"]
 
 
@@ -263,7 +265,7 @@ def test_the_data_copy_holds_no_copy_of_the_data_in_memory(tmp_path):
     client = FillClient(keep=False)
     tracemalloc.start()
     try:
-        ssh.data_volume(ssh.Host("ssh://a", client, {}, False, None), folder, "image", print)
+        docker_volumes.data_volume(client, folder, "image", print)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -274,8 +276,8 @@ def test_an_interrupt_during_the_data_copy_takes_the_volume_with_it(tmp_path):
     stop = threading.Event()
     client = FillClient(read_before=lambda: stop.set() if len(client.received) >= 4096 else None)
     host = ssh.Host("ssh://a", client, {}, False, None)
-    with pytest.raises(ssh.Stopped):
-        ssh.data_volume(host, data_folder(tmp_path), "image", print, stop)
+    with pytest.raises(docker_volumes.Stopped):
+        host.volume(data_folder(tmp_path), "image", print, stop)
     assert client.removed == ["container", "volume"] and not host.volumes and client.marker is None
 
 
@@ -290,7 +292,7 @@ class FakeClient:
     class containers:
         class Container:
             def get_archive(self, path):
-                assert path == f"{ssh.FILL_MOUNT}/{ssh.COMPLETE_MARKER}"
+                assert path == f"{docker_volumes.FILL_MOUNT}/{docker_volumes.COMPLETE_MARKER}"
                 return iter([b""]), {}
 
             def remove(self, force):
@@ -326,7 +328,7 @@ def test_a_gpu_host_whose_containers_get_no_gpu_gives_its_gpu_cells_up(tmp_path)
     plan = session.plan(tmp_path / "matrix.yaml")
     hosts = [fake_host("ssh://a", True, FakeExecutor(no_gpu="could not select device driver")), fake_host("ssh://b", False, FakeExecutor())]
     run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
-    assert ssh._run(plan, hosts, run_folder, 2, Progress()) == 0
+    assert ssh.run_on(hosts, plan, run_folder, 2, Progress()) == 0
     loaded = records.load(run_folder)
     assert sorted((r.cell_id, r.repeat, r.status) for r in loaded) == [
         ("cpu-tf2.21-mnist", 0, "ok"), ("cpu-tf2.21-mnist", 1, "ok"),
@@ -373,7 +375,7 @@ def run_typed(tmp_path, types, hosts):
     (tmp_path / "matrix.yaml").write_text(TYPED_MATRIX.replace("TYPES", types))
     plan = session.plan(tmp_path / "matrix.yaml")
     run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
-    failed = ssh._run(plan, hosts, run_folder, 1, Progress())
+    failed = ssh.run_on(hosts, plan, run_folder, 1, Progress())
     return failed, {record.cell_id: record for record in records.load(run_folder)}
 
 
@@ -455,7 +457,7 @@ def test_an_interrupt_ends_every_hosts_thread_and_keeps_only_finished_runs(tmp_p
     hosts = [fake_host("ssh://a", False, executor)]
     run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
     with pytest.raises(KeyboardInterrupt):
-        ssh._run(plan, hosts, run_folder, 3, Progress())
+        ssh.run_on(hosts, plan, run_folder, 3, Progress())
     for _ in range(200):  # listed until it has really ended (is_alive() may lie after an interrupted join: see ssh.Worker)
         if not [thread for thread in threading.enumerate() if thread.name.startswith("host ")]:
             break
@@ -476,10 +478,10 @@ def test_resume_runs_the_repeats_left_by_number(tmp_path):
     plan = session.plan(tmp_path / "matrix.yaml")
     hosts = [fake_host("ssh://a", False, FakeExecutor())]
     run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {})
-    assert ssh._run(plan, hosts, run_folder, 1, Progress()) == 0
+    assert ssh.run_on(hosts, plan, run_folder, 1, Progress()) == 0
     (only,) = records.load(run_folder)
     (run_folder / "results.jsonl").write_text(only.to_json().replace('"repeat": 0', '"repeat": 1') + "\n")
-    assert ssh._run(plan, hosts, run_folder, 3, Progress()) == 0
+    assert ssh.run_on(hosts, plan, run_folder, 3, Progress()) == 0
     assert sorted(record.repeat for record in records.load(run_folder)) == [0, 1, 2]
 
 

@@ -19,21 +19,24 @@ is the submitting side for Slurm.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
 import socket
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import host, records, session
+from runner import executors, host, records, session
 from runner.cells import Cell
 from runner.errors import UserError
 from runner.executors import Executor
 from runner.progress import Progress
 from runner.records import Record
+from runner.yaml_reader import shown
 
 JOBS_FOLDER = "jobs"
 LEDGER_FILE = "submitted.jsonl"
@@ -80,6 +83,45 @@ def gpus_for(cell: Cell, granted: str | None) -> str | None:
     return granted.split(",")[0] if granted and cell.kind == "gpu" else None
 
 
+@dataclass(frozen=True)
+class Job:
+    """What a dispatched job is asked (run-cell's options): one cell and repeat of a matrix, into a run folder, with an executor."""
+
+    matrix: Path
+    cell_id: str
+    repeat: int
+    run_folder: Path
+    matrix_sha256: str | None
+    executor: str
+    python: str
+    offline_base: bool
+
+
+def run_cell_job(job: Job, progress: Progress) -> tuple[Record, Path]:
+    """The job's side of a dispatched run: check it is the run and matrix it was submitted for, run its cell on the GPU the
+    scheduler granted, save the record. Returns the record and where it was saved."""
+    if not (job.run_folder / records.MANIFEST_FILE).is_file():
+        raise UserError(f"--run {job.run_folder}: not a run folder (no {records.MANIFEST_FILE})")
+    try:
+        changed = job.matrix_sha256 and hashlib.sha256(job.matrix.read_bytes()).hexdigest() != job.matrix_sha256
+    except OSError as error:
+        raise UserError(f"{job.matrix}: cannot read the matrix file: {error.strerror or error}")
+    if changed:
+        raise UserError(f"{job.matrix}: changed since this job was submitted; resume the run to submit it again with the matrix as it is now")
+    installs = job.executor != "local"
+    chosen = session.plan(job.matrix, None, False, job.offline_base, installs=installs)
+    cell = next((cell for cell in chosen.cells if cell.id == job.cell_id), None)
+    if cell is None:
+        raise UserError(f"{job.matrix}: no cell {shown(job.cell_id)} in this matrix")
+    granted = granted_gpus(dict(os.environ), inside_job=job.executor in executors.HOST_PROCESSES)
+    if gpus := gpus_for(cell, granted):  # the GPU the scheduler granted, in place of gpu.devices
+        chosen = session.plan(job.matrix, None, False, job.offline_base, gpus, installs=installs)
+    job_id = os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
+    executor = executors.make(job.executor, executors.Wanted(chosen.matrix.build, chosen.gpu_devices, job.python, progress))
+    record = run_job(chosen, executor, cell, job.repeat, job.run_folder, job_id, granted, progress)
+    return record, record_path(job.run_folder, cell.id, job.repeat, job_id)
+
+
 def run_job(plan: session.Plan, executor: Executor, cell: Cell, repeat: int, run_folder: Path, job_id: str,
             granted: str | None, progress: Progress) -> Record:
     """One cell on this node, as a dispatched job runs it: its record, with the node's facts, saved for the runner to merge.
@@ -114,9 +156,7 @@ def node_facts(executor: Executor, job_id: str, gpus: str | None, granted: str |
         facts["gpu_devices"] = gpus
         if granted and granted != gpus:
             facts["gpus_granted"] = granted
-    for key, value in host.facts(executor).items():
-        if key in ("executor", "isolation"):
-            continue  # the record names its executor already
+    for key, value in {**host.facts(), **executor.describe_host()}.items():  # the record names its executor already
         if key == "gpus":
             value = host.describe_gpus(value)
         facts[f"host_{key}"] = str(value)
@@ -150,15 +190,6 @@ def where(loaded: list[Record]) -> str:
     rows = [[record.cell_id, record.repeat, record.status, host_of(record) or "-", record.environment.get("job_id", "-"),
              record.environment.get("gpu_devices", "-")] for record in loaded]
     return tabulate(rows, headers=["cell", "repeat", "status", "host", "job", "GPUs"], tablefmt="github")
-
-
-def refuse_resume_elsewhere(run_folder: Path, dispatched: str) -> None:
-    """A run is resumed the way it ran: its manifest describes one kind of place, and its records all come from there."""
-    before = records.manifest(run_folder).get("host", {}).get("dispatch") or ""
-    if before != dispatched:
-        how = f"--dispatch {before} " if before else ""
-        raise UserError(f"--dispatch {dispatched} --resume {run_folder.name}: that run {'ran with ' + how.strip() if before else 'ran here, not dispatched'}; "
-                        f"resume it the way it ran: `python -m runner run {how}--resume {run_folder.name}`")
 
 
 def read_ledger(run_folder: Path) -> dict[tuple[str, int], str]:

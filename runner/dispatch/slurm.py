@@ -21,9 +21,7 @@ not requeued. What it would save is a page of sbatch argument building.
 from __future__ import annotations
 
 import hashlib
-import re
 import shlex
-import subprocess
 import sys
 import time
 from collections import deque
@@ -32,19 +30,20 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import datasets, dispatch, host, records, session
+from runner import datasets, dispatch, records, run_plan, session
 from runner.cells import Cell
 from runner.dispatch_settings import SlurmSettings
 from runner.errors import UserError
-from runner.executors import provenance
+from runner.executors.subprocess_run import interpreter
 from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
-from runner.records import DamagedRecord, Record, now
+from runner.dispatch.slurm_client import JobState, Slurm, SlurmError
+from runner.records import DamagedRecord, now
+from runner.run_plan import Here, Turn
 
 # What a job runs on its node. sys.executable: the checkout's virtual environment, at the same path there.
 RUNNER_COMMAND = [sys.executable, "-m", "runner"]
 PROJECT = Path(__file__).resolve().parents[2]
-COMMAND_SECONDS = 60  # a Slurm command that has not answered by then is treated as failed
 # Jobs that have ended: their record is there, or will never come.
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
          "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
@@ -56,78 +55,6 @@ HOPELESS = {"BadConstraints", "PartitionConfig", "PartitionTimeLimit", "Partitio
 RECORD_GRACE_SECONDS = {"COMPLETED": 60.0}
 OTHER_GRACE_SECONDS = 3.0
 CANCEL_WAIT_SECONDS = 90.0  # after scancel: Slurm's KillWait (30 s by default) and the jobs' own cleanup
-
-
-class SlurmError(Exception):
-    """A Slurm command failed or did not answer; its words."""
-
-
-@dataclass(frozen=True)
-class JobState:
-    state: str  # PENDING, RUNNING, COMPLETING, COMPLETED, FAILED, CANCELLED, NODE_FAIL, TIMEOUT...
-    node: str
-    reason: str
-
-
-class Slurm:
-    """Slurm's client commands, each with a time limit, and what they say, parsed. Nothing reaches a shell."""
-
-    def _call(self, *args: str) -> subprocess.CompletedProcess:
-        try:
-            return subprocess.run(list(args), capture_output=True, text=True, timeout=COMMAND_SECONDS)
-        except FileNotFoundError:
-            raise UserError(f"{args[0]} not found: --dispatch slurm needs Slurm's client commands (sbatch, squeue, scontrol, scancel) on PATH")
-        except subprocess.TimeoutExpired:
-            raise SlurmError(f"{args[0]} did not answer within {COMMAND_SECONDS} s")
-
-    def check(self) -> str:
-        """Slurm's version, once the controller has answered; a UserError when it does not."""
-        version = self._call("sbatch", "--version").stdout.strip()
-        try:
-            ping = self._call("scontrol", "ping")
-        except SlurmError as error:
-            raise UserError(f"the Slurm controller does not answer: {error}")
-        if ping.returncode != 0 or "DOWN" in ping.stdout:
-            raise UserError(f"the Slurm controller does not answer (scontrol ping: {_words(ping.stdout + ping.stderr)})")
-        return version or "unknown"
-
-    def submit(self, arguments: list[str]) -> tuple[str | None, str]:
-        """sbatch: (job id, "") when accepted, (None, sbatch's own message) when refused."""
-        try:
-            done = self._call("sbatch", "--parsable", *arguments)
-        except SlurmError as error:
-            return None, str(error)
-        if done.returncode != 0:
-            return None, _words(done.stderr.replace("sbatch: error: ", "")) or f"sbatch exited with code {done.returncode}"
-        return done.stdout.strip().split(";")[0], ""
-
-    def states(self, job_ids: list[str]) -> dict[str, JobState]:
-        """squeue's word on the jobs, those that ended still included (for MinJobAge); ids it no longer knows are absent."""
-        if not job_ids:
-            return {}
-        done = self._call("squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%N|%r")
-        if done.returncode != 0:
-            if "Invalid job id" in done.stderr:
-                return {}  # none of them is known any more
-            raise SlurmError(f"squeue: {_words(done.stderr) or f'exit code {done.returncode}'}")
-        known = {}
-        for line in done.stdout.splitlines():
-            parts = line.split("|", 3)
-            if len(parts) == 4:
-                known[parts[0].strip()] = JobState(parts[1].strip(), parts[2].strip(), parts[3].strip())
-        return known
-
-    def show(self, job_id: str) -> dict[str, str]:
-        """scontrol show job: its state, reason, exit code, nodes; {} when Slurm no longer knows it."""
-        try:
-            done = self._call("scontrol", "--oneliner", "show", "job", job_id)
-        except SlurmError:
-            return {}
-        return dict(re.findall(r"(\w+)=(\S*)", done.stdout)) if done.returncode == 0 else {}
-
-    def cancel(self, job_ids: list[str]) -> None:
-        if job_ids:
-            self._call("scancel", *job_ids)
 
 
 @dataclass(frozen=True)
@@ -187,19 +114,6 @@ class NodeExecutor:
         return {"node_executor": self.name, **({"node_python": self.python} if self.python else {})}
 
 
-class _Submitter:
-    """The manifest's account of where a dispatched run ran (host.facts takes it as the executor)."""
-
-    name = "slurm"
-    isolation = "a Slurm job per cell and repeat, with the node's executor inside it"
-
-    def __init__(self, version: str, settings: SlurmSettings, node_executor: NodeExecutor):
-        self.facts = {"dispatch": "slurm", "slurm_version": version, **node_executor.facts(), "slurm": asdict(settings)}
-
-    def describe_host(self) -> dict:
-        return self.facts
-
-
 @dataclass
 class _Job:
     cell: Cell
@@ -212,39 +126,24 @@ class _Job:
     ended_at: float | None = None  # time.monotonic() when Slurm first said the job had ended
 
 
-def run(plan: session.Plan, results_dir: Path, resume: str | None, repeats: int, progress: Progress,
-        offline_base: bool = False, node_executor: NodeExecutor = NodeExecutor(), slurm: Slurm | None = None) -> session.RunResult:
+def run(plan: session.Plan, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
+        offline_base: bool = False, node_executor: NodeExecutor = NodeExecutor(), slurm: Slurm | None = None,
+        force: bool = False, resume_command=None) -> session.RunResult:
     """Dispatch every selected cell not yet done (repeats times) to Slurm, and merge each record as its job ends.
 
     Ctrl-C cancels this run's jobs (scancel). After this runner is killed outright its jobs go on;
     `--resume` merges the records they wrote, follows those still running and resubmits the rest.
     """
-    slurm = slurm or Slurm()
-    version = slurm.check()
-    if resume:
-        run_folder = records.find_run(results_dir, resume)
-        dispatch.refuse_resume_elsewhere(run_folder, "slurm")
-        refuse_another_executor(run_folder, node_executor)
-    else:
-        run_folder = records.new_run(results_dir, plan.matrix.path, host.facts(_Submitter(version, plan.matrix.slurm, node_executor)))
-    dispatcher = _Dispatcher(plan, slurm, run_folder, repeats, progress, offline_base, node_executor)
-    with records.hold(run_folder):
-        state = "stopped"  # by an error that is not a cell's: a data folder to fix, the controller gone
-        try:
-            failed = dispatcher.run()
-            state = "finished"
-        except KeyboardInterrupt:
-            state = "interrupted"
-            dispatcher.cancel()
-            raise
-        finally:
-            session.note_end(run_folder, state, progress)
-            if state != "finished":
-                going = f"; {len(dispatcher.watched)} job(s) still queued or running" if dispatcher.watched and state == "stopped" else ""
-                progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}{going}; "
-                         f"`python -m runner run --dispatch slurm --resume {run_folder.name}` runs the rest")
-    progress(f"results: {run_folder / records.RESULTS_FILE}")
-    return session.RunResult(run_folder, records.load(run_folder), failed)
+    placement = SlurmPlacement(plan, progress, offline_base, node_executor, slurm)
+    return session.run_placed(plan, placement, results_dir, resume, repeats, progress, force, resume_command)
+
+
+def node_executor(name: str, python: str) -> NodeExecutor:
+    """What the jobs run their cells with; venv's and local's --python asked here, and named by its absolute path.
+
+    A job runs in the checkout, not where the runner was started, so a relative --python would name another file there.
+    """
+    return NodeExecutor() if name == "docker" else NodeExecutor(name, interpreter(python).executable)
 
 
 def refuse_another_executor(run_folder: Path, node_executor: NodeExecutor) -> None:
@@ -256,58 +155,80 @@ def refuse_another_executor(run_folder: Path, node_executor: NodeExecutor) -> No
                         f"resume it with the same")
 
 
-class _Dispatcher:
-    def __init__(self, plan: session.Plan, slurm: Slurm, run_folder: Path, repeats: int, progress: Progress,
-                 offline_base: bool, node_executor: NodeExecutor):
-        self.plan, self.slurm, self.run_folder, self.repeats = plan, slurm, run_folder, repeats
-        self.settings = plan.matrix.slurm
+class SlurmPlacement:
+    """The Slurm placement: each (cell, repeat) a job of its own, submitted at its turn, followed until its record comes back."""
+
+    name = "slurm"
+
+    def __init__(self, plan: session.Plan, progress: Progress, offline_base: bool = False, node_executor: NodeExecutor = NodeExecutor(),
+                 slurm: Slurm | None = None):
+        self.plan, self.slurm, self.settings = plan, slurm or Slurm(), plan.matrix.slurm
         self.progress, self.offline_base, self.node_executor = progress, offline_base, node_executor
+        self.executor_name = node_executor.name
+        self.version = ""
         self.watched: list[_Job] = []
         self.merged: set[str] = set()  # job ids whose record is in results.jsonl
-        self.failed = 0
         self.warned = ""
 
-    def run(self) -> int:
-        loaded = records.load(self.run_folder)
-        done = {(record.cell_id, record.repeat) for record in loaded if record.status == "ok"}
-        self.merged = {record.environment["job_id"] for record in loaded if "job_id" in record.environment}
-        already_excluded = {record.cell_id for record in loaded if record.status == "excluded"}
-        excluded = [cell for cell in self.plan.selected if cell.excluded and cell.id not in already_excluded]
-        wanted = {cell.id: [r for r in range(self.repeats) if (cell.id, r) not in done] for cell in self.plan.selected if not cell.excluded}
-        placements = place([cell for cell in self.plan.selected if wanted.get(cell.id)], self.settings)
-        if placements:
-            self.progress(render_placement(placements, wanted, self.settings))
-        for cell in excluded:
-            self._keep(self._record(cell, 0, "excluded", cell.excluded))
-        for workload in {p.cell.workload.name: p.cell.workload for p in placements}.values():
+    def start(self) -> None:
+        self.version = self.slurm.check()
+
+    def facts(self) -> dict:
+        return {"executor": "slurm", "isolation": "a Slurm job per cell and repeat, with the node's executor inside it",
+                "dispatch": "slurm", "slurm_version": self.version, **self.node_executor.facts(), "slurm": asdict(self.settings)}
+
+    def resume(self, run_folder: Path) -> None:
+        refuse_another_executor(run_folder, self.node_executor)
+
+    def prepare(self, run: session.Session) -> Here:
+        self.run_folder, self.repeats, self.done = run.folder, run.repeats, sum(record.status == "ok" for record in run.earlier)
+        self.merged = {record.environment["job_id"] for record in run.earlier if "job_id" in record.environment}
+        noted = {record.cell_id for record in run.earlier if record.status == "excluded"}
+        self.excluded = sum(bool(cell.excluded) and cell.id not in noted for cell in run.todo)
+        for workload in {cell.workload.name: cell.workload for cell in run.todo if not cell.excluded}.values():
             datasets.prepare(workload, self.progress)  # on the shared storage, once, before any job looks for it
         (self.run_folder / dispatch.JOBS_FOLDER).mkdir(exist_ok=True)
-        todo = [(p, repeat) for p in placements for repeat in wanted[p.cell.id]]
-        self.progress(f"run {self.run_folder.name}: {len(todo)} job(s) to run, {len(done)} already done, "
-                      f"{len(excluded)} excluded, results in {self.run_folder}")
-        self._submit_or_follow(todo)
+        return Here()  # Slurm places each cell on a node that has what it asks for
+
+    def announce(self, to_run: list[tuple[Cell, int]]) -> None:
+        """The placement table; on --resume, the jobs an earlier runner submitted that are still Slurm's, to follow rather than submit."""
+        wanted: dict[str, list[int]] = {}
+        for cell, repeat in to_run:
+            wanted.setdefault(cell.id, []).append(repeat)
+        self.placements = {p.cell.id: p for p in place(list({cell.id: cell for cell, _ in to_run}.values()), self.settings)}
+        if self.placements:
+            self.progress(render_placement(list(self.placements.values()), wanted, self.settings))
+        self.progress(f"run {self.run_folder.name}: {len(to_run)} job(s) to run, {self.done} already done, "
+                      f"{self.excluded} excluded, results in {self.run_folder}")
+        ledger = dispatch.read_ledger(self.run_folder)
+        self.earlier = {key: job for key, job in ledger.items() if job not in self.merged}
+        self.states = self._states(list(self.earlier.values())) if self.earlier else {}
+        self.sha = hashlib.sha256(self.plan.matrix.path.read_bytes()).hexdigest()
+
+    def carry_out(self, turn: Turn, keeper) -> None:
+        """Submit the turn's job; or follow the one an earlier runner submitted, if Slurm still has it or its record is there."""
+        self.keeper = keeper
+        cell, repeat, placement = turn.cell, turn.repeat, self.placements[turn.cell.id]
+        job_id = self.earlier.get((cell.id, repeat))
+        if job_id and (dispatch.record_path(self.run_folder, cell.id, repeat, job_id).exists()
+                       or (job_id in (self.states or {}) and self.states[job_id].state not in ENDED)):
+            self.progress(f"{turn.label}: following job {job_id}, submitted by an earlier runner")
+            self.watched.append(_Job(cell, repeat, placement, job_id, turn.label))
+            return
+        self._submit(placement, repeat, turn.label, self.sha)
+
+    def finish(self, keeper) -> None:
+        self.keeper = keeper
         while self.watched:
             self._look()
             if self.watched:
                 time.sleep(self.settings.poll_seconds)
-        return self.failed
 
-    def _submit_or_follow(self, todo: list[tuple[Placement, int]]) -> None:
-        """Submit each job; on --resume, first follow the jobs an earlier runner submitted and are still Slurm's."""
-        ledger = dispatch.read_ledger(self.run_folder)
-        earlier = {key: job for key, job in ledger.items() if job not in self.merged}
-        states = self._states(list(earlier.values())) if earlier else {}
-        sha = hashlib.sha256(self.plan.matrix.path.read_bytes()).hexdigest()
-        for number, (placement, repeat) in enumerate(todo, 1):
-            cell = placement.cell
-            label = f"[{number}/{len(todo)}] {cell.id}" + (f" (repeat {repeat + 1}/{self.repeats})" if self.repeats > 1 else "")
-            job_id = earlier.get((cell.id, repeat))
-            if job_id and (dispatch.record_path(self.run_folder, cell.id, repeat, job_id).exists()
-                           or (job_id in states and states[job_id].state not in ENDED)):
-                self.progress(f"{label}: following job {job_id}, submitted by an earlier runner")
-                self.watched.append(_Job(cell, repeat, placement, job_id, label))
-                continue
-            self._submit(placement, repeat, label, sha)
+    def interrupt(self, run_folder: Path) -> None:
+        self.cancel()
+
+    def clean_up(self, run_folder: Path, state: str) -> str:
+        return f"; {len(self.watched)} job(s) still queued or running" if self.watched and state == "stopped" else ""
 
     def _submit(self, placement: Placement, repeat: int, label: str, sha: str) -> None:
         cell = placement.cell
@@ -326,8 +247,7 @@ class _Dispatcher:
         if job_id is None:
             reason = f"Slurm refused the job ({asked or 'sbatch'}): {refusal}"
             self.progress(f"{label}: failed: {reason}")
-            self._keep(self._record(cell, repeat, "failed", reason))
-            self.failed += 1
+            self.keeper.keep(run_plan.record(cell, self.executor_name, "failed", reason, repeat=repeat))
             return
         dispatch.note_submitted(self.run_folder, {"cell": cell.id, "repeat": repeat, "job": job_id, "submitted": now(),
                                                   "partition": placement.partition or "", "gres": placement.gres or ""})
@@ -365,8 +285,7 @@ class _Dispatcher:
             return
         self.watched.remove(job)
         self.merged.add(job.job_id)
-        kept = self._keep(record)
-        self.failed += record.status == "failed" or not kept
+        self.keeper.keep(record)
         self.progress(f"{job.label}: {record.status}{': ' + record.reason if record.reason else ''} "
                       f"(job {job.job_id} on {dispatch.host_of(record) or '?'})")
 
@@ -417,21 +336,9 @@ class _Dispatcher:
         if job in self.watched:
             self.watched.remove(job)
         self.progress(f"{job.label}: failed: {reason}")
-        record = self._record(job.cell, job.repeat, "failed", reason, log_tail, job.submitted, {"host": node, "job_id": job.job_id})
         self.merged.add(job.job_id)
-        self.failed += 1
-        self._keep(record)
-
-    def _record(self, cell: Cell, repeat: int, status: str, reason: str, log_tail: str = "", started: str = "",
-                where: dict[str, str] | None = None) -> Record:
-        """A record the submitting runner writes itself: for a cell no job measured."""
-        environment = {**provenance(None, cell.environment), **{k: v for k, v in (where or {}).items() if v}}
-        return Record(cell_id=cell.id, status=status, reason=reason, axes=cell.axes_dict, workload=cell.workload.name,
-                      executor=self.node_executor.name, environment=environment, started=started or now(), ended=now(),
-                      log_tail=log_tail, repeat=repeat)
-
-    def _keep(self, record: Record) -> bool:
-        return session.keep(self.run_folder, record, self.progress)
+        self.keeper.keep(run_plan.record(job.cell, self.executor_name, "failed", reason, None, job.submitted, log_tail=log_tail,
+                                         repeat=job.repeat, where={"host": node, "job_id": job.job_id}))
 
     def cancel(self) -> None:
         """Ctrl-C: scancel this run's jobs, and wait (a while) for them to end, so that they remove what they started.
@@ -476,8 +383,3 @@ def _tail(path: Path) -> str:
 def _last_words(tail: str) -> str:
     meaningful = [line.strip() for line in tail.splitlines() if line.strip()]
     return meaningful[-1] if meaningful else "no output"
-
-
-def _words(text: str) -> str:
-    """A command's message on one line."""
-    return " ".join(text.split())[:500]

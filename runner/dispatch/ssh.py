@@ -1,4 +1,8 @@
-"""Remote Docker hosts: cells run on rented boxes through each one's own Docker engine, over SSH or TLS.
+"""The SSH placement: cells run on rented boxes through each one's own Docker engine, over SSH or TLS.
+
+The run itself (folder, plan, not-run records, end, resume) is session.run_placed's; this is
+where each (cell, repeat) goes. The engine connection and the data volumes are the Docker
+executor's (executors/docker_engine.py, docker_volumes.py).
 
 No scheduler and no shared storage: this runner talks to every engine through the
 Docker SDK (`ssh://user@box` runs the system `ssh`, so keys and known hosts come from
@@ -19,113 +23,28 @@ way is abandoned with its volume; what had finished is kept for --resume.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
-import json
-import os
-import tarfile
-import tempfile
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
-import docker.errors
-import docker.tls
-import requests
 
-from runner import datasets, dispatch, gpu_types, records, session
+from runner import datasets, dispatch_settings, gpu_types, run_plan, session
 from runner.cells import Cell
 from runner.config import Matrix
 from runner.datasets import Dataset
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure
+from runner.executors.docker_engine import ENGINE_ERRORS, client_for
 from runner.executors.docker_executor import DockerExecutor
-from runner.executors.docker_images import LABEL_PREFIX
+from runner.executors.docker_volumes import Stopped, data_volume
 from runner.host import describe_gpus
 from runner.progress import Progress
 from runner.records import Record
+from runner.run_plan import Here, Turn, not_run
 
-VOLUME_PREFIX = "cudnn-matrix-data-"
-FILL_MOUNT = "/fill"
-COMPLETE_MARKER = ".cudnn-matrix-complete"  # written after the data: a volume without it holds a copy cut short
-ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
-
-
-def client_for(url: str) -> docker.DockerClient:
-    """A client for one host: ssh:// through the system ssh, tcp:// with TLS, else a Docker context's endpoint."""
-    if url.startswith("ssh://"):
-        return docker.DockerClient(base_url=url, use_ssh_client=True, timeout=120)
-    if url.startswith("tcp://"):
-        return docker.DockerClient(base_url=url, tls=tls_config(), timeout=120)
-    if url == "default":  # the CLI's own context: DOCKER_HOST, else the local engine
-        return docker.from_env(use_ssh_client=os.environ.get("DOCKER_HOST", "").startswith("ssh://"), timeout=120)
-    endpoint, tls = context_endpoint(url)
-    return docker.DockerClient(base_url=endpoint, tls=tls, use_ssh_client=endpoint.startswith("ssh://"), timeout=120)
-
-
-def docker_config() -> Path:
-    """The docker CLI's configuration folder: DOCKER_CONFIG, else ~/.docker."""
-    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-
-
-def context_endpoint(name: str) -> tuple[str, docker.tls.TLSConfig | bool]:
-    """A Docker context's engine and TLS, read where `docker context create` writes them.
-
-    Read here rather than through docker-py's ContextAPI: that looks for contexts beside a
-    config.json, and without one (the CLI writes none until a login or `docker context use`)
-    in ./contexts, so it misses contexts the CLI lists.
-    """
-    identity = hashlib.sha256(name.encode()).hexdigest()
-    contexts = docker_config() / "contexts"
-    try:
-        endpoint = json.loads((contexts / "meta" / identity / "meta.json").read_text())["Endpoints"]["docker"]
-        host = str(endpoint["Host"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserError(f"--host {name}: not ssh://user@host[:port], tcp://host:port, nor a Docker context in {contexts} (docker context ls)")
-    certificates = contexts / "tls" / identity / "docker"
-    skip_verify = bool(endpoint.get("SkipTLSVerify", False))
-    if not host.startswith("tcp://") or not (skip_verify or any(certificates.glob("*.pem"))):
-        return host, False  # as the CLI: a tcp:// context without TLS material speaks plain HTTP
-    return host, _tls_from(certificates, verify=not skip_verify)
-
-
-def tls_config() -> docker.tls.TLSConfig | bool:
-    """The client certificate and CA in DOCKER_CERT_PATH (default ~/.docker), as the docker CLI takes them; else plain TLS."""
-    return _tls_from(Path(os.environ.get("DOCKER_CERT_PATH") or docker_config()), verify=True)
-
-
-def _tls_from(folder: Path, verify: bool) -> docker.tls.TLSConfig | bool:
-    """cert.pem and key.pem: this client's certificate; ca.pem: what the engine's certificate is checked against (else the system's CAs)."""
-    cert, key, ca = (folder / name for name in ("cert.pem", "key.pem", "ca.pem"))
-    client_cert = (str(cert), str(key)) if cert.is_file() and key.is_file() else None
-    if client_cert or ca.is_file():
-        return EngineTLS(client_cert=client_cert, ca_cert=str(ca) if ca.is_file() else None, verify=verify)
-    return True if verify else EngineTLS(verify=False)
-
-
-class EngineTLS(docker.tls.TLSConfig):
-    """docker-py's TLS settings, with the engine's CA kept where REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is set.
-
-    requests lets those variables (set behind a TLS-intercepting proxy) replace a session's own CA
-    on every request that names none, as docker-py's requests do: the engine's certificate would
-    then be checked against the proxy's CA and refused.
-    """
-
-    def configure_client(self, client) -> None:
-        super().configure_client(client)
-        merge = client.merge_environment_settings
-
-        def engine_ca_kept(url, proxies, stream, verify, cert):
-            settings = merge(url, proxies, stream, verify, cert)
-            if verify is None:
-                settings["verify"] = client.verify
-            return settings
-
-        client.merge_environment_settings = engine_ca_kept
 
 
 @dataclass
@@ -149,6 +68,12 @@ class Host:
         if spec not in self.prepared:
             self.prepared[spec] = self.executor.prepare(spec)
         return self.prepared[spec]
+
+    def volume(self, folder: Path, image: str, progress: Progress, stop: threading.Event | None = None) -> str:
+        """The volume here holding a copy of the data folder: looked for once per run, made and filled when missing."""
+        if folder not in self.volumes:
+            self.volumes[folder] = data_volume(self.client, folder, image, lambda said: progress(f"host {self.url}: {said}"), stop)
+        return self.volumes[folder]
 
     def can_take(self, cell: Cell) -> bool:
         """Whether this host may run the cell: GPU cells only with a GPU, and of the cell's gpu_type once the GPUs have names."""
@@ -216,121 +141,6 @@ def connect_all(urls: list[str], matrix: Matrix, progress: Progress) -> list[Hos
     return hosts
 
 
-def checksum(folder: Path) -> str:
-    """The data folder by content: every file's relative path and bytes."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        with open(path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def data_volume(host: Host, folder: Path, image: str, progress: Progress, stop: threading.Event | None = None) -> str:
-    """The volume on the host holding a copy of folder: reused when its checksum matches, else made and filled.
-
-    A copy that fails, or that `stop` ends half-way, takes its volume with it.
-    """
-    if folder in host.volumes:
-        return host.volumes[folder]
-    name = VOLUME_PREFIX + checksum(folder)[:16]
-    try:
-        volume = host.client.volumes.get(name)
-    except docker.errors.NotFound:
-        volume = None
-    if volume is not None and not _complete(host.client, name, image):
-        progress(f"host {host.url}: volume {name} holds a copy cut short (a runner killed during it): copying again")
-        volume.remove(force=True)
-        volume = None
-    if volume is None:
-        progress(f"host {host.url}: copying data {folder} into volume {name}")
-        volume = host.client.volumes.create(name, labels={f"{LABEL_PREFIX}.kind": "data", f"{LABEL_PREFIX}.source": str(folder)})
-        try:
-            _fill(host.client, name, folder, image, stop or threading.Event())
-        except BaseException:
-            volume.remove(force=True)  # never a half-filled volume under a checksum's name
-            raise
-    else:
-        progress(f"host {host.url}: data {folder} already there (volume {name})")
-    host.volumes[folder] = name
-    return name
-
-
-def _complete(client: docker.DockerClient, volume: str, image: str) -> bool:
-    """Whether the volume's copy was finished: its marker, written last, is there (a kill -9 mid-copy leaves none)."""
-    container = client.containers.create(image, entrypoint=["true"], volumes={volume: {"bind": FILL_MOUNT, "mode": "ro"}},
-                                         network_mode="none", labels={f"{LABEL_PREFIX}.probe": "data"})
-    try:
-        container.get_archive(f"{FILL_MOUNT}/{COMPLETE_MARKER}")
-        return True
-    except docker.errors.NotFound:
-        return False
-    finally:
-        container.remove(force=True)
-
-
-class Stopped(Exception):
-    """The run was interrupted: this host's thread ends without starting anything more."""
-
-
-def _fill(client: docker.DockerClient, volume: str, folder: Path, image: str, stop: threading.Event) -> None:
-    """Copy folder into the volume through a container that only mounts it: a tar in a temporary file, sent in blocks.
-
-    The data can be hundreds of MB, so it is never held in memory whole.
-    """
-    with tempfile.TemporaryFile(prefix="cudnn-matrix-data-", suffix=".tar") as archive:
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            for path in sorted(folder.rglob("*")):
-                info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
-                info.uid = info.gid = 0
-                info.mode |= 0o755 if path.is_dir() else 0o644
-                if path.is_file():
-                    with open(path, "rb") as stream:
-                        tar.addfile(info, stream)
-                elif path.is_dir():
-                    tar.addfile(info)
-        size = archive.tell()
-        archive.seek(0)
-        container = client.containers.create(image, entrypoint=["true"], volumes={volume: {"bind": FILL_MOUNT, "mode": "rw"}},
-                                             network_mode="none", labels={f"{LABEL_PREFIX}.probe": "data"})
-        try:
-            if not container.put_archive(FILL_MOUNT, _Upload(archive, size, stop)):
-                raise docker.errors.APIError(f"the engine refused the data for volume {volume}")
-            if not container.put_archive(FILL_MOUNT, _marker()):
-                raise docker.errors.APIError(f"the engine refused the completion marker for volume {volume}")
-        finally:
-            container.remove(force=True)
-
-
-def _marker() -> bytes:
-    """A tar of the empty file that says a volume's copy is whole."""
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        info = tarfile.TarInfo(COMPLETE_MARKER)
-        info.mode = 0o644
-        tar.addfile(info)
-    return archive.getvalue()
-
-
-class _Upload:
-    """A file sent as a request's body, block by block, with its length; `stop` ends the sending between two blocks."""
-
-    def __init__(self, file, size: int, stop: threading.Event):
-        self.file, self.size, self.stop = file, size, stop
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self):  # what tells requests that this body is a stream
-        return iter(lambda: self.read(1 << 20), b"")
-
-    def read(self, size: int = -1) -> bytes:
-        if self.stop.is_set():
-            raise Stopped("the run was interrupted during the data copy")
-        return self.file.read(size)
-
-
 class Runs:
     """The (cell, repeat) runs left, handed to host threads one at a time; records appended under one lock.
 
@@ -339,11 +149,11 @@ class Runs:
     unsettled, so that a run given back never finds every other host gone.
     """
 
-    def __init__(self, runs: list[tuple[Cell, int]], run_folder: Path, progress: Progress):
+    def __init__(self, runs: list[tuple[Cell, int]], run_folder: Path, progress: Progress, keeper: session.Keeper | None = None):
         self.left = list(runs)
         self.total = len(runs)
         self.started = 0
-        self.failed = 0
+        self.keeper = keeper
         self.unsettled = 0
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
@@ -380,79 +190,115 @@ class Runs:
             self.changed.notify_all()
 
     def keep(self, record: Record) -> None:
-        with self.lock:
-            kept = session.keep(self.run_folder, record, self.progress)
-            self.failed += record.status == "failed" or not kept
+        self.keeper.keep(record)
 
 
-def run(plan: session.Plan, urls: list[str], results_dir: Path, resume: str | None, repeats: int, progress: Progress) -> session.RunResult:
+def hosts_asked(plan: session.Plan, given: tuple[str, ...], executor: str, gpus: str | None) -> list[str]:
+    """The hosts' URLs: --host's, else the matrix's hosts:; what SSH cannot do as asked is refused."""
+    urls = list(dispatch_settings.host_urls(list(given), lambda index, expected, found: UserError(f"--host: expected {expected}, got {found}"))
+                if given else plan.matrix.hosts)
+    if not urls:
+        raise UserError(f"--dispatch ssh: no hosts: list them under hosts: in {plan.matrix.path}, or give --host URL")
+    if executor != "docker":
+        raise UserError(f"--executor {executor}: remote hosts run their cells with Docker")
+    if gpus:
+        raise UserError("--gpus: with --dispatch ssh, GPU cells use gpu.devices of the matrix on every host")
+    return urls
+
+
+def run(plan: session.Plan, urls: list[str], results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
+        force: bool = False, resume_command=None) -> session.RunResult:
     """Every selected cell `repeats` times across the hosts; one merged run folder."""
-    resumed = records.find_run(results_dir, resume) if resume else None
-    if resumed:
-        dispatch.refuse_resume_elsewhere(resumed, "ssh")
-    hosts = connect_all(urls, plan.matrix, progress)
-    manifest_host = {"dispatch": "ssh", "hosts": {host.url: host.facts for host in hosts}}
-    run_folder = resumed or records.new_run(results_dir, plan.matrix.path, manifest_host)
-    with records.hold(run_folder):
-        for host in hosts if resumed else ():
-            try:
-                session.remove_left_behind(run_folder, host.executor.cleanup(run_folder), f" on host {host.url}", progress)
-            except ENGINE_ERRORS as error:
-                progress(f"host {host.url}: cannot look for containers its earlier runner left ({_words(error)})")
-        state = "stopped"
-        try:
-            failed = _run(plan, hosts, run_folder, repeats, progress)
-            state = "finished"
-        except KeyboardInterrupt:
-            state = "interrupted"
-            raise
-        finally:
-            session.note_end(run_folder, state, progress)
-            if state != "finished":
-                for host in hosts:
-                    try:
-                        host.executor.cleanup(run_folder)
-                    except ENGINE_ERRORS:
-                        pass
-                progress(f"{state}: finished cells are in {run_folder / records.RESULTS_FILE}; "
-                         f"`python -m runner run --dispatch ssh --resume {run_folder.name}` runs the rest")
-    progress(f"results: {run_folder / records.RESULTS_FILE}")
-    return session.RunResult(run_folder, records.load(run_folder), failed)
+    return session.run_placed(plan, SSHPlacement(plan, urls, progress), results_dir, resume, repeats, progress, force, resume_command)
 
 
-def _run(plan: session.Plan, hosts: list[Host], run_folder: Path, repeats: int, progress: Progress) -> int:
-    earlier = records.load(run_folder)
-    measured = Counter(record.cell_id for record in earlier if record.status == "ok")
-    noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
-    todo = [cell for cell in plan.selected if measured[cell.id] < repeats]
-    runs = Runs([], run_folder, progress)
-    no_gpu = "no host can run GPU cells: " + "; ".join(host.no_gpu for host in hosts if host.no_gpu)
-    runnable = []
-    for cell in todo:
-        why = ("excluded", cell.excluded) if cell.excluded else ("skipped", no_gpu) if cell.kind == "gpu" and not any(h.gpu for h in hosts) else None
-        if why is None:
-            runnable.append(cell)
-        elif cell.id not in noted:
-            runs.keep(session._record(hosts[0].executor, cell, None, why[0], why[1], records.now()))
-    data = {cell.workload.name: datasets.prepare(cell.workload, progress) for cell in runnable}
-    # By number: hosts finish out of order, so an interrupted run may hold repeat 1 but not 0.
-    left = {cell.id: session.repeats_left(earlier, cell.id, repeats) for cell in runnable}
-    runs.left = session.interleaved(runnable, left)
-    runs.total = len(runs.left)
-    progress(f"run {run_folder.name}: {runs.total} run(s) over {len(hosts)} host(s), results in {run_folder}")
-    threads = [Worker(host, plan.matrix, runs, data, repeats) for host in hosts]
-    for thread in threads:
-        thread.start()
+def run_on(hosts: list[Host], plan: session.Plan, run_folder: Path, repeats: int, progress: Progress) -> int:
+    """What is left of a run, on hosts already connected, into a run folder already open; how many runs failed."""
+    placement = SSHPlacement(plan, [host.url for host in hosts], progress, hosts)
+    keeper = session.Keeper(run_folder, progress)
     try:
-        for thread in threads:
+        session.carry_out(plan, placement, run_folder, repeats, keeper)
+    except KeyboardInterrupt:
+        placement.interrupt(run_folder)
+        raise
+    return keeper.failed
+
+
+class SSHPlacement:
+    """The SSH placement: the runs go to a queue that each host's thread takes from, one timed cell at a time per host."""
+
+    name = "ssh"
+    executor_name = "docker"
+
+    def __init__(self, plan: session.Plan, urls: list[str], progress: Progress, hosts: list[Host] | None = None):
+        self.plan, self.urls, self.progress = plan, urls, progress
+        self.hosts = hosts or []  # connected by start(), unless given connected
+        self.threads: list[Worker] = []
+
+    def start(self) -> None:
+        self.hosts = connect_all(self.urls, self.plan.matrix, self.progress)
+
+    def facts(self) -> dict:
+        return {"executor": "docker", "isolation": "container", "dispatch": "ssh", "hosts": {host.url: host.facts for host in self.hosts}}
+
+    def resume(self, run_folder: Path) -> None:
+        for host in self.hosts:
+            try:
+                session.remove_left_behind(run_folder, host.executor.cleanup(run_folder), f" on host {host.url}", self.progress)
+            except ENGINE_ERRORS as error:
+                self.progress(f"host {host.url}: cannot look for containers its earlier runner left ({_words(error)})")
+
+    def prepare(self, run: session.Session) -> Here:
+        self.run_folder, self.repeats = run.folder, run.repeats
+        here = Here(no_gpu=None if any(host.gpu for host in self.hosts) else self._no_gpu())
+        self.data = {cell.workload.name: datasets.prepare(cell.workload, self.progress) for cell in run.todo if not not_run(cell, here)}
+        return here
+
+    def _no_gpu(self) -> str:
+        return "no host can run GPU cells: " + "; ".join(host.no_gpu for host in self.hosts if host.no_gpu)
+
+    def announce(self, to_run: list[tuple[Cell, int]]) -> None:
+        self.runs = Runs([], self.run_folder, self.progress)
+        self.progress(f"run {self.run_folder.name}: {len(to_run)} run(s) over {len(self.hosts)} host(s), results in {self.run_folder}")
+
+    def carry_out(self, turn: Turn, keeper: session.Keeper) -> None:
+        self.runs.keeper = keeper
+        self.runs.left.append((turn.cell, turn.repeat))  # by number: hosts finish out of order, so a resume fills gaps
+        self.runs.total = turn.of
+        if turn.number == turn.of:  # the last one: the hosts start taking
+            self.threads = [Worker(host, self.plan.matrix, self.runs, self.data, self.repeats) for host in self.hosts]
+            for thread in self.threads:
+                thread.start()
+
+    def finish(self, keeper: session.Keeper) -> None:
+        for thread in self.threads:
             while not thread.ended.wait(0.5):  # in steps: Ctrl-C reaches the main thread
                 pass
-    except KeyboardInterrupt:
-        _stop(hosts, threads, runs, run_folder, progress)
-        raise
-    for cell, repeat in runs.left:  # no host that could run them is left
-        runs.keep(dataclasses.replace(_left_over(hosts, cell), repeat=repeat))
-    return runs.failed
+        for cell, repeat in self.runs.left if self.threads else ():  # no host that could run them is left
+            keeper.keep(dataclasses.replace(self._left_over(cell), repeat=repeat))
+
+    def _left_over(self, cell: Cell) -> Record:
+        """A run no host took: skipped when no host has a GPU for it (of its type), failed when a host that might have run it died."""
+        dead = "; ".join(host.dead for host in self.hosts if host.dead)
+        wanted = cell.axis(gpu_types.AXIS)
+        typed_nowhere = cell.kind == "gpu" and wanted and all(host.gpu_checked or not host.gpu for host in self.hosts)
+        no_type = f"no host has a GPU of type {wanted}: " + "; ".join(host.gpu_summary() for host in self.hosts)
+        here = Here(no_gpu=None if any(host.gpu for host in self.hosts) else self._no_gpu() + (f"; {dead}" if dead else ""),
+                    wrong_gpu=lambda typed: ("skipped", no_type) if typed_nowhere else None)
+        why = not_run(cell, here) or ("failed", f"not run: {dead or 'no host can run it'}")
+        return run_plan.record(cell, self.executor_name, *why)
+
+    def interrupt(self, run_folder: Path) -> None:
+        if self.threads:
+            _stop(self.hosts, self.threads, self.runs, run_folder, self.progress)
+
+    def clean_up(self, run_folder: Path, state: str) -> str:
+        for host in self.hosts:
+            try:
+                host.executor.cleanup(run_folder)
+            except ENGINE_ERRORS:
+                pass
+        return ""
 
 
 class Worker(threading.Thread):
@@ -497,19 +343,6 @@ def _stop(hosts: list[Host], threads: list[Worker], runs: Runs, run_folder: Path
         busy[0].ended.wait(0.5)
     for thread in busy:
         progress(f"{thread.name}: still busy after {patience:.0f} s; left to end with the runner")
-
-
-def _left_over(hosts: list[Host], cell: Cell) -> Record:
-    """A run no host took: skipped when no host has a GPU for it, failed when a host that might have run it died."""
-    dead = "; ".join(host.dead for host in hosts if host.dead)
-    if cell.kind == "gpu" and not any(host.gpu for host in hosts):
-        reason = "no host can run GPU cells: " + "; ".join(host.no_gpu for host in hosts if host.no_gpu)
-        return session._record(hosts[0].executor, cell, None, "skipped", reason + (f"; {dead}" if dead else ""), records.now())
-    wanted = cell.axis(gpu_types.AXIS)
-    if cell.kind == "gpu" and wanted and all(host.gpu_checked or not host.gpu for host in hosts):
-        reason = f"no host has a GPU of type {wanted}: " + "; ".join(host.gpu_summary() for host in hosts)
-        return session._record(hosts[0].executor, cell, None, "skipped", reason, records.now())
-    return session._record(hosts[0].executor, cell, None, "failed", f"not run: {dead or 'no host can run it'}", records.now())
 
 
 def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repeats: int) -> None:
@@ -573,7 +406,7 @@ def _run_on(host: Host, matrix: Matrix, cell: Cell, dataset: Dataset, run_folder
     try:
         environment = host.prepare(cell.environment)
         if isinstance(environment, Prepared):
-            volume = data_volume(host, dataset.path, environment.handle, progress, stop)
+            volume = host.volume(dataset.path, environment.handle, progress, stop)
             dataset = dataclasses.replace(dataset, path=volume)  # the container mounts the volume, not a local path
         if stop.is_set():
             raise Stopped("the run was interrupted before the cell started")

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from runner.cells import Cell
-from runner.config import Limits
+from runner.config import BuildSettings, Limits
 from runner.environments import EnvironmentSpec
 from runner.outcome import RawRun
 from workload.contract import JobSpec
@@ -78,6 +78,44 @@ class Executor(Protocol):
 
     def cleanup(self, run_folder: Path) -> int:
         """Remove whatever the run left behind (after an interrupt, or before a resume); how many containers or processes."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What any executor is made from: the matrix's build settings, the GPUs its GPU cells get, and --python."""
+
+    build: BuildSettings
+    gpu_devices: str
+    python: str
+    progress: object  # runner.progress.Progress: where it says what it builds
+
+
+def _docker(wanted: Wanted) -> Executor:
+    from runner.executors.docker_executor import DockerExecutor  # Docker's SDK only where Docker is used: a venv host may lack it
+
+    return DockerExecutor(wanted.build, wanted.gpu_devices, wanted.progress)
+
+
+def _venv(wanted: Wanted) -> Executor:
+    from runner.executors.venv_executor import VenvExecutor
+
+    return VenvExecutor(wanted.python, wanted.gpu_devices, wanted.progress)
+
+
+def _local(wanted: Wanted) -> Executor:
+    from runner.executors.local_executor import LocalExecutor
+
+    return LocalExecutor(wanted.python, wanted.gpu_devices, wanted.progress)
+
+
+# Executors by the name --executor gives: the seam tests register a fake at.
+REGISTRY: dict[str, Callable[[Wanted], Executor]] = {"docker": _docker, "venv": _venv, "local": _local}
+HOST_PROCESSES = ("venv", "local")  # without isolation: the workload as a process on this host, inside a job's cgroup
+
+
+def make(name: str, wanted: Wanted) -> Executor:
+    """The executor of that name, made for these settings."""
+    return REGISTRY[name](wanted)
 
 
 def local_engine() -> bool:

@@ -4,7 +4,7 @@
 
 Runs the matrix with the runner (Docker), one repeat of every cell at a time (`--resume`, growing
 `--repeats`), and between those rounds times the framework-neutral loader alone on one core:
-decoding and augmenting the training batches of Dogs vs Cats with workload/loaders.py, no model.
+decoding and augmenting the training batches of Dogs vs Cats with workload/python_input.py, no model.
 It prints, and writes to bench/RESULTS.md (section `pipeline`), from that one run:
 - (JPEG + augment epoch time) / (cached epoch time): what decoding and augmenting cost (target
   <= 1.10 on CPU);
@@ -59,15 +59,15 @@ def quick_matrix(path: Path, into: Path) -> Path:
 
 
 def loader_images_per_second(data_dir: Path, images: int, batch_size: int = 32) -> float:
-    """Training batches of Dogs vs Cats decoded and augmented by workload/loaders.py on one core (one thread), no model."""
+    """Training batches of Dogs vs Cats decoded and augmented by workload/python_input.py on one core (one thread), no model."""
     import augment
-    import loaders
+    import python_input
 
-    paths, _ = loaders.class_files(str(data_dir / "train"), images)
+    paths, _ = python_input.class_files(str(data_dir / "train"), images)
     rng = np.random.default_rng(0)
     started = time.perf_counter()
     for first in range(0, len(paths), batch_size):
-        augment.augment(np.stack([loaders.decode(path) for path in paths[first:first + batch_size]]), rng)
+        augment.augment(np.stack([python_input.decode(path) for path in paths[first:first + batch_size]]), rng)
     return len(paths) / (time.perf_counter() - started)
 
 

@@ -26,7 +26,7 @@ from runner.datasets import KAGGLE_PER_CLASS
 from runner.errors import UserError
 from runner.output_files import check_writable, written
 from runner.executors import IMAGE_NAMESPACE, Executor, local_engine
-from runner.executors.subprocess_run import gpu_unavailable
+from runner.executors.host_process import gpu_unavailable
 from runner.progress import Progress
 from runner.report import FORMATS, as_text, render, render_comparison
 from runner.site import publish

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from workload.contract import FRAMEWORKS
 
-# pynvml, through which the workload's telemetry reads GPU energy, clocks and throttling (workload/telemetry.py).
+# pynvml, through which the workload's telemetry reads GPU energy, clocks and throttling (workload/telemetry_sampler.py).
 # Pure Python; it loads the driver's libnvidia-ml.so.1 at run time, so any release works with any driver.
 NVML_REQUIREMENT = "nvidia-ml-py>=12"
 
@@ -56,7 +56,7 @@ def environment_for(axes: dict[str, str], base: str, keras: str = "", cudnn_requ
     package = framework
     if framework == "jax" and axes["kind"] == "gpu":
         package = f"jax[cuda{axes['cuda'].split('.')[0]}]"
-    # Pillow decodes JPEGs for the framework-neutral loader (workload/loaders.py); TensorFlow uses its own.
+    # Pillow decodes JPEGs for the framework-neutral loader (workload/python_input.py); TensorFlow uses its own.
     requirements = [f"{package}=={version}.*"] + ([f"keras=={keras}.*"] if keras else []) + ["pillow>=10"]
     if axes["kind"] == "gpu":
         requirements.append(NVML_REQUIREMENT)

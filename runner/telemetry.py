@@ -1,6 +1,6 @@
 """What the records' telemetry says about a cell: peak memory, GPU energy, and warnings in words.
 
-Pure: it reads what workload/telemetry.py put in each measurement (per epoch, `epoch.telemetry`;
+Pure: it reads what workload/telemetry_sampler.py put in each measurement (per epoch, `epoch.telemetry`;
 per run, `measurement.telemetry`: the contract's EpochTelemetry and RunTelemetry) and says what a reader of the timings must know: that a GPU was
 throttled or its clocks moved during timed epochs, or that nothing held them. Figures the workload
 could not have are strings ("not available: ..."), and are never counted as numbers here.

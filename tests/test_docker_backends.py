@@ -89,12 +89,12 @@ def test_cudnn_off_on_a_cpu_cell_is_recorded_as_not_applicable(measured, backend
 
 AUGMENTATION_CHECK = """
 import numpy as np, tensorflow as tf
-import augment, pipelines
+import augment, tfdata_input
 rng = np.random.default_rng(3)
 images = np.repeat(np.repeat(rng.random((4, 15, 15, 3)), 10, axis=1), 10, axis=2).astype("float32")
 shear, zoom_x, zoom_y = np.array([0.2, -0.2, 0.1, 0.0]), np.array([0.8, 1.2, 1.0, 1.1]), np.array([1.2, 0.8, 0.9, 1.0])
 ours = augment.transform(images, augment.matrices(shear, zoom_x, zoom_y, 150, 150))
-theirs = pipelines.seed_transform(tf, tf.constant(images), *(tf.constant(v, tf.float32) for v in (shear, zoom_x, zoom_y))).numpy()
+theirs = tfdata_input.seed_transform(tf, tf.constant(images), *(tf.constant(v, tf.float32) for v in (shear, zoom_x, zoom_y))).numpy()
 print(float(np.mean(ours == theirs)))
 """
 

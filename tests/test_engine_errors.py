@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 from runner import cli, records
-from runner.executors import docker_base as base
+from runner.executors import base_images as base
 from runner.config import BuildSettings
 from runner.errors import UserError
 

@@ -20,7 +20,7 @@ from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure, Unsuitable
 from runner.executors.local_executor import mismatches
-from runner.executors.subprocess_run import Interpreter, gpu_unavailable, visible_devices
+from runner.executors.host_process import Interpreter, gpu_unavailable, visible_devices
 from runner.executors.venv_executor import VENVS_VARIABLE, VenvExecutor, venv_name, venvs_folder
 from runner.progress import Progress
 from runner.report import render

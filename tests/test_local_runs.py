@@ -17,7 +17,7 @@ from conftest import REPO
 from host_runs import FAULTS, asking_for, local_executor, plan_of, run_cells
 
 pytestmark = pytest.mark.executors  # real processes, a second or more each: `make executors-test`
-from runner.executors.subprocess_run import follow
+from runner.executors.host_process import follow
 
 
 def test_each_fault_becomes_its_record_through_the_session(tmp_path):

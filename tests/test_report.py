@@ -268,7 +268,7 @@ def test_a_cell_that_waits_for_input_is_marked_input_bound_with_the_advice():
 
 
 def gpu_figures(energy=300.0, sm=(1980, 1980), reasons=(), source="counter"):
-    """One GPU's figures for one epoch, as workload/telemetry.py records them."""
+    """One GPU's figures for one epoch, as workload/telemetry_sampler.py records them."""
     return {"index": 0, "samples": 8, "busy_samples": 8, "energy_joules": energy, "energy_source": source,
             "power_watts_mean": 300.0, "power_watts_max": 310.0, "sm_clock_mhz_min": sm[0], "sm_clock_mhz_max": sm[1],
             "memory_clock_mhz_min": 2619, "memory_clock_mhz_max": 2619, "temperature_c_max": 70, "utilisation_percent_mean": 97.0,

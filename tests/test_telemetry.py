@@ -19,7 +19,7 @@ from workload import contract
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workload"))  # as the workload runs: its modules side by side
 
 import benchmark  # noqa: E402
-import telemetry  # noqa: E402
+import telemetry_sampler  # noqa: E402
 
 
 class NVMLError(Exception):
@@ -87,10 +87,10 @@ class FakeGpus:
         return int(self.millijoules)
 
     def nvmlDeviceGetClockInfo(self, handle, clock_type):
-        return self.state["sm"] if clock_type == telemetry.CLOCK_SM else self.state["memory"]
+        return self.state["sm"] if clock_type == telemetry_sampler.CLOCK_SM else self.state["memory"]
 
     def nvmlDeviceGetMaxClockInfo(self, handle, clock_type):
-        return 1980 if clock_type == telemetry.CLOCK_SM else 2619
+        return 1980 if clock_type == telemetry_sampler.CLOCK_SM else 2619
 
     def nvmlDeviceGetClock(self, handle, clock_type, clock_id):
         return 1980
@@ -116,8 +116,8 @@ HW_THERMAL, GPU_IDLE = 0x40, 0x1
 
 def scripted_sampler(fake, registered=("/physical_device:GPU:0",), environ=None):
     """A sampler on the fake whose thread never fires on its own: the test takes every sample."""
-    gpus = telemetry.open_gpus(list(registered), nvml=fake.module(), environ=environ or {})
-    return telemetry.Sampler(telemetry.ProcessProbe(), gpus, interval=3600, clock=fake.clock).start()
+    gpus = telemetry_sampler.open_gpus(list(registered), nvml=fake.module(), environ=environ or {})
+    return telemetry_sampler.Sampler(telemetry_sampler.ProcessProbe(), gpus, interval=3600, clock=fake.clock).start()
 
 
 def run_epochs(fake, sampler, script):
@@ -154,7 +154,7 @@ def test_each_epoch_gets_energy_from_the_counter_clocks_temperature_and_the_thro
     assert (hot.sm_clock_mhz_min, hot.sm_clock_mhz_max) == (1410, 1980)  # the epoch began at 1980
     assert hot.clock_event_reasons == ["hw_thermal_slowdown"] and hot.temperature_c_max == 89
     facts = sampler.stop()
-    assert facts.gpus == [telemetry.GpuFacts(index=0, name="NVIDIA H200", uuid="GPU-00aa0000-1111-2222-3333-444455556666",
+    assert facts.gpus == [telemetry_sampler.GpuFacts(index=0, name="NVIDIA H200", uuid="GPU-00aa0000-1111-2222-3333-444455556666",
                                              power_limit_watts=700.0, max_sm_clock_mhz=1980, max_memory_clock_mhz=2619,
                                              applications_sm_clock_mhz=1980, default_applications_sm_clock_mhz=1980, energy_counter=True,
                                              not_sampled={})]
@@ -195,7 +195,7 @@ def test_the_older_throttle_reasons_function_is_used_where_the_new_one_fails():
 
     module = fake.module(nvmlDeviceGetCurrentClocksEventReasons=missing,
                          nvmlDeviceGetCurrentClocksThrottleReasons=lambda handle: 0x4)
-    sampler = telemetry.Sampler(telemetry.ProcessProbe(), telemetry.open_gpus(["gpu"], nvml=module, environ={}), 3600, fake.clock).start()
+    sampler = telemetry_sampler.Sampler(telemetry_sampler.ProcessProbe(), telemetry_sampler.open_gpus(["gpu"], nvml=module, environ={}), 3600, fake.clock).start()
     (epoch,) = run_epochs(fake, sampler, [STEADY])
     assert epoch.gpus[0].clock_event_reasons == ["sw_power_cap"]
     sampler.stop()
@@ -211,23 +211,23 @@ def test_the_older_throttle_reasons_function_is_used_where_the_new_one_fails():
     ("MIG-0a1b", "not available: CUDA_VISIBLE_DEVICES='MIG-0a1b' leaves no GPU that NVML lists"),
 ])
 def test_only_the_gpus_this_process_may_use_are_sampled(visible, indices):
-    assert telemetry.visible_indices(FakeGpus(count=3).module(), visible) == indices
+    assert telemetry_sampler.visible_indices(FakeGpus(count=3).module(), visible) == indices
 
 
 def test_without_gpus_the_record_says_why():
     fake = FakeGpus()
-    assert telemetry.open_gpus([], nvml=fake.module(), environ={}) == "not available: the framework registered no GPU"
+    assert telemetry_sampler.open_gpus([], nvml=fake.module(), environ={}) == "not available: the framework registered no GPU"
 
     def driver_not_loaded():
         raise NVMLError("Driver Not Loaded")
 
-    assert telemetry.open_gpus(["gpu"], nvml=fake.module(nvmlInit=driver_not_loaded), environ={}) == \
+    assert telemetry_sampler.open_gpus(["gpu"], nvml=fake.module(nvmlInit=driver_not_loaded), environ={}) == \
         "not available: NVML failed (Driver Not Loaded)"
-    assert telemetry.reason_names(0x40 | 0x4 | 0x1 | 0x8000) == ["gpu_idle", "sw_power_cap", "hw_thermal_slowdown", "0x8000"]
+    assert telemetry_sampler.reason_names(0x40 | 0x4 | 0x1 | 0x8000) == ["gpu_idle", "sw_power_cap", "hw_thermal_slowdown", "0x8000"]
 
 
 def test_the_cpu_side_samples_this_process_for_real():
-    sampler = telemetry.Sampler(telemetry.ProcessProbe(), "not available: no NVIDIA driver (test)", interval=0.02).start()
+    sampler = telemetry_sampler.Sampler(telemetry_sampler.ProcessProbe(), "not available: no NVIDIA driver (test)", interval=0.02).start()
     sampler.begin_epoch()
     hoard = bytearray(64 * 2**20)
     hoard[::4096] = b"x" * len(hoard[::4096])  # touched, so resident
@@ -250,7 +250,7 @@ def test_the_cpu_side_samples_this_process_for_real():
 
 
 def test_the_sampler_thread_blocks_sigint_and_sigterm_and_the_main_thread_does_not():
-    sampler = telemetry.Sampler(telemetry.ProcessProbe(), "not available: test", interval=0.02).start()
+    sampler = telemetry_sampler.Sampler(telemetry_sampler.ProcessProbe(), "not available: test", interval=0.02).start()
     try:
         (thread,) = [thread for thread in threading.enumerate() if thread.name == "telemetry"]
         status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
@@ -264,8 +264,8 @@ def test_the_sampler_thread_blocks_sigint_and_sigterm_and_the_main_thread_does_n
 
 def test_the_switch_turns_the_sampler_off(monkeypatch):
     monkeypatch.setenv(contract.TELEMETRY_SWITCH, "off")
-    assert telemetry.start([]) is None
-    assert telemetry.OFF == "off: CUDNN_MATRIX_TELEMETRY=off"
+    assert telemetry_sampler.start([]) is None
+    assert telemetry_sampler.OFF == "off: CUDNN_MATRIX_TELEMETRY=off"
 
 
 def test_the_epoch_timer_opens_and_closes_each_epochs_window():

@@ -22,7 +22,7 @@ import contract  # noqa: E402
 import gpu_facts  # noqa: E402
 import models  # noqa: E402
 import machine  # noqa: E402
-import telemetry  # noqa: E402
+import telemetry_sampler  # noqa: E402
 
 COMPUTE_STEPS = 10
 
@@ -111,7 +111,7 @@ def main(argv):
     inject(job.fault)
     # Only now modules beyond the standard library (here and in inputs and provenance):
     # a fault misbehaves in an environment without numpy too.
-    import pipelines
+    import tfdata_input
 
     backends.before_import(job)
     framework = backends.import_framework(job.framework)
@@ -121,7 +121,7 @@ def main(argv):
     timeline = {"process_started": STARTED, "framework_imported": time.time()}
     if job.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    keras.utils.set_random_seed(pipelines.SEED)
+    keras.utils.set_random_seed(tfdata_input.SEED)
     name = contract.FRAMEWORKS[job.framework].title
     record = provenance(framework, keras, job, settings)
     if job.expect_gpu and not record["gpu"]["registered"]:
@@ -134,13 +134,13 @@ def main(argv):
     record["settings"].update(jit_compile=bool(model.jit_compile), train_step=backends.train_step(job.framework, model))
     train_step_calls = count_calls(model, "train_step")  # read when fit ends: the steps timed after it run it too
     timeline["model_built"] = time.time()
-    sampler = telemetry.start(record["gpu"]["registered"])
+    sampler = telemetry_sampler.start(record["gpu"]["registered"])
     timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.framework, framework), timeline, sampler)
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
     fit_train_step_calls = train_step_calls[0]
     timeline["trained"] = time.time()
-    record["telemetry"] = sampler.stop() if sampler else telemetry.OFF
+    record["telemetry"] = sampler.stop() if sampler else telemetry_sampler.OFF
 
     flops = models.training_flops(model)
     compute = compute_step_seconds(model, train, lambda: backends.synchronize(job.framework, framework))
@@ -167,17 +167,17 @@ def with_rates(epoch, batch_size, training_flops, compute_seconds):
 
 def inputs(framework, keras, job):
     """The training and validation data through the loader the job names: tf.data, or the framework-neutral one."""
-    import loaders
-    import pipelines
+    import python_input
+    import tfdata_input
 
     if job.loader == "tfdata":
-        pipeline = pipelines.PIPELINES[job.model]
+        pipeline = tfdata_input.PIPELINES[job.model]
         train, count = pipeline(framework, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline)
         validation, _ = pipeline(framework, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline)
     else:
-        loader = loaders.LOADERS[job.model]
-        train, count = loader(keras, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline, pipelines.SEED)
-        validation, _ = loader(keras, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline, pipelines.SEED + 1)
+        loader = python_input.LOADERS[job.model]
+        train, count = loader(keras, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline, tfdata_input.SEED)
+        validation, _ = loader(keras, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline, tfdata_input.SEED + 1)
     return train, validation, count
 
 
@@ -232,13 +232,13 @@ def one_step(model, train):
 
 def provenance(framework, keras, job, settings):
     """The measurement's fields known before training, as keyword arguments of contract.Measurement."""
-    import pipelines
+    import tfdata_input
 
     return {
         "schema": contract.MEASUREMENT_SCHEMA,
         "cell_id": job.cell_id,
         "workload": job.model,
-        "data": pipelines.data_description(job.data_dir, job.train_images, job.validation_images),
+        "data": tfdata_input.data_description(job.data_dir, job.train_images, job.validation_images),
         "warmup_epochs": job.warmup_epochs,
         "epochs": [],
         "versions": {

@@ -35,7 +35,7 @@ FRAMEWORKS = {"tensorflow": Framework("TensorFlow", "tf"), "torch": Framework("t
 PRECISIONS = ("fp32", "tf32", "bf16")
 # auto: as Keras runs each backend by default (XLA on jax, a traced graph on TensorFlow, eager torch); on/off force it.
 JIT_COMPILE = ("auto", "on", "off")
-LOADERS = ("tfdata", "python")  # tf.data (TensorFlow only), or the framework-neutral loaders.py
+LOADERS = ("tfdata", "python")  # tf.data (TensorFlow only), or the framework-neutral python_input.py
 INPUTS = ("jpeg", "cached")  # cached: decoded, augmented batches from memory after the warm-up epoch
 FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
 CLASSES = ("cats", "dogs")
@@ -47,7 +47,7 @@ TIMELINE = ("process_started", "framework_imported", "inputs_ready", "model_buil
 
 EPOCH_LINE = re.compile(r"^epoch ([0-9]+)/([0-9]+): ")
 
-# Telemetry (workload/telemetry.py writes it, runner/telemetry.py reads it). "off" in this variable
+# Telemetry (workload/telemetry_sampler.py writes it, runner/telemetry.py reads it). "off" in this variable
 # runs without the sampler, for bench/telemetry_overhead.py; the host executors pass it on.
 TELEMETRY_SWITCH = "CUDNN_MATRIX_TELEMETRY"
 NOT_AVAILABLE = "not available"  # how a figure that could not be had begins: never a zero that looks measured
@@ -140,7 +140,7 @@ def _check_job(job: JobSpec) -> None:
 
 @dataclass(frozen=True)
 class GpuEpoch:
-    """One GPU over one epoch, from the sampler's reads (workload/telemetry.py's gpu_summary).
+    """One GPU over one epoch, from the sampler's reads (workload/telemetry_sampler.py's gpu_summary).
 
     A figure NVML could not give is a string beginning NOT_AVAILABLE that says why, never a zero.
     """
@@ -245,7 +245,7 @@ class Measurement:
     gpu: dict
     model: dict | None = None  # parameters and FLOPs, once the model was built
     convolution_ops: list | str | None = None  # what the framework called for convolutions (torch's profiler)
-    # The run's telemetry (workload/telemetry.py; each epoch has its own). A string says why there is none
+    # The run's telemetry (workload/telemetry_sampler.py; each epoch has its own). A string says why there is none
     # ("off: ..."); None: a workload older than telemetry.
     telemetry: RunTelemetry | str | None = None
     failure: str | None = None

@@ -34,7 +34,7 @@ from runner import datasets, dispatch, records, run_plan, session
 from runner.cells import Cell
 from runner.dispatch_settings import SlurmSettings
 from runner.errors import UserError
-from runner.executors.subprocess_run import interpreter
+from runner.executors.host_process import interpreter
 from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
 from runner.dispatch.slurm_client import JobState, Slurm, SlurmError

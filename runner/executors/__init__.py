@@ -5,7 +5,7 @@ run cells of a kind (and why not), runs the workload with a job spec, cleans up
 after a run, and describes the host and the isolation it gives. It reports what
 it saw as a RawRun; deciding the outcome is outcome.decide's, the same for all.
 Docker gives every run a container of its own; venv and local run the workload
-as a plain process on the host (subprocess_run), in a virtualenv made for the
+as a plain process on the host (host_process), in a virtualenv made for the
 environment or in an interpreter taken as it is, without isolation.
 """
 

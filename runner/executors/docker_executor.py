@@ -15,7 +15,7 @@ from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure, docker_run, local_engine
 from runner.executors.docker_images import Builder, BuiltImage, repository
-from runner.executors.subprocess_run import gpu_unavailable
+from runner.executors.host_process import gpu_unavailable
 from runner.outcome import RawRun
 from runner.progress import Progress
 from workload.contract import JobSpec

@@ -24,7 +24,7 @@ from runner.config import BuildSettings
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import IMAGE_NAMESPACE
-from runner.executors.docker_base import BaseImage, resolve_base
+from runner.executors.base_images import BaseImage, resolve_base
 from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
 

@@ -11,7 +11,7 @@ from packaging.utils import canonicalize_name
 
 from runner.environments import NVML_REQUIREMENT, EnvironmentSpec
 from runner.executors import Prepared, Unsuitable
-from runner.executors.subprocess_run import ProcessExecutor, parse, provenance
+from runner.executors.host_process import ProcessExecutor, parse, provenance
 
 
 class LocalExecutor(ProcessExecutor):

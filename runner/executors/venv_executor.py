@@ -22,7 +22,7 @@ from pathlib import Path
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure
-from runner.executors.subprocess_run import Interpreter, ProcessExecutor, follow, interpreter, provenance
+from runner.executors.host_process import Interpreter, ProcessExecutor, follow, interpreter, provenance
 from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
 

@@ -1,6 +1,6 @@
 """tf.data input pipelines for the two seed workloads (TensorFlow's loader), with their tuning set explicitly and recorded.
 
-They do what loaders.py does for every backend, with tf.data's own ops: the
+They do what python_input.py does for every backend, with tf.data's own ops: the
 same files, order semantics and augmentation (augment.py's, checked against it
 in a test).
 
@@ -16,9 +16,9 @@ import json
 import os
 
 import augment
-import loaders
+import python_input
 from contract import SYNTHETIC_MARKER
-from loaders import IMAGE_SIZE
+from python_input import IMAGE_SIZE
 
 SEED = 1337
 
@@ -86,7 +86,7 @@ def seed_augmentation(tf, images):
 def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
     """Decode, resize, batch; then rescale (and for training, augment) in the pipeline, not in model layers."""
     augmenting = split == "train"
-    paths, labels = loaders.class_files(os.path.join(data_dir, split), count)
+    paths, labels = python_input.class_files(os.path.join(data_dir, split), count)
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
     if augmenting:
         dataset = dataset.shuffle(len(paths), seed=SEED, reshuffle_each_iteration=True)
@@ -114,7 +114,7 @@ def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
 
 
 def mnist(tf, data_dir, split, count, batch_size, settings):
-    images, labels = loaders.mnist_arrays(data_dir, split, count)
+    images, labels = python_input.mnist_arrays(data_dir, split, count)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if split == "train":
         dataset = dataset.shuffle(count, seed=SEED, reshuffle_each_iteration=True)

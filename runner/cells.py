@@ -92,7 +92,7 @@ def _versions(backends, table: Table, python: str | None = None):
 def _cpu_environments(matrix: Matrix, table: Table):
     cpu = matrix.cpu
     python = PYTHON_TAG.fullmatch(cpu.base_image) if cpu else None
-    for framework, version in _versions(cpu.backends, table, python[1] if python else None) if cpu else ():
+    for framework, version in _versions(cpu.frameworks, table, python[1] if python else None) if cpu else ():
         axes = {"kind": "cpu", "framework": framework, "framework_version": version}
         if cpu.keras:
             axes["keras"] = cpu.keras
@@ -150,7 +150,7 @@ def gpu_combinations(gpu: GpuImages, path: Path, table: Table) -> list[dict[str,
     types = gpu.gpu_types or (None,)
     combinations = [
         {"cuda": cuda, backend: version, "cudnn": cudnn, **({GPU_TYPE_AXIS: name} if name else {})}
-        for cuda in gpu.cuda for backend, version in _versions(gpu.backends, table) for cudnn in gpu.cudnn for name in types
+        for cuda in gpu.cuda for backend, version in _versions(gpu.frameworks, table) for cudnn in gpu.cudnn for name in types
     ]
     combinations = [c for c in combinations if not any(_matches_all(c, dict(entry)) for entry in gpu.exclude)]
     originals = list(combinations)

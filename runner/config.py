@@ -79,14 +79,14 @@ class Workload:
     loader: str  # auto, tfdata or python: the input pipeline
 
 
-# Which Keras backends to run, in the matrix's order, each with its versions (None: the compatibility table's newest).
-Backends = tuple[tuple[str, tuple[str, ...] | None], ...]
+# Which frameworks (Keras backends) to run, in the matrix's order, each with its versions (None: the compatibility table's newest).
+Frameworks = tuple[tuple[str, tuple[str, ...] | None], ...]
 
 
 @dataclass(frozen=True)
 class CpuImages:
     base_image: str
-    backends: Backends
+    frameworks: Frameworks
     keras: str | None
 
 
@@ -96,7 +96,7 @@ class GpuImages:
 
     cuda: tuple[str, ...]
     cudnn: tuple[str, ...]
-    backends: Backends
+    frameworks: Frameworks
     keras: str | None
     include: tuple[tuple[tuple[str, str], ...], ...]
     exclude: tuple[tuple[tuple[str, str], ...], ...]
@@ -295,23 +295,26 @@ def _cpu(document: Document, value: Any) -> CpuImages:
     keras = settings.get("keras")
     return CpuImages(
         base_image=document.string(settings.get("base_image", DEFAULT_CPU_BASE), ("cpu", "base_image"), IMAGE_REFERENCE, "an image reference such as python:3.11-slim"),
-        backends=_backends(document, settings, ("cpu",)),
+        frameworks=_frameworks(document, settings, ("cpu",)),
         keras=None if keras is None else document.string(keras, ("cpu", "keras"), VERSION, 'a version in quotes such as "3.12"'),
     )
 
 
-def _backends(document: Document, settings: dict, key_path: tuple) -> Backends:
-    """`backend: [tensorflow, torch, jax]` (default: the backends whose versions are listed, else tensorflow), each with its versions."""
-    listed = [backend for backend in FRAMEWORKS if backend in settings]
+def _frameworks(document: Document, settings: dict, key_path: tuple) -> Frameworks:
+    """`backend: [tensorflow, torch, jax]` (default: those whose versions are listed, else tensorflow), each with its versions.
+
+    The matrix says `backend`, as Keras (KERAS_BACKEND) and its users do; everywhere past this reader the axis is `framework`.
+    """
+    listed = [framework for framework in FRAMEWORKS if framework in settings]
     chosen = settings.get("backend", listed or ["tensorflow"])
     if not isinstance(chosen, list) or not chosen or any(b not in FRAMEWORKS for b in chosen) or len(set(chosen)) != len(chosen):
         raise document.error(key_path + ("backend",), f"a list of Keras backends, each once, from {', '.join(FRAMEWORKS)}", chosen)
-    for backend in listed:
-        if backend not in chosen:
-            raise document.error(key_path + (backend,), f"{backend} in {dotted(key_path + ('backend',))}, since its versions are listed",
+    for framework in listed:
+        if framework not in chosen:
+            raise document.error(key_path + (framework,), f"{framework} in {dotted(key_path + ('backend',))}, since its versions are listed",
                                  found=f"backend {chosen}")
-    return tuple((backend, _version_list(document, settings[backend], key_path + (backend,)) if backend in settings else None)
-                 for backend in chosen)
+    return tuple((framework, _version_list(document, settings[framework], key_path + (framework,)) if framework in settings else None)
+                 for framework in chosen)
 
 
 GPU_AXES = ("cuda", "cudnn")  # and one backend's version: an include that adds a cell names all three
@@ -332,7 +335,7 @@ def _gpu(document: Document, value: Any) -> GpuImages:
     images = GpuImages(
         cuda=_version_list(document, settings["cuda"], ("gpu", "cuda")),
         cudnn=_version_list(document, settings["cudnn"], ("gpu", "cudnn")),
-        backends=_backends(document, settings, ("gpu",)),
+        frameworks=_frameworks(document, settings, ("gpu",)),
         keras=None if keras is None else document.string(keras, ("gpu", "keras"), VERSION, 'a version in quotes such as "3.12"'),
         include=_combinations(document, settings.get("include", []), ("gpu", "include"), keys),
         exclude=exclude,
@@ -345,10 +348,10 @@ def _gpu(document: Document, value: Any) -> GpuImages:
 
 def _check_excluded_values(document: Document, images: GpuImages) -> None:
     """An exclude names values the axes list: one that names another (a typo) would exclude nothing, silently."""
-    listed = {"cuda": images.cuda, "cudnn": images.cudnn, **{backend: versions for backend, versions in images.backends if versions}}
+    listed = {"cuda": images.cuda, "cudnn": images.cudnn, **{framework: versions for framework, versions in images.frameworks if versions}}
     if images.keras:
         listed["keras"] = (images.keras,)
-    chosen = {backend for backend, _ in images.backends}
+    chosen = {framework for framework, _ in images.frameworks}
     for index, entry in enumerate(map(dict, images.exclude)):
         for axis, value in entry.items():
             if axis in FRAMEWORKS and axis not in chosen:

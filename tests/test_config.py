@@ -45,7 +45,7 @@ def test_minimal_file_loads_with_the_documented_defaults(tmp_path, monkeypatch):
     assert workload.data_dir == (tmp_path / "project" / "data").resolve()
     assert workload.jit_compile == "auto"
     assert (workload.intra_op_threads, workload.inter_op_threads) == (0, 0)
-    assert matrix.cpu == CpuImages(base_image=DEFAULT_CPU_BASE, backends=(("tensorflow", ("2.21",)),), keras=None)
+    assert matrix.cpu == CpuImages(base_image=DEFAULT_CPU_BASE, frameworks=(("tensorflow", ("2.21",)),), keras=None)
     assert (workload.precision, workload.cudnn, workload.conv_autotune, workload.loader) == ("fp32", True, False, "auto")
     assert matrix.repeats == 5
     assert DEFAULT_CPU_BASE == "python:3.11-slim"
@@ -124,8 +124,8 @@ def test_the_repositorys_matrix_file_loads():
     assert matrix.workloads[1].pipeline.input == "cached"
     assert matrix.workloads[0].epochs == 4
     assert matrix.workloads[0].data_dir == (REPO / "data").resolve()
-    assert matrix.cpu.backends == (("tensorflow", ("2.21",)),)
-    assert (matrix.gpu.cuda, matrix.gpu.cudnn, matrix.gpu.backends) == (("12.6", "12.8"), ("9.3", "9.5", "9.8"), (("tensorflow", ("2.21",)),))
+    assert matrix.cpu.frameworks == (("tensorflow", ("2.21",)),)
+    assert (matrix.gpu.cuda, matrix.gpu.cudnn, matrix.gpu.frameworks) == (("12.6", "12.8"), ("9.3", "9.5", "9.8"), (("tensorflow", ("2.21",)),))
 
 
 # --- broken files --------------------------------------------------------------------------

@@ -35,6 +35,7 @@ RUN = {
     ".venv/bin/cudnn-matrix list -f examples/quick.yaml": 0,
     ".venv/bin/cudnn-matrix report --results tests/fixtures/runs": 0,
     ".venv/bin/cudnn-matrix compare --results tests/fixtures/runs 20261129-012045 20261129-012103": 0,
+    ".venv/bin/cudnn-matrix report --results tests/fixtures/runs --format json": 0,
 }
 
 # The README commands that are not run, and why.

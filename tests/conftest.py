@@ -5,7 +5,6 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import docker
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,6 +20,8 @@ def missing_part(what: str, variable: str, why: str):
 @pytest.fixture(scope="session")
 def docker_client():
     """A real engine, or a skip; CI sets CUDNN_MATRIX_REQUIRE_DOCKER so that a missing engine fails instead."""
+    import docker  # here: docker-py takes most of a second to import, and most test processes never ask for an engine
+
     try:
         client = docker.from_env()
         client.ping()

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workload"))
 import augment  # noqa: E402
@@ -20,6 +19,8 @@ import augment  # noqa: E402
 
 def keras1_random_transform(image, shear, zoom_x, zoom_y):
     """Keras 1.2's random_transform for one (rows, cols, channels) image, with its random draws given."""
+    from scipy import ndimage  # here, not at the top: every xdist worker collects this file, and the import takes a second
+
     shear_matrix = np.array([[1, -math.sin(shear), 0], [0, math.cos(shear), 0], [0, 0, 1]])
     zoom_matrix = np.array([[zoom_x, 0, 0], [0, zoom_y, 0], [0, 0, 1]])
     matrix = shear_matrix @ zoom_matrix
@@ -32,6 +33,8 @@ def keras1_random_transform(image, shear, zoom_x, zoom_y):
 
 @pytest.fixture
 def photos():
+    from scipy import ndimage
+
     rng = np.random.default_rng(7)
     smooth = ndimage.zoom(rng.random((4, 15, 15, 3)), (1, 10, 10, 1), order=1)  # 150x150 with structure to move
     return smooth.astype("float32")

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import runner
 from runner import datasets
 from runner.cli import main
 from runner.config import load_matrix
@@ -60,12 +59,12 @@ def arrange(archive, data, train=2, validation=1):
     return ["dogs-vs-cats", "--from", archive, "--data", data, "--train-per-class", train, "--validation-per-class", validation]
 
 
-def test_the_seed_split_is_arranged_from_the_kaggle_archive(tmp_path):
+def test_the_seed_split_is_arranged_from_the_kaggle_archive(tmp_path, capsys):
     archive = kaggle_zip(tmp_path / "train.zip", 8)
-    result = runner("data", "dogs-vs-cats", "--from", archive, "--data", tmp_path / "data",
-                    "--train-per-class", 5, "--validation-per-class", 2)
-    assert result.returncode == 0, result.stderr
-    assert "5 + 5 training and 2 + 2 validation images, all readable JPEGs" in result.stderr
+    code = main(["data", *map(str, arrange(archive, tmp_path / "data", 5, 2))])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "5 + 5 training and 2 + 2 validation images, all readable JPEGs" in err
     data = tmp_path / "data"
     assert sorted(p.name for p in (data / "train" / "cats").iterdir()) == [f"cat.{i}.jpg" for i in (0, 1, 2, 3, 4)]
     assert sorted(p.name for p in (data / "validation" / "dogs").iterdir()) == ["dog.5.jpg", "dog.6.jpg"]

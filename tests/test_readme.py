@@ -3,11 +3,12 @@
 - README.md is under 200 lines (the manual is in docs/).
 - Every relative link in README.md and docs/*.md reaches a file that exists, and a #anchor a heading
   of that file (GitHub's slugs).
-- The shell commands in README's code blocks that change nothing are run, as written, with this
-  interpreter, and must exit as documented; the others are listed in SKIPPED, each with its reason.
+- The shell commands in README's code blocks that change nothing are run, as written, through the
+  console script's entry point in this process (one also as the installed console script), and must
+  exit as documented; the others are listed in SKIPPED, each with its reason.
   A command that is in neither list fails the test, so a new one in README gets looked at.
 
-Every test here has pytest-timeout's limit for fast tests (tests/conftest.py), and every command a
+Every test here has pytest-timeout's limit for fast tests (tests/conftest.py), and the console script a
 timeout of its own.
 """
 
@@ -20,6 +21,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from runner.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -160,17 +163,32 @@ def snapshot() -> list[str]:
 
 
 @pytest.mark.parametrize("command", list(RUN))
-def test_readme_command_runs(command):
+def test_readme_command_runs(command, monkeypatch, capsys):
+    """In this process, through the console script's own entry point (runner.cli:main): a process per command
+    would add most of a second of start-up each and prove nothing the console script test below does not."""
     words = shlex.split(command)
     assert words[0] == ".venv/bin/cudnn-matrix", "README commands use the Makefile's venv"
-    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
+    monkeypatch.chdir(REPO)
     before = snapshot()
-    # The console script this interpreter's venv has, as `make` installs it: the command README shows, not a stand-in.
+    try:
+        code = main(words[1:])
+    except SystemExit as exit:  # argparse's --help and --version
+        code = exit.code or 0
+    out, err = capsys.readouterr()
+    assert code == RUN[command], f"{command}: exit {code}\n{out[-2000:]}\n{err[-2000:]}"
+    assert "Traceback" not in err, err
+    assert out.strip(), f"{command} printed nothing"
+    if "--json" in words:
+        assert all("id" in cell for cell in json.loads(out))
+    assert snapshot() == before, f"{command} changed the checkout"
+
+
+def test_the_console_script_runs_a_readme_command():
+    """The first README command, by the console script this interpreter's venv has, as `make` installs it."""
+    command = next(iter(RUN))
+    words = shlex.split(command)
+    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run([str(Path(sys.executable).with_name("cudnn-matrix")), *words[1:]], cwd=REPO, capture_output=True, text=True,
                           timeout=COMMAND_SECONDS, env=environment)
-    assert done.returncode == RUN[command], f"{command}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-    assert "Traceback" not in done.stderr, done.stderr
-    assert done.stdout.strip(), f"{command} printed nothing"
-    if "--json" in words:
-        assert all("id" in cell for cell in json.loads(done.stdout))
-    assert snapshot() == before, f"{command} changed the checkout"
+    assert done.returncode == RUN[command], f"{command}: exit {done.returncode}\n{done.stderr[-2000:]}"
+    assert "Traceback" not in done.stderr and "usage:" in done.stdout

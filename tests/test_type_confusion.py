@@ -56,6 +56,7 @@ def good_record(cell_id, kind, seconds):
 
 
 CPU, GPU = good_record(CPU_CELL, "cpu", 1.0), good_record(GPU_CELL, "gpu", 0.5)
+GPU_TEXT = json.dumps(GPU)
 WRONG = [None, 5, -1, 10**400, 1.5, float("nan"), float("inf"), True, "x", "", [], [1], {}, {"a": 1}]
 # Where a wrong value is put: a path into the GPU record (its measurement is the richer one).
 # Not the schema: a whole number other than 2 or 3 is a run of another runner, unreadable as a whole (test_records).
@@ -72,7 +73,7 @@ PLACES = [(key,) for key in GPU if key != "schema"] + [("axes", key) for key in 
 
 
 def confused(place, value) -> dict:
-    record = copy.deepcopy(GPU)
+    record = json.loads(GPU_TEXT)  # a deep copy, ten times as fast as copy.deepcopy: 779 are made as this file is collected
     *path, last = place
     target = record
     for step in path:

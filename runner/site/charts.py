@@ -79,22 +79,62 @@ def run_chart(analysis: Analysis, path: Path) -> Path:
     models = list(dict.fromkeys(result.model for result in measured))
     heights = [sum(result.model == model for result in measured) for model in models]
     with _style():
-        figure = Figure(figsize=(12, 1.7 + 0.34 * sum(heights) + 0.75 * len(models)), layout="constrained")
-        figure.get_layout_engine().set(wspace=0.06)
-        rows = figure.subplots(len(models), 2, squeeze=False, gridspec_kw={"height_ratios": heights, "width_ratios": (1, 1.15)})
+        figure = Figure(figsize=(12, 1.7 + 0.34 * sum(heights) + 0.75 * len(models)))
+        rows = _run_chart_axes(figure, measured, speedups, heights)
         for (times, ratios), model in zip(rows, models):
             mine = [result for result in measured if result.model == model]
             _times_panel(times, mine)
             _speedup_panel(ratios, mine, analysis.baselines.get(model), speedups, min_effect)
             times.set_title(f"{model}: epoch time", fontsize=10)
             ratios.set_title(f"{model}: speed-up against the baseline", fontsize=10)
-        rows[-1, 0].set_xlabel("timed epoch, seconds\n(marker: median repeat; whiskers: range of the repeats)")
-        rows[-1, 1].set_xlabel(f"speed-up, times, log scale: above 1x is faster\n(whiskers: {(1 - ALPHA) * 100:.0f}% bootstrap "
+        rows[-1][0].set_xlabel("timed epoch, seconds\n(marker: median repeat; whiskers: range of the repeats)")
+        rows[-1][1].set_xlabel(f"speed-up, times, log scale: above 1x is faster\n(whiskers: {(1 - ALPHA) * 100:.0f}% bootstrap "
                                f"interval; shaded: within {min_effect * 100:g}% of 1x)")
         legend = [Line2D([], [], color=colour, marker=marker, linestyle="", label=label) for colour, marker, label in KIND_STYLE.values()]
         legend += [Line2D([], [], color=colour, marker=marker, linestyle="", label=label) for colour, marker, label in VERDICT_STYLE.values()]
-        figure.legend(handles=legend, loc="outside lower center", ncols=len(legend), frameon=False)
+        figure.legend(handles=legend, loc="lower center", bbox_to_anchor=(0.5, 0.05 / figure.get_figheight()), ncols=len(legend), frameon=False)
         return _save(figure, path)
+
+
+# A fixed layout, in inches, instead of matplotlib's constrained one: that one draws the whole figure once
+# more to measure it, half of a chart's time. What varies, the labels' widths, is measured from the font.
+TOP, ROW_GAP, BOTTOM, EDGE = 0.3, 0.55, 1.05, 0.1  # title; tick labels and the next title; labels and legend; paper's edge
+TICK = 0.1  # a tick and its pad
+
+
+def _run_chart_axes(figure, measured: list[CellResult], speedups: dict, heights: list[int]) -> list[tuple]:
+    """Two axes a model, placed so the cell ids fit on the left, the speed-up labels on the right, and
+    the epoch-time labels that pass their panel's edge in the gap between the two."""
+    width, height = figure.get_figwidth(), figure.get_figheight()
+    left = EDGE + TICK + _widest([_short(result.cell_id) for result in measured], 9)
+    right = EDGE + 6 / 72 + _widest([c.as_times() for c in speedups.values()] or ["baseline"], 8)
+    gap = 0.45 + _widest([_time_note(result) for result in measured], 8)
+    # Width ratio 1 : 1.15; the epoch-time panel's limit leaves a quarter of it free beside the widest note.
+    times_width = (width - left - right - gap) / 2.15
+    gap = max(0.8, gap - 0.25 * times_width)  # at least room for the two panels' axis labels, each wider than its panel
+    times_width = (width - left - right - gap) / 2.15
+    per_cell = (height - TOP - BOTTOM - ROW_GAP * (len(heights) - 1)) / sum(heights)
+    rows, top = [], height - TOP
+    for cells in heights:
+        bottom = top - per_cell * cells
+        box = lambda x, w: (x / width, bottom / height, w / width, per_cell * cells / height)  # noqa: E731
+        rows.append((figure.add_axes(box(left, times_width)), figure.add_axes(box(left + times_width + gap, times_width * 1.15))))
+        top = bottom - ROW_GAP
+    return rows
+
+
+def _widest(texts: list[str], size: float) -> float:
+    """The widest of these texts in inches, at this font size, from the font's metrics: nothing is drawn."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    font = FontProperties(size=size)
+    return max(text_to_path.get_text_width_height_descent(text, font, ismath=False)[0] for text in texts) / 72
+
+
+def _time_note(result: CellResult) -> str:
+    outliers = len(result.outlier_epochs)
+    return f"  {result.timed.median:.2f} s" + (f", {outliers} outlier epoch{'s' * (outliers > 1)}" if outliers else "")
 
 
 def _times_panel(axis, results: list[CellResult]) -> None:
@@ -102,9 +142,7 @@ def _times_panel(axis, results: list[CellResult]) -> None:
         colour, marker, _ = KIND_STYLE.get(result.kind, (BLACK, "o", ""))
         low, middle, high = result.timed.low, result.timed.median, result.timed.high
         axis.errorbar(middle, index, xerr=[[middle - low], [high - middle]], fmt=marker, color=colour, capsize=4, markersize=7)
-        outliers = len(result.outlier_epochs)
-        note = f"  {middle:.2f} s" + (f", {outliers} outlier epoch{'s' * (outliers > 1)}" if outliers else "")
-        axis.annotate(note, xy=(high, index), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+        axis.annotate(_time_note(result), xy=(high, index), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
     axis.set_yticks(range(len(results)), [_short(result.cell_id) for result in results])
     axis.set_ylim(len(results) - 0.5, -0.5)
     axis.set_xlim(left=0, right=max(result.timed.high for result in results) * 1.35)
@@ -158,8 +196,11 @@ def history_chart(cell_id: str, lines: list[tuple[str, list[tuple[datetime, floa
     from matplotlib.figure import Figure
 
     with _style():
-        figure = Figure(figsize=(10, 4.2), layout="constrained")
-        axis = figure.subplots()
+        figure = Figure(figsize=(10, 4.2))
+        legend_rows = -(-len(lines) // 3) if lines else 1
+        bottom = 0.7 + 0.17 * (legend_rows + 1)  # tick labels, the date's offset, the axis label; the legend's title and rows
+        left = EDGE + TICK + 0.35 + 0.4  # the two-line axis label; tick labels of a few figures
+        axis = figure.add_axes((left / 10, bottom / 4.2, (10 - left - 0.2) / 10, (4.2 - bottom - TOP) / 4.2))
         top = 0.0
         for index, (host, points) in enumerate(lines):
             colour, marker = HOST_COLOURS[index % len(HOST_COLOURS)], HOST_MARKERS[index % len(HOST_MARKERS)]
@@ -182,5 +223,6 @@ def history_chart(cell_id: str, lines: list[tuple[str, list[tuple[datetime, floa
         axis.set_title(_short(cell_id), fontsize=10)
         axis.grid(axis="y", color="#dddddd", linewidth=0.6)
         axis.set_axisbelow(True)
-        figure.legend(title="host", loc="outside lower center", ncols=min(len(lines), 3) or 1, fontsize=8, title_fontsize=8, frameon=False)
+        figure.legend(title="host", loc="lower center", bbox_to_anchor=(0.5, 0.05 / 4.2), ncols=min(len(lines), 3) or 1, fontsize=8,
+                      title_fontsize=8, frameon=False)
         return _save(figure, path)

@@ -2,7 +2,8 @@
 
 import dataclasses
 
-from runner.analysis import OutlierEpoch, analyze, compare_runs, epochs, loaded, timed_seconds
+from runner.analysis import OutlierEpoch, analyze, epochs, loaded, timed_seconds
+from runner.run_comparison import compare_runs
 from test_records import epoch, measurement, record
 from test_report import CPU, CPU_ID, GPU_93, GPU_93_ID, GPU_95, GPU_95_ID, GPU_98, GPU_98_ID, repeated, timed
 
@@ -15,7 +16,7 @@ def test_each_cell_is_set_against_its_models_baseline_and_the_sentences_pairs_ar
     assert [(p.question, p.baseline.cell_id, p.other.cell_id, p.comparison.verdict) for p in found.pairs] == [
         ("speed-up", CPU_ID, GPU_93_ID, "faster"), ("speed-up", CPU_ID, GPU_95_ID, "faster"), ("speed-up", CPU_ID, GPU_98_ID, "faster"),
         ("GPU vs CPU", CPU_ID, GPU_98_ID, "faster"),
-        ("cuDNN step", GPU_93_ID, GPU_95_ID, "no_difference"), ("cuDNN step", GPU_95_ID, GPU_98_ID, "faster")]
+        ("cuDNN step", GPU_93_ID, GPU_95_ID, "same"), ("cuDNN step", GPU_95_ID, GPU_98_ID, "faster")]
     assert found.speedup(GPU_98_ID).comparison.ratio == 12.5 and found.speedup(CPU_ID) is None
     assert (gpu_98.repeats, gpu_98.timed.median, gpu_98.cudnn_named, gpu_98.cudnn_loaded) == (5, 0.8, "9.8", "9.8.0")
     assert (gpu_98.framework_version, gpu_98.keras_version, gpu_98.versions) == ("2.21.0", "3.12.0", "tf 2.21.0, Keras 3.12.0")

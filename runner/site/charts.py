@@ -23,7 +23,8 @@ BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, BLACK = "#0072B2", "#E69F00", "#00
 HOST_COLOURS = (BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, BLACK)
 HOST_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 KIND_STYLE = {"cpu": (ORANGE, "s", "CPU cell"), "gpu": (BLUE, "o", "GPU cell")}
-VERDICT_STYLE = {"faster": (GREEN, "^", "faster"), "slower": (VERMILLION, "v", "slower"), "no_difference": (BLACK, "o", "no difference shown")}
+VERDICT_STYLE = {"faster": (GREEN, "^", "faster"), "slower": (VERMILLION, "v", "slower"), "same": (BLUE, "s", "same"),
+                 "no_difference": (BLACK, "o", "no difference shown")}
 LABEL_CHARACTERS = 56  # longer cell ids and host names are cut, with an ellipsis, in charts (pages give them whole)
 
 

@@ -192,18 +192,18 @@ def _outlier(record: Record, timed_index: int) -> OutlierEpoch:
 
 
 def baselines(results: list[CellResult], baseline: str | None) -> dict[str, CellResult]:
-    """Per workload, the cell speed-ups are measured against: the named one, else the first measured CPU cell.
+    """Per workload, the cell speed-ups are measured against: its first measured CPU cell, unless a cell is named.
 
     Per workload, not per model: a workload fixes the input pipeline, so a cell fed cached batches is never
-    set against one decoding JPEGs.
+    set against one decoding JPEGs unless asked. A named cell is asked for: it is the baseline of every
+    workload of its model (the same CNN with other settings, side by side).
     """
     chosen: dict[str, CellResult] = {}
     for result in results:
         if result.timed and result.kind == "cpu" and result.workload not in chosen:
             chosen[result.workload] = result
-    for result in results:
-        if result.timed and result.cell_id == baseline:
-            chosen[result.workload] = result
+    for named in (result for result in results if result.timed and result.cell_id == baseline):
+        chosen.update({result.workload: named for result in results if result.model == named.model})
     return chosen
 
 

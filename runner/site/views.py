@@ -222,6 +222,7 @@ def comparison_row(pair: Pair) -> dict:
         "ratio": f"{c.ratio:.2f}x",
         "interval": f"{c.ci_low:.2f}-{c.ci_high:.2f}x" if c.ci_low is not None else "-",
         "p_value": f"{c.p_value:.3g}",
+        "p_adjusted": f"{c.p_adjusted:.3g}",  # Holm's, over the report's comparisons: the one the verdict reads
         "repeats": f"{c.repeats[0]} / {c.repeats[1]}",
         "verdict": c.verdict,
         "words": c.words,

@@ -103,7 +103,7 @@ def weigh_many(baselines: np.ndarray, others: np.ndarray, alpha: float = ALPHA, 
     import numpy as np
     from scipy.stats import bootstrap, ttest_ind
 
-    ratios = np.median(baselines, axis=-1) / np.median(others, axis=-1)
+    ratios = _ratio_of_medians(baselines, others, axis=-1)
     counts = (baselines.shape[-1], others.shape[-1])
     if min(counts) < 2:  # one repeat has no spread: nothing to resample, nothing to test
         return [Evidence(float(ratio), None, None, 1.0, counts) for ratio in ratios]
@@ -126,9 +126,16 @@ def weigh_many(baselines: np.ndarray, others: np.ndarray, alpha: float = ALPHA, 
 
 
 def _ratio_of_medians(baseline: np.ndarray, other: np.ndarray, axis: int) -> np.ndarray:
+    return _median(baseline, axis) / _median(other, axis)
+
+
+def _median(values: np.ndarray, axis: int) -> np.ndarray:
+    """np.median to the last bit, by sorting: on the few repeats a cell has, numpy's partition is four times slower."""
     import numpy as np
 
-    return np.median(baseline, axis=axis) / np.median(other, axis=axis)
+    ordered = np.sort(values, axis=axis)
+    count = ordered.shape[axis]
+    return np.take(ordered, [(count - 1) // 2, count // 2], axis=axis).mean(axis=axis)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -5,7 +5,7 @@ median timed epoch, images/s, outlier epochs. Per workload, a baseline (the name
 CPU cell) and the pairs set against each other (Pair: each cell against its baseline, the fastest GPU against a
 CPU cell alike but for the device, each cuDNN against the previous one) with ratio, interval, p-values and
 verdict, all of a report's pairs judged as one family (runner/stats.py);
-the notes a reader must have beside them (Notes). `compare_runs` sets the same cells of two runs side by side.
+the notes a reader must have beside them (Notes). runner/run_comparison.py sets the same cells of two runs side by side.
 The text report and the JSON and CSV exports (runner/report.py), the chart (runner/site/charts.py) and the
 site read this alone; a measurement's insides are read in "Reading a record's measurement", at the end.
 """

@@ -111,7 +111,7 @@ def main() -> int:
         ratio_rows.append([label, f"{median(medians[slower]):.3f}", f"{median(medians[faster]):.3f}", f"{comparison.ratio:.3f}",
                            interval, f"{comparison.p_value:.2f}", judged(comparison.ratio, comparison.ci_high, target)])
     write_section("executors", "## Container and executor overhead (bench/executor_overhead.py)\n\n" + header + "\n- " + cell + "\n\n"
-                  + table(["ratio", "numerator epoch s", "denominator epoch s", "ratio", "95% interval", "Mann-Whitney p", "target"], ratio_rows))
+                  + table(["ratio", "numerator epoch s", "denominator epoch s", "ratio", "95% interval", "Welch p", "target"], ratio_rows))
 
     within = [spread(timed_epochs(row)) for row in ok["docker"]] if size["epochs"] - 1 > 1 else []
     stability_rows = [["timed epochs within one repeat (worst repeat), docker", f"{max(within):.3f}" if within else "-", judged(max(within), max(within), STABILITY_TARGET) if within else "-"],

@@ -106,9 +106,7 @@ def main() -> int:
     interval = on[0].measurement.telemetry.interval_seconds
     timed = WORKLOAD["epochs"] - WORKLOAD["warmup_epochs"]
     words = {"faster": "epochs are slower with the sampler on", "slower": "epochs are faster with the sampler on",
-             "no_difference": "no difference shown"}[compared.verdict]
-    if compared.repeats_needed:
-        words = f"needs {compared.repeats_needed} repeats per side"
+             "same": compared.words, "no_difference": compared.words}[compared.verdict]
     bounds = f" ({compared.ci_low:.3f}-{compared.ci_high:.3f})" if compared.ci_low is not None else ""
     cell = on[0].cell_id
     print(f"""
@@ -128,7 +126,7 @@ def main() -> int:
 | on      | {len(seconds_on)} | {median(seconds_on):.3f} ({min(seconds_on):.3f}-{max(seconds_on):.3f}) |
 | off     | {len(seconds_off)} | {median(seconds_off):.3f} ({min(seconds_off):.3f}-{max(seconds_off):.3f}) |
 
-- Epoch time with the sampler on / off: **{compared.ratio:.3f}**{bounds} (95% bootstrap interval; Mann-Whitney
+- Epoch time with the sampler on / off: **{compared.ratio:.3f}**{bounds} (95% bootstrap interval; Welch t on log seconds,
   p = {compared.p_value:.2f}: {words}). On this host the repeats themselves spread by
   {max(seconds_on + seconds_off) / min(seconds_on + seconds_off) - 1:.1%}, so the interval, not the ratio, bounds the cost.
 - The sampler's own CPU time, as every record states it (`telemetry.sampler.cpu_share`: its CPU seconds over

@@ -1,10 +1,11 @@
 """Stage 6: records -> what a report says, as typed data. Pure; no words for a reader here but the seed's sentences.
 
 Per cell, its repeats pooled (CellResult): the first epoch apart, the median over repeats of each repeat's
-median timed epoch, images/s, outlier epochs. Per model, a baseline (the named cell, else its first measured
-CPU cell) and the pairs set against each other (Pair: each cell against its baseline, the fastest GPU against
-the CPU, each cuDNN against the previous one) with ratio, interval, p-value and verdict (runner/stats.py);
-the notes a reader must have beside them (Notes). `compare_runs` sets the same cells of two runs side by side.
+median timed epoch, images/s, outlier epochs. Per workload, a baseline (the named cell, else its first measured
+CPU cell) and the pairs set against each other (Pair: each cell against its baseline, the fastest GPU against a
+CPU cell alike but for the device, each cuDNN against the previous one) with ratio, interval, p-values and
+verdict, all of a report's pairs judged as one family (runner/stats.py);
+the notes a reader must have beside them (Notes). runner/run_comparison.py sets the same cells of two runs side by side.
 The text report and the JSON and CSV exports (runner/report.py), the chart (runner/site/charts.py) and the
 site read this alone; a measurement's insides are read in "Reading a record's measurement", at the end.
 """
@@ -16,7 +17,7 @@ from statistics import median
 
 from runner import telemetry
 from runner.records import Record
-from runner.stats import MIN_EFFECT, Comparison, Summary, compare_repeats, summarize
+from runner.stats import MIN_EFFECT, Comparison, Summary, judge, summarize, weigh
 from runner.telemetry import CellTelemetry
 from workload.contract import FRAMEWORKS, Epoch as MeasuredEpoch
 
@@ -41,7 +42,7 @@ class CellResult:
     status: str  # "ok", "ok (1 of 3 failed)", or the last record's status
     reason: str  # why it is not (wholly) ok; "" when it is
     workload: str
-    model: str  # cells of one model share a baseline, whatever their workload settings
+    model: str  # what the workload trains; workloads of one model differ in their input pipeline or settings
     kind: str
     gpu_type: str  # "" unless the matrix names GPU models (gpu.gpu_type)
     cuda: str
@@ -117,7 +118,7 @@ class Analysis:
     """A run's records, analysed."""
 
     results: tuple[CellResult, ...]
-    baselines: dict[str, CellResult]  # per model
+    baselines: dict[str, CellResult]  # per workload
     pairs: tuple[Pair, ...]
     sentences: tuple[str, ...]
     notes: Notes
@@ -128,18 +129,26 @@ class Analysis:
         return tuple(result for result in self.results if result.timed)
 
     def speedup(self, cell_id: str) -> Pair | None:
-        """The cell against its model's baseline; None for the baseline itself and cells without one."""
+        """The cell against its workload's baseline; None for the baseline itself and cells without one."""
         return next((pair for pair in self.pairs if pair.question == "speed-up" and pair.other.cell_id == cell_id), None)
 
     def is_baseline(self, result: CellResult) -> bool:
-        return self.baselines.get(result.model) is result
+        return self.baselines.get(result.workload) is result
+
+    def baseline_of(self, result: CellResult) -> CellResult | None:
+        return self.baselines.get(result.workload)
+
+    @property
+    def family(self) -> int:
+        """How many distinct comparisons were judged together (Holm's correction is over these)."""
+        return self.pairs[0].comparison.family if self.pairs else 0
 
 
 def analyze(records: list[Record], baseline: str | None = None, min_effect: float = MIN_EFFECT) -> Analysis:
     results = cell_results(records)
     chosen = baselines(results, baseline)
     found = pairs(results, chosen, min_effect)
-    return Analysis(tuple(results), chosen, tuple(found), tuple(sentences(results, chosen, found)), notes(results, records), min_effect)
+    return Analysis(tuple(results), chosen, tuple(found), tuple(sentences(results, found)), notes(results, records), min_effect)
 
 
 def cell_results(records: list[Record]) -> list[CellResult]:
@@ -183,31 +192,47 @@ def _outlier(record: Record, timed_index: int) -> OutlierEpoch:
 
 
 def baselines(results: list[CellResult], baseline: str | None) -> dict[str, CellResult]:
-    """Per model, the cell speed-ups are measured against: the named one, else the first measured CPU cell."""
+    """Per workload, the cell speed-ups are measured against: its first measured CPU cell, unless a cell is named.
+
+    Per workload, not per model: a workload fixes the input pipeline, so a cell fed cached batches is never
+    set against one decoding JPEGs unless asked. A named cell is asked for: it is the baseline of every
+    workload of its model (the same CNN with other settings, side by side).
+    """
     chosen: dict[str, CellResult] = {}
     for result in results:
-        if result.timed and result.kind == "cpu" and result.model not in chosen:
-            chosen[result.model] = result
-    for result in results:
-        if result.timed and result.cell_id == baseline:
-            chosen[result.model] = result
+        if result.timed and result.kind == "cpu" and result.workload not in chosen:
+            chosen[result.workload] = result
+    for named in (result for result in results if result.timed and result.cell_id == baseline):
+        chosen.update({result.workload: named for result in results if result.model == named.model})
     return chosen
 
 
 def pairs(results: list[CellResult], chosen: dict[str, CellResult], min_effect: float = MIN_EFFECT) -> list[Pair]:
-    """Every comparison a report makes: each cell against its baseline, and the pairs the sentences speak of."""
-    def pair(question: str, baseline: CellResult, other: CellResult) -> Pair:
-        return Pair(question, baseline, other, compare_repeats(baseline.timed.per_repeat, other.timed.per_repeat, min_effect))
+    """Every comparison a report makes, judged as one family (runner/stats.py: judge): each cell against its
+    workload's baseline, and the pairs the sentences speak of. A pair asked twice (the fastest GPU against the
+    CPU baseline is also its speed-up) is one comparison of the family."""
+    asked = [("speed-up", chosen[r.workload], r) for r in results if r.timed and r.workload in chosen and chosen[r.workload] is not r]
+    for workload in dict.fromkeys(result.workload for result in results):
+        gpus = [r for r in results if r.workload == workload and r.timed and r.kind == "gpu"]
+        if like := gpu_against_cpu(results, workload):
+            asked.append(("GPU vs CPU", *like))
+        asked += [("cuDNN step", previous, current) for previous, current in _cudnn_steps(gpus)]
+    distinct = {(baseline.cell_id, other.cell_id): (baseline, other) for _, baseline, other in asked}
+    evidence = [weigh(baseline.timed.per_repeat, other.timed.per_repeat) for baseline, other in distinct.values()]
+    judged = dict(zip(distinct, judge(evidence, min_effect)))
+    return [Pair(question, baseline, other, judged[baseline.cell_id, other.cell_id]) for question, baseline, other in asked]
 
-    found = [pair("speed-up", chosen[r.model], r) for r in results if r.timed and r.model in chosen and chosen[r.model] is not r]
-    for model in dict.fromkeys(result.model for result in results):
-        gpus = [r for r in results if r.model == model and r.timed and r.kind == "gpu"]
-        reference = chosen.get(model)
-        fastest = min(gpus, key=lambda r: r.timed.median) if gpus else None
-        if reference and fastest and fastest is not reference:
-            found.append(pair("GPU vs CPU", reference, fastest))
-        found += [pair("cuDNN step", previous, current) for previous, current in _cudnn_steps(gpus)]
-    return found
+
+def gpu_against_cpu(results: list[CellResult], workload: str) -> tuple[CellResult, CellResult] | None:
+    """The workload's fastest GPU cell and a CPU cell that differs from it in the device alone (same framework and
+    version); None where the workload has no such pair."""
+    measured = [r for r in results if r.workload == workload and r.timed]
+    like = [(cpu, gpu) for gpu in measured if gpu.kind == "gpu" for cpu in measured if cpu.kind == "cpu" and _same_framework(cpu, gpu)]
+    return min(like, key=lambda pair: pair[1].timed.median) if like else None
+
+
+def _same_framework(a: CellResult, b: CellResult) -> bool:
+    return (a.framework, a.framework_version, a.keras_version) == (b.framework, b.framework_version, b.keras_version)
 
 
 def _cudnn_steps(gpus: list[CellResult]) -> list[tuple[CellResult, CellResult]]:
@@ -222,38 +247,39 @@ def _cudnn_steps(gpus: list[CellResult]) -> list[tuple[CellResult, CellResult]]:
     return steps
 
 
-def sentences(results: list[CellResult], chosen: dict[str, CellResult], found: list[Pair]) -> list[str]:
-    """The seed's kind of answer, per model: the GPU against the CPU, then each cuDNN against the previous."""
+def sentences(results: list[CellResult], found: list[Pair]) -> list[str]:
+    """The seed's kind of answer, per workload: the GPU against a CPU cell alike but for the device, then each cuDNN
+    against the previous one; where no such CPU cell was measured, that is said instead of setting unlike cells apart."""
     said = []
-    for model in dict.fromkeys(result.model for result in results):
-        reference = chosen.get(model)
-        mine = [pair for pair in found if pair.baseline.model == model]
-        if reference and not any(r.model == model and r.timed and r.kind == "gpu" for r in results):
-            said.append(f"{model}: no GPU cell was measured, so there is nothing to set against the {_name(reference)}.")
-        said += [_gpu_sentence(model, pair) for pair in mine if pair.question == "GPU vs CPU"]
-        said += [_cudnn_sentence(model, pair) for pair in mine if pair.question == "cuDNN step"]
+    for workload in dict.fromkeys(result.workload for result in results):
+        mine = [pair for pair in found if pair.baseline.workload == workload]
+        measured = [r for r in results if r.workload == workload and r.timed]
+        against_cpu = [pair for pair in mine if pair.question == "GPU vs CPU"]
+        if not any(r.kind == "gpu" for r in measured) and any(r.kind == "cpu" for r in measured):
+            said.append(f"{workload}: no GPU cell was measured, so there is nothing to set against the CPU.")
+        elif any(r.kind == "cpu" for r in measured) and not against_cpu:
+            said.append(f"{workload}: no CPU cell with a GPU cell's framework and versions was measured, so the GPU is not set "
+                        "against the CPU.")
+        said += [_gpu_sentence(workload, pair) for pair in against_cpu]
+        said += [_cudnn_sentence(workload, pair) for pair in mine if pair.question == "cuDNN step"]
     return said
 
 
-def _gpu_sentence(model: str, pair: Pair) -> str:
+def _gpu_sentence(workload: str, pair: Pair) -> str:
     c = pair.comparison
     interval = f" ({c.ci_low:.1f}-{c.ci_high:.1f}x)" if c.ci_low is not None else ""
-    return f"{model}: the GPU ({pair.other.cell_id}) is {c.ratio:.1f}x the {_name(pair.baseline)}{interval}: {c.words}{_doubt(pair)}."
+    return f"{workload}: the GPU ({pair.other.cell_id}) is {c.ratio:.1f}x the CPU{interval}: {c.words}{_doubt(pair)}."
 
 
-def _cudnn_sentence(model: str, pair: Pair) -> str:
+def _cudnn_sentence(workload: str, pair: Pair) -> str:
     previous, current = pair.baseline, pair.other
-    return (f"{model}: cuDNN {current.cudnn_named} vs {previous.cudnn_named} (CUDA {current.cuda}, {current.versions}): "
+    return (f"{workload}: cuDNN {current.cudnn_named} vs {previous.cudnn_named} (CUDA {current.cuda}, {current.versions}): "
             f"{pair.comparison.as_percent()}{_doubt(pair)}.")
 
 
 def _doubt(pair: Pair) -> str:
     """What a sentence must add when one of its cells ran throttled or on moving clocks."""
     return f" (not comparable: {' and '.join(pair.doubtful)} ran throttled or on moving clocks, see below)" if pair.doubtful else ""
-
-
-def _name(result: CellResult) -> str:
-    return "CPU" if result.kind == "cpu" else result.cell_id
 
 
 def notes(results: list[CellResult], records: list[Record]) -> Notes:
@@ -279,64 +305,6 @@ def not_measured(results: list[CellResult]) -> tuple[NotMeasured, ...]:
         if result.status != "ok":
             by_reason.setdefault((result.status, result.reason), []).append(result.cell_id)
     return tuple(NotMeasured(status, reason, tuple(cells)) for (status, reason), cells in by_reason.items())
-
-
-@dataclass(frozen=True)
-class CellAcrossRuns:
-    """One cell in runs A and B, and B's speed against A's where both measured it."""
-
-    cell_id: str
-    a: CellResult
-    b: CellResult
-    comparison: Comparison | None
-
-    @property
-    def energy_ratio(self) -> float | None:
-        """B's GPU energy per epoch over A's: below 1 B used less."""
-        a, b = _energy(self.a), _energy(self.b)
-        return b / a if a is not None and b is not None else None
-
-
-@dataclass(frozen=True)
-class RunComparison:
-    """The same cells of two runs side by side: B's speed against A's, judged as a speed-up is."""
-
-    name_a: str
-    name_b: str
-    cells: tuple[CellAcrossRuns, ...]  # the cells both runs have, in A's order
-    only_in_a: tuple[str, ...]
-    only_in_b: tuple[str, ...]
-    warnings_a: tuple[TelemetryWarning, ...]  # of the cells both runs have
-    warnings_b: tuple[TelemetryWarning, ...]
-    min_effect: float
-
-    @property
-    def with_energy(self) -> bool:
-        return any(cell.energy_ratio is not None for cell in self.cells)
-
-    @property
-    def slower(self) -> tuple[str, ...]:
-        """The cells whose verdict in B against A is slower: what `compare --fail-on slower` fails on."""
-        return tuple(cell.cell_id for cell in self.cells if cell.comparison and cell.comparison.verdict == "slower")
-
-
-def compare_runs(records_a: list[Record], records_b: list[Record], name_a: str, name_b: str,
-                 min_effect: float = MIN_EFFECT) -> RunComparison:
-    results_a = {result.cell_id: result for result in cell_results(records_a)}
-    results_b = {result.cell_id: result for result in cell_results(records_b)}
-    common = [cell_id for cell_id in results_a if cell_id in results_b]
-    cells = []
-    for cell_id in common:
-        a, b = results_a[cell_id], results_b[cell_id]
-        judged = compare_repeats(a.timed.per_repeat, b.timed.per_repeat, min_effect) if a.timed and b.timed else None
-        cells.append(CellAcrossRuns(cell_id, a, b, judged))
-    return RunComparison(name_a, name_b, tuple(cells), tuple(c for c in results_a if c not in results_b),
-                         tuple(c for c in results_b if c not in results_a), telemetry_warnings([results_a[c] for c in common]),
-                         telemetry_warnings([results_b[c] for c in common]), min_effect)
-
-
-def _energy(result: CellResult) -> float | None:
-    return result.telemetry.energy_joules if result.telemetry else None
 
 
 # --- Reading a record's measurement ------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from typing import Callable
 from tabulate import tabulate
 
 from runner import __version__, datasets, dispatch, doctor, executors, placements, records, run_plan, session
-from runner.analysis import analyze, compare_runs
+from runner.analysis import analyze
+from runner.run_comparison import compare_runs
 from runner.cells import Cell, environments_of, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS

@@ -21,13 +21,13 @@ from statistics import median
 from tabulate import tabulate
 
 from runner import telemetry
-from runner.analysis import (INPUT_BOUND, Analysis, CellAcrossRuns, CellResult, NotMeasured, OutlierEpoch, RunComparison, TelemetryWarning,
-                             analyze, compare_runs)
+from runner.analysis import INPUT_BOUND, Analysis, CellResult, NotMeasured, OutlierEpoch, TelemetryWarning, analyze
 from runner.records import Record
-from runner.stats import ALPHA, MIN_EFFECT, OUTLIER_MADS, Comparison
+from runner.run_comparison import CellAcrossRuns, RunComparison, compare_runs
+from runner.stats import ALPHA, CORRECTION, FEWEST_REPEATS, MIN_EFFECT, OUTLIER_MADS, VERDICT_RULE, Comparison
 
 FORMATS = ("github", "plain", "markdown", "csv", "json")
-SCHEMA_VERSION = 1  # of report's and compare's JSON and CSV: raised when a key changes meaning or goes
+SCHEMA_VERSION = 2  # of report's and compare's JSON and CSV: raised when a key changes meaning or goes (2: Holm, verdict same)
 # The default table, per workload, of its measured cells: what a terminal of 100 columns shows whole (--wide: COLUMNS).
 NARROW_COLUMNS = ["cell", "status", "epoch s", "speed-up", "verdict"]
 NARROW_NOTE = ("epoch s: the median repeat's timed epochs (training and validation); the speed-up and its verdict\n"
@@ -49,12 +49,15 @@ SYNTHETIC_NOTE = "Synthetic data (no real data was present) for: {}. Timings are
 UNISOLATED_NOTE = "Cells run without isolation (executor {}): other processes on the host may have shared their CPU, memory and GPU."
 
 
-def method_note(min_effect: float) -> str:
+def method_note(min_effect: float, family: int) -> str:
     """How every ratio in a report was judged, said once under it."""
+    effect = f"{min_effect * 100:g}%"
     return (f"Speed-ups: ratios of the median repeat (one fresh process; its number is the median of its timed epochs), "
             f"with a {(1 - ALPHA) * 100:.0f}% bootstrap interval.\n"
-            f"Faster or slower only when a Mann-Whitney U test gives p < {ALPHA} and the ratio is at least {min_effect * 100:g}% "
-            "away from 1.00x; otherwise no difference is shown.")
+            f"With {FEWEST_REPEATS} repeats or more a cell, faster or slower only when Welch's t-test on log seconds, Holm-corrected "
+            f"over the {family} comparison{'s' * (family != 1)} here, gives p < {ALPHA} and the whole interval is more than {effect} "
+            f"from 1.00x; same within {effect} when the whole interval is inside it; otherwise no difference is shown, with about "
+            "how many repeats would decide.")
 
 
 def render(records: list[Record], table_format: str = "github", baseline: str | None = None, min_effect: float = MIN_EFFECT,
@@ -77,7 +80,7 @@ def as_text(analysis: Analysis, table_format: str = "github", wide: bool = False
     if analysis.sentences:
         text += "\n\n" + "\n".join(analysis.sentences)
     if analysis.pairs:
-        text += "\n" + method_note(analysis.min_effect)
+        text += "\n" + method_note(analysis.min_effect, analysis.family)
     notes = analysis.notes
     for heading, lines in ((OUTLIER_NOTE, outlier_lines(notes.outlier_epochs)), (INPUT_BOUND_NOTE, input_bound_lines(notes.input_bound)),
                            (TELEMETRY_NOTE, telemetry_lines(notes.telemetry_warnings)),
@@ -143,7 +146,7 @@ def narrow_tables(analysis: Analysis, table_format: str) -> str:
     tables = []
     for workload in dict.fromkeys(result.workload for result in analysis.measured):
         measured = [result for result in analysis.measured if result.workload == workload]
-        reference = analysis.baselines.get(measured[0].model)
+        reference = analysis.baseline_of(measured[0])
         rows = []
         for result in measured:
             speedup = analysis.speedup(result.cell_id)
@@ -195,11 +198,11 @@ CELL_KEYS = ["cell_id", "status", "reason", "workload", "model", "kind", "gpu_ty
              "epoch_seconds_high", "first_epoch_seconds_median", "outlier_epochs", "images_per_second", "input_wait_share",
              "peak_rss_bytes", "gpu_memory_bytes", "gpu_energy_joules_per_epoch", "gpu_energy_estimated", "images_per_joule",
              "timing_doubtful", "is_baseline", "baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_p_value",
-             "speedup_verdict", "speedup_repeats_needed"]
-COMPARISON_KEYS = ["question", "baseline", "other", "ratio", "ci_low", "ci_high", "p_value", "repeats_baseline", "repeats_other",
-                   "verdict", "repeats_needed", "not_comparable"]
+             "speedup_p_adjusted", "speedup_verdict", "speedup_repeats_needed"]
+COMPARISON_KEYS = ["question", "baseline", "other", "ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "family",
+                   "repeats_baseline", "repeats_other", "verdict", "repeats_needed", "not_comparable"]
 COMPARE_KEYS = ["cell_id", "status_a", "status_b", "repeats_a", "repeats_b", "epoch_seconds_median_a", "epoch_seconds_median_b",
-                "ratio", "ci_low", "ci_high", "p_value", "verdict", "repeats_needed", "gpu_energy_joules_per_epoch_a",
+                "ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "verdict", "repeats_needed", "gpu_energy_joules_per_epoch_a",
                 "gpu_energy_joules_per_epoch_b", "energy_ratio"]
 
 
@@ -207,8 +210,7 @@ def as_json(analysis: Analysis) -> str:
     notes = analysis.notes
     return json.dumps({
         "schema_version": SCHEMA_VERSION,
-        "min_effect": analysis.min_effect,
-        "alpha": ALPHA,
+        **method_numbers(analysis.min_effect),
         "cells": [{**cell_numbers(analysis, result), "first_epoch_seconds": list(result.first_epochs),
                    "epoch_seconds_per_repeat": list(result.timed.per_repeat) if result.timed else []} for result in analysis.results],
         "comparisons": [{"question": p.question, "baseline": p.baseline.cell_id, "other": p.other.cell_id, **comparison_numbers(p.comparison),
@@ -229,7 +231,7 @@ def cell_numbers(analysis: Analysis, result: CellResult) -> dict:
     """A cell as CELL_KEYS: seconds, counts and ratios as numbers; null where the cell has none."""
     timed, figures = result.timed, result.telemetry
     speedup = analysis.speedup(result.cell_id)
-    baseline = analysis.baselines.get(result.model)
+    baseline = analysis.baseline_of(result)
     c = speedup.comparison if speedup else None
     values = [result.cell_id, result.status, result.reason or None, result.workload, result.model, result.kind,
               result.gpu_type or None, result.cuda or None, result.cudnn_named or None, result.cudnn_loaded or None, result.framework,
@@ -241,13 +243,20 @@ def cell_numbers(analysis: Analysis, result: CellResult) -> dict:
               figures.images_per_joule if figures else None, result.doubtful, analysis.is_baseline(result),
               baseline.cell_id if baseline and timed and baseline is not result else None,
               c.ratio if c else None, c.ci_low if c else None, c.ci_high if c else None, c.p_value if c else None,
-              c.verdict if c else None, c.repeats_needed if c else None]
+              c.p_adjusted if c else None, c.verdict if c else None, c.repeats_needed if c else None]
     return dict(zip(CELL_KEYS, values))
 
 
 def comparison_numbers(c: Comparison) -> dict:
-    return {"ratio": c.ratio, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value, "repeats_baseline": c.repeats[0],
-            "repeats_other": c.repeats[1], "verdict": c.verdict, "repeats_needed": c.repeats_needed}
+    return {"ratio": c.ratio, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value, "p_adjusted": c.p_adjusted,
+            "family": c.family, "repeats_baseline": c.repeats[0], "repeats_other": c.repeats[1], "verdict": c.verdict,
+            "repeats_needed": c.repeats_needed}
+
+
+def method_numbers(min_effect: float) -> dict:
+    """The verdicts' basis, once per export: the level, the minimum effect, the test, the correction and the rule."""
+    return {"min_effect": min_effect, "alpha": ALPHA, "test": "welch_t_log_seconds", "correction": CORRECTION,
+            "interval": "percentile_bootstrap_ratio_of_medians", "verdict_rule": VERDICT_RULE}
 
 
 # --- compare: two runs -------------------------------------------------------------------------------------------
@@ -261,7 +270,7 @@ def render_comparison(compared: RunComparison, table_format: str = "github") -> 
     """The same cells in two runs side by side: B's speed against A's, judged as a report judges a speed-up."""
     if table_format == "json":
         return json.dumps({"schema_version": SCHEMA_VERSION, "run_a": compared.name_a, "run_b": compared.name_b,
-                           "min_effect": compared.min_effect, "alpha": ALPHA,
+                           **method_numbers(compared.min_effect),
                            "cells": [_across_numbers(cell) for cell in compared.cells],
                            "only_in_a": list(compared.only_in_a), "only_in_b": list(compared.only_in_b),
                            "telemetry_warnings_a": [{"subject": w.subject, "message": w.words} for w in compared.warnings_a],
@@ -273,7 +282,7 @@ def render_comparison(compared: RunComparison, table_format: str = "github") -> 
     rows = [_across_row(cell, compared.with_energy) for cell in compared.cells]
     text = _table(headers, rows, table_format)
     text += "\n\nB vs A above 1.00x: B is faster." + (" energy B / A below 1.00: B used less GPU energy per epoch." * compared.with_energy)
-    text += "\n" + method_note(compared.min_effect)
+    text += "\n" + method_note(compared.min_effect, len([cell for cell in compared.cells if cell.comparison]))
     for label, cells in (("A", compared.only_in_a), ("B", compared.only_in_b)):
         if cells:
             text += f"\nOnly in {label}: {', '.join(cells)}"
@@ -299,8 +308,8 @@ def _across_numbers(cell: CellAcrossRuns) -> dict:
     energy = [result.telemetry.energy_joules if result.telemetry else None for result in (a, b)]
     return dict(zip(COMPARE_KEYS, [
         cell.cell_id, a.status, b.status, a.repeats, b.repeats, a.timed.median if a.timed else None, b.timed.median if b.timed else None,
-        c.ratio if c else None, c.ci_low if c else None, c.ci_high if c else None, c.p_value if c else None, c.verdict if c else None,
-        c.repeats_needed if c else None, *energy, cell.energy_ratio]))
+        c.ratio if c else None, c.ci_low if c else None, c.ci_high if c else None, c.p_value if c else None,
+        c.p_adjusted if c else None, c.verdict if c else None, c.repeats_needed if c else None, *energy, cell.energy_ratio]))
 
 
 def _spread(seconds: tuple[float, ...]) -> str:

@@ -5,15 +5,18 @@ share its memory layout, autotuning choices and caches, so they are not
 independent samples, and two or three of them decide nothing. Each repeat
 gives one number, the median of its timed epochs. Two cells are then set
 against each other as asv does: a ratio of the medians of their repeats, with
-a bootstrap interval, and a difference is called only when a Mann-Whitney U
-test finds it (p < alpha) and it is at least a minimum effect. Outlier epochs
-are flagged by their distance from the median in MADs, as hyperfine does.
+a bootstrap interval. A report's comparisons are judged as one family
+(`judge`): Welch's t-test on the logarithms of the repeats' seconds, its
+p-values adjusted by Holm's step-down, and the minimum effect judged on the
+interval. Outlier epochs are flagged by their distance from the median in
+MADs, as hyperfine does.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
-from functools import cache
 from statistics import median
 from typing import TYPE_CHECKING, Sequence
 
@@ -23,11 +26,17 @@ if TYPE_CHECKING:
 # scipy.stats takes a second or more to import, numpy a fifth of one: they are imported by the functions
 # that use them, so that commands which compare nothing (list, run's progress, clean) start at once.
 
-ALPHA = 0.05  # the test's level; the interval's confidence is 1 - ALPHA
+ALPHA = 0.05  # the family's level: the chance of any false faster/slower in a report; the interval's confidence is 1 - ALPHA
 MIN_EFFECT = 0.05  # smaller differences are not called, however significant: 5% is within what a host drifts by
 OUTLIER_MADS = 10.0  # hyperfine's threshold: 10 MADs, each scaled (x 1.4826) to a standard deviation
 BOOTSTRAP_SEED = 0  # fixed, so that the same records always give the same interval, byte for byte
-VERDICTS = ("faster", "slower", "no_difference")
+RESAMPLES = 9999  # bootstrap resamples per interval
+VERDICTS = ("faster", "slower", "same", "no_difference")
+FEWEST_REPEATS = 3  # per cell, for any verdict: a bootstrap of two repeats has three medians to draw, an interval too narrow to trust
+MOST_REPEATS_ESTIMATED = 100  # beyond this, "more than 100": the ratio sits on the edge of the minimum effect
+CORRECTION = "holm"
+VERDICT_RULE = ("with at least 3 repeats a side, faster/slower: the Holm-adjusted p < alpha and the interval wholly beyond "
+                "+/-min_effect; same: the interval wholly inside +/-min_effect; otherwise no_difference")
 
 
 @dataclass(frozen=True)
@@ -72,79 +81,100 @@ def outliers(values: Sequence[float], threshold: float = OUTLIER_MADS) -> tuple[
 
 
 @dataclass(frozen=True)
-class Decision:
-    """What the test says about `other` against `baseline`, without the interval."""
+class Evidence:
+    """What two cells' repeats say of `other` against `baseline`, before the family they are judged in is known."""
 
     ratio: float  # how many times faster `other` is: the baseline's median over the other's; above 1 is faster
-    p_value: float
-    verdict: str  # one of VERDICTS
-    repeats_needed: int | None  # set when there are too few repeats for any result to be significant
+    ci_low: float | None  # the ratio's bootstrap interval; None with fewer than two repeats on a side
+    ci_high: float | None
+    p_value: float  # Welch's t-test on log seconds, two-sided, unadjusted; 1.0 where there is no test
+    repeats: tuple[int, int]  # baseline, other
 
 
-def decide(baseline: Sequence[float], other: Sequence[float], min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> Decision:
-    """Seconds per repeat of two cells -> faster, slower or no difference, and why."""
-    from scipy.stats import mannwhitneyu
-
-    ratio = median(baseline) / median(other)
-    p_value = float(mannwhitneyu(baseline, other, alternative="two-sided").pvalue)
-    needed = None if lowest_p_value(len(baseline), len(other)) < alpha else repeats_needed(alpha)
-    shown = needed is None and p_value < alpha and abs(ratio - 1) >= min_effect
-    return Decision(float(ratio), p_value, ("faster" if ratio > 1 else "slower") if shown else "no_difference", needed)
-
-
-@cache  # a function of two counts, asked once per comparison
-def lowest_p_value(count_a: int, count_b: int) -> float:
-    """The smallest p-value the exact two-sided test can give for these sample sizes: that of samples apart."""
-    from scipy.stats import mannwhitneyu
-
-    return float(mannwhitneyu(range(count_a), range(count_a, count_a + count_b), alternative="two-sided", method="exact").pvalue)
-
-
-def repeats_needed(alpha: float = ALPHA) -> int:
-    """The fewest repeats per cell (equal on both sides) with which a difference can be significant at `alpha`."""
-    count = 2
-    while lowest_p_value(count, count) >= alpha:
-        count += 1
-    return count
-
-
-def ratio_interval(baseline: Sequence[float], other: Sequence[float], confidence: float = 1 - ALPHA) -> tuple[float, float] | None:
-    """A percentile bootstrap interval of the ratio of medians, or None with fewer than two repeats on a side."""
+def weigh(baseline: Sequence[float], other: Sequence[float], alpha: float = ALPHA, resamples: int = RESAMPLES) -> Evidence:
+    """Seconds per repeat of two cells -> the ratio, its interval at confidence 1 - alpha and the test's p-value."""
     import numpy as np
-    from scipy.stats import bootstrap
 
-    if min(len(baseline), len(other)) < 2:
-        return None
+    return weigh_many(np.asarray([baseline], dtype=float), np.asarray([other], dtype=float), alpha, resamples)[0]
+
+
+def weigh_many(baselines: np.ndarray, others: np.ndarray, alpha: float = ALPHA, resamples: int = RESAMPLES) -> list[Evidence]:
+    """`weigh` for many pairs of equal repeat counts at once, one pair a row: a row gives what `weigh` gives it alone."""
+    import numpy as np
+    from scipy.stats import bootstrap, ttest_ind
+
+    ratios = _ratio_of_medians(baselines, others, axis=-1)
+    counts = (baselines.shape[-1], others.shape[-1])
+    if min(counts) < 2:  # one repeat has no spread: nothing to resample, nothing to test
+        return [Evidence(float(ratio), None, None, 1.0, counts) for ratio in ratios]
+    # On log seconds, a difference of means is a ratio and a repeat that ran 10% slow weighs as one that ran 10% fast.
+    # Welch's t, not a rank test: with 5 repeats a side no rank or permutation test can give p below 2/252 = 0.008,
+    # which Holm's correction over a report's ~20 comparisons never reaches; t's p-values are continuous (and ties,
+    # which switch Mann-Whitney silently to its asymptotic method, mean nothing to it).
+    logs = np.log(baselines), np.log(others)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's "precision loss" on repeats alike: answered just below
+        p_values = ttest_ind(*logs, axis=-1, equal_var=False).pvalue
+    # Repeats equal to the last digit on both sides (t is 0/0 or x/0): without any spread, a difference is certain.
+    unspread = (np.ptp(logs[0], axis=-1) == 0) & (np.ptp(logs[1], axis=-1) == 0)
+    p_values = np.where(unspread, np.where(ratios == 1, 1.0, 0.0), p_values)
     # Percentile, not BCa: BCa's jackknife breaks down on the two to five repeats a cell has.
-    result = bootstrap((np.asarray(baseline, dtype=float), np.asarray(other, dtype=float)), _ratio_of_medians,
-                       vectorized=True, method="percentile", confidence_level=confidence, n_resamples=9999,
-                       random_state=np.random.default_rng(BOOTSTRAP_SEED))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    interval = bootstrap((baselines, others), _ratio_of_medians, vectorized=True, method="percentile", confidence_level=1 - alpha,
+                         n_resamples=resamples, random_state=np.random.default_rng(BOOTSTRAP_SEED), axis=-1).confidence_interval
+    return [Evidence(float(ratio), float(low), float(high), float(p), counts)
+            for ratio, low, high, p in zip(ratios, interval.low, interval.high, p_values)]
 
 
 def _ratio_of_medians(baseline: np.ndarray, other: np.ndarray, axis: int) -> np.ndarray:
+    return _median(baseline, axis) / _median(other, axis)
+
+
+def _median(values: np.ndarray, axis: int) -> np.ndarray:
+    """np.median to the last bit, by sorting: on the few repeats a cell has, numpy's partition is four times slower."""
     import numpy as np
 
-    return np.median(baseline, axis=axis) / np.median(other, axis=axis)
+    ordered = np.sort(values, axis=axis)
+    count = ordered.shape[axis]
+    return np.take(ordered, [(count - 1) // 2, count // 2], axis=axis).mean(axis=axis)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: the smallest times k, the next times k - 1, ..., each at least the one before.
+
+    Rejecting where the adjusted p < alpha keeps the chance of any false rejection among the k at most alpha,
+    whatever their dependence. statsmodels (multipletests) is no dependency of ours and scipy.stats has only
+    false_discovery_control (Benjamini-Hochberg, which bounds a share of false calls, not the chance of one).
+    """
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(sorted(range(len(p_values)), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """How many times faster `other` is than `baseline` (above 1 is faster), with its interval and verdict."""
+    """How many times faster `other` is than `baseline` (above 1 is faster), with its interval and the verdict's basis."""
 
     ratio: float
     ci_low: float | None  # None with fewer than two repeats on a side
     ci_high: float | None
-    p_value: float
+    p_value: float  # unadjusted
+    p_adjusted: float  # by Holm's step-down over the `family` comparisons judged together
+    family: int
     repeats: tuple[int, int]  # baseline, other
-    verdict: str  # one of VERDICTS
-    repeats_needed: int | None
+    verdict: str  # one of VERDICTS, by VERDICT_RULE
+    repeats_needed: int | None  # for no_difference: about how many repeats per cell would decide (repeats_to_decide)
+    min_effect: float
 
     @property
     def words(self) -> str:
-        if self.repeats_needed is not None:
-            return f"needs {self.repeats_needed} repeats per cell"
-        return {"no_difference": "no difference shown"}.get(self.verdict, self.verdict)
+        if self.verdict == "same":
+            return f"same within {self.min_effect * 100:g}%"
+        if self.verdict == "no_difference":
+            return f"no difference shown (needs {_about(self.repeats_needed)} repeats)"
+        return self.verdict
 
     def as_times(self) -> str:
         """12.50x (12.22-12.91) faster."""
@@ -159,7 +189,7 @@ class Comparison:
 
     @property
     def short_words(self) -> str:
-        return f"needs {self.repeats_needed} repeats" if self.repeats_needed is not None else self.words
+        return f"needs {_about(self.repeats_needed)} repeats" if self.verdict == "no_difference" else self.words
 
     def as_percent(self) -> str:
         """+25.0% (+22.2% to +27.8%): faster; +1.2% means faster."""
@@ -171,8 +201,52 @@ def _percent(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f}%"
 
 
+def _about(repeats: int | None) -> str:
+    return f"over {MOST_REPEATS_ESTIMATED}" if repeats is not None and repeats > MOST_REPEATS_ESTIMATED else f"~{repeats}"
+
+
+def judge(family: Sequence[Evidence], min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> list[Comparison]:
+    """One report's comparisons, judged together: Holm-adjusted p-values, then each verdict by VERDICT_RULE."""
+    adjusted = holm([evidence.p_value for evidence in family])
+    judged = []
+    for evidence, p_adjusted in zip(family, adjusted):
+        said = verdict(evidence, p_adjusted, min_effect, alpha)
+        needed = repeats_to_decide(evidence, min_effect) if said == "no_difference" else None
+        judged.append(Comparison(evidence.ratio, evidence.ci_low, evidence.ci_high, evidence.p_value, p_adjusted, len(family),
+                                 evidence.repeats, said, needed, min_effect))
+    return judged
+
+
+def verdict(evidence: Evidence, p_adjusted: float, min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> str:
+    """VERDICT_RULE: the minimum effect is judged on the interval, not on the point ratio."""
+    low, high = evidence.ci_low, evidence.ci_high
+    if low is None or min(evidence.repeats) < FEWEST_REPEATS:
+        return "no_difference"
+    if p_adjusted < alpha and low >= 1 + min_effect:
+        return "faster"
+    if p_adjusted < alpha and high <= 1 - min_effect:
+        return "slower"
+    if 1 - min_effect < low and high < 1 + min_effect:
+        return "same"
+    return "no_difference"
+
+
+def repeats_to_decide(evidence: Evidence, min_effect: float = MIN_EFFECT) -> int:
+    """About how many repeats per cell would give a verdict, were the ratio and the repeats' spread to stay as they are.
+
+    An interval narrows as one over the square root of the repeats: this is the count at which it would be
+    narrower than the ratio's distance to the nearer edge of +/-min_effect (past it: faster or slower, inside: same).
+    """
+    fewest = min(evidence.repeats)
+    if evidence.ci_low is None or fewest < FEWEST_REPEATS:
+        return FEWEST_REPEATS
+    half_width = (evidence.ci_high - evidence.ci_low) / 2
+    distance = min(abs(evidence.ratio - (1 + min_effect)), abs(evidence.ratio - (1 - min_effect)))
+    if distance * math.sqrt(MOST_REPEATS_ESTIMATED / fewest) <= half_width:
+        return MOST_REPEATS_ESTIMATED + 1
+    return max(fewest + 1, FEWEST_REPEATS, math.ceil(fewest * (half_width / distance) ** 2))
+
+
 def compare_repeats(baseline: Sequence[float], other: Sequence[float], min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> Comparison:
-    """Seconds per repeat of two cells -> the ratio, its interval at confidence 1 - alpha, the p-value and the verdict."""
-    decision = decide(baseline, other, min_effect, alpha)
-    low, high = ratio_interval(baseline, other, 1 - alpha) or (None, None)
-    return Comparison(decision.ratio, low, high, decision.p_value, (len(baseline), len(other)), decision.verdict, decision.repeats_needed)
+    """Seconds per repeat of two cells, judged alone (a family of one): the ratio, its interval, the test and the verdict."""
+    return judge([weigh(baseline, other, alpha)], min_effect, alpha)[0]

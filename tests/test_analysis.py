@@ -1,8 +1,13 @@
 """The analysis as data: pure functions on constructed records, no text parsed."""
 
 import dataclasses
+from pathlib import Path
 
-from runner.analysis import OutlierEpoch, analyze, compare_runs, epochs, loaded, timed_seconds
+from runner.analysis import OutlierEpoch, analyze, epochs, loaded, timed_seconds
+from runner.cells import expand
+from runner.compatibility import load_table
+from runner.config import load_matrix
+from runner.run_comparison import compare_runs
 from test_records import epoch, measurement, record
 from test_report import CPU, CPU_ID, GPU_93, GPU_93_ID, GPU_95, GPU_95_ID, GPU_98, GPU_98_ID, repeated, timed
 
@@ -15,12 +20,59 @@ def test_each_cell_is_set_against_its_models_baseline_and_the_sentences_pairs_ar
     assert [(p.question, p.baseline.cell_id, p.other.cell_id, p.comparison.verdict) for p in found.pairs] == [
         ("speed-up", CPU_ID, GPU_93_ID, "faster"), ("speed-up", CPU_ID, GPU_95_ID, "faster"), ("speed-up", CPU_ID, GPU_98_ID, "faster"),
         ("GPU vs CPU", CPU_ID, GPU_98_ID, "faster"),
-        ("cuDNN step", GPU_93_ID, GPU_95_ID, "no_difference"), ("cuDNN step", GPU_95_ID, GPU_98_ID, "faster")]
+        ("cuDNN step", GPU_93_ID, GPU_95_ID, "same"), ("cuDNN step", GPU_95_ID, GPU_98_ID, "faster")]
     assert found.speedup(GPU_98_ID).comparison.ratio == 12.5 and found.speedup(CPU_ID) is None
     assert (gpu_98.repeats, gpu_98.timed.median, gpu_98.cudnn_named, gpu_98.cudnn_loaded) == (5, 0.8, "9.8", "9.8.0")
     assert (gpu_98.framework_version, gpu_98.keras_version, gpu_98.versions) == ("2.21.0", "3.12.0", "tf 2.21.0, Keras 3.12.0")
     assert found.sentences[0] == f"dogs-vs-cats: the GPU ({GPU_98_ID}) is 12.5x the CPU (12.1-12.9x): faster."
     assert found.measured == found.results and found.min_effect == 0.05
+
+
+DEVICE_AXES = {"kind", "cuda", "cudnn"}
+
+
+def default_matrix_run():
+    """Five repeats of every cell of the default matrix: cached input makes a cell faster, the GPU most of all, so
+    setting a cached GPU cell against the JPEG CPU cell would read as a far larger speed-up than the GPU gives."""
+    seconds = {("cpu", "dogs-vs-cats"): 10.0, ("gpu", "dogs-vs-cats"): 2.0, ("cpu", "dogs-vs-cats-cached"): 8.0,
+               ("gpu", "dogs-vs-cats-cached"): 0.5, ("cpu", "mnist"): 6.0, ("gpu", "mnist"): 1.0}
+    cells = [cell for cell in expand(load_matrix(Path(__file__).parent.parent / "matrix.yaml"), load_table()) if not cell.excluded]
+    run = []
+    for cell in cells:
+        per_cudnn = 1 - 0.1 * ["", "9.3", "9.5", "9.8"].index(cell.axis("cudnn"))  # each cuDNN 10% faster than the one before
+        for repeat, jitter in enumerate((1.00, 1.01, 0.99, 1.02, 0.98)):
+            data = measurement([epoch(20.0, 10.0)] + [epoch(seconds[cell.kind, cell.workload.name] * per_cudnn * jitter, 1.0)] * 3)
+            data["workload"] = cell.workload.model
+            run.append(record(cell.id, measurement=data, kind=cell.kind, workload=cell.workload.name, axes=cell.axes_dict, repeat=repeat))
+    return run
+
+
+def test_the_default_matrix_sets_like_against_like_in_its_sentences_and_baselines():
+    found = analyze(default_matrix_run())
+
+    assert {workload: cell.cell_id for workload, cell in found.baselines.items()} == {
+        "dogs-vs-cats": "cpu-tf2.21-dogs-vs-cats", "dogs-vs-cats-cached": "cpu-tf2.21-dogs-vs-cats-cached", "mnist": "cpu-tf2.21-mnist"}
+    for pair in found.pairs:  # never across workloads, so never across input pipelines
+        assert pair.baseline.workload == pair.other.workload, pair
+        differ = {axis for axis in ("kind", "cuda", "cudnn", "framework") if _axis(pair.baseline, axis) != _axis(pair.other, axis)}
+        assert differ <= DEVICE_AXES if pair.question != "cuDNN step" else differ == {"cudnn"}, pair
+    # Before, the model's one baseline set the cached GPU cell against the JPEG CPU cell: "28.6x the CPU".
+    against_cpu = [sentence for sentence in found.sentences if " the CPU" in sentence]
+    assert against_cpu == [
+        "dogs-vs-cats: the GPU (gpu-cuda12.6-cudnn9.8-tf2.21-dogs-vs-cats) is 7.1x the CPU (6.9-7.4x): faster.",
+        "dogs-vs-cats-cached: the GPU (gpu-cuda12.6-cudnn9.8-tf2.21-dogs-vs-cats-cached) is 22.9x the CPU (22.2-23.5x): faster.",
+        "mnist: the GPU (gpu-cuda12.6-cudnn9.8-tf2.21-mnist) is 8.6x the CPU (8.3-8.8x): faster."]
+    assert found.family == 3 * 6 + 3 * 4  # per workload 6 speed-ups (the GPU vs CPU pair is one of them) and 4 cuDNN steps
+
+
+def test_a_gpu_with_no_cpu_cell_of_its_framework_is_set_against_none():
+    jax_cpu = [dataclasses.replace(r, axes={**r.axes, "framework": "jax"}) for r in CPU]
+    said = analyze(jax_cpu + GPU_98).sentences
+    assert said == ("dogs-vs-cats: no CPU cell with a GPU cell's framework and versions was measured, so the GPU is not set against the CPU.",)
+
+
+def _axis(result, axis):
+    return {"kind": result.kind, "cuda": result.cuda, "cudnn": result.cudnn_named, "framework": result.framework}[axis]
 
 
 def test_a_named_baseline_replaces_the_cpu_and_a_model_without_one_has_no_speed_ups():

@@ -41,6 +41,16 @@ def test_every_cell_of_the_default_matrix_makes_a_job_spec_the_workload_accepts(
     assert all(job.expect_gpu and job.expect_cudnn for job in gpu)
 
 
+def test_input_stalls_in_bursts_count_in_the_input_wait_share():
+    # 90 steps of 10 ms and a burst of 10 stalled ones of 100 ms: the median step is 10 ms, as the compute is, yet
+    # 47% of the training time waits for input (1 - 0.01 / (1.9 s / 100 steps)).
+    steps = [0.01] * 90 + [0.1] * 10
+    stalled = contract.Epoch(**epoch(2.0, sum(steps), steps=len(steps), step_seconds_median=0.01, step_seconds_max=0.1))
+    timed = benchmark.with_rates(stalled, batch_size=32, training_flops=1e9, compute_seconds=0.01)
+    assert timed.input_wait_share == pytest.approx(1 - 0.01 / 0.019)
+    steady = contract.Epoch(**epoch(1.2, 1.0, steps=100, step_seconds_median=0.01, step_seconds_max=0.01))
+    assert benchmark.with_rates(steady, 32, 1e9, 0.01).input_wait_share == pytest.approx(0.0, abs=1e-9)
+
 def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     assert tuple(MODELS) == contract.MODELS == tuple(models.MODELS)
 

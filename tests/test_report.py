@@ -32,8 +32,10 @@ def test_stored_run_renders_to_the_golden_wide_report():
 
 
 def test_the_default_table_fits_100_columns_and_names_its_verdicts_basis():
-    as_slow = repeated("gpu-cuda12.6-cudnn9.2-tf2.21-dogs-vs-cats", 10.0, cudnn="9.2")  # the widest verdict: no difference shown
-    text = render(CPU + GPU_95 + GPU_93 + GPU_98 + [timed("gpu-cuda12.6-cudnn9.9-tf2.21-dogs-vs-cats", [1.0], cudnn="9.9")] + as_slow)
+    as_slow = repeated("gpu-cuda12.6-cudnn9.2-tf2.21-dogs-vs-cats", 10.0, cudnn="9.2")  # the same within 5%
+    on_the_edge = repeated("gpu-cuda12.6-cudnn9.1-tf2.21-dogs-vs-cats", 10.0 / 1.05, cudnn="9.1")  # the widest verdict
+    text = render(CPU + GPU_95 + GPU_93 + GPU_98 + [timed("gpu-cuda12.6-cudnn9.9-tf2.21-dogs-vs-cats", [1.0], cudnn="9.9")] + as_slow
+                  + on_the_edge)
     table = text.split("\n\n")[0].splitlines()
     assert table[0] == f"dogs-vs-cats (speed-ups against {CPU_ID}):"
     assert max(map(len, table)) <= 100
@@ -42,8 +44,9 @@ def test_the_default_table_fits_100_columns_and_names_its_verdicts_basis():
                     ["gpu-cuda12.6-cudnn9.5-tf2.21", "ok", "1.00", "10.0x (9.71-10.3)", "faster"],
                     ["gpu-cuda12.6-cudnn9.3-tf2.21", "ok", "1.00", "10.0x (9.71-10.3)", "faster"],
                     ["gpu-cuda12.6-cudnn9.8-tf2.21", "ok", "0.80", "12.5x (12.1-12.9)", "faster"],
-                    ["gpu-cuda12.6-cudnn9.9-tf2.21", "ok", "1.00", "10.0x", "needs 4 repeats"],
-                    ["gpu-cuda12.6-cudnn9.2-tf2.21", "ok", "10.00", "1.00x (0.97-1.03)", "no difference shown"]]
+                    ["gpu-cuda12.6-cudnn9.9-tf2.21", "ok", "1.00", "10.0x", "needs ~3 repeats"],
+                    ["gpu-cuda12.6-cudnn9.2-tf2.21", "ok", "10.00", "1.00x (0.97-1.03)", "same within 5%"],
+                    ["gpu-cuda12.6-cudnn9.1-tf2.21", "ok", "9.52", "1.05x (1.02-1.08)", "needs over 100 repeats"]]
     assert "epoch s: the median repeat's timed epochs (training and validation); the speed-up and its verdict" in text
     wide = render(CPU + GPU_93, wide=True)
     assert "images/s counts training alone, so the two can rank cells differently" in wide
@@ -84,12 +87,13 @@ def test_sentences_say_gpu_vs_cpu_and_each_cudnn_vs_the_previous_with_interval_a
     said = text.split("\n\n")[1].splitlines()
     assert said == [
         f"dogs-vs-cats: the GPU ({GPU_98_ID}) is 12.5x the CPU (12.1-12.9x): faster.",
-        "dogs-vs-cats: cuDNN 9.5 vs 9.3 (CUDA 12.6, tf 2.21.0, Keras 3.12.0): +0.0% (-2.9% to +3.0%): no difference shown.",
+        "dogs-vs-cats: cuDNN 9.5 vs 9.3 (CUDA 12.6, tf 2.21.0, Keras 3.12.0): +0.0% (-2.9% to +3.0%): same within 5%.",
         "dogs-vs-cats: cuDNN 9.8 vs 9.5 (CUDA 12.6, tf 2.21.0, Keras 3.12.0): +25.0% (+21.3% to +28.8%): faster.",
         "Speed-ups: ratios of the median repeat (one fresh process; its number is the median of its timed epochs), "
         "with a 95% bootstrap interval.",
-        "Faster or slower only when a Mann-Whitney U test gives p < 0.05 and the ratio is at least 5% away from 1.00x; "
-        "otherwise no difference is shown.",
+        "With 3 repeats or more a cell, faster or slower only when Welch's t-test on log seconds, Holm-corrected over the 5 "
+        "comparisons here, gives p < 0.05 and the whole interval is more than 5% from 1.00x; same within 5% when the whole "
+        "interval is inside it; otherwise no difference is shown, with about how many repeats would decide.",
     ]
 
 
@@ -136,22 +140,25 @@ def test_json_cells_are_numbers_under_the_documented_keys():
 def test_a_named_baseline_replaces_the_cpu():
     rows = json.loads(render(CPU + GPU_93 + GPU_95, "json", baseline=GPU_93_ID))["cells"]
     assert [row["is_baseline"] for row in rows] == [False, True, False]
-    assert [row["speedup_verdict"] for row in rows] == ["slower", None, "no_difference"]
+    assert [row["speedup_verdict"] for row in rows] == ["slower", None, "same"]
     assert [round(row["speedup"], 2) if row["speedup"] else None for row in rows] == [0.1, None, 1.0]
 
 
 def test_json_gives_every_compared_pair_with_its_statistics():
     report = json.loads(render(CPU + GPU_93 + GPU_95 + GPU_98, "json"))
-    assert set(report) == {"schema_version", "min_effect", "alpha", "cells", "comparisons", "sentences", "notes"}
+    assert set(report) == {"schema_version", "min_effect", "alpha", "test", "correction", "interval", "verdict_rule", "cells",
+                           "comparisons", "sentences", "notes"}
+    assert (report["correction"], report["test"]) == ("holm", "welch_t_log_seconds")
     assert set(report["notes"]) == {"outlier_epochs", "input_bound", "telemetry_warnings", "not_measured", "synthetic_data", "unisolated_executors"}
     asked = [(c["question"], c["baseline"], c["other"], c["verdict"]) for c in report["comparisons"]]
     assert asked == [
         ("speed-up", CPU_ID, GPU_93_ID, "faster"), ("speed-up", CPU_ID, GPU_95_ID, "faster"), ("speed-up", CPU_ID, GPU_98_ID, "faster"),
         ("GPU vs CPU", CPU_ID, GPU_98_ID, "faster"),
-        ("cuDNN step", GPU_93_ID, GPU_95_ID, "no_difference"), ("cuDNN step", GPU_95_ID, GPU_98_ID, "faster"),
+        ("cuDNN step", GPU_93_ID, GPU_95_ID, "same"), ("cuDNN step", GPU_95_ID, GPU_98_ID, "faster"),
     ]
     for compared in report["comparisons"]:
-        assert all(isinstance(compared[key], float) for key in ("ratio", "ci_low", "ci_high", "p_value"))
+        assert all(isinstance(compared[key], float) for key in ("ratio", "ci_low", "ci_high", "p_value", "p_adjusted"))
+        assert compared["p_value"] <= compared["p_adjusted"] and compared["family"] == 5  # the GPU vs CPU pair is a speed-up too
         assert compared["ci_low"] <= compared["ratio"] <= compared["ci_high"]
         assert (compared["repeats_baseline"], compared["repeats_other"], compared["repeats_needed"]) == (5, 5, None)
         assert compared["not_comparable"] == []
@@ -161,9 +168,10 @@ def test_json_gives_every_compared_pair_with_its_statistics():
 def test_one_repeat_per_cell_says_how_many_are_needed():
     report = json.loads(render([CPU[0], GPU_98[0]], "json"))
     (speedup, gpu_vs_cpu) = report["comparisons"]
-    assert (speedup["verdict"], speedup["repeats_needed"], speedup["ci_low"], speedup["repeats_baseline"]) == ("no_difference", 4, None, 1)
-    assert (report["cells"][1]["speedup_repeats_needed"], report["cells"][1]["speedup_ci_low"]) == (4, None)
-    assert report["sentences"] == [f"dogs-vs-cats: the GPU ({GPU_98_ID}) is 12.5x the CPU: needs 4 repeats per cell."]
+    assert (speedup["verdict"], speedup["repeats_needed"], speedup["ci_low"], speedup["repeats_baseline"]) == ("no_difference", 3, None, 1)
+    assert (report["cells"][1]["speedup_repeats_needed"], report["cells"][1]["speedup_ci_low"]) == (3, None)
+    assert report["sentences"] == [
+        f"dogs-vs-cats: the GPU ({GPU_98_ID}) is 12.5x the CPU: no difference shown (needs ~3 repeats)."]
 
 
 def test_each_record_is_one_repeat_and_its_number_is_the_median_of_its_epochs():

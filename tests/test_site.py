@@ -391,7 +391,7 @@ def test_file_names_made_from_ids_stay_in_their_folder_and_apart():
 # sentence and every cell not measured, with its reason, that the terminal has.
 
 DEMO_RUNS = ("20261120-090000", "20261121-140000", "20261124-090000", "20261125-140000", "20261127-090000")  # site_runs.demo
-WORDS = {"faster": "faster", "slower": "slower", "no difference shown": "no_difference"}  # anything else: "needs N repeats"
+WORDS = {"faster": "faster", "slower": "slower", "same within 5%": "same"}  # anything else: no difference shown, or "needs ~N repeats"
 
 
 def verdict_of(words: str) -> str:
@@ -415,7 +415,7 @@ def terminal_verdicts(text: str) -> dict[tuple[str, str], str]:
             cell, _, _, _, words = (part.strip() for part in line.strip("|").split("|"))
             if words != "-":
                 found[(f"{cell}-{workload}", "speed-up")] = verdict_of(words)
-    for gpu, words in re.findall(r"the GPU \((\S+)\) is [0-9.]+x the .*?: ([a-z ]+?)(?: \(not comparable.*)?\.$", text, re.MULTILINE):
+    for gpu, words in re.findall(r"the GPU \((\S+)\) is [0-9.]+x the .*?: ([a-z ]+?(?: within 5%)?)(?: \((?:not comparable|needs).*)?\.$", text, re.MULTILINE):
         found[(gpu, "GPU vs CPU")] = verdict_of(words)
     return found
 
@@ -440,7 +440,7 @@ def test_every_run_page_gives_the_verdicts_the_text_report_gives(runs):
         assert sorted(key for key in said) == sorted((cell, q) for q, cell, _, _ in rows if q in ("speed-up", "GPU vs CPU")), run_id
         steps = [verdict for question, _, _, verdict in rows if question == "cuDNN step"]
         sentences = [line for line in text.splitlines() if ": cuDNN " in line and " vs " in line]
-        assert [verdict_of(re.search(r": ([a-z ]+?)(?: \(not comparable.*)?\.$", line).group(1)) for line in sentences] == steps, run_id
+        assert [verdict_of(re.search(r": ([a-z ]+?(?: within 5%)?)(?: \((?:not comparable|needs).*)?\.$", line).group(1)) for line in sentences] == steps, run_id
         checked += len(steps)
     assert checked == 5 * 6 + 13  # the demo's five runs: 3 speed-ups, GPU vs CPU, 2 cuDNN steps each; the wide run's 8 + 1 + 4
 

@@ -156,12 +156,17 @@ def main(argv):
 
 
 def with_rates(epoch, batch_size, training_flops, compute_seconds):
-    """The epoch with its rates: the model's, from the median step, apart from the effective one, which includes waiting for input."""
+    """The epoch with its rates: the model's, from the median step, apart from the effective one, which includes waiting for input.
+
+    The input wait is set against the mean step (training seconds over steps), not the median: input stalls come
+    at an epoch's start or in bursts, a few long steps among many short ones, which leave the median untouched.
+    """
+    mean_step = epoch.train_seconds / epoch.steps
     return dataclasses.replace(
         epoch,
         model_gflops_per_second=batch_size * training_flops / epoch.step_seconds_median / 1e9,
         gflops_per_second=epoch.images_per_second * training_flops / 1e9,
-        input_wait_share=max(0.0, 1 - compute_seconds / epoch.step_seconds_median),
+        input_wait_share=max(0.0, 1 - compute_seconds / mean_step),
     )
 
 
@@ -205,7 +210,7 @@ def first_batch(train):
 def compute_step_seconds(model, train, synchronize):
     """What a training step costs with no input to wait for: the median of steps on one batch already in memory.
 
-    Measured after the timed epochs, so it changes none of them. Set against an epoch's median
+    Measured after the timed epochs, so it changes none of them. Set against an epoch's mean
     step it gives the share of the step spent waiting for the next batch (and in the loop's own
     overhead): the input_wait_share of each epoch.
     """

@@ -187,7 +187,7 @@ class Epoch:
     step_seconds_max: float | None
     model_gflops_per_second: float | None  # the model's rate, from the median step
     gflops_per_second: float | None  # the effective rate, waiting for input included
-    input_wait_share: float | None  # the share of the median step spent waiting for input
+    input_wait_share: float | None  # the share of the mean step (train_seconds / steps) spent waiting for input
     logs: dict[str, float]  # what Keras logged for the epoch: loss, accuracy, val_loss, val_accuracy
     telemetry: EpochTelemetry | None  # None: run without the sampler
 

@@ -23,7 +23,8 @@ BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, BLACK = "#0072B2", "#E69F00", "#00
 HOST_COLOURS = (BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, BLACK)
 HOST_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 KIND_STYLE = {"cpu": (ORANGE, "s", "CPU cell"), "gpu": (BLUE, "o", "GPU cell")}
-VERDICT_STYLE = {"faster": (GREEN, "^", "faster"), "slower": (VERMILLION, "v", "slower"), "no_difference": (BLACK, "o", "no difference shown")}
+VERDICT_STYLE = {"faster": (GREEN, "^", "faster"), "slower": (VERMILLION, "v", "slower"), "same": (BLUE, "s", "same"),
+                 "no_difference": (BLACK, "o", "no difference shown")}
 LABEL_CHARACTERS = 56  # longer cell ids and host names are cut, with an ellipsis, in charts (pages give them whole)
 
 
@@ -66,8 +67,8 @@ def _save(figure, path: Path) -> Path:
 
 
 def run_chart(analysis: Analysis, path: Path) -> Path:
-    """A run's measured cells, one row of panels per model: epoch time (median repeat, range of the
-    repeats) on the left, the speed-up against the model's baseline with its interval on the right."""
+    """A run's measured cells, one row of panels per workload: epoch time (median repeat, range of the
+    repeats) on the left, the speed-up against the workload's baseline with its interval on the right."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -76,17 +77,17 @@ def run_chart(analysis: Analysis, path: Path) -> Path:
         raise UserError(f"{path}: no measured cell in this run, so there is no chart to draw")
     min_effect = analysis.min_effect
     speedups = {pair.other.cell_id: pair.comparison for pair in analysis.pairs if pair.question == "speed-up"}
-    models = list(dict.fromkeys(result.model for result in measured))
-    heights = [sum(result.model == model for result in measured) for model in models]
+    workloads = list(dict.fromkeys(result.workload for result in measured))
+    heights = [sum(result.workload == workload for result in measured) for workload in workloads]
     with _style():
-        figure = Figure(figsize=(12, 1.7 + 0.34 * sum(heights) + 0.75 * len(models)))
+        figure = Figure(figsize=(12, 1.7 + 0.34 * sum(heights) + 0.75 * len(workloads)))
         rows = _run_chart_axes(figure, measured, speedups, heights)
-        for (times, ratios), model in zip(rows, models):
-            mine = [result for result in measured if result.model == model]
+        for (times, ratios), workload in zip(rows, workloads):
+            mine = [result for result in measured if result.workload == workload]
             _times_panel(times, mine)
-            _speedup_panel(ratios, mine, analysis.baselines.get(model), speedups, min_effect)
-            times.set_title(f"{model}: epoch time", fontsize=10)
-            ratios.set_title(f"{model}: speed-up against the baseline", fontsize=10)
+            _speedup_panel(ratios, mine, analysis.baselines.get(workload), speedups, min_effect)
+            times.set_title(f"{workload}: epoch time", fontsize=10)
+            ratios.set_title(f"{workload}: speed-up against the baseline", fontsize=10)
         rows[-1][0].set_xlabel("timed epoch, seconds\n(marker: median repeat; whiskers: range of the repeats)")
         rows[-1][1].set_xlabel(f"speed-up, times, log scale: above 1x is faster\n(whiskers: {(1 - ALPHA) * 100:.0f}% bootstrap "
                                f"interval; shaded: within {min_effect * 100:g}% of 1x)")
@@ -103,7 +104,7 @@ TICK = 0.1  # a tick and its pad
 
 
 def _run_chart_axes(figure, measured: list[CellResult], speedups: dict, heights: list[int]) -> list[tuple]:
-    """Two axes a model, placed so the cell ids fit on the left, the speed-up labels on the right, and
+    """Two axes a workload, placed so the cell ids fit on the left, the speed-up labels on the right, and
     the epoch-time labels that pass their panel's edge in the gap between the two."""
     width, height = figure.get_figwidth(), figure.get_figheight()
     left = EDGE + TICK + _widest([_short(result.cell_id) for result in measured], 9)

@@ -222,6 +222,7 @@ def comparison_row(pair: Pair) -> dict:
         "ratio": f"{c.ratio:.2f}x",
         "interval": f"{c.ci_low:.2f}-{c.ci_high:.2f}x" if c.ci_low is not None else "-",
         "p_value": f"{c.p_value:.3g}",
+        "p_adjusted": f"{c.p_adjusted:.3g}",  # Holm's, over the report's comparisons: the one the verdict reads
         "repeats": f"{c.repeats[0]} / {c.repeats[1]}",
         "verdict": c.verdict,
         "words": c.words,
@@ -242,7 +243,7 @@ def report_parts(view: RunView) -> dict:
         "measured_rows": [row for row, result in zip(rows, found.results) if result.status.startswith("ok")],
         "estimated_note": report.ESTIMATED_NOTE if notes.energy_estimated else "",
         "sentences": list(found.sentences),
-        "method": report.method_note(found.min_effect) if found.pairs else "",
+        "method": report.method_note(found.min_effect, found.family) if found.pairs else "",
         "comparisons": [comparison_row(pair) for pair in found.pairs],
         "outlier_note": report.OUTLIER_NOTE,
         "outliers": [f"{o.cell_id}: {report.outlier_words(o)}" for o in notes.outlier_epochs],
@@ -340,7 +341,7 @@ def cudnn_grids(view: RunView) -> list[dict]:
         measured = [r for r in cells if r.timed]
         # "Fastest" of one measured cell would say nothing: it takes two to have a fastest.
         fastest = min(measured, key=lambda r: r.timed.median).cell_id if len(measured) > 1 else None
-        baseline = view.analysis.baselines.get(cells[0].model)
+        baseline = view.analysis.baseline_of(cells[0])
         squares = {(axes[r.cell_id]["cuda"], axes[r.cell_id]["cudnn"]): _square(r, speedups.get(r.cell_id), r.cell_id == fastest,
                                                                                  baseline is r) for r in cells}
         cudas = sorted({cuda for cuda, _ in squares}, key=_version_key)

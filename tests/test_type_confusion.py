@@ -14,7 +14,7 @@ import pytest
 import measurements
 from fake_executor import FakeExecutor, fault_workloads
 from measurements import epoch_telemetry, gpu_epoch, run_telemetry
-from runner import cli, records, session
+from runner import cli, executors, records, session
 from runner.progress import Progress
 from runner.site import publish
 from workload.contract import MEASUREMENT_SCHEMA
@@ -167,12 +167,14 @@ def test_a_type_confused_manifest_costs_its_facts_only(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("manifest", MANIFESTS[:9])
-def test_resume_reads_past_a_type_confused_manifest(tmp_path, capsys, manifest):
+def test_resume_reads_past_a_type_confused_manifest(tmp_path, capsys, monkeypatch, manifest):
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(MATRIX)
     folder = run_folder(tmp_path / "results", "20260101-000000", lines(CPU), manifest)
-    code = cli.main(["run", "-f", str(matrix), "-k", CPU_CELL, "--executor", "local", "--resume", folder.name,
-                     "--repeats", "1", "--results", str(tmp_path / "results"), "--force"])  # the made-up manifest names no matrix of ours
+    # The manifest is read before any executor is asked for anything: a fake one keeps the test to the reading.
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
+    code = cli.main(["run", "-f", str(matrix), "-k", CPU_CELL, "--resume", folder.name,
+                     "--repeats", "2", "--results", str(tmp_path / "results"), "--force"])  # the made-up manifest names no matrix of ours
     err = capsys.readouterr().err
     assert code == 0, err
     assert "Traceback" not in err

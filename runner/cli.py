@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import os
 import shlex
@@ -35,7 +36,6 @@ from runner.site.charts import run_chart
 from runner.stats import MIN_EFFECT
 from runner.yaml_reader import shown
 
-CHART_FILE = "epochs.png"
 CHART_FORMATS = (".png", ".svg", ".pdf")
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
 
@@ -45,12 +45,18 @@ progress = Progress()
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line's parser, built once for the executors and placements registered (argparse takes ~15 ms to build it)."""
+    return _parser(tuple(executors.REGISTRY), tuple(placements.REGISTRY))
+
+
+@functools.cache
+def _parser(executor_names: tuple[str, ...], placement_names: tuple[str, ...]) -> argparse.ArgumentParser:
     matrix_options = argparse.ArgumentParser(add_help=False)
     matrix_options.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="the matrix file (default: %(default)s)")
     matrix_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="select cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
     matrix_options.add_argument("--strict", action="store_true", help="make a selected cell that the compatibility table excludes an error")
     executor_choice = argparse.ArgumentParser(add_help=False)
-    executor_choice.add_argument("--executor", choices=list(executors.REGISTRY), default="docker",
+    executor_choice.add_argument("--executor", choices=executor_names, default="docker",
                                  help="where cells run: docker (a container each), or without isolation venv (a virtualenv "
                                       "per environment, made with --python) or local (--python as it is) (default: %(default)s)")
     executor_options = argparse.ArgumentParser(add_help=False, parents=[executor_choice])
@@ -63,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
     verdict_options = argparse.ArgumentParser(add_help=False)
     verdict_options.add_argument("--min-effect", type=percent, default=MIN_EFFECT * 100, metavar="PERCENT",
                                  help="the smallest difference called faster or slower, even when significant (default: %(default)g)")
+    chart_options = argparse.ArgumentParser(add_help=False)
+    chart_options.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the run's chart (.png, .svg or .pdf)")
     results_options = argparse.ArgumentParser(add_help=False)
     results_options.add_argument("--results", type=Path, default=Path("results"), help="where run folders go (default: %(default)s)")
 
@@ -72,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", parents=[matrix_options, executor_choice], help="show the cells, their ids and images")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     commands.add_parser("build", parents=[matrix_options, executor_options, build_options], help="build the images (or venvs) the selected cells need")
-    run = commands.add_parser("run", parents=[matrix_options, executor_options, build_options, results_options, verdict_options], help="build what is missing, run every selected cell, record and report results")
+    run = commands.add_parser("run", parents=[matrix_options, executor_options, build_options, results_options, verdict_options, chart_options], help="build what is missing, run every selected cell, record and report results")
     run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
     run.add_argument("--force", action="store_true", help="with --resume: go on though the matrix file is not the one the run started with")
     run.add_argument("--repeats", type=count(MAX_REPEATS), metavar="N",
@@ -86,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
                      help="print what the run would do (cells to run, those that would not and why, environments to make, "
                           "an estimate of its time) and stop there; every run prints it first")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
-    run.add_argument("--dispatch", choices=list(placements.REGISTRY), default="local",
+    run.add_argument("--dispatch", choices=placement_names, default="local",
                      help="local: run the cells here, one after another; slurm: one sbatch job per cell and repeat, "
                           "settings under slurm: in the matrix; ssh: spread the cells over remote Docker hosts, "
                           "hosts: in the matrix or --host (default: %(default)s)")
@@ -118,13 +126,12 @@ def parser() -> argparse.ArgumentParser:
     report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (numbers: docs/results.md) (default: %(default)s)")
     report_options.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     report_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="only the cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
-    report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)",
+    report = commands.add_parser("report", parents=[results_options, report_options, chart_options], help="print the table of a run (default: the latest)",
                                  epilog="exit codes: 0 no cell failed, 1 some cell failed, 2 a usage error")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
     report.add_argument("--wide", action="store_true", help="the table with every column, all cells in one (default: per workload, "
                         "its measured cells with their speed-ups and verdicts, in 100 columns)")
     report.add_argument("--baseline", metavar="CELL", help="the cell speed-ups are measured against (default: each workload's CPU cell)")
-    report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the run's chart (.png, .svg or .pdf)")
     report.add_argument("--by", metavar="KEY", help="one table per value of KEY: host (the node that measured each record) or an axis such as gpu_type")
     compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios",
                                   epilog="exit codes: 0, or with --fail-on slower 1 when some cell is slower in RUN_B; 2 a usage error")
@@ -255,6 +262,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_run(args) -> int:
+    check_writable(args.plot, "--plot", CHART_FORMATS)
     chosen = plan(args)
     args.results = results_folder(args.results)
     if args.hosts and args.dispatch == "slurm":
@@ -272,8 +280,8 @@ def cmd_run(args) -> int:
     print(as_text(analysis, wide=args.wide))
     if where != "local":
         print("\n" + dispatch.where(result.records))
-    if analysis.measured:
-        print(f"\nChart: {run_chart(analysis, result.folder / CHART_FILE)}")
+    if args.plot:
+        draw_chart(analysis, args.plot)
     print(f"Site: {shlex.join(program())} publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
 
@@ -360,10 +368,18 @@ def cmd_report(args) -> int:
         text = render(loaded, args.format, args.baseline, min_effect, args.wide)
     emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + text, args.output)
     if args.plot:
-        with written(args.plot, "--plot") as partial:
-            run_chart(analyze(loaded, args.baseline, min_effect), partial)
-        progress(f"chart: {args.plot}")
+        draw_chart(analyze(loaded, args.baseline, min_effect), args.plot)
     return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
+
+
+def draw_chart(analysis, path: Path) -> None:
+    """--plot: the run's chart, written whole or not at all; a run that measured nothing has none, which is said, not an error."""
+    if not analysis.measured:
+        progress(f"--plot {path}: no measured cell, so no chart")
+        return
+    with written(path, "--plot") as partial:
+        run_chart(analysis, partial)
+    progress(f"chart: {path}")
 
 
 def cmd_compare(args) -> int:

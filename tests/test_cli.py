@@ -149,6 +149,7 @@ def test_report_k_selects_cells_and_by_must_name_an_axis_the_run_has(capsys):
                                        "(cuda, cudnn, framework, framework_version, kind)\n")
 
 
+@pytest.mark.executors  # the runner as a process, as a user starts it
 def test_a_report_into_a_pipe_closed_early_ends_quietly():
     # What `report | head` does once head has its lines: the reader is gone before the report is written.
     process = subprocess.Popen([sys.executable, "-m", "runner", "report", str(FIXTURE_RUN), "-k", "cpu-"], cwd=REPO,
@@ -161,6 +162,7 @@ def test_a_report_into_a_pipe_closed_early_ends_quietly():
 # --- as a user types it ----------------------------------------------------------------------
 
 
+@pytest.mark.executors  # the runner as a process, as a user starts it
 def test_module_lists_the_default_matrix_as_json():
     result = runner("list", "--json")  # the one test of the real entry point: the rest call main() in-process
 
@@ -308,6 +310,7 @@ def test_commands_the_runner_prints_call_it_as_it_was_called(monkeypatch, argv0,
     assert cli.program() == words
 
 
+@pytest.mark.executors  # the runner as a process, as a user starts it
 def test_the_console_script_and_python_m_runner_are_one_program():
     script = Path(sys.executable).with_name("cudnn-matrix")  # installed by `pip install -e .`, as the Makefile does
     by_script = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)

@@ -1,5 +1,6 @@
-"""The venv and local executors' decisions, in milliseconds: venv names and reuse, local's version check,
-GPUs, the CLI's choice of executor, local's exclusions in a run, the report's isolation note.
+"""The venv and local executors' decisions: venv names and reuse, local's version check, GPUs, the
+CLI's choice of executor, local's exclusions in a run, the report's isolation note. Those that build
+an executor ask a real interpreter what it has (a process, a quarter of a second): marked executors.
 
 tests/test_local_runs.py runs the workload for real; tests/test_venv.py builds real venvs.
 """
@@ -66,6 +67,7 @@ def pretend_pip(succeeds: bool):
     return install
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_venv_is_built_once_and_then_up_to_date(tmp_path, monkeypatch):
     monkeypatch.setattr(VenvExecutor, "_install", pretend_pip(succeeds=True))
     said = io.StringIO()
@@ -84,6 +86,7 @@ def test_a_venv_is_built_once_and_then_up_to_date(tmp_path, monkeypatch):
     assert (provenance["isolation"], provenance["venv"], provenance["base_python"]) == ("none", str(named.resolve()), executor.python.executable)
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_failed_build_leaves_nothing_that_could_be_taken_for_a_venv(tmp_path, monkeypatch):
     monkeypatch.setattr(VenvExecutor, "_install", pretend_pip(succeeds=False))
     failure = venv_executor(tmp_path).prepare(SPEC)
@@ -91,6 +94,7 @@ def test_a_failed_build_leaves_nothing_that_could_be_taken_for_a_venv(tmp_path, 
     assert list((tmp_path / "venvs").iterdir()) == []
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_venv_another_runner_named_first_is_used_and_this_build_dropped(tmp_path, monkeypatch):
     other = venv_executor(tmp_path)  # a job on another node, sharing the venvs folder
     build = pretend_pip(succeeds=True)
@@ -109,6 +113,7 @@ def test_a_venv_another_runner_named_first_is_used_and_this_build_dropped(tmp_pa
     assert (named / "bin" / "python").exists()  # and the other's is whole
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_build_cut_short_is_built_again(tmp_path, monkeypatch):
     executor = venv_executor(tmp_path)
     named = tmp_path / "venvs" / venv_name(SPEC, executor.python)
@@ -119,6 +124,7 @@ def test_a_build_cut_short_is_built_again(tmp_path, monkeypatch):
     assert named.resolve() != leftover and Path(prepared.handle).parent.parent == named.resolve()
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_pinned_cudnn_comes_first_on_the_loader_path(tmp_path, monkeypatch):
     def install(self, spec, folder):
         pretend_pip(succeeds=True)(self, spec, folder)
@@ -134,6 +140,7 @@ def test_a_pinned_cudnn_comes_first_on_the_loader_path(tmp_path, monkeypatch):
 
 # local: the version check
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_local_runs_a_spec_the_interpreter_meets_and_records_what_it_has():
     major_minor = ".".join(PYYAML.split(".")[:2])
     spec = replace(SPEC, requirements=(f"PyYAML=={major_minor}.*",))
@@ -144,6 +151,7 @@ def test_local_runs_a_spec_the_interpreter_meets_and_records_what_it_has():
     assert provenance["python_version"] == ".".join(map(str, sys.version_info[:3]))
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_local_excludes_a_spec_naming_what_the_interpreter_has_instead():
     spec = replace(SPEC, requirements=("tensorflow==9.9.*", "pyyaml==1.0.*"))
     unsuitable = local_executor().prepare(spec)
@@ -224,6 +232,7 @@ def test_an_unknown_executor_is_a_usage_error(capsys):
     assert exit.value.code == 2 and "invalid choice: 'podman'" in capsys.readouterr().err
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_the_executor_is_built_by_name(tmp_path):
     plan = plan_of(tmp_path, FAULTS)
     args = cli.parser().parse_args(["run", "--executor", "local"])
@@ -247,6 +256,7 @@ def test_a_wrong_python_stops_the_run_before_a_run_folder_is_made(tmp_path, caps
 
 # local's exclusions in a run
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_local_excludes_the_cells_its_interpreter_cannot_run_and_runs_the_others(tmp_path):
     plan = asking_for(plan_of(tmp_path, FAULTS, "cpu-tf2.21-[cg]"), ("tensorflow==9.9.*",))
     records = run_cells(plan, local_executor())
@@ -257,12 +267,14 @@ def test_local_excludes_the_cells_its_interpreter_cannot_run_and_runs_the_others
 
 # the report
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_the_report_says_when_cells_ran_without_isolation(tmp_path):
     records = run_cells(asking_for(plan_of(tmp_path, FAULTS, "crash"), ()), local_executor())
     assert render(list(records.values())).endswith(
         "\n\nCells run without isolation (executor local): other processes on the host may have shared their CPU, memory and GPU.")
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_the_local_executor_does_not_exclude_a_gpu_cell_for_want_of_the_telemetrys_nvml_binding():
     from runner.environments import NVML_REQUIREMENT, EnvironmentSpec
     from runner.executors import Prepared

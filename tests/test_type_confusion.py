@@ -129,6 +129,7 @@ def test_the_confusions_found_cost_their_line_with_a_warning(tmp_path, capsys, n
     assert len(warning) < 400
 
 
+@pytest.mark.site  # publishes every run: a chart each
 def test_publish_and_resume_read_past_every_confused_line(tmp_path, capsys):
     results = tmp_path / "results"
     good = run_folder(results, "20260101-000000", lines(CPU, GPU))
@@ -151,6 +152,7 @@ MANIFESTS = [[], "x", 5, None, {"host": "x"}, {"host": []}, {"host": {"gpus": "x
              {"host": {"cpu_cores": "x", "memory_gib": [], "executor": 5, "hosts": "x"}}, {"run_id": 5}]
 
 
+@pytest.mark.site  # publishes every run: a chart each
 def test_a_type_confused_manifest_costs_its_facts_only(tmp_path, capsys):
     results = tmp_path / "results"
     folders = [run_folder(results, f"20260101-0000{number:02d}", lines(CPU, GPU), manifest)

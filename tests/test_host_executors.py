@@ -57,7 +57,7 @@ def test_venvs_are_kept_in_the_folder_the_variable_names_else_the_users_cache(mo
 
 
 def pretend_pip(succeeds: bool):
-    """In place of VenvExecutor._install: a 'venv' whose python is this one, or pip's failure."""
+    """In place of VenvExecutor.install: a 'venv' whose python is this one, or pip's failure."""
     def install(self, spec, folder):
         if not succeeds:
             return PrepareFailure(spec, "venv build failed: pip install -r requirements.txt exited with code 1: ERROR: no", "ERROR: no")
@@ -69,7 +69,7 @@ def pretend_pip(succeeds: bool):
 
 @pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_venv_is_built_once_and_then_up_to_date(tmp_path, monkeypatch):
-    monkeypatch.setattr(VenvExecutor, "_install", pretend_pip(succeeds=True))
+    monkeypatch.setattr(VenvExecutor, "install", pretend_pip(succeeds=True))
     said = io.StringIO()
     executor = venv_executor(tmp_path, stream=said)
     first = executor.prepare(SPEC)
@@ -78,7 +78,7 @@ def test_a_venv_is_built_once_and_then_up_to_date(tmp_path, monkeypatch):
     assert named.is_symlink() and Path(first.handle).parent.parent == named.resolve()
     assert f"cpu-tf2.21: building {named}" in said.getvalue()
 
-    monkeypatch.setattr(VenvExecutor, "_install", lambda *args: pytest.fail("rebuilt an up-to-date venv"))
+    monkeypatch.setattr(VenvExecutor, "install", lambda *args: pytest.fail("rebuilt an up-to-date venv"))
     again = executor.prepare(SPEC)
     assert again.handle == first.handle
     assert f"cpu-tf2.21: up to date ({named})" in said.getvalue()
@@ -88,7 +88,7 @@ def test_a_venv_is_built_once_and_then_up_to_date(tmp_path, monkeypatch):
 
 @pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_failed_build_leaves_nothing_that_could_be_taken_for_a_venv(tmp_path, monkeypatch):
-    monkeypatch.setattr(VenvExecutor, "_install", pretend_pip(succeeds=False))
+    monkeypatch.setattr(VenvExecutor, "install", pretend_pip(succeeds=False))
     failure = venv_executor(tmp_path).prepare(SPEC)
     assert isinstance(failure, PrepareFailure) and failure.reason.startswith("venv build failed: ")
     assert list((tmp_path / "venvs").iterdir()) == []
@@ -103,7 +103,7 @@ def test_a_venv_another_runner_named_first_is_used_and_this_build_dropped(tmp_pa
         build(self, spec, folder)
         if self is not other:
             other.prepare(spec)  # finishes the same venv while this build is still going
-    monkeypatch.setattr(VenvExecutor, "_install", install)
+    monkeypatch.setattr(VenvExecutor, "install", install)
     said = io.StringIO()
     prepared = venv_executor(tmp_path, stream=said).prepare(SPEC)
     named = tmp_path / "venvs" / venv_name(SPEC, other.python)
@@ -119,7 +119,7 @@ def test_a_build_cut_short_is_built_again(tmp_path, monkeypatch):
     named = tmp_path / "venvs" / venv_name(SPEC, executor.python)
     leftover = tmp_path / "venvs" / f".{named.name}.killed"  # what a build killed with -9 leaves
     (leftover / "bin").mkdir(parents=True)
-    monkeypatch.setattr(VenvExecutor, "_install", pretend_pip(succeeds=True))
+    monkeypatch.setattr(VenvExecutor, "install", pretend_pip(succeeds=True))
     prepared = executor.prepare(SPEC)
     assert named.resolve() != leftover and Path(prepared.handle).parent.parent == named.resolve()
 
@@ -129,7 +129,7 @@ def test_a_pinned_cudnn_comes_first_on_the_loader_path(tmp_path, monkeypatch):
     def install(self, spec, folder):
         pretend_pip(succeeds=True)(self, spec, folder)
         (folder / "lib" / "python3.11" / "site-packages" / "nvidia" / "cudnn" / "lib").mkdir(parents=True)
-    monkeypatch.setattr(VenvExecutor, "_install", install)
+    monkeypatch.setattr(VenvExecutor, "install", install)
     monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/cuda/lib64")
     pinned = replace(SPEC, libraries=("nvidia-cudnn-cu12==9.3.*",))
     prepared = venv_executor(tmp_path).prepare(pinned)

@@ -19,7 +19,7 @@ from typing import Callable
 
 from tabulate import tabulate
 
-from runner import __version__, datasets, dispatch, doctor, executors, placements, records, run_plan, session
+from runner import __version__, bisect, datasets, dispatch, doctor, executors, invocation, placements, records, run_plan, session
 from runner.analysis import analyze
 from runner.run_comparison import compare_runs
 from runner.cells import Cell, environments_of, matches_id
@@ -139,6 +139,12 @@ def _parser(executor_names: tuple[str, ...], placement_names: tuple[str, ...]) -
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or run id")
     compare.add_argument("--fail-on", choices=["slower"],
                          help="exit 1 when some cell of B is slower than in A (the verdict, not the ratio alone): a CI job's regression gate")
+    bisecting = commands.add_parser("bisect", parents=[executor_options, build_options, results_options, verdict_options],
+                                    help="find the first cuDNN release between two that changes a GPU cell's verdict (each probe a normal cell)")
+    bisecting.add_argument("cell", metavar="CELL", help="a GPU cell of the matrix (see list)")
+    bisecting.add_argument("--cudnn", nargs=2, required=True, metavar=("OLDER", "NEWER"), help="the two cuDNN releases (major.minor) to search between")
+    bisecting.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="the matrix file (default: %(default)s)")
+    bisecting.add_argument("--repeats", type=count(MAX_REPEATS), metavar="N", help="repeats of each probe (default: the matrix's repeats)")
     publish = commands.add_parser("publish", parents=[results_options, verdict_options],
                                   help="write a static site of every run (opens from disk); only changed runs are rendered again")
     publish.add_argument("-o", "--output", type=Path, default=Path("site"), metavar="SITE", help="the site's folder (default: %(default)s)")
@@ -275,36 +281,15 @@ def cmd_run(args) -> int:
         return EXIT_OK
     asked = placements.Asked(args.executor, args.python, args.offline_base, tuple(args.hosts or ()), args.budget_minutes, args.gpus)
     result = session.run_placed(chosen, placements.make(where, chosen, asked, progress), args.results, args.resume, args.repeats,
-                                progress, args.force, lambda run_id: resume_command(args, run_id))
+                                progress, args.force, lambda run_id: invocation.resume_command(args, run_id))
     analysis = analyze(result.records, min_effect=args.min_effect / 100)
     print(as_text(analysis, wide=args.wide))
     if where != "local":
         print("\n" + dispatch.where(result.records))
     if args.plot:
         draw_chart(analysis, args.plot)
-    print(f"Site: {shlex.join(program())} publish{f' --results {args.results}' if args.results != Path('results') else ''}")
+    print(f"Site: {shlex.join(invocation.program())} publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
-
-
-def program() -> list[str]:
-    """This runner as it was called: the console script by the path typed (.venv/bin/cudnn-matrix), else python -m runner."""
-    return [sys.argv[0]] if Path(sys.argv[0]).name == "cudnn-matrix" else ["python", "-m", "runner"]
-
-
-def resume_command(args, run_id: str) -> str:
-    """The command that goes on with a run as this one ran it, wherever it ran: pasted as printed, it selects the same cells the same way."""
-    words = [*program(), "run", "-f", str(args.file)]
-    if args.results != Path("results"):
-        words += ["--results", str(args.results)]
-    for option, value in (("--dispatch", args.dispatch if args.dispatch != "local" and not args.hosts else None), ("-k", args.pattern),
-                          ("--executor", args.executor if args.executor != "docker" else None),
-                          ("--python", args.python if args.executor in executors.HOST_PROCESSES else None), ("--gpus", args.gpus),
-                          ("--repeats", args.repeats and str(args.repeats))):
-        if value:
-            words += [option, value]
-    words += [word for url in args.hosts or () for word in ("--host", url)]
-    words += ["--offline-base"] * args.offline_base + ["--strict"] * args.strict + ["--force"] * args.force
-    return shlex.join(words + ["--resume", run_id])
 
 
 def cmd_run_cell(args) -> int:
@@ -372,6 +357,15 @@ def cmd_report(args) -> int:
     return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
 
 
+def cmd_bisect(args) -> int:
+    chosen = session.plan(args.file, offline_base=args.offline_base, installs=args.executor != "local")
+    results = results_folder(args.results)
+    finding, folder = bisect.run(chosen, args.cell, *args.cudnn, executor(args, chosen), results, args.repeats, progress,
+                                 args.min_effect / 100)
+    print(bisect.render(finding) + (f"\nProbes: {folder}" if folder else ""))
+    return EXIT_OK if finding.steps else EXIT_CELL_FAILED
+
+
 def draw_chart(analysis, path: Path) -> None:
     """--plot: the run's chart, written whole or not at all; a run that measured nothing has none, which is said, not an error."""
     if not analysis.measured:
@@ -436,5 +430,5 @@ def emit(text: str, output: Path | None) -> None:
 
 
 INTERNAL_COMMANDS = ("run-cell",)  # what a dispatched job runs on its node; not for people
-COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "run-cell": cmd_run_cell, "report": cmd_report, "compare": cmd_compare,
+COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "run-cell": cmd_run_cell, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect,
             "doctor": cmd_doctor, "data": cmd_data, "clean": cmd_clean, "publish": cmd_publish}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fake_executor import FakeExecutor
-from runner import cli, executors
+from runner import cli, executors, invocation
 from runner.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ def test_a_misspelt_results_folder_is_named_as_missing(tmp_path, capsys):
 @pytest.mark.parametrize("typed, said", [
     ("reprot", "error: unknown command 'reprot': did you mean 'report'?\n"),
     ("run-cel", "error: unknown command 'run-cel': did you mean 'run'?\n"),  # the internal run-cell is never suggested
-    ("xyz", "error: unknown command 'xyz': expected one of list, build, run, report, compare, doctor, data, clean, publish\n"),
+    ("xyz", "error: unknown command 'xyz': expected one of list, build, run, report, compare, bisect, doctor, data, clean, publish\n"),
 ])
 def test_a_mistyped_command_gets_the_nearest_one(typed, said, capsys):
     assert main([typed]) == 2
@@ -307,7 +307,7 @@ def test_ctrl_c_raises_in_the_runner_and_not_in_a_child_forked_from_it():
                                           ("/x/runner/__main__.py", ["python", "-m", "runner"])])
 def test_commands_the_runner_prints_call_it_as_it_was_called(monkeypatch, argv0, words):
     monkeypatch.setattr(sys, "argv", [argv0, "run"])
-    assert cli.program() == words
+    assert invocation.program() == words
 
 
 @pytest.mark.executors  # the runner as a process, as a user starts it

@@ -1,0 +1,30 @@
+"""How this runner was called, and the commands it prints for the user to type next, called the same way."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from runner import executors
+
+
+def program() -> list[str]:
+    """This runner as it was called: the console script by the path typed (.venv/bin/cudnn-matrix), else python -m runner."""
+    return [sys.argv[0]] if Path(sys.argv[0]).name == "cudnn-matrix" else ["python", "-m", "runner"]
+
+
+def resume_command(args, run_id: str) -> str:
+    """The command that goes on with a run as this one ran it, wherever it ran: pasted as printed, it selects the same cells the same way."""
+    words = [*program(), "run", "-f", str(args.file)]
+    if args.results != Path("results"):
+        words += ["--results", str(args.results)]
+    for option, value in (("--dispatch", args.dispatch if args.dispatch != "local" and not args.hosts else None), ("-k", args.pattern),
+                          ("--executor", args.executor if args.executor != "docker" else None),
+                          ("--python", args.python if args.executor in executors.HOST_PROCESSES else None), ("--gpus", args.gpus),
+                          ("--repeats", args.repeats and str(args.repeats))):
+        if value:
+            words += [option, value]
+    words += [word for url in args.hosts or () for word in ("--host", url)]
+    words += ["--offline-base"] * args.offline_base + ["--strict"] * args.strict + ["--force"] * args.force
+    return shlex.join(words + ["--resume", run_id])

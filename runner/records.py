@@ -26,6 +26,7 @@ from typing import Iterable, Iterator
 
 from runner import __version__
 from runner.errors import UserError
+from runner.invocation import command
 from runner.older_schemas import measurement_1_to_2, record_2_to_3
 from workload.contract import ContractError, Measurement, finite
 
@@ -432,5 +433,5 @@ def latest_run(results_dir: Path) -> Path:
     runs = [p for p in results_dir.glob("*/") if (p / RESULTS_FILE).is_file()]
     runs.sort(key=_start_order)
     if not runs:
-        raise UserError(f"{results_dir}: no runs yet: run `python -m runner run` (or `make matrix`) first")
+        raise UserError(f"{results_dir}: no runs yet: run `{command('run')}` (or `make matrix`) first")
     return runs[-1]

@@ -108,13 +108,14 @@ def test_broken_matrix_is_one_error_line(tmp_path, capsys):
     assert err.startswith(f"error: {path}:3: workloads.dogs-vs-cats.epoch: ")
 
 
-def test_report_without_runs_is_one_error_line(tmp_path, capsys):
+def test_report_without_runs_is_one_error_line_naming_the_command_as_it_was_typed(tmp_path, monkeypatch, capsys):
     (tmp_path / "results").mkdir()
+    monkeypatch.setattr(sys, "argv", [".venv/bin/cudnn-matrix", "report"])
     assert main(["report", "--results", str(tmp_path / "results")]) == 2
 
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"error: {tmp_path / 'results'}: no runs yet")
+    assert err.startswith(f"error: {tmp_path / 'results'}: no runs yet: run `.venv/bin/cudnn-matrix run` (or `make matrix`) first")
 
 
 def test_a_misspelt_results_folder_is_named_as_missing(tmp_path, capsys):

@@ -27,7 +27,7 @@ from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.errors import UserError
 from runner.output_files import check_writable, written
-from runner.executors import IMAGE_NAMESPACE, Executor, local_engine
+from runner.executors import IMAGE_NAMESPACE, Executor, Prepared, PrepareFailure, local_engine
 from runner.executors.host_process import gpu_unavailable
 from runner.progress import Progress
 from runner.report import FORMATS, as_text, render, render_comparison
@@ -79,7 +79,9 @@ def _parser(executor_names: tuple[str, ...], placement_names: tuple[str, ...]) -
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", parents=[matrix_options, executor_choice], help="show the cells, their ids and images")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
-    commands.add_parser("build", parents=[matrix_options, executor_options, build_options], help="build the images (or venvs) the selected cells need")
+    building = commands.add_parser("build", parents=[matrix_options, executor_options, build_options], help="build the images (or venvs) the selected cells need")
+    building.add_argument("--save", type=Path, metavar="DIR", help="docker: then write the images as archives to DIR, for build --load elsewhere")
+    building.add_argument("--load", type=Path, metavar="DIR", help="docker: first load the images build --save wrote to DIR; what they hold is not built")
     run = commands.add_parser("run", parents=[matrix_options, executor_options, build_options, results_options, verdict_options, chart_options], help="build what is missing, run every selected cell, record and report results")
     run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
     run.add_argument("--force", action="store_true", help="with --resume: go on though the matrix file is not the one the run started with")
@@ -262,9 +264,18 @@ def _listing(cell: Cell, selected: bool, pattern: str | None, executor_name: str
 
 
 def cmd_build(args) -> int:
+    if (args.save or args.load) and args.executor != "docker":
+        raise UserError(f"--{'save' if args.save else 'load'}: images travel as archives with --executor docker; {args.executor} builds no image")
+    from runner.executors import docker_archives  # docker-py, a second to import: only where images are built
+
     chosen = plan(args)
-    failures = session.build(chosen, executor(args, chosen), progress)
-    return EXIT_CELL_FAILED if failures else EXIT_OK
+    builder = executor(args, chosen)
+    if args.load:
+        docker_archives.load(builder.client, args.load, progress)
+    prepared = session.build(chosen, builder, progress)
+    if args.save:
+        docker_archives.save(builder.client, {p.spec.name: p.handle for p in prepared if isinstance(p, Prepared)}, args.save, progress)
+    return EXIT_CELL_FAILED if any(isinstance(environment, PrepareFailure) for environment in prepared) else EXIT_OK
 
 
 def cmd_run(args) -> int:

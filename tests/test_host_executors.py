@@ -8,6 +8,7 @@ tests/test_local_runs.py runs the workload for real; tests/test_venv.py builds r
 import importlib.metadata
 import io
 import json
+import re
 import os
 import sys
 from dataclasses import replace
@@ -282,3 +283,19 @@ def test_the_local_executor_does_not_exclude_a_gpu_cell_for_want_of_the_telemetr
     pyyaml = ".".join(importlib.metadata.version("pyyaml").split(".")[:2])
     spec = EnvironmentSpec("gpu", "gpu-x", "", (f"pyyaml=={pyyaml}.*", NVML_REQUIREMENT))
     assert isinstance(local_executor().prepare(spec), Prepared)  # nvidia-ml-py is not in this venv: telemetry says so instead
+
+
+def test_images_travel_only_with_the_docker_executor(tmp_path, capsys):
+    assert cli.main(["build", "--executor", "venv", "--save", str(tmp_path / "images")]) == 2
+    assert capsys.readouterr().err == "error: --save: images travel as archives with --executor docker; venv builds no image\n"
+
+
+@pytest.mark.parametrize("index, said", [(None, "no readable images.json"), ("[5]", "expected a list of {archive, environment, image_id, tag}"),
+                                         ('[{"environment": "e", "tag": "t", "image_id": "i", "archive": "../x.tar"}]', "an archive name with a folder")])
+def test_a_folder_build_save_did_not_write_is_refused_in_one_line(tmp_path, index, said):
+    from runner.executors import docker_archives
+
+    if index is not None:
+        (tmp_path / "images.json").write_text(index)
+    with pytest.raises(UserError, match=re.escape(said)):
+        docker_archives.read_index(tmp_path)

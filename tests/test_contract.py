@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,31 @@ def test_input_stalls_in_bursts_count_in_the_input_wait_share():
     steady = contract.Epoch(**epoch(1.2, 1.0, steps=100, step_seconds_median=0.01, step_seconds_max=0.01))
     assert benchmark.with_rates(steady, 32, 1e9, 0.01).input_wait_share == pytest.approx(0.0, abs=1e-9)
 
+@pytest.mark.parametrize("framework, asked, variables", [
+    ("tensorflow", "default", {"XLA_FLAGS": "--xla_dump_to=/tmp"}),  # nothing set: TensorFlow's own default (it autotunes)
+    ("tensorflow", "off", {"TF_CUDNN_USE_AUTOTUNE": "0", "XLA_FLAGS": "--xla_dump_to=/tmp"}),
+    ("jax", "default", {"XLA_FLAGS": "--xla_dump_to=/tmp"}),  # XLA's own level
+    ("jax", "on", {"XLA_FLAGS": "--xla_dump_to=/tmp --xla_gpu_autotune_level=4"}),
+    ("jax", "off", {"XLA_FLAGS": "--xla_dump_to=/tmp --xla_gpu_autotune_level=0"}),
+    ("torch", "on", {"XLA_FLAGS": "--xla_dump_to=/tmp"}),  # torch's switch is set after import (backends.configure)
+])
+def test_conv_autotune_default_takes_away_inherited_overrides_and_on_off_force_it(monkeypatch, framework, asked, variables):
+    monkeypatch.setenv("TF_CUDNN_USE_AUTOTUNE", "1")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_gpu_autotune_level=2 --xla_dump_to=/tmp")
+    monkeypatch.setenv("KERAS_BACKEND", "")
+    job = dataclasses.replace(default_jobs()[0], framework=framework, conv_autotune=asked)
+    backends.before_import(job)
+    assert {name: os.environ[name] for name in ("TF_CUDNN_USE_AUTOTUNE", "XLA_FLAGS") if name in os.environ} == variables
+
+
+def test_the_record_says_which_conv_autotune_was_in_effect_and_whether_it_was_the_frameworks_default():
+    job = default_jobs()[0]
+    assert backends.conv_autotune(job, gpu=True, in_effect=True) == {"conv_autotune": "on", "conv_autotune_source": "the framework's default"}
+    forced = dataclasses.replace(job, conv_autotune="off")
+    assert backends.conv_autotune(forced, gpu=True, in_effect=False) == {"conv_autotune": "off", "conv_autotune_source": "forced by the matrix"}
+    assert backends.conv_autotune(job, gpu=False, in_effect=True)["conv_autotune"] == "not applicable (no GPU)"
+
+
 def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     assert tuple(MODELS) == contract.MODELS == tuple(models.MODELS)
 
@@ -62,8 +88,11 @@ def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     (lambda d: d.update(jit_compile="xla"), "job spec: jit_compile: expected one of auto, on, off"),
     (lambda d: d.update(epochs=True), "job spec: epochs: expected int"),
     (lambda d: d.update(surprise=1), "job spec: unknown key 'surprise'"),
-    (lambda d: d.update(schema=99), "job spec: expected schema 4, got 99: the runner and the workload are from different versions"),
-    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 4, got 3"),  # before "backend" was "framework"
+    (lambda d: d.update(schema=99), "job spec: expected schema 5, got 99: the runner and the workload are from different versions"),
+    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 5, got 3"),  # before "backend" was "framework"
+    (lambda d: d.update(schema=4, conv_autotune=False), "job spec: expected schema 5, got 4"),  # before conv_autotune was default|on|off
+    (lambda d: d.update(conv_autotune=True), "job spec: conv_autotune: expected str"),
+    (lambda d: d.update(conv_autotune="heuristic"), "job spec: conv_autotune: expected one of default, on, off"),
     (lambda d: d.update(framework="mxnet"), "job spec: framework: expected one of tensorflow, torch, jax"),
     (lambda d: d.update(loader="tfdata", framework="torch"), "job spec: loader: tf.data needs the tensorflow framework, not torch"),
     (lambda d: d.update(precision="fp16"), "job spec: precision: expected one of fp32, tf32, bf16"),
@@ -85,7 +114,7 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
     with pytest.raises(SystemExit) as caught:
         benchmark.read_job(["--job", "{}"])
     assert caught.value.code == 2
-    assert capsys.readouterr().err.startswith("error: job spec: expected schema 4, got None")
+    assert capsys.readouterr().err.startswith("error: job spec: expected schema 5, got None")
     with pytest.raises(SystemExit, match="usage: benchmark.py --job"):
         benchmark.read_job(["--epochs", "3"])
 

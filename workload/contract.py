@@ -15,7 +15,8 @@ import math
 import re
 from dataclasses import MISSING, asdict, dataclass, fields
 
-JOB_SCHEMA = 4  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework
+JOB_SCHEMA = 5  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework;
+# 5: conv_autotune default|on|off
 # 2: typed epochs (Keras' figures under "logs") and telemetry; the runner reads 1 too (runner/older_schemas.py converts it)
 MEASUREMENT_SCHEMA = 2
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
@@ -35,6 +36,8 @@ FRAMEWORKS = {"tensorflow": Framework("TensorFlow", "tf"), "torch": Framework("t
 PRECISIONS = ("fp32", "tf32", "bf16")
 # auto: as Keras runs each backend by default (XLA on jax, a traced graph on TensorFlow, eager torch); on/off force it.
 JIT_COMPILE = ("auto", "on", "off")
+# default: each framework's own (TensorFlow autotunes cuDNN's convolutions, XLA at its own level, torch does not); on/off force it.
+CONV_AUTOTUNE = ("default", "on", "off")
 LOADERS = ("tfdata", "python")  # tf.data (TensorFlow only), or the framework-neutral python_input.py
 INPUTS = ("jpeg", "cached")  # cached: decoded, augmented batches from memory after the warm-up epoch
 FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
@@ -106,7 +109,7 @@ class JobSpec:
     loader: str  # tfdata or python
     precision: str  # fp32, tf32 or bf16
     cudnn: bool  # false: convolutions without cuDNN, where the framework has a switch (torch)
-    conv_autotune: bool
+    conv_autotune: str  # one of CONV_AUTOTUNE
     expect_gpu: bool
     expect_cudnn: str  # "major.minor" the loaded cuDNN must have, or "" for no check
 
@@ -127,7 +130,7 @@ class JobSpec:
 
 def _check_job(job: JobSpec) -> None:
     for key, allowed in (("framework", tuple(FRAMEWORKS)), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
-                          ("jit_compile", JIT_COMPILE)):
+                          ("jit_compile", JIT_COMPILE), ("conv_autotune", CONV_AUTOTUNE)):
         if getattr(job, key) not in allowed:
             raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
     if job.pipeline.input not in INPUTS:

@@ -4,6 +4,8 @@ import dataclasses
 import json
 import os
 import sys
+import time
+import types
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,28 @@ def test_the_record_says_which_conv_autotune_was_in_effect_and_whether_it_was_th
     assert backends.conv_autotune(job, gpu=False, in_effect=True)["conv_autotune"] == "not applicable (no GPU)"
 
 
+def test_the_timer_synchronises_the_device_at_epoch_boundaries_and_times_validation_apart():
+    """Four synchronisations an epoch (its start, training's end, validation's end, its end) whatever its steps; none per step."""
+    keras = types.SimpleNamespace(callbacks=types.SimpleNamespace(Callback=object))
+    synchronised = []
+    timeline = {}
+    timer = benchmark.epoch_timer(keras, 64, 1, lambda: synchronised.append(time.perf_counter()), timeline)
+    timer.on_epoch_begin(0)
+    for step in range(4):
+        timer.on_train_batch_begin(step)
+        time.sleep(0.002)
+    assert len(synchronised) == 1
+    timer.on_test_begin()
+    time.sleep(0.003)
+    timer.on_test_end()
+    timer.on_epoch_end(0, {"loss": 0.5})
+    (epoch,) = timer.epochs
+    assert len(synchronised) == 4 and "first_step_ended" in timeline
+    assert epoch.steps == 4 and 0.002 <= epoch.step_seconds_median and epoch.step_seconds_max < epoch.train_seconds
+    assert 0.008 <= epoch.train_seconds and 0.003 <= epoch.validation_seconds
+    assert epoch.train_seconds + epoch.validation_seconds <= epoch.seconds and epoch.images_per_second == 64 / epoch.train_seconds
+
+
 def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     assert tuple(MODELS) == contract.MODELS == tuple(models.MODELS)
 
@@ -127,8 +151,12 @@ MEASURED = {"schema": contract.MEASUREMENT_SCHEMA, "cell_id": "c", "workload": "
 def test_a_measurement_is_typed_and_its_schema_checked():
     measurement = Measurement.from_dict(dict(MEASURED))
     assert measurement.epochs[0].seconds == 2.0 and measurement.failure is None
-    with pytest.raises(ContractError, match="measurement: expected schema 2, got 7"):
+    with pytest.raises(ContractError, match="measurement: expected schema 3, got 7"):
         Measurement.from_dict(dict(MEASURED, schema=7))
+    timed_apart = Measurement.from_dict(dict(MEASURED, epochs=[epoch(2.0, 1.5, validation_seconds=0.4)]))
+    assert (timed_apart.epochs[0].train_seconds, timed_apart.epochs[0].validation_seconds) == (1.5, 0.4)
+    with pytest.raises(ContractError, match=r"measurement: epochs\[1\]: validation_seconds: expected from 0 to the epoch's seconds"):
+        Measurement.from_dict(dict(MEASURED, epochs=[epoch(2.0, 1.5, validation_seconds=3.0)]))
     with pytest.raises(ContractError, match=r"measurement: epochs\[1\]: seconds: expected float, got nan"):
         Measurement.from_dict(dict(MEASURED, epochs=[epoch(float("nan"), 1, 1)]))
     with pytest.raises(ContractError, match="measurement: versions: missing"):
@@ -176,7 +204,7 @@ def line(data):
      "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
      "images_per_second above 0 and at most a billion)"),
     ({"output": line(dict(MEASURED, schema=9))}, "failed",
-     "the workload printed no readable result record (measurement: expected schema 2, got 9: the workload in the environment and this runner are from different versions)"),
+     "the workload printed no readable result record (measurement: expected schema 3, got 9: the workload in the environment and this runner are from different versions)"),
     ({"exit_code": None, "error": "the engine refused the container: bad memory"}, "failed", "the engine refused the container: bad memory"),
 ])
 def test_the_outcome_ladder(raw, status, reason):

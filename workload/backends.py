@@ -151,6 +151,23 @@ def built_with(name, framework):
     return {"jaxlib": jaxlib.__version__}
 
 
+def cached_batches(name, framework):
+    """How input: cached moves each batch to the device, once, when it is first made (in the warm-up epoch); and where it then lives.
+
+    torch: tensors on the GPU (Keras' torch trainer leaves a tensor on its device as it is). jax: jax.device_put
+    (Keras' jax trainer passes jax arrays through). TensorFlow, through the framework-neutral loader: kept as numpy,
+    since Keras makes a host-side tf.data dataset of a PyDataset's batches whatever they are (tfdata_input.py says
+    what tf.data does). On a CPU the device is the host's memory: the same code path, nothing copied.
+    """
+    if name == "torch":
+        device = "cuda" if framework.cuda.is_available() else "cpu"
+        return (lambda array: framework.as_tensor(array, device=device)), f"on the device (torch tensors on {device})"
+    if name == "jax":
+        device = framework.devices()[0]
+        return (lambda array: framework.device_put(array, device)), f"on the device (jax arrays on {device})"
+    return (lambda array: array), "in host memory (numpy; Keras copies each batch to the device in its step)"
+
+
 def synchronize(name, framework):
     """Wait for the GPU to finish what was queued, so that a clock read after it times finished work."""
     if name == "torch" and framework.cuda.is_available():

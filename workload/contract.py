@@ -17,8 +17,9 @@ from dataclasses import MISSING, asdict, dataclass, fields
 
 JOB_SCHEMA = 5  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework;
 # 5: conv_autotune default|on|off
-# 2: typed epochs (Keras' figures under "logs") and telemetry; the runner reads 1 too (runner/older_schemas.py converts it)
-MEASUREMENT_SCHEMA = 2
+# 2: typed epochs (Keras' figures under "logs") and telemetry; 3: each epoch's validation_seconds, timed apart from training
+# (the device synchronised at epoch boundaries, not after every step). The runner reads 1 and 2 too (runner/older_schemas.py).
+MEASUREMENT_SCHEMA = 3
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
 
 MODELS = ("dogs-vs-cats", "mnist")
@@ -183,7 +184,8 @@ class Epoch:
     """One epoch as the workload's timer saw it; the first warmup_epochs of a measurement are not timed."""
 
     seconds: float  # wall time of the whole epoch, training and validation
-    train_seconds: float
+    train_seconds: float  # the training steps, to the device's last one finished: what verdicts are on
+    validation_seconds: float | None  # the validation pass, device finished; None: a measurement before schema 3
     images_per_second: float  # training images over train_seconds
     steps: int | None  # None: a schema-1 measurement without the figure
     step_seconds_median: float | None
@@ -272,6 +274,8 @@ class Measurement:
             if not all(0 < getattr(epoch, key) <= most for key, most in EPOCH_BOUNDS.items()):
                 raise ContractError(f"measurement: epochs[{number}]: expected seconds and train_seconds above 0 and at most a week, "
                                     "images_per_second above 0 and at most a billion")
+            if epoch.validation_seconds is not None and not 0 <= epoch.validation_seconds <= epoch.seconds:
+                raise ContractError(f"measurement: epochs[{number}]: validation_seconds: expected from 0 to the epoch's seconds")
         return measurement
 
 

@@ -108,7 +108,7 @@ def epoch_timer(keras, train_images, epochs_total, synchronize, timeline, sample
             synchronize()
             ended = time.perf_counter()
             seconds = ended - self.started
-            train_ended = self.train_ended or ended  # no validation this epoch: training ran to its end
+            train_ended = ended if self.train_ended is None else self.train_ended  # no validation this epoch: training ran to its end
             train_seconds = train_ended - self.started
             steps = [b - a for a, b in zip(self.step_starts, self.step_starts[1:] + [train_ended])]
             timeline.setdefault("first_step_ended", time.time())

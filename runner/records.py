@@ -27,7 +27,7 @@ from typing import Iterable, Iterator
 from runner import __version__
 from runner.errors import UserError
 from runner.invocation import command
-from runner.older_schemas import measurement_1_to_2, record_2_to_3
+from runner.older_schemas import measurement_to_current, record_2_to_3
 from workload.contract import ContractError, Measurement, finite
 
 RESULTS_SCHEMA = 3  # 2: CUDA/cuDNN requested, repeats; 3: axes, executor, environment provenance
@@ -144,7 +144,7 @@ def _measurement(data) -> Measurement:
     """The record's measurement, an older schema's converted; the parts readers look into beyond the contract's types checked too."""
     if not isinstance(data, dict):
         raise ContractError("measurement: expected an object")
-    measurement = Measurement.from_dict(measurement_1_to_2(data) if data.get("schema") == 1 else data)
+    measurement = Measurement.from_dict(measurement_to_current(data))
     if measurement.warmup_epochs < 0:
         raise ContractError("measurement: warmup_epochs: expected a whole number from 0")
     for part in ("cudnn", "cuda_runtime"):

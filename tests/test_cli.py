@@ -347,7 +347,8 @@ def grown(results: Path, run_id: str, factor: float) -> None:
     lines += [{**measured[repeat % 2], "repeat": repeat} for repeat in range(2, 5)]
     for line in lines:
         if line["measurement"]:
-            line["measurement"] = {**line["measurement"], "epochs": [{**epoch, "seconds": epoch["seconds"] * factor}
+            line["measurement"] = {**line["measurement"], "epochs": [{**epoch, "seconds": epoch["seconds"] * factor,
+                                                                      "train_seconds": epoch["train_seconds"] * factor}
                                                                      for epoch in line["measurement"]["epochs"]]}
     (results / run_id / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
 

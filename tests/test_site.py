@@ -122,7 +122,7 @@ def test_a_run_page_gives_the_report_its_verdicts_with_intervals_and_the_chart(p
     chart = published.site / "runs" / "20261124-090000" / "chart.svg"
     svg = chart.read_text()
     ElementTree.fromstring(svg)  # a well-formed SVG
-    for label in ("timed epoch, seconds", "speed-up, times, log scale", "dogs-vs-cats: epoch time", "13.70x (13.60-13.86) faster"):
+    for label in ("training seconds per timed epoch", "speed-up, times, log scale", "dogs-vs-cats: training time per epoch", "13.70x (13.60-13.86) faster"):
         assert label in svg  # matplotlib keeps each text as a comment beside its glyphs
 
 
@@ -233,7 +233,7 @@ def test_across_runs_a_driver_update_that_made_cells_slower_stands_out(published
     assert re.search(r'verdict-slower">0\.\d\dx \(0\.\d\d-0\.\d\d\) slower', history)
     assert re.search(r'verdict-faster">1\.\d\dx \(1\.\d\d-1\.\d\d\) faster', history)
     svg = (published.site / "cells" / f"{site_runs.GPU_IDS['9.8']}.svg").read_text()
-    assert "run start (UTC)" in svg and "timed epoch, seconds" in svg
+    assert "run start (UTC)" in svg and "training seconds per timed epoch" in svg
     assert "AMD Ryzen 9 7950X (32 cores) + NVIDIA GeForce RTX 4090" in svg  # one line per host, in the legend
     listing = (published.site / "cells" / "index.html").read_text()
     assert all(f"{file_name(cell)}.html" in listing for cell in [site_runs.CPU_ID, *site_runs.GPU_IDS.values(), HOSTILE_CELL])

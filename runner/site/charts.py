@@ -67,7 +67,7 @@ def _save(figure, path: Path) -> Path:
 
 
 def run_chart(analysis: Analysis, path: Path) -> Path:
-    """A run's measured cells, one row of panels per workload: epoch time (median repeat, range of the
+    """A run's measured cells, one row of panels per workload: training time per epoch (median repeat, range of the
     repeats) on the left, the speed-up against the workload's baseline with its interval on the right."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -86,9 +86,9 @@ def run_chart(analysis: Analysis, path: Path) -> Path:
             mine = [result for result in measured if result.workload == workload]
             _times_panel(times, mine)
             _speedup_panel(ratios, mine, analysis.baselines.get(workload), speedups, min_effect)
-            times.set_title(f"{workload}: epoch time", fontsize=10)
+            times.set_title(f"{workload}: training time per epoch", fontsize=10)
             ratios.set_title(f"{workload}: speed-up against the baseline", fontsize=10)
-        rows[-1][0].set_xlabel("timed epoch, seconds\n(marker: median repeat; whiskers: range of the repeats)")
+        rows[-1][0].set_xlabel("training seconds per timed epoch\n(marker: median repeat; whiskers: range of the repeats)")
         rows[-1][1].set_xlabel(f"speed-up, times, log scale: above 1x is faster\n(whiskers: {(1 - ALPHA) * 100:.0f}% bootstrap "
                                f"interval; shaded: within {min_effect * 100:g}% of 1x)")
         legend = [Line2D([], [], color=colour, marker=marker, linestyle="", label=label) for colour, marker, label in KIND_STYLE.values()]
@@ -220,7 +220,7 @@ def history_chart(cell_id: str, lines: list[tuple[str, list[tuple[datetime, floa
         axis.xaxis.set_major_locator(locator)
         axis.xaxis.set_major_formatter(ConciseDateFormatter(locator))
         axis.set_xlabel("run start (UTC)")
-        axis.set_ylabel("timed epoch, seconds\n(median repeat; whiskers: range of the repeats)")
+        axis.set_ylabel("training seconds per timed epoch\n(median repeat; whiskers: range of the repeats)")
         axis.set_title(_short(cell_id), fontsize=10)
         axis.grid(axis="y", color="#dddddd", linewidth=0.6)
         axis.set_axisbelow(True)

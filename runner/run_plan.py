@@ -54,6 +54,21 @@ def interleaved(cells: list[Cell], repeats_left: Mapping[str, range | list[int]]
     return order
 
 
+def group_rounds(runs: list[tuple[Cell, int]]) -> list[list[tuple[Cell, int]]]:
+    """The runs cut into what one host takes whole: one round of one comparison group, in the runs' order.
+
+    A group is a workload's cells (its comparisons are within it), those of a GPU type (gpu.gpu_type)
+    apart, as one host may have none of that type. A host that runs one cell of a group then runs every
+    cell of it as often, so that no comparison sets one host's speed against another's (runner/strata.py).
+    """
+    units: dict[tuple[str, str, int], list[tuple[Cell, int]]] = {}
+    rounds: Counter = Counter()
+    for cell, repeat in runs:
+        units.setdefault((cell.workload.name, cell.axis("gpu_type"), rounds[cell.id]), []).append((cell, repeat))
+        rounds[cell.id] += 1
+    return list(units.values())
+
+
 def new_seed() -> int:
     """A run's order seed, when none is given: recorded in its manifest, so that the order can be made again."""
     return random.SystemRandom().randrange(2**32)

@@ -112,3 +112,15 @@ def test_local_and_slurm_carry_out_the_same_plan_of_a_resumed_run(tmp_path):
             result = slurm.run(plan, tmp_path / name, folder.name, 2, Progress(), slurm=refusing)
             assert refusing.submitted == []
         assert [(record.cell_id, record.status) for record in result.records][2:] == [(plan.selected[-1].id, "excluded")]
+
+
+def test_group_rounds_are_one_round_of_one_workload_each_in_the_runs_order(tmp_path):
+    matrix = MATRIX.replace("workloads: {", "workloads: {other: {model: mnist, epochs: 2}, ").replace('cpu: {tensorflow: ["2.21"]}',
+                                                                                                  'cpu: {tensorflow: ["2.20", "2.21"]}')
+    (tmp_path / "matrix.yaml").write_text(matrix)
+    cpu = [cell for cell in session.plan(tmp_path / "matrix.yaml").selected if cell.kind == "cpu"]
+    runs = run_plan.interleaved(cpu, {cell.id: range(3) for cell in cpu}, seed=9)
+    rounds = run_plan.group_rounds(runs)
+    assert sorted(sorted((cell.id, repeat) for cell, repeat in one) for one in rounds) == sorted(
+        sorted((cell.id, repeat) for cell in cpu if cell.workload.name == name) for name in ("mnist", "other") for repeat in range(3))
+    assert all(one == [run for run in runs if run in one] for one in rounds)

@@ -61,12 +61,23 @@ def group_rounds(runs: list[tuple[Cell, int]]) -> list[list[tuple[Cell, int]]]:
     apart, as one host may have none of that type. A host that runs one cell of a group then runs every
     cell of it as often, so that no comparison sets one host's speed against another's (runner/strata.py).
     """
-    units: dict[tuple[str, str, int], list[tuple[Cell, int]]] = {}
+    units: dict[tuple[tuple[str, str], int], list[tuple[Cell, int]]] = {}
     rounds: Counter = Counter()
     for cell, repeat in runs:
-        units.setdefault((cell.workload.name, cell.axis("gpu_type"), rounds[cell.id]), []).append((cell, repeat))
+        units.setdefault((group_of(cell), rounds[cell.id]), []).append((cell, repeat))
         rounds[cell.id] += 1
     return list(units.values())
+
+
+def group_of(cell: Cell) -> tuple[str, str]:
+    """The comparison group of a cell, as dispatchers keep it together: its workload, and its GPU type where it has one."""
+    return cell.workload.name, cell.axis("gpu_type")
+
+
+def group_nodes(earlier: list[Record]) -> dict[tuple[str, str], str]:
+    """Comparison group -> the host (node) that measured its last good record: where placement: same-node keeps it on a resume."""
+    return {(record.workload, record.axes.get("gpu_type", "")): record.environment["host"] for record in earlier
+            if record.status == "ok" and record.environment.get("host")}
 
 
 def new_seed() -> int:

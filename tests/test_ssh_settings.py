@@ -531,3 +531,21 @@ def test_hosts_taking_runs_in_turn_run_every_cell_of_a_group_as_often(tmp_path):
         ran[hosts[turn % 2].url][cell.id] += 1
     assert [sorted(counts.values()) for counts in ran.values()] == [[3, 3], [3, 3]]
     assert runs.take(hosts[0]) is None
+
+
+def test_placement_same_node_keeps_each_comparison_group_on_the_host_that_took_it_first(tmp_path):
+    from fake_executor import FakeExecutor
+    from runner import run_plan, session
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("workloads: {", "workloads: {other: {model: mnist, epochs: 2}, "))
+    cells = [cell for cell in session.plan(tmp_path / "matrix.yaml").selected if cell.kind == "cpu"]
+    hosts = [fake_host(url, False, FakeExecutor()) for url in ("ssh://a", "ssh://b")]
+    runs = ssh.Runs(run_plan.interleaved(cells, {cell.id: range(3) for cell in cells}, seed=2), tmp_path, print, hosts=hosts, same_node=True)
+    ran = {host.url: set() for host in hosts}
+    for turn in range(6):
+        ran[hosts[turn % 2].url].add(runs.take(hosts[turn % 2])[0].workload.name)
+    assert sorted(map(sorted, ran.values())) == [["mnist"], ["other"]]
+    hosts[0].dead = "host ssh://a: gone"  # a dead host's groups go to the others
+    runs = ssh.Runs([(cell, 0) for cell in cells] * 1, tmp_path, print, hosts=hosts, same_node=True)
+    runs.pinned = {run_plan.group_of(cells[0]): "ssh://a"}
+    assert runs.take(hosts[1]) is not None

@@ -46,7 +46,6 @@ from runner.records import Record
 from runner.run_plan import Here, Turn, not_run
 
 
-
 @dataclass
 class Host:
     """One remote engine and what it can do; `dead` is set, with the reason, once it stops answering."""
@@ -152,9 +151,10 @@ class Runs:
     """
 
     def __init__(self, runs: list[tuple[Cell, int]], run_folder: Path, progress: Progress, keeper: session.Keeper | None = None,
-                 hosts: list[Host] | None = None):
+                 hosts: list[Host] | None = None, same_node: bool = False):
         self.left = run_plan.group_rounds(runs)
         self.hosts = hosts or []  # all the run's hosts: a cell none of them can run holds no round back
+        self.same_node, self.pinned = same_node, {}  # placement: same-node: comparison group -> the host that has it
         self.held: dict[str, list[tuple[Cell, int]]] = {}  # host URL -> the rest of the round it took
         self.total = len(runs)
         self.started = 0
@@ -180,10 +180,14 @@ class Runs:
             return None
 
     def _claim(self, host: Host) -> list[tuple[Cell, int]] | None:
-        """The first round whose every cell this host can run (leaving behind those no live host can), now held by it."""
+        """The first round whose every cell this host can run (leaving behind those no live host can), now held by it;
+        with placement: same-node, of a group no other live host has had."""
+        dead = [other.url for other in self.hosts if other.dead]
         for index, round_ in enumerate(self.left):
-            runnable = [run for run in round_ if not self.hosts or any(other.can_take(run[0]) for other in self.hosts if not other.dead)]
-            if runnable and all(host.can_take(cell) for cell, _ in runnable):
+            runnable = [run for run in round_ if not self.hosts or any(other.can_take(run[0]) for other in self.hosts if other.url not in dead)]
+            group = run_plan.group_of(round_[0][0])
+            if runnable and self.pinned.get(group, host.url) in (host.url, *dead) and all(host.can_take(cell) for cell, _ in runnable):
+                self.pinned.update({group: host.url} if self.same_node else {})
                 rest = [run for run in round_ if run not in runnable]
                 self.left[index:index + 1] = [rest] if rest else []
                 self.held[host.url] = runnable
@@ -286,7 +290,7 @@ class SSHPlacement:
     def carry_out(self, turn: Turn, keeper: session.Keeper) -> None:
         self.turns.append((turn.cell, turn.repeat))  # by number: hosts finish out of order, so a resume fills gaps
         if turn.number == turn.of:  # the last one: the hosts start taking, a round of a comparison group at a time
-            self.runs = Runs(self.turns, self.run_folder, self.progress, keeper, self.hosts)
+            self.runs = Runs(self.turns, self.run_folder, self.progress, keeper, self.hosts, self.plan.matrix.placement == "same-node")
             self.threads = [Worker(host, self.plan.matrix, self.runs, self.data, self.repeats) for host in self.hosts]
             for thread in self.threads:
                 thread.start()

@@ -27,6 +27,11 @@ LOCAL = "local"  # the host of records that name none: a run on one machine
 UNEQUAL = 2.0  # a host that ran one cell more than this many times as often as the other makes the pair unbalanced
 
 
+def host_of(record) -> str:
+    """The host that measured a record (a Slurm node, an SSH host), LOCAL where it names none."""
+    return record.environment.get("host") or LOCAL
+
+
 def by_host(values: Sequence[float], hosts: Sequence[str]) -> dict[str, list[float]]:
     """A cell's numbers per repeat, grouped by the host of each repeat, in first-seen order."""
     grouped: dict[str, list[float]] = {}
@@ -79,8 +84,3 @@ def stratified(baseline: Mapping[str, Sequence[float]], other: Mapping[str, Sequ
     reach = float(t.ppf(1 - alpha / 2, freedom)) * error
     p_value = float(2 * t.sf(abs(log_ratio) / error, freedom))
     return Evidence(math.exp(log_ratio), math.exp(log_ratio - reach), math.exp(log_ratio + reach), p_value, counts, hosts)
-
-
-def host_of(record) -> str:
-    """The host that measured a record (a Slurm node, an SSH host), LOCAL where it names none."""
-    return record.environment.get("host") or LOCAL

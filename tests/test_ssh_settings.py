@@ -546,6 +546,6 @@ def test_placement_same_node_keeps_each_comparison_group_on_the_host_that_took_i
         ran[hosts[turn % 2].url].add(runs.take(hosts[turn % 2])[0].workload.name)
     assert sorted(map(sorted, ran.values())) == [["mnist"], ["other"]]
     hosts[0].dead = "host ssh://a: gone"  # a dead host's groups go to the others
-    runs = ssh.Runs([(cell, 0) for cell in cells] * 1, tmp_path, print, hosts=hosts, same_node=True)
+    runs = ssh.Runs([(cell, 0) for cell in cells], tmp_path, print, hosts=hosts, same_node=True)
     runs.pinned = {run_plan.group_of(cells[0]): "ssh://a"}
     assert runs.take(hosts[1]) is not None

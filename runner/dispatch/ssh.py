@@ -143,11 +143,10 @@ def connect_all(urls: list[str], matrix: Matrix, progress: Progress) -> list[Hos
 class Runs:
     """The (cell, repeat) runs left, handed to host threads one at a time; records appended under one lock.
 
-    A host takes a whole round of a comparison group at a time (run_plan.group_rounds), one it can run
-    every cell of, so that every host that runs a group's cells runs each as often. A GPU cell taken by
-    a host whose GPUs have not been looked at yet is unsettled: the look may give it back, with the rest
-    of its round. A host with nothing it can take waits while any run is unsettled or any round is held,
-    so that what is given back never finds every other host gone.
+    A host takes a whole round of a comparison group (run_plan.group_rounds) it can run every cell of, so
+    that every host that runs a group's cells runs each as often. A GPU cell taken by a host whose GPUs
+    have not been looked at yet is unsettled: the look may give it back, with the rest of its round. A host
+    with nothing to take waits while any run is unsettled or any round held: what comes back finds a host.
     """
 
     def __init__(self, runs: list[tuple[Cell, int]], run_folder: Path, progress: Progress, keeper: session.Keeper | None = None,
@@ -342,7 +341,8 @@ class Worker(threading.Thread):
         try:
             _work(*self.work)
         finally:
-            self.work[2].release(self.work[0])
+            host, _, runs, *_ = self.work
+            runs.release(host)  # the rest of its round, if it stopped in one, to the other hosts
             self.ended.set()
 
 

@@ -114,6 +114,19 @@ def test_on_whole_nodes_a_gpu_cell_is_timed_on_one_of_the_gpus_granted_and_a_cpu
     assert "gpu_devices" not in cpu.environment
 
 
+@pytest.mark.timeout(120)
+def test_placement_same_node_runs_each_comparison_group_on_the_node_its_first_job_got(tmp_path, fake_nodes, capsys):
+    path = matrix_file(tmp_path, {"first": "", "second": ""}, 'cpu:\n  tensorflow: ["2.20", "2.21"]\nplacement: same-node\n')
+    code, out, err = dispatch_run(path, capsys, "--repeats", "2")
+    assert code == 0, err[-3000:]
+    _, kept = records_of(tmp_path / "results")
+    nodes = {}
+    for record in kept.values():
+        nodes.setdefault(record.workload, set()).add(record.environment["host"])
+    assert [len(used) for used in nodes.values()] == [1, 1], nodes
+    assert err.count("--nodelist=") == 6  # every job of a group but its first asked for that node
+
+
 @pytest.mark.timeout(60)
 def test_a_job_slurm_refuses_is_a_failed_record_with_sbatchs_own_message(tmp_path, fake_nodes, capsys):
     path = matrix_file(tmp_path, {"mnist": ""}, GPU_MATRIX.replace('["h100", "h200"]', '["a100"]'))

@@ -227,7 +227,7 @@ def open_run(plan: Plan, placement: Placement, results_dir: Path, resume: str | 
         return run_folder
     placement.start()
     return records.new_run(results_dir, plan.matrix.path, {**host.facts(), **placement.facts()},
-                           run_plan.new_seed() if seed is None else seed)
+                           run_plan.new_seed() if seed is None else seed, [cell.id for cell in plan.cells])
 
 
 def keep_order_seed(run_folder: Path, seed: int | None) -> None:

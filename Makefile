@@ -8,7 +8,7 @@ VENV ?= .venv
 MATRIX ?= matrix.yaml
 RUNNER = $(VENV)/bin/cudnn-matrix
 
-.PHONY: matrix site test unit-test executors-test docker-test slurm-test bench
+.PHONY: matrix site test unit-test site-test executors-test docker-test slurm-test bench
 
 matrix: $(VENV)/.installed
 	$(RUNNER) run -f $(MATRIX) $(if $(RESUME),--resume)
@@ -28,7 +28,10 @@ test: $(VENV)/.installed
 
 # On every core (pytest-xdist): the fast tests share nothing but read-only fixtures, so they run in any order.
 unit-test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -n auto -m "not docker and not executors and not slurm and not browser and not ssh"
+	$(VENV)/bin/python -m pytest -n auto -m "not docker and not executors and not slurm and not browser and not ssh and not site"
+
+site-test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -n auto -m "site and not browser"
 
 executors-test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m executors

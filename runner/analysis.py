@@ -318,13 +318,19 @@ def not_measured(results: list[CellResult]) -> tuple[NotMeasured, ...]:
 
 
 def timed_seconds(record: Record) -> list[float]:
-    """The seconds of a record's timed epochs (after its warm-up ones); [] without a measurement."""
-    return [epoch.seconds for epoch in _timed(record)]
+    """The training seconds of a record's timed epochs (after its warm-up ones), what verdicts are on; [] without a measurement."""
+    return [_training(epoch) for epoch in _timed(record)]
 
 
 def warmup_seconds(record: Record) -> list[float]:
+    """The training seconds of the warm-up epochs, to set beside the timed ones."""
     measured = record.measurement
-    return [epoch.seconds for epoch in measured.epochs[:measured.warmup_epochs]] if measured else []
+    return [_training(epoch) for epoch in measured.epochs[:measured.warmup_epochs]] if measured else []
+
+
+def _training(epoch: MeasuredEpoch) -> float:
+    """An epoch's training time, without its validation: where older records lack it, the whole epoch's."""
+    return epoch.train_seconds if epoch.train_seconds is not None else epoch.seconds
 
 
 def timed_images_per_second(record: Record) -> list[float]:

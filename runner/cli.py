@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import os
 import shlex
@@ -18,7 +19,7 @@ from typing import Callable
 
 from tabulate import tabulate
 
-from runner import __version__, datasets, dispatch, doctor, executors, placements, records, run_plan, session
+from runner import __version__, bisect, datasets, dispatch, doctor, executors, invocation, placements, records, run_plan, session
 from runner.analysis import analyze
 from runner.run_comparison import compare_runs
 from runner.cells import Cell, environments_of, matches_id
@@ -26,7 +27,7 @@ from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.errors import UserError
 from runner.output_files import check_writable, written
-from runner.executors import IMAGE_NAMESPACE, Executor, local_engine
+from runner.executors import IMAGE_NAMESPACE, Executor, Prepared, PrepareFailure, local_engine
 from runner.executors.host_process import gpu_unavailable
 from runner.progress import Progress
 from runner.report import FORMATS, as_text, render, render_comparison
@@ -35,7 +36,6 @@ from runner.site.charts import run_chart
 from runner.stats import MIN_EFFECT
 from runner.yaml_reader import shown
 
-CHART_FILE = "epochs.png"
 CHART_FORMATS = (".png", ".svg", ".pdf")
 EXIT_OK, EXIT_CELL_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors: UserError.exit_code, 2
 
@@ -45,12 +45,18 @@ progress = Progress()
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line's parser, built once for the executors and placements registered (argparse takes ~15 ms to build it)."""
+    return _parser(tuple(executors.REGISTRY), tuple(placements.REGISTRY))
+
+
+@functools.cache
+def _parser(executor_names: tuple[str, ...], placement_names: tuple[str, ...]) -> argparse.ArgumentParser:
     matrix_options = argparse.ArgumentParser(add_help=False)
     matrix_options.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="the matrix file (default: %(default)s)")
     matrix_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="select cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
     matrix_options.add_argument("--strict", action="store_true", help="make a selected cell that the compatibility table excludes an error")
     executor_choice = argparse.ArgumentParser(add_help=False)
-    executor_choice.add_argument("--executor", choices=list(executors.REGISTRY), default="docker",
+    executor_choice.add_argument("--executor", choices=executor_names, default="docker",
                                  help="where cells run: docker (a container each), or without isolation venv (a virtualenv "
                                       "per environment, made with --python) or local (--python as it is) (default: %(default)s)")
     executor_options = argparse.ArgumentParser(add_help=False, parents=[executor_choice])
@@ -63,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
     verdict_options = argparse.ArgumentParser(add_help=False)
     verdict_options.add_argument("--min-effect", type=percent, default=MIN_EFFECT * 100, metavar="PERCENT",
                                  help="the smallest difference called faster or slower, even when significant (default: %(default)g)")
+    chart_options = argparse.ArgumentParser(add_help=False)
+    chart_options.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the run's chart (.png, .svg or .pdf)")
     results_options = argparse.ArgumentParser(add_help=False)
     results_options.add_argument("--results", type=Path, default=Path("results"), help="where run folders go (default: %(default)s)")
 
@@ -71,8 +79,10 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", parents=[matrix_options, executor_choice], help="show the cells, their ids and images")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
-    commands.add_parser("build", parents=[matrix_options, executor_options, build_options], help="build the images (or venvs) the selected cells need")
-    run = commands.add_parser("run", parents=[matrix_options, executor_options, build_options, results_options, verdict_options], help="build what is missing, run every selected cell, record and report results")
+    building = commands.add_parser("build", parents=[matrix_options, executor_options, build_options], help="build the images (or venvs) the selected cells need")
+    building.add_argument("--save", type=Path, metavar="DIR", help="docker: then write the images as archives to DIR, for build --load elsewhere")
+    building.add_argument("--load", type=Path, metavar="DIR", help="docker: first load the images build --save wrote to DIR; what they hold is not built")
+    run = commands.add_parser("run", parents=[matrix_options, executor_options, build_options, results_options, verdict_options, chart_options], help="build what is missing, run every selected cell, record and report results")
     run.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="run only the cells without a good record in RUN (default: the latest run), into the same folder")
     run.add_argument("--force", action="store_true", help="with --resume: go on though the matrix file is not the one the run started with")
     run.add_argument("--repeats", type=count(MAX_REPEATS), metavar="N",
@@ -88,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
                      help="print what the run would do (cells to run, those that would not and why, environments to make, "
                           "an estimate of its time) and stop there; every run prints it first")
     run.add_argument("--gpus", metavar="WHICH", help="GPUs for GPU cells: all, none, or indices like 0,1 (default: gpu.devices of the matrix, else all)")
-    run.add_argument("--dispatch", choices=list(placements.REGISTRY), default="local",
+    run.add_argument("--dispatch", choices=placement_names, default="local",
                      help="local: run the cells here, one after another; slurm: one sbatch job per cell and repeat, "
                           "settings under slurm: in the matrix; ssh: spread the cells over remote Docker hosts, "
                           "hosts: in the matrix or --host (default: %(default)s)")
@@ -120,13 +130,12 @@ def parser() -> argparse.ArgumentParser:
     report_options.add_argument("--format", default="github", choices=FORMATS, help="github, plain, markdown, csv or json (numbers: docs/results.md) (default: %(default)s)")
     report_options.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     report_options.add_argument("-k", dest="pattern", metavar="PATTERN", help="only the cells whose id contains PATTERN (a glob: cpu-*-dogs*)")
-    report = commands.add_parser("report", parents=[results_options, report_options], help="print the table of a run (default: the latest)",
+    report = commands.add_parser("report", parents=[results_options, report_options, chart_options], help="print the table of a run (default: the latest)",
                                  epilog="exit codes: 0 no cell failed, 1 some cell failed, 2 a usage error")
     report.add_argument("run", nargs="?", type=Path, help="a run folder, results/<run-id> (default: the latest)")
     report.add_argument("--wide", action="store_true", help="the table with every column, all cells in one (default: per workload, "
                         "its measured cells with their speed-ups and verdicts, in 100 columns)")
     report.add_argument("--baseline", metavar="CELL", help="the cell speed-ups are measured against (default: each workload's CPU cell)")
-    report.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the run's chart (.png, .svg or .pdf)")
     report.add_argument("--by", metavar="KEY", help="one table per value of KEY: host (the node that measured each record) or an axis such as gpu_type")
     compare = commands.add_parser("compare", parents=[results_options, report_options], help="the same cells of two runs side by side, with ratios",
                                   epilog="exit codes: 0, or with --fail-on slower 1 when some cell is slower in RUN_B; 2 a usage error")
@@ -134,6 +143,12 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or run id")
     compare.add_argument("--fail-on", choices=["slower"],
                          help="exit 1 when some cell of B is slower than in A (the verdict, not the ratio alone): a CI job's regression gate")
+    bisecting = commands.add_parser("bisect", parents=[executor_options, build_options, results_options, verdict_options],
+                                    help="find the first cuDNN release between two that changes a GPU cell's verdict (each probe a normal cell)")
+    bisecting.add_argument("cell", metavar="CELL", help="a GPU cell of the matrix (see list)")
+    bisecting.add_argument("--cudnn", nargs=2, required=True, metavar=("OLDER", "NEWER"), help="the two cuDNN releases (major.minor) to search between")
+    bisecting.add_argument("-f", "--file", type=Path, default=Path("matrix.yaml"), help="the matrix file (default: %(default)s)")
+    bisecting.add_argument("--repeats", type=count(MAX_REPEATS), metavar="N", help="repeats of each probe (default: the matrix's repeats)")
     publish = commands.add_parser("publish", parents=[results_options, verdict_options],
                                   help="write a static site of every run (opens from disk); only changed runs are rendered again")
     publish.add_argument("-o", "--output", type=Path, default=Path("site"), metavar="SITE", help="the site's folder (default: %(default)s)")
@@ -251,12 +266,22 @@ def _listing(cell: Cell, selected: bool, pattern: str | None, executor_name: str
 
 
 def cmd_build(args) -> int:
+    if (args.save or args.load) and args.executor != "docker":
+        raise UserError(f"--{'save' if args.save else 'load'}: images travel as archives with --executor docker; {args.executor} builds no image")
+    from runner.executors import docker_archives  # docker-py, a second to import: only where images are built
+
     chosen = plan(args)
-    failures = session.build(chosen, executor(args, chosen), progress)
-    return EXIT_CELL_FAILED if failures else EXIT_OK
+    builder = executor(args, chosen)
+    if args.load:
+        docker_archives.load(builder.client, args.load, progress)
+    prepared = session.build(chosen, builder, progress)
+    if args.save:
+        docker_archives.save(builder.client, {p.spec.name: p.handle for p in prepared if isinstance(p, Prepared)}, args.save, progress)
+    return EXIT_CELL_FAILED if any(isinstance(environment, PrepareFailure) for environment in prepared) else EXIT_OK
 
 
 def cmd_run(args) -> int:
+    check_writable(args.plot, "--plot", CHART_FORMATS)
     chosen = plan(args)
     args.results = results_folder(args.results)
     if args.hosts and args.dispatch == "slurm":
@@ -269,36 +294,15 @@ def cmd_run(args) -> int:
         return EXIT_OK
     asked = placements.Asked(args.executor, args.python, args.offline_base, tuple(args.hosts or ()), args.budget_minutes, args.gpus)
     result = session.run_placed(chosen, placements.make(where, chosen, asked, progress), args.results, args.resume, args.repeats,
-                                progress, args.force, lambda run_id: resume_command(args, run_id), args.seed)
+                                progress, args.force, lambda run_id: invocation.resume_command(args, run_id), args.seed)
     analysis = analyze(result.records, min_effect=args.min_effect / 100)
     print(as_text(analysis, wide=args.wide))
     if where != "local":
         print("\n" + dispatch.where(result.records))
-    if analysis.measured:
-        print(f"\nChart: {run_chart(analysis, result.folder / CHART_FILE)}")
-    print(f"Site: {shlex.join(program())} publish{f' --results {args.results}' if args.results != Path('results') else ''}")
+    if args.plot:
+        draw_chart(analysis, args.plot)
+    print(f"Site: {shlex.join(invocation.program())} publish{f' --results {args.results}' if args.results != Path('results') else ''}")
     return EXIT_CELL_FAILED if result.failed else EXIT_OK
-
-
-def program() -> list[str]:
-    """This runner as it was called: the console script by the path typed (.venv/bin/cudnn-matrix), else python -m runner."""
-    return [sys.argv[0]] if Path(sys.argv[0]).name == "cudnn-matrix" else ["python", "-m", "runner"]
-
-
-def resume_command(args, run_id: str) -> str:
-    """The command that goes on with a run as this one ran it, wherever it ran: pasted as printed, it selects the same cells the same way."""
-    words = [*program(), "run", "-f", str(args.file)]
-    if args.results != Path("results"):
-        words += ["--results", str(args.results)]
-    for option, value in (("--dispatch", args.dispatch if args.dispatch != "local" and not args.hosts else None), ("-k", args.pattern),
-                          ("--executor", args.executor if args.executor != "docker" else None),
-                          ("--python", args.python if args.executor in executors.HOST_PROCESSES else None), ("--gpus", args.gpus),
-                          ("--repeats", args.repeats and str(args.repeats))):
-        if value:
-            words += [option, value]
-    words += [word for url in args.hosts or () for word in ("--host", url)]
-    words += ["--offline-base"] * args.offline_base + ["--strict"] * args.strict + ["--force"] * args.force
-    return shlex.join(words + ["--resume", run_id])
 
 
 def cmd_run_cell(args) -> int:
@@ -362,10 +366,27 @@ def cmd_report(args) -> int:
         text = render(loaded, args.format, args.baseline, min_effect, args.wide)
     emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + text, args.output)
     if args.plot:
-        with written(args.plot, "--plot") as partial:
-            run_chart(analyze(loaded, args.baseline, min_effect), partial)
-        progress(f"chart: {args.plot}")
+        draw_chart(analyze(loaded, args.baseline, min_effect), args.plot)
     return EXIT_CELL_FAILED if any(record.status == "failed" for record in loaded) else EXIT_OK
+
+
+def cmd_bisect(args) -> int:
+    chosen = session.plan(args.file, offline_base=args.offline_base, installs=args.executor != "local")
+    results = results_folder(args.results)
+    finding, folder = bisect.run(chosen, args.cell, *args.cudnn, executor(args, chosen), results, args.repeats, progress,
+                                 args.min_effect / 100)
+    print(bisect.render(finding) + (f"\nProbes: {folder}" if folder else ""))
+    return EXIT_OK if finding.steps else EXIT_CELL_FAILED
+
+
+def draw_chart(analysis, path: Path) -> None:
+    """--plot: the run's chart, written whole or not at all; a run that measured nothing has none, which is said, not an error."""
+    if not analysis.measured:
+        progress(f"--plot {path}: no measured cell, so no chart")
+        return
+    with written(path, "--plot") as partial:
+        run_chart(analysis, partial)
+    progress(f"chart: {path}")
 
 
 def cmd_compare(args) -> int:
@@ -422,5 +443,5 @@ def emit(text: str, output: Path | None) -> None:
 
 
 INTERNAL_COMMANDS = ("run-cell",)  # what a dispatched job runs on its node; not for people
-COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "run-cell": cmd_run_cell, "report": cmd_report, "compare": cmd_compare,
+COMMANDS = {"list": cmd_list, "build": cmd_build, "run": cmd_run, "run-cell": cmd_run_cell, "report": cmd_report, "compare": cmd_compare, "bisect": cmd_bisect,
             "doctor": cmd_doctor, "data": cmd_data, "clean": cmd_clean, "publish": cmd_publish}

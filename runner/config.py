@@ -75,7 +75,7 @@ class Workload:
     pipeline: Pipeline
     precision: str  # fp32, tf32 or bf16: set explicitly on every backend, whatever its default
     cudnn: bool  # false: convolutions without cuDNN (torch only: the seed's GPU-without-cuDNN row)
-    conv_autotune: bool  # let cuDNN (TensorFlow, torch) or XLA (jax) time convolution algorithms and pick
+    conv_autotune: str  # default (each framework's own: TensorFlow and XLA autotune, torch does not), on or off
     loader: str  # auto, tfdata or python: the input pipeline
 
 
@@ -220,7 +220,7 @@ def _workload(document: Document, name: Any, value: Any, base_dir: Path) -> Work
         ),
         precision=_choice(document, settings.get("precision", "fp32"), key_path + ("precision",), PRECISIONS),
         cudnn=document.boolean(settings.get("cudnn", True), key_path + ("cudnn",)),
-        conv_autotune=document.boolean(settings.get("conv_autotune", False), key_path + ("conv_autotune",)),
+        conv_autotune=_switch(document, settings.get("conv_autotune", "default"), key_path + ("conv_autotune",), keep="default"),
         loader=_choice(document, settings.get("loader", "auto"), key_path + ("loader",), ("auto",) + LOADERS),
     )
     if workload.epochs <= workload.warmup_epochs:
@@ -275,12 +275,12 @@ def _positive_number(document: Document, value: Any, key_path: tuple) -> float:
     return float(value)
 
 
-def _switch(document: Document, value: Any, key_path: tuple) -> str:
-    """auto, or true/false (YAML booleans, as on/off are too) forcing it: on or off in the job spec."""
+def _switch(document: Document, value: Any, key_path: tuple, keep: str = "auto") -> str:
+    """`keep` (auto, default: leave it to the framework), or true/false (YAML booleans, as on/off are too) forcing it: on or off in the job spec."""
     if isinstance(value, bool):
         return "on" if value else "off"
-    if value != "auto":
-        raise document.error(key_path, "auto, true or false", value)
+    if value != keep:
+        raise document.error(key_path, f"{keep}, true or false", value)
     return value
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # numpy and PIL take a fifth of a second to import: only the 
 
 from runner.config import MAX_IMAGES, Workload
 from runner.errors import UserError
+from runner.invocation import command
 from workload.contract import CLASSES, MNIST_FILE, SYNTHETIC_MARKER
 
 SPLITS = ("train", "validation")
@@ -101,7 +102,7 @@ def _check_real(workload: Workload) -> None:
             if len(photos) < wanted[split]:
                 raise UserError(
                     f"{folder}: {len(photos)} JPEGs, {wanted[split]} needed for workloads.{workload.name}; "
-                    f"complete the seed's layout (python -m runner data dogs-vs-cats --from train.zip) "
+                    f"complete the seed's layout ({command('data', 'dogs-vs-cats', '--from', 'train.zip')}) "
                     f"or remove {workload.data_dir / split} to use synthetic data"
                 )
             for photo in photos[:wanted[split]]:  # the workload reads the first ones, sorted by name

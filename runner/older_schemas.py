@@ -22,8 +22,8 @@ def record_2_to_3(data: dict) -> dict:
     return {**data, "axes": axes, "executor": "docker", "environment": environment, "schema": 3}
 
 
-# The timer's figures in an epoch: a schema-1 epoch kept Keras' logs beside them.
-EPOCH_FIGURES = tuple(field.name for field in fields(Epoch) if field.name not in ("logs", "telemetry"))
+# The timer's figures in a schema-2 epoch: a schema-1 epoch kept Keras' logs beside them.
+EPOCH_FIGURES = tuple(field.name for field in fields(Epoch) if field.name not in ("logs", "telemetry", "validation_seconds"))
 
 
 def measurement_1_to_2(data: dict) -> dict:
@@ -38,3 +38,24 @@ def measurement_1_to_2(data: dict) -> dict:
     if isinstance(telemetry, dict) and isinstance(telemetry.get("gpus"), list):
         telemetry = {**telemetry, "gpus": [{"not_sampled": {}, **gpu} if isinstance(gpu, dict) else gpu for gpu in telemetry["gpus"]]}
     return {**data, "schema": 2, "epochs": epochs, "telemetry": telemetry}
+
+
+def measurement_2_to_3(data: dict) -> dict:
+    """A schema-2 measurement in schema 3's terms: its epochs did not time validation apart (validation_seconds None).
+
+    Their train_seconds stand: the timer synchronised after every training step then, so they timed finished work.
+    """
+    epochs = data.get("epochs")
+    if isinstance(epochs, list):
+        epochs = [{**epoch, "validation_seconds": None} if isinstance(epoch, dict) else epoch for epoch in epochs]
+    return {**data, "schema": 3, "epochs": epochs}
+
+
+# Each older measurement schema's step towards the next: a measurement is converted step by step up to the current one.
+MEASUREMENT_STEPS = {1: measurement_1_to_2, 2: measurement_2_to_3}
+
+
+def measurement_to_current(data: dict) -> dict:
+    while data.get("schema") in MEASUREMENT_STEPS:
+        data = MEASUREMENT_STEPS[data["schema"]](data)
+    return data

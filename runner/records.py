@@ -26,7 +26,8 @@ from typing import Iterable, Iterator
 
 from runner import __version__
 from runner.errors import UserError
-from runner.older_schemas import measurement_1_to_2, record_2_to_3
+from runner.invocation import command
+from runner.older_schemas import measurement_to_current, record_2_to_3
 from workload.contract import ContractError, Measurement, finite
 
 RESULTS_SCHEMA = 3  # 2: CUDA/cuDNN requested, repeats; 3: axes, executor, environment provenance
@@ -143,7 +144,7 @@ def _measurement(data) -> Measurement:
     """The record's measurement, an older schema's converted; the parts readers look into beyond the contract's types checked too."""
     if not isinstance(data, dict):
         raise ContractError("measurement: expected an object")
-    measurement = Measurement.from_dict(measurement_1_to_2(data) if data.get("schema") == 1 else data)
+    measurement = Measurement.from_dict(measurement_to_current(data))
     if measurement.warmup_epochs < 0:
         raise ContractError("measurement: warmup_epochs: expected a whole number from 0")
     for part in ("cudnn", "cuda_runtime"):
@@ -200,8 +201,7 @@ def _start(folder: Path, matrix_path: Path, host: dict, order_seed: int | None, 
         "host": host,
         "started": now(),
         "state": "running",
-        **({"order_seed": order_seed} if order_seed is not None else {}),
-        **({"cells": cells} if cells else {}),  # the matrix's cells in its order: how records are read back, whatever order they ran in
+        **({"order_seed": order_seed} if order_seed is not None else {}), **({"cells": cells} if cells else {}),  # see in_matrix_order
     }
     _write_atomically(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     (folder / RESULTS_FILE).touch()
@@ -446,5 +446,5 @@ def latest_run(results_dir: Path) -> Path:
     runs = [p for p in results_dir.glob("*/") if (p / RESULTS_FILE).is_file()]
     runs.sort(key=_start_order)
     if not runs:
-        raise UserError(f"{results_dir}: no runs yet: run `python -m runner run` (or `make matrix`) first")
+        raise UserError(f"{results_dir}: no runs yet: run `{command('run')}` (or `make matrix`) first")
     return runs[-1]

@@ -27,15 +27,17 @@ from runner.run_comparison import CellAcrossRuns, RunComparison, compare_runs
 from runner.stats import ALPHA, CORRECTION, FEWEST_REPEATS, MIN_EFFECT, OUTLIER_MADS, VERDICT_RULE, Comparison
 
 FORMATS = ("github", "plain", "markdown", "csv", "json")
-SCHEMA_VERSION = 2  # of report's and compare's JSON and CSV: raised when a key changes meaning or goes (2: Holm, verdict same)
+# Of report's and compare's JSON and CSV: raised when a key changes meaning or goes (2: Holm, verdict same; 3: the seconds are
+# the timed epochs' training time, validation left out, under train_seconds_* keys, which were epoch_seconds_*).
+SCHEMA_VERSION = 3
 # The default table, per workload, of its measured cells: what a terminal of 100 columns shows whole (--wide: COLUMNS).
-NARROW_COLUMNS = ["cell", "status", "epoch s", "speed-up", "verdict"]
-NARROW_NOTE = ("epoch s: the median repeat's timed epochs (training and validation); the speed-up and its verdict\n"
-               "are from those repeats. Cells not measured are listed below; --wide shows every column.")
-WIDE_NOTE = ("The speed-up and its verdict are from epoch s (training and validation, the median repeat); images/s counts "
-             "training alone, so the two can rank cells differently.")
+NARROW_COLUMNS = ["cell", "status", "train s", "speed-up", "verdict"]
+NARROW_NOTE = ("train s: the median repeat's timed epochs, training only (validation is timed apart); the speed-up\n"
+               "and its verdict are from those repeats. Cells not measured are listed below; --wide shows all.")
+WIDE_NOTE = ("The speed-up and its verdict are from train s (the timed epochs' training alone, validation timed apart; "
+             "the median repeat), as images/s is.")
 COLUMNS = ["cell", "status", "workload", "device", "CUDA", "cuDNN named / loaded", "framework, Keras loaded",
-           "first epoch s", "repeats", "epoch s median (repeat range)", "outlier epochs", "images/s", "speed-up"]
+           "first epoch train s", "repeats", "train s median (repeat range)", "outlier epochs", "images/s", "speed-up"]
 # Added only when some cell's records carry the figures, so that runs from before telemetry read as they did.
 MEMORY_COLUMNS = ["peak RSS"]
 GPU_COLUMNS = ["GPU memory peak", "GPU energy/epoch", "images/J"]
@@ -201,14 +203,14 @@ def not_measured_words(group: NotMeasured) -> str:
 # --- JSON and CSV: numbers under stable keys (docs/results.md) ---------------------------------------------------
 
 CELL_KEYS = ["cell_id", "status", "reason", "workload", "model", "kind", "gpu_type", "cuda", "cudnn_named", "cudnn_loaded",
-             "framework", "framework_version", "keras_version", "data_kind", "repeats", "epoch_seconds_median", "epoch_seconds_low",
-             "epoch_seconds_high", "first_epoch_seconds_median", "outlier_epochs", "images_per_second", "input_wait_share",
+             "framework", "framework_version", "keras_version", "data_kind", "repeats", "train_seconds_median", "train_seconds_low",
+             "train_seconds_high", "first_train_seconds_median", "outlier_epochs", "images_per_second", "input_wait_share",
              "peak_rss_bytes", "gpu_memory_bytes", "gpu_energy_joules_per_epoch", "gpu_energy_estimated", "images_per_joule",
              "timing_doubtful", "is_baseline", "baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_p_value",
              "speedup_p_adjusted", "speedup_verdict", "speedup_repeats_needed"]
 COMPARISON_KEYS = ["question", "baseline", "other", "ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "family",
                    "repeats_baseline", "repeats_other", "verdict", "repeats_needed", "hosts", "reason", "not_comparable"]
-COMPARE_KEYS = ["cell_id", "status_a", "status_b", "repeats_a", "repeats_b", "epoch_seconds_median_a", "epoch_seconds_median_b",
+COMPARE_KEYS = ["cell_id", "status_a", "status_b", "repeats_a", "repeats_b", "train_seconds_median_a", "train_seconds_median_b",
                 "ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "verdict", "repeats_needed", "gpu_energy_joules_per_epoch_a",
                 "gpu_energy_joules_per_epoch_b", "energy_ratio"]
 
@@ -218,8 +220,8 @@ def as_json(analysis: Analysis) -> str:
     return json.dumps({
         "schema_version": SCHEMA_VERSION,
         **method_numbers(analysis.min_effect),
-        "cells": [{**cell_numbers(analysis, result), "first_epoch_seconds": list(result.first_epochs),
-                   "epoch_seconds_per_repeat": list(result.timed.per_repeat) if result.timed else []} for result in analysis.results],
+        "cells": [{**cell_numbers(analysis, result), "first_train_seconds": list(result.first_epochs),
+                   "train_seconds_per_repeat": list(result.timed.per_repeat) if result.timed else []} for result in analysis.results],
         "comparisons": [{"question": p.question, "baseline": p.baseline.cell_id, "other": p.other.cell_id, **comparison_numbers(p.comparison),
                          "not_comparable": list(p.doubtful)} for p in analysis.pairs],
         "sentences": list(analysis.sentences),
@@ -284,7 +286,7 @@ def render_comparison(compared: RunComparison, table_format: str = "github") -> 
                            "telemetry_warnings_b": [{"subject": w.subject, "message": w.words} for w in compared.warnings_b]}, indent=2)
     if table_format == "csv":
         return _csv(COMPARE_KEYS, [_across_numbers(cell) for cell in compared.cells])
-    headers = ["cell", f"A: {compared.name_a} epoch s", f"B: {compared.name_b} epoch s", "repeats A / B", "B vs A"]
+    headers = ["cell", f"A: {compared.name_a} train s", f"B: {compared.name_b} train s", "repeats A / B", "B vs A"]
     headers += ["A GPU energy/epoch", "B GPU energy/epoch", "energy B / A"] * compared.with_energy
     rows = [_across_row(cell, compared.with_energy) for cell in compared.cells]
     text = _table(headers, rows, table_format)

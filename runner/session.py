@@ -157,8 +157,8 @@ def _ready(prepared: Provisioned) -> list[Prepared]:
     return [environment for environment in prepared.values() if isinstance(environment, Prepared)]
 
 
-def build(plan: Plan, executor: Executor, progress: Progress) -> list[PrepareFailure]:
-    """Prepare the environments of the selected cells; the ones that failed, each said once, as are those this executor excludes."""
+def build(plan: Plan, executor: Executor, progress: Progress) -> list[Prepared | PrepareFailure | Unsuitable]:
+    """Prepare the environments of the selected cells; a failed one is said once, as is one this executor excludes."""
     runnable = [cell for cell in plan.selected if not cell.excluded]
     prepared = list(map(executor.prepare, environments_of(runnable)))
     for environment in prepared:
@@ -166,7 +166,7 @@ def build(plan: Plan, executor: Executor, progress: Progress) -> list[PrepareFai
             progress(f"{environment.spec.name}: excluded: {environment.reason}")
         elif isinstance(environment, PrepareFailure):
             progress(f"{environment.spec.name}: {environment.reason}")
-    return [environment for environment in prepared if isinstance(environment, PrepareFailure)]
+    return prepared
 
 
 def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,

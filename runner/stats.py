@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from statistics import median
+from statistics import NormalDist, median
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 ALPHA = 0.05  # the family's level: the chance of any false faster/slower in a report; the interval's confidence is 1 - ALPHA
 MIN_EFFECT = 0.05  # smaller differences are not called, however significant: 5% is within what a host drifts by
 OUTLIER_MADS = 10.0  # hyperfine's threshold: 10 MADs, each scaled (x 1.4826) to a standard deviation
+MAD_TO_SIGMA = 1 / NormalDist().inv_cdf(0.75)  # 1.4826: a normal sample's MAD times this is its standard deviation (scipy's scale="normal")
 BOOTSTRAP_SEED = 0  # fixed, so that the same records always give the same interval, byte for byte
 RESAMPLES = 9999  # bootstrap resamples per interval
 VERDICTS = ("faster", "slower", "same", "no_difference", "not_comparable")
@@ -70,14 +71,13 @@ def summarize(epochs_per_repeat: Sequence[Sequence[float]]) -> Summary:
 def outliers(values: Sequence[float], threshold: float = OUTLIER_MADS) -> tuple[int, ...]:
     """Positions of the values more than `threshold` scaled MADs from their median."""
     import numpy as np
-    from scipy.stats import median_abs_deviation
 
     values = np.asarray(values, dtype=float)
     deviation = np.abs(values - np.median(values))
     with np.errstate(divide="ignore", invalid="ignore"):
         # When more than half the values are equal the MAD is 0: any other value is then infinitely far (flagged),
         # and the equal ones are 0/0 = nan, which no comparison flags.
-        distance = deviation / median_abs_deviation(values, scale="normal")
+        distance = deviation / (np.median(deviation) * MAD_TO_SIGMA)
     return tuple(int(i) for i in np.flatnonzero(distance > threshold))
 
 

@@ -11,7 +11,7 @@ NOT_IN_TEST = f"{NOT_AVAILABLE}: not in this test"
 def epoch(seconds: float, train_seconds: float | None = None, images_per_second: float | None = None, **figures) -> dict:
     """One epoch: its times, and none of the timer's other figures unless given."""
     train_seconds = train_seconds or seconds * 0.8
-    return {"seconds": seconds, "train_seconds": train_seconds, "images_per_second": images_per_second or 2000 / train_seconds,
+    return {"seconds": seconds, "train_seconds": train_seconds, "validation_seconds": None, "images_per_second": images_per_second or 2000 / train_seconds,
             "steps": None, "step_seconds_median": None, "step_seconds_max": None, "model_gflops_per_second": None,
             "gflops_per_second": None, "input_wait_share": None, "logs": {}, "telemetry": None, **figures}
 

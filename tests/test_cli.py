@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fake_executor import FakeExecutor
-from runner import cli, executors
+from runner import cli, executors, invocation
 from runner.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,13 +108,14 @@ def test_broken_matrix_is_one_error_line(tmp_path, capsys):
     assert err.startswith(f"error: {path}:3: workloads.dogs-vs-cats.epoch: ")
 
 
-def test_report_without_runs_is_one_error_line(tmp_path, capsys):
+def test_report_without_runs_is_one_error_line_naming_the_command_as_it_was_typed(tmp_path, monkeypatch, capsys):
     (tmp_path / "results").mkdir()
+    monkeypatch.setattr(sys, "argv", [".venv/bin/cudnn-matrix", "report"])
     assert main(["report", "--results", str(tmp_path / "results")]) == 2
 
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"error: {tmp_path / 'results'}: no runs yet")
+    assert err.startswith(f"error: {tmp_path / 'results'}: no runs yet: run `.venv/bin/cudnn-matrix run` (or `make matrix`) first")
 
 
 def test_a_misspelt_results_folder_is_named_as_missing(tmp_path, capsys):
@@ -125,7 +126,7 @@ def test_a_misspelt_results_folder_is_named_as_missing(tmp_path, capsys):
 @pytest.mark.parametrize("typed, said", [
     ("reprot", "error: unknown command 'reprot': did you mean 'report'?\n"),
     ("run-cel", "error: unknown command 'run-cel': did you mean 'run'?\n"),  # the internal run-cell is never suggested
-    ("xyz", "error: unknown command 'xyz': expected one of list, build, run, report, compare, doctor, data, clean, publish\n"),
+    ("xyz", "error: unknown command 'xyz': expected one of list, build, run, report, compare, bisect, doctor, data, clean, publish\n"),
 ])
 def test_a_mistyped_command_gets_the_nearest_one(typed, said, capsys):
     assert main([typed]) == 2
@@ -149,6 +150,7 @@ def test_report_k_selects_cells_and_by_must_name_an_axis_the_run_has(capsys):
                                        "(cuda, cudnn, framework, framework_version, kind)\n")
 
 
+@pytest.mark.executors  # the runner as a process, as a user starts it
 def test_a_report_into_a_pipe_closed_early_ends_quietly():
     # What `report | head` does once head has its lines: the reader is gone before the report is written.
     process = subprocess.Popen([sys.executable, "-m", "runner", "report", str(FIXTURE_RUN), "-k", "cpu-"], cwd=REPO,
@@ -161,6 +163,7 @@ def test_a_report_into_a_pipe_closed_early_ends_quietly():
 # --- as a user types it ----------------------------------------------------------------------
 
 
+@pytest.mark.executors  # the runner as a process, as a user starts it
 def test_module_lists_the_default_matrix_as_json():
     result = runner("list", "--json")  # the one test of the real entry point: the rest call main() in-process
 
@@ -305,9 +308,10 @@ def test_ctrl_c_raises_in_the_runner_and_not_in_a_child_forked_from_it():
                                           ("/x/runner/__main__.py", ["python", "-m", "runner"])])
 def test_commands_the_runner_prints_call_it_as_it_was_called(monkeypatch, argv0, words):
     monkeypatch.setattr(sys, "argv", [argv0, "run"])
-    assert cli.program() == words
+    assert invocation.program() == words
 
 
+@pytest.mark.executors  # the runner as a process, as a user starts it
 def test_the_console_script_and_python_m_runner_are_one_program():
     script = Path(sys.executable).with_name("cudnn-matrix")  # installed by `pip install -e .`, as the Makefile does
     by_script = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
@@ -343,7 +347,8 @@ def grown(results: Path, run_id: str, factor: float) -> None:
     lines += [{**measured[repeat % 2], "repeat": repeat} for repeat in range(2, 5)]
     for line in lines:
         if line["measurement"]:
-            line["measurement"] = {**line["measurement"], "epochs": [{**epoch, "seconds": epoch["seconds"] * factor}
+            line["measurement"] = {**line["measurement"], "epochs": [{**epoch, "seconds": epoch["seconds"] * factor,
+                                                                      "train_seconds": epoch["train_seconds"] * factor}
                                                                      for epoch in line["measurement"]["epochs"]]}
     (results / run_id / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
 

@@ -2,7 +2,10 @@
 
 import dataclasses
 import json
+import os
 import sys
+import time
+import types
 from pathlib import Path
 
 import pytest
@@ -51,6 +54,53 @@ def test_input_stalls_in_bursts_count_in_the_input_wait_share():
     steady = contract.Epoch(**epoch(1.2, 1.0, steps=100, step_seconds_median=0.01, step_seconds_max=0.01))
     assert benchmark.with_rates(steady, 32, 1e9, 0.01).input_wait_share == pytest.approx(0.0, abs=1e-9)
 
+@pytest.mark.parametrize("framework, asked, variables", [
+    ("tensorflow", "default", {"XLA_FLAGS": "--xla_dump_to=/tmp"}),  # nothing set: TensorFlow's own default (it autotunes)
+    ("tensorflow", "off", {"TF_CUDNN_USE_AUTOTUNE": "0", "XLA_FLAGS": "--xla_dump_to=/tmp"}),
+    ("jax", "default", {"XLA_FLAGS": "--xla_dump_to=/tmp"}),  # XLA's own level
+    ("jax", "on", {"XLA_FLAGS": "--xla_dump_to=/tmp --xla_gpu_autotune_level=4"}),
+    ("jax", "off", {"XLA_FLAGS": "--xla_dump_to=/tmp --xla_gpu_autotune_level=0"}),
+    ("torch", "on", {"XLA_FLAGS": "--xla_dump_to=/tmp"}),  # torch's switch is set after import (backends.configure)
+])
+def test_conv_autotune_default_takes_away_inherited_overrides_and_on_off_force_it(monkeypatch, framework, asked, variables):
+    monkeypatch.setenv("TF_CUDNN_USE_AUTOTUNE", "1")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_gpu_autotune_level=2 --xla_dump_to=/tmp")
+    monkeypatch.setenv("KERAS_BACKEND", "")
+    job = dataclasses.replace(default_jobs()[0], framework=framework, conv_autotune=asked)
+    backends.before_import(job)
+    assert {name: os.environ[name] for name in ("TF_CUDNN_USE_AUTOTUNE", "XLA_FLAGS") if name in os.environ} == variables
+
+
+def test_the_record_says_which_conv_autotune_was_in_effect_and_whether_it_was_the_frameworks_default():
+    job = default_jobs()[0]
+    assert backends.conv_autotune(job, gpu=True, in_effect=True) == {"conv_autotune": "on", "conv_autotune_source": "the framework's default"}
+    forced = dataclasses.replace(job, conv_autotune="off")
+    assert backends.conv_autotune(forced, gpu=True, in_effect=False) == {"conv_autotune": "off", "conv_autotune_source": "forced by the matrix"}
+    assert backends.conv_autotune(job, gpu=False, in_effect=True)["conv_autotune"] == "not applicable (no GPU)"
+
+
+def test_the_timer_synchronises_the_device_at_epoch_boundaries_and_times_validation_apart():
+    """Four synchronisations an epoch (its start, training's end, validation's end, its end) whatever its steps; none per step."""
+    keras = types.SimpleNamespace(callbacks=types.SimpleNamespace(Callback=object))
+    synchronised = []
+    timeline = {}
+    timer = benchmark.epoch_timer(keras, 64, 1, lambda: synchronised.append(time.perf_counter()), timeline)
+    timer.on_epoch_begin(0)
+    for step in range(4):
+        timer.on_train_batch_begin(step)
+        time.sleep(0.002)
+    assert len(synchronised) == 1
+    timer.on_test_begin()
+    time.sleep(0.003)
+    timer.on_test_end()
+    timer.on_epoch_end(0, {"loss": 0.5})
+    (epoch,) = timer.epochs
+    assert len(synchronised) == 4 and "first_step_ended" in timeline
+    assert epoch.steps == 4 and 0.002 <= epoch.step_seconds_median and epoch.step_seconds_max < epoch.train_seconds
+    assert 0.008 <= epoch.train_seconds and 0.003 <= epoch.validation_seconds
+    assert epoch.train_seconds + epoch.validation_seconds <= epoch.seconds and epoch.images_per_second == 64 / epoch.train_seconds
+
+
 def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     assert tuple(MODELS) == contract.MODELS == tuple(models.MODELS)
 
@@ -62,8 +112,11 @@ def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     (lambda d: d.update(jit_compile="xla"), "job spec: jit_compile: expected one of auto, on, off"),
     (lambda d: d.update(epochs=True), "job spec: epochs: expected int"),
     (lambda d: d.update(surprise=1), "job spec: unknown key 'surprise'"),
-    (lambda d: d.update(schema=99), "job spec: expected schema 4, got 99: the runner and the workload are from different versions"),
-    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 4, got 3"),  # before "backend" was "framework"
+    (lambda d: d.update(schema=99), "job spec: expected schema 5, got 99: the runner and the workload are from different versions"),
+    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 5, got 3"),  # before "backend" was "framework"
+    (lambda d: d.update(schema=4, conv_autotune=False), "job spec: expected schema 5, got 4"),  # before conv_autotune was default|on|off
+    (lambda d: d.update(conv_autotune=True), "job spec: conv_autotune: expected str"),
+    (lambda d: d.update(conv_autotune="heuristic"), "job spec: conv_autotune: expected one of default, on, off"),
     (lambda d: d.update(framework="mxnet"), "job spec: framework: expected one of tensorflow, torch, jax"),
     (lambda d: d.update(loader="tfdata", framework="torch"), "job spec: loader: tf.data needs the tensorflow framework, not torch"),
     (lambda d: d.update(precision="fp16"), "job spec: precision: expected one of fp32, tf32, bf16"),
@@ -85,7 +138,7 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
     with pytest.raises(SystemExit) as caught:
         benchmark.read_job(["--job", "{}"])
     assert caught.value.code == 2
-    assert capsys.readouterr().err.startswith("error: job spec: expected schema 4, got None")
+    assert capsys.readouterr().err.startswith("error: job spec: expected schema 5, got None")
     with pytest.raises(SystemExit, match="usage: benchmark.py --job"):
         benchmark.read_job(["--epochs", "3"])
 
@@ -98,8 +151,12 @@ MEASURED = {"schema": contract.MEASUREMENT_SCHEMA, "cell_id": "c", "workload": "
 def test_a_measurement_is_typed_and_its_schema_checked():
     measurement = Measurement.from_dict(dict(MEASURED))
     assert measurement.epochs[0].seconds == 2.0 and measurement.failure is None
-    with pytest.raises(ContractError, match="measurement: expected schema 2, got 7"):
+    with pytest.raises(ContractError, match="measurement: expected schema 3, got 7"):
         Measurement.from_dict(dict(MEASURED, schema=7))
+    timed_apart = Measurement.from_dict(dict(MEASURED, epochs=[epoch(2.0, 1.5, validation_seconds=0.4)]))
+    assert (timed_apart.epochs[0].train_seconds, timed_apart.epochs[0].validation_seconds) == (1.5, 0.4)
+    with pytest.raises(ContractError, match=r"measurement: epochs\[1\]: validation_seconds: expected from 0 to the epoch's seconds"):
+        Measurement.from_dict(dict(MEASURED, epochs=[epoch(2.0, 1.5, validation_seconds=3.0)]))
     with pytest.raises(ContractError, match=r"measurement: epochs\[1\]: seconds: expected float, got nan"):
         Measurement.from_dict(dict(MEASURED, epochs=[epoch(float("nan"), 1, 1)]))
     with pytest.raises(ContractError, match="measurement: versions: missing"):
@@ -147,7 +204,7 @@ def line(data):
      "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
      "images_per_second above 0 and at most a billion)"),
     ({"output": line(dict(MEASURED, schema=9))}, "failed",
-     "the workload printed no readable result record (measurement: expected schema 2, got 9: the workload in the environment and this runner are from different versions)"),
+     "the workload printed no readable result record (measurement: expected schema 3, got 9: the workload in the environment and this runner are from different versions)"),
     ({"exit_code": None, "error": "the engine refused the container: bad memory"}, "failed", "the engine refused the container: bad memory"),
 ])
 def test_the_outcome_ladder(raw, status, reason):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fake_executor import FakeExecutor
-from runner import cli, dispatch, executors, gpu_types, records, run_plan, session
+from runner import cli, dispatch, executors, gpu_types, invocation, records, run_plan, session
 from runner.config import load_matrix
 from runner.dispatch import slurm
 from runner.dispatch_settings import SLURM_DEFAULTS
@@ -324,7 +324,7 @@ def test_the_resume_command_names_where_the_run_ran(matrix):
                                "--dispatch slurm --executor venv --python /shared/py"),
                               (["--host", "ssh://a", "--host", "ssh://b"], "--host ssh://a --host ssh://b")):
         args = cli.parser().parse_args(["run", "-f", str(matrix), *options])
-        assert cli.resume_command(args, "RUN") == f"python -m runner run -f {matrix} {expected} --resume RUN"
+        assert invocation.resume_command(args, "RUN") == f"python -m runner run -f {matrix} {expected} --resume RUN"
 
 
 class TwoNodeSlurm(RefusingSlurm):

@@ -19,6 +19,7 @@ workloads:
   dogs-vs-cats: {{{SMALL}}}
   mnist: {{{SMALL}}}
   mnist-without-cudnn: {{model: mnist, {SMALL}, cudnn: false}}
+  dogs-vs-cats-cached: {{model: dogs-vs-cats, {SMALL}, input: cached}}
 repeats: 1
 cpu:
   backend: [tensorflow, torch, jax]
@@ -58,6 +59,25 @@ def test_every_backend_trains_the_same_network(measured, backend, model):
     for epoch in measurement["epochs"]:  # the same sampler beside every backend's threads
         assert PARAMETERS[model] * 4 < epoch["telemetry"]["process_peak_rss_bytes"] < limit
         assert epoch["telemetry"]["gpus"].startswith("not available: ")
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "torch", "jax"])
+def test_every_epoch_times_training_apart_from_validation(measured, backend):
+    for model in ("dogs-vs-cats", "mnist"):
+        for epoch in measured[f"{ENVIRONMENTS[backend]}-{model}"]["measurement"]["epochs"]:
+            assert 0 < epoch["validation_seconds"] and epoch["train_seconds"] + epoch["validation_seconds"] <= epoch["seconds"]
+
+
+@pytest.mark.parametrize("backend, placed_on", [
+    ("tensorflow", "in host memory (tf.data's cache; "), ("torch", "on the device (torch tensors on cpu)"), ("jax", "on the device (jax arrays on "),
+])
+def test_cached_batches_are_placed_on_the_device_once_and_the_record_says_where(measured, backend, placed_on):
+    record = measured[f"{ENVIRONMENTS[backend]}-dogs-vs-cats-cached"]
+    assert record["status"] == "ok", record["reason"]
+    assert record["measurement"]["settings"]["pipeline"]["cached_batches"].startswith(placed_on)
+    jpeg = measured[f"{ENVIRONMENTS[backend]}-dogs-vs-cats"]["measurement"]["settings"]
+    assert jpeg["pipeline"]["cached_batches"] == "not applicable (input: jpeg)"
+    assert (jpeg["conv_autotune"], jpeg["conv_autotune_source"]) == ("not applicable (no GPU)",) * 2
 
 
 def test_torch_records_the_convolution_it_called(measured):

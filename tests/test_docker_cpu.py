@@ -110,3 +110,22 @@ def test_doctor_checks_the_engine_its_disk_and_the_images_for_real(first_build, 
     assert "ok       executor docker: docker_engine " in done.stdout
     assert "ok       environment cpu-tf2.21: image cudnn-matrix/cpu-tf2.21 built before" in done.stdout
     assert "disk for images: " in done.stdout and "GiB free at " in done.stdout
+
+
+def test_an_image_round_trips_through_an_archive_and_a_changed_one_is_refused(first_build, tiny, docker_client, tmp_path):
+    images = tmp_path / "images"
+    saved = runner("build", "-f", tiny / "matrix.yaml", "--offline-base", "--save", images)
+    assert saved.returncode == 0, saved.stderr[-3000:]
+    (entry,) = json.loads((images / "images.json").read_text())
+    assert (images / entry["archive"]).stat().st_size > 100 * 2**20  # the whole image, TensorFlow and all
+    docker_client.images.remove(entry["tag"], force=True)  # as on a machine that never built it
+
+    loaded = runner("build", "-f", tiny / "matrix.yaml", "--offline-base", "--load", images)
+
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert f"cpu-tf2.21: loaded {entry['tag']} from" in loaded.stderr and f"cpu-tf2.21: up to date ({entry['tag']})" in loaded.stderr
+    assert "Step 1/" not in loaded.stderr  # nothing built
+    assert docker_client.images.get(entry["tag"]).id == entry["image_id"]
+    (images / "images.json").write_text(json.dumps([{**entry, "image_id": "sha256:" + "0" * 64}]))
+    refused = runner("build", "-f", tiny / "matrix.yaml", "--offline-base", "--load", images)
+    assert refused.returncode == 2 and f"not the sha256:{'0' * 64} saved as {entry['tag']}" in refused.stderr.splitlines()[-1]

@@ -53,6 +53,7 @@ def test_the_same_network_in_keras_2_and_keras_3(measured, tensorflow, keras_maj
         assert epoch["model_gflops_per_second"] == pytest.approx(measurement["settings"]["batch_size"] * TRAINING_FLOPS[model]
                                                                  / epoch["step_seconds_median"] / 1e9)
         assert 0 < epoch["step_seconds_median"] <= epoch["step_seconds_max"] <= epoch["train_seconds"]
+        assert 0 < epoch["validation_seconds"] and epoch["train_seconds"] + epoch["validation_seconds"] <= epoch["seconds"]
     assert measurement["model"]["training_flops_per_image"] == TRAINING_FLOPS[model]
     assert measurement["model"]["compute_step_seconds"] > 0
     assert all(0 <= epoch["input_wait_share"] < 1 for epoch in measurement["epochs"])
@@ -63,8 +64,9 @@ def test_the_same_network_in_keras_2_and_keras_3(measured, tensorflow, keras_maj
 def test_pipeline_settings_are_recorded(measured):
     jpeg = measured["cpu-tf2.21-dogs-vs-cats"]["measurement"]["settings"]["pipeline"]
     cached = measured["cpu-tf2.21-dogs-vs-cats-cached"]["measurement"]["settings"]["pipeline"]
-    assert jpeg == {"input": "jpeg", "autotune": False, "parallel_calls": 2, "prefetch_batches": 2}
-    assert cached["input"] == "cached"
+    assert jpeg == {"input": "jpeg", "autotune": False, "parallel_calls": 2, "prefetch_batches": 2,
+                    "cached_batches": "not applicable (input: jpeg)"}
+    assert cached["input"] == "cached" and cached["cached_batches"].startswith("in host memory (tf.data's cache; ")
     assert measured["cpu-tf2.15-dogs-vs-cats-cached"]["status"] == "ok"
 
 

@@ -1,5 +1,7 @@
 """cudnn-matrix doctor: what a run depends on, checked without running anything; the real executors, no engine needed."""
 
+import pytest
+
 from fake_executor import FakeExecutor
 from runner import cli, doctor, session
 
@@ -32,6 +34,7 @@ def test_an_engine_that_cannot_be_reached_is_a_problem_and_exit_1(tmp_path, monk
         "start it (systemctl start docker, or dockerd) or point DOCKER_HOST at a running one"]
 
 
+@pytest.mark.executors  # asks a real interpreter what it has
 def test_an_interpreter_without_the_framework_runs_nothing_and_says_why(tmp_path, monkeypatch, capsys):
     code, out, err = doctor_command(tmp_path, monkeypatch, capsys, "--executor", "local", "-k", "cpu-")
     assert code == 1, err

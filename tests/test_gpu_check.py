@@ -25,15 +25,17 @@ NO_CUDNN_DOGS = "gpu-cuda13.0-cudnn9.19-torch2.11-nocudnn-dogs-vs-cats"
 NOT_REACHED = "not reached: the run's budget of 6.5 min (--budget-minutes) was spent on the cells before it"
 
 
-def record(cell: str, status: str = "ok", reason: str = "", seconds: float = 1.0, repeat: int = 0, gpus: list | None = None) -> Record:
-    """A record as the local executor writes it; an ok one has a warm-up epoch and two timed epochs of `seconds`."""
+def record(cell: str, status: str = "ok", reason: str = "", seconds: float = 1.0, repeat: int = 0, gpus: list | None = None,
+           validation: float | None = None) -> Record:
+    """A record as the local executor writes it; an ok one has a warm-up epoch and two timed epochs of `seconds` (0.8 of it training)."""
     kind, framework = cell.split("-")[0], "jax" if "-jax" in cell else "torch"
     axes = {"kind": kind, "framework": framework, "framework_version": VERSIONS[framework]}
     if kind == "gpu":
         axes.update(cuda="13.0", cudnn="9.19")
     measurement = None
     if status == "ok":
-        epoch = measurements.epoch(seconds, telemetry=measurements.epoch_telemetry([measurements.gpu_epoch(**gpu) for gpu in gpus or []]))
+        epoch = measurements.epoch(seconds, validation_seconds=validation,
+                                   telemetry=measurements.epoch_telemetry([measurements.gpu_epoch(**gpu) for gpu in gpus or []]))
         measurement = Measurement.from_dict({
             "schema": MEASUREMENT_SCHEMA, "cell_id": cell, "workload": "dogs-vs-cats", "data": {"kind": "synthetic"},
             "warmup_epochs": 1, "epochs": [dict(epoch, seconds=seconds * 3), epoch, epoch],
@@ -79,6 +81,14 @@ def test_the_seed_table_sets_gpu_rows_against_the_cpu_and_names_what_was_not_mea
     assert "failed: expected a GPU, jax registered none" in rows[("dogs-vs-cats", "GPU, jax")]
     assert "not reached (budget)" in rows[("dogs-vs-cats", "GPU, torch without cuDNN")]
     assert "not run" in rows[("mnist", "CPU (torch)")]
+
+
+def test_the_seed_table_gives_training_time_and_validation_apart():
+    loaded = [record(CPU_DOGS, seconds=40.0, validation=7.0), record(TORCH_DOGS, seconds=2.0, validation=0.3), record(JAX_DOGS, seconds=2.5)]
+    table = gpu_check.seed_table(loaded, VERSIONS)
+    assert [cell.strip() for cell in table.splitlines()[0].split("|")[3:5]] == ["train s (median repeat)", "validation s"]
+    rows = {tuple(cell.strip() for cell in line.split("|")[2:5]) for line in table.splitlines()[2:]}
+    assert {("CPU (torch)", "32.00", "7.00"), ("GPU, torch with cuDNN", "1.60", "0.30"), ("GPU, jax", "2.00", "-")} <= rows
 
 
 def test_the_ratios_say_why_a_side_is_missing_once():

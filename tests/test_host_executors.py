@@ -1,5 +1,6 @@
-"""The venv and local executors' decisions, in milliseconds: venv names and reuse, local's version check,
-GPUs, the CLI's choice of executor, local's exclusions in a run, the report's isolation note.
+"""The venv and local executors' decisions: venv names and reuse, local's version check, GPUs, the
+CLI's choice of executor, local's exclusions in a run, the report's isolation note. Those that build
+an executor ask a real interpreter what it has (a process, a quarter of a second): marked executors.
 
 tests/test_local_runs.py runs the workload for real; tests/test_venv.py builds real venvs.
 """
@@ -7,6 +8,7 @@ tests/test_local_runs.py runs the workload for real; tests/test_venv.py builds r
 import importlib.metadata
 import io
 import json
+import re
 import os
 import sys
 from dataclasses import replace
@@ -56,7 +58,7 @@ def test_venvs_are_kept_in_the_folder_the_variable_names_else_the_users_cache(mo
 
 
 def pretend_pip(succeeds: bool):
-    """In place of VenvExecutor._install: a 'venv' whose python is this one, or pip's failure."""
+    """In place of VenvExecutor.install: a 'venv' whose python is this one, or pip's failure."""
     def install(self, spec, folder):
         if not succeeds:
             return PrepareFailure(spec, "venv build failed: pip install -r requirements.txt exited with code 1: ERROR: no", "ERROR: no")
@@ -66,8 +68,9 @@ def pretend_pip(succeeds: bool):
     return install
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_venv_is_built_once_and_then_up_to_date(tmp_path, monkeypatch):
-    monkeypatch.setattr(VenvExecutor, "_install", pretend_pip(succeeds=True))
+    monkeypatch.setattr(VenvExecutor, "install", pretend_pip(succeeds=True))
     said = io.StringIO()
     executor = venv_executor(tmp_path, stream=said)
     first = executor.prepare(SPEC)
@@ -76,7 +79,7 @@ def test_a_venv_is_built_once_and_then_up_to_date(tmp_path, monkeypatch):
     assert named.is_symlink() and Path(first.handle).parent.parent == named.resolve()
     assert f"cpu-tf2.21: building {named}" in said.getvalue()
 
-    monkeypatch.setattr(VenvExecutor, "_install", lambda *args: pytest.fail("rebuilt an up-to-date venv"))
+    monkeypatch.setattr(VenvExecutor, "install", lambda *args: pytest.fail("rebuilt an up-to-date venv"))
     again = executor.prepare(SPEC)
     assert again.handle == first.handle
     assert f"cpu-tf2.21: up to date ({named})" in said.getvalue()
@@ -84,13 +87,15 @@ def test_a_venv_is_built_once_and_then_up_to_date(tmp_path, monkeypatch):
     assert (provenance["isolation"], provenance["venv"], provenance["base_python"]) == ("none", str(named.resolve()), executor.python.executable)
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_failed_build_leaves_nothing_that_could_be_taken_for_a_venv(tmp_path, monkeypatch):
-    monkeypatch.setattr(VenvExecutor, "_install", pretend_pip(succeeds=False))
+    monkeypatch.setattr(VenvExecutor, "install", pretend_pip(succeeds=False))
     failure = venv_executor(tmp_path).prepare(SPEC)
     assert isinstance(failure, PrepareFailure) and failure.reason.startswith("venv build failed: ")
     assert list((tmp_path / "venvs").iterdir()) == []
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_venv_another_runner_named_first_is_used_and_this_build_dropped(tmp_path, monkeypatch):
     other = venv_executor(tmp_path)  # a job on another node, sharing the venvs folder
     build = pretend_pip(succeeds=True)
@@ -99,7 +104,7 @@ def test_a_venv_another_runner_named_first_is_used_and_this_build_dropped(tmp_pa
         build(self, spec, folder)
         if self is not other:
             other.prepare(spec)  # finishes the same venv while this build is still going
-    monkeypatch.setattr(VenvExecutor, "_install", install)
+    monkeypatch.setattr(VenvExecutor, "install", install)
     said = io.StringIO()
     prepared = venv_executor(tmp_path, stream=said).prepare(SPEC)
     named = tmp_path / "venvs" / venv_name(SPEC, other.python)
@@ -109,21 +114,23 @@ def test_a_venv_another_runner_named_first_is_used_and_this_build_dropped(tmp_pa
     assert (named / "bin" / "python").exists()  # and the other's is whole
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_build_cut_short_is_built_again(tmp_path, monkeypatch):
     executor = venv_executor(tmp_path)
     named = tmp_path / "venvs" / venv_name(SPEC, executor.python)
     leftover = tmp_path / "venvs" / f".{named.name}.killed"  # what a build killed with -9 leaves
     (leftover / "bin").mkdir(parents=True)
-    monkeypatch.setattr(VenvExecutor, "_install", pretend_pip(succeeds=True))
+    monkeypatch.setattr(VenvExecutor, "install", pretend_pip(succeeds=True))
     prepared = executor.prepare(SPEC)
     assert named.resolve() != leftover and Path(prepared.handle).parent.parent == named.resolve()
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_a_pinned_cudnn_comes_first_on_the_loader_path(tmp_path, monkeypatch):
     def install(self, spec, folder):
         pretend_pip(succeeds=True)(self, spec, folder)
         (folder / "lib" / "python3.11" / "site-packages" / "nvidia" / "cudnn" / "lib").mkdir(parents=True)
-    monkeypatch.setattr(VenvExecutor, "_install", install)
+    monkeypatch.setattr(VenvExecutor, "install", install)
     monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/cuda/lib64")
     pinned = replace(SPEC, libraries=("nvidia-cudnn-cu12==9.3.*",))
     prepared = venv_executor(tmp_path).prepare(pinned)
@@ -134,6 +141,7 @@ def test_a_pinned_cudnn_comes_first_on_the_loader_path(tmp_path, monkeypatch):
 
 # local: the version check
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_local_runs_a_spec_the_interpreter_meets_and_records_what_it_has():
     major_minor = ".".join(PYYAML.split(".")[:2])
     spec = replace(SPEC, requirements=(f"PyYAML=={major_minor}.*",))
@@ -144,6 +152,7 @@ def test_local_runs_a_spec_the_interpreter_meets_and_records_what_it_has():
     assert provenance["python_version"] == ".".join(map(str, sys.version_info[:3]))
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_local_excludes_a_spec_naming_what_the_interpreter_has_instead():
     spec = replace(SPEC, requirements=("tensorflow==9.9.*", "pyyaml==1.0.*"))
     unsuitable = local_executor().prepare(spec)
@@ -224,6 +233,7 @@ def test_an_unknown_executor_is_a_usage_error(capsys):
     assert exit.value.code == 2 and "invalid choice: 'podman'" in capsys.readouterr().err
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_the_executor_is_built_by_name(tmp_path):
     plan = plan_of(tmp_path, FAULTS)
     args = cli.parser().parse_args(["run", "--executor", "local"])
@@ -247,6 +257,7 @@ def test_a_wrong_python_stops_the_run_before_a_run_folder_is_made(tmp_path, caps
 
 # local's exclusions in a run
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_local_excludes_the_cells_its_interpreter_cannot_run_and_runs_the_others(tmp_path):
     plan = asking_for(plan_of(tmp_path, FAULTS, "cpu-tf2.21-[cg]"), ("tensorflow==9.9.*",))
     records = run_cells(plan, local_executor())
@@ -257,12 +268,14 @@ def test_local_excludes_the_cells_its_interpreter_cannot_run_and_runs_the_others
 
 # the report
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_the_report_says_when_cells_ran_without_isolation(tmp_path):
     records = run_cells(asking_for(plan_of(tmp_path, FAULTS, "crash"), ()), local_executor())
     assert render(list(records.values())).endswith(
         "\n\nCells run without isolation (executor local): other processes on the host may have shared their CPU, memory and GPU.")
 
 
+@pytest.mark.executors  # asks a real interpreter what it has (a process)
 def test_the_local_executor_does_not_exclude_a_gpu_cell_for_want_of_the_telemetrys_nvml_binding():
     from runner.environments import NVML_REQUIREMENT, EnvironmentSpec
     from runner.executors import Prepared
@@ -270,3 +283,19 @@ def test_the_local_executor_does_not_exclude_a_gpu_cell_for_want_of_the_telemetr
     pyyaml = ".".join(importlib.metadata.version("pyyaml").split(".")[:2])
     spec = EnvironmentSpec("gpu", "gpu-x", "", (f"pyyaml=={pyyaml}.*", NVML_REQUIREMENT))
     assert isinstance(local_executor().prepare(spec), Prepared)  # nvidia-ml-py is not in this venv: telemetry says so instead
+
+
+def test_images_travel_only_with_the_docker_executor(tmp_path, capsys):
+    assert cli.main(["build", "--executor", "venv", "--save", str(tmp_path / "images")]) == 2
+    assert capsys.readouterr().err == "error: --save: images travel as archives with --executor docker; venv builds no image\n"
+
+
+@pytest.mark.parametrize("index, said", [(None, "no readable images.json"), ("[5]", "expected a list of {archive, environment, image_id, tag}"),
+                                         ('[{"environment": "e", "tag": "t", "image_id": "i", "archive": "../x.tar"}]', "an archive name with a folder")])
+def test_a_folder_build_save_did_not_write_is_refused_in_one_line(tmp_path, index, said):
+    from runner.executors import docker_archives
+
+    if index is not None:
+        (tmp_path / "images.json").write_text(index)
+    with pytest.raises(UserError, match=re.escape(said)):
+        docker_archives.read_index(tmp_path)

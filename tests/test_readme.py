@@ -183,6 +183,7 @@ def test_readme_command_runs(command, monkeypatch, capsys):
     assert snapshot() == before, f"{command} changed the checkout"
 
 
+@pytest.mark.executors  # the console script as a process, as a user starts it
 def test_the_console_script_runs_a_readme_command():
     """The first README command, by the console script this interpreter's venv has, as `make` installs it."""
     command = next(iter(RUN))

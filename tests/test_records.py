@@ -16,8 +16,8 @@ from workload.contract import MEASUREMENT_SCHEMA, Measurement
 
 
 def epoch(seconds, images_per_second, train_seconds=None):
-    """One epoch as workload/benchmark.py's timer records it, with the Keras logs."""
-    return measurements.epoch(seconds, train_seconds, images_per_second, logs={"loss": 0.69, "accuracy": 0.5})
+    """One epoch as workload/benchmark.py's timer records it, with the Keras logs: training `seconds` of it unless told otherwise."""
+    return measurements.epoch(seconds, train_seconds or seconds, images_per_second, logs={"loss": 0.69, "accuracy": 0.5})
 
 
 def measurement(epochs, warmup=1, data_kind="synthetic", tensorflow="2.21.0"):
@@ -173,7 +173,19 @@ def test_schema_1_measurements_are_converted_as_they_are_read(tmp_path):
     assert (warmup.logs, warmup.steps, warmup.telemetry) == ({"loss": 0.69, "val_accuracy": 0.5}, None, None)
     assert (timed.logs, timed.steps, timed.input_wait_share, timed.telemetry.gpus[0].energy_joules) == ({"loss": 0.6}, 63, 0.1, 300.0)
     assert converted.measurement.telemetry.gpus[0].not_sampled == {}
+    assert (warmup.validation_seconds, timed.validation_seconds) == (None, None)
     assert json.loads((tmp_path / RESULTS_FILE).read_text())["measurement"]["schema"] == 1  # never rewritten
+
+
+def test_schema_2_measurements_read_without_validation_timed_apart(tmp_path):
+    epochs = [{key: value for key, value in measurements.epoch(4.0, 3.0).items() if key != "validation_seconds"}] * 2
+    line = json.loads(OK.to_json())
+    line["measurement"] = dict(measurement([]), schema=2, epochs=epochs)
+    (tmp_path / RESULTS_FILE).write_text(json.dumps(line) + "\n")
+
+    (converted,) = records.load(tmp_path)
+
+    assert [(epoch.seconds, epoch.train_seconds, epoch.validation_seconds) for epoch in converted.measurement.epochs] == [(4.0, 3.0, None)] * 2
 
 
 def test_an_older_schema_says_which_runner_wrote_it(tmp_path):

@@ -145,13 +145,24 @@ def test_an_interrupt_keeps_finished_records_and_cleans_up(matrix):
 
 def test_run_through_the_cli_prints_the_report_and_exits_1_for_a_failed_cell(matrix, monkeypatch, capsys):
     monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
-    code = cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-[mc][nr]", "--results", str(matrix.parent / "results")])
+    chart = matrix.parent / "chart.png"
+    code = cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-[mc][nr]", "--results", str(matrix.parent / "results"), "--plot", str(chart)])
     out, err = capsys.readouterr()
     assert code == 1
     assert "mnist (speed-ups against cpu-tf2.21-mnist):\n" in out and "| cpu-tf2.21 " in out
     assert "- cpu-tf2.21-crash: failed: the workload exited with code 1: injected fault: crash" in out
-    assert "Chart: " in out
+    assert chart.read_bytes().startswith(b"\x89PNG") and f"chart: {chart}" in err
     assert "2 cell(s) to run, 0 already done" in err
+
+
+def test_a_run_asked_for_a_chart_that_measured_nothing_says_so_and_checks_the_path_first(matrix, monkeypatch, capsys):
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
+    results = matrix.parent / "results"
+    assert cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-crash", "--results", str(results), "--plot", "chart.gif"]) == 2
+    assert not results.exists()  # refused before anything ran
+    chart = matrix.parent / "chart.svg"
+    assert cli.main(["run", "-f", str(matrix), "-k", "cpu-tf2.21-crash", "--results", str(results), "--plot", str(chart)]) == 1
+    assert f"--plot {chart}: no measured cell, so no chart" in capsys.readouterr().err and not chart.exists()
 
 
 def test_resume_after_a_record_cut_short_keeps_every_line_readable(matrix, capsys):

@@ -23,6 +23,8 @@ from runner.errors import UserError
 from runner.site import STATE_FILE, publish, snapshot, views
 from runner.site.snapshot import file_name
 
+# Sites of several runs, a chart drawn per run and per cell (a fifth of a second each): `make site-test`, not `make unit-test`.
+pytestmark = pytest.mark.site
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 STORED = sorted(path.name for path in FIXTURES.iterdir())  # two schema-2 runs written by cudnn-matrix 0.1
 BROWSER_SECONDS = 45  # under the 60 s a fast test gets, so that a hung browser fails with its own message

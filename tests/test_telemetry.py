@@ -274,8 +274,8 @@ def test_the_epoch_timer_opens_and_closes_each_epochs_window():
     sampler = scripted_sampler(fake)
     timer = benchmark.epoch_timer(keras, 64, 1, lambda: None, {}, sampler)
     timer.on_epoch_begin(0)
+    timer.on_train_batch_begin(0)
     fake.advance(1.0)
-    timer.on_train_batch_end(0)
     timer.on_epoch_end(0, {"loss": 0.5})
     (epoch,) = timer.epochs
     assert epoch.telemetry.gpus[0].energy_joules == 300.0 and epoch.logs == {"loss": 0.5}
@@ -311,7 +311,7 @@ def test_what_the_workload_writes_the_runner_reads_back_field_for_field(tmp_path
     job = benchmark.contract.JobSpec(
         cell_id="cpu-torch2.11-mnist", framework="torch", model="mnist", data_dir=str(tmp_path), epochs=2, warmup_epochs=1, batch_size=16,
         train_images=64, validation_images=32, jit_compile="auto", intra_op_threads=0, inter_op_threads=0, fault="none",
-        pipeline=benchmark.contract.Pipeline("jpeg", False, 2, 2), loader="python", precision="fp32", cudnn=True, conv_autotune=False,
+        pipeline=benchmark.contract.Pipeline("jpeg", False, 2, 2), loader="python", precision="fp32", cudnn=True, conv_autotune="default",
         expect_gpu=False, expect_cudnn="")
     fake = FakeGpus()
     sampler = scripted_sampler(fake)
@@ -320,9 +320,11 @@ def test_what_the_workload_writes_the_runner_reads_back_field_for_field(tmp_path
     for number in range(job.epochs):
         timer.on_epoch_begin(number)
         for step in range(4):
+            timer.on_train_batch_begin(step)
             time.sleep(0.002)
             fake.advance(0.5)
-            timer.on_train_batch_end(step)
+        timer.on_test_begin()
+        timer.on_test_end()
         timer.on_epoch_end(number, {"loss": 0.7 - number / 10, "accuracy": 0.5})
     record = benchmark.provenance(torch, keras, job, {"tf32": False})
     record.update(epochs=[benchmark.with_rates(epoch, job.batch_size, 12e6, 0.001) for epoch in timer.epochs], telemetry=sampler.stop(),

@@ -14,7 +14,7 @@ import pytest
 import measurements
 from fake_executor import FakeExecutor, fault_workloads
 from measurements import epoch_telemetry, gpu_epoch, run_telemetry
-from runner import cli, records, session
+from runner import cli, executors, records, session
 from runner.progress import Progress
 from runner.site import publish
 from workload.contract import MEASUREMENT_SCHEMA
@@ -129,6 +129,7 @@ def test_the_confusions_found_cost_their_line_with_a_warning(tmp_path, capsys, n
     assert len(warning) < 400
 
 
+@pytest.mark.site  # publishes every run: a chart each
 def test_publish_and_resume_read_past_every_confused_line(tmp_path, capsys):
     results = tmp_path / "results"
     good = run_folder(results, "20260101-000000", lines(CPU, GPU))
@@ -151,6 +152,7 @@ MANIFESTS = [[], "x", 5, None, {"host": "x"}, {"host": []}, {"host": {"gpus": "x
              {"host": {"cpu_cores": "x", "memory_gib": [], "executor": 5, "hosts": "x"}}, {"run_id": 5}]
 
 
+@pytest.mark.site  # publishes every run: a chart each
 def test_a_type_confused_manifest_costs_its_facts_only(tmp_path, capsys):
     results = tmp_path / "results"
     folders = [run_folder(results, f"20260101-0000{number:02d}", lines(CPU, GPU), manifest)
@@ -167,12 +169,14 @@ def test_a_type_confused_manifest_costs_its_facts_only(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("manifest", MANIFESTS[:9])
-def test_resume_reads_past_a_type_confused_manifest(tmp_path, capsys, manifest):
+def test_resume_reads_past_a_type_confused_manifest(tmp_path, capsys, monkeypatch, manifest):
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(MATRIX)
     folder = run_folder(tmp_path / "results", "20260101-000000", lines(CPU), manifest)
-    code = cli.main(["run", "-f", str(matrix), "-k", CPU_CELL, "--executor", "local", "--resume", folder.name,
-                     "--repeats", "1", "--results", str(tmp_path / "results"), "--force"])  # the made-up manifest names no matrix of ours
+    # The manifest is read before any executor is asked for anything: a fake one keeps the test to the reading.
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
+    code = cli.main(["run", "-f", str(matrix), "-k", CPU_CELL, "--resume", folder.name,
+                     "--repeats", "2", "--results", str(tmp_path / "results"), "--force"])  # the made-up manifest names no matrix of ours
     err = capsys.readouterr().err
     assert code == 0, err
     assert "Traceback" not in err

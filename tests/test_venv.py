@@ -45,13 +45,13 @@ def test_a_requirement_pip_cannot_install_fails_the_cells_with_pips_words(tmp_pa
 def test_two_runners_building_one_venv_at_once_both_run_in_the_one_named_first(tmp_path, monkeypatch):
     # What jobs on two nodes sharing CUDNN_MATRIX_VENVS do: both build, both finish, then both try to name it.
     both_built = threading.Barrier(2, timeout=90)
-    build = VenvExecutor._install
+    build = VenvExecutor.install
 
     def install(self, spec, folder):
         failure = build(self, spec, folder)
         both_built.wait()
         return failure
-    monkeypatch.setattr(VenvExecutor, "_install", install)
+    monkeypatch.setattr(VenvExecutor, "install", install)
     spec = asking_for(plan_of(tmp_path, FAULTS, "crash"), ()).selected[0].environment  # a venv of this interpreter alone
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(lambda executor: executor.prepare(spec), [venv_executor(tmp_path), venv_executor(tmp_path)])

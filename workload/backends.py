@@ -8,18 +8,36 @@ cell never inherits one silently.
 """
 
 import os
+import re
+
 NOT_APPLICABLE = "not applicable"
+XLA_AUTOTUNE_LEVEL = re.compile(r"\s*--xla_gpu_autotune_level=\S*")
 
 
 def before_import(job):
-    """Environment variables that take effect only if set before the framework is imported."""
+    """Environment variables that take effect only if set before the framework is imported.
+
+    conv_autotune default sets nothing, and takes away an override the process inherited,
+    so that what runs is the framework's own default (TensorFlow and XLA autotune, torch does not).
+    """
     os.environ["KERAS_BACKEND"] = job.framework  # Keras defaults to TensorFlow, and fails to import without it
-    if job.framework == "tensorflow":
-        os.environ["TF_CUDNN_USE_AUTOTUNE"] = "1" if job.conv_autotune else "0"
-    if job.framework == "jax":
+    os.environ.pop("TF_CUDNN_USE_AUTOTUNE", None)
+    if "XLA_FLAGS" in os.environ:
+        os.environ["XLA_FLAGS"] = XLA_AUTOTUNE_LEVEL.sub("", os.environ["XLA_FLAGS"]).strip()
+    if job.framework == "tensorflow" and job.conv_autotune != "default":
+        os.environ["TF_CUDNN_USE_AUTOTUNE"] = "1" if job.conv_autotune == "on" else "0"
+    if job.framework == "jax" and job.conv_autotune != "default":
         # XLA's autotuner picks convolution algorithms by timing them, as cuDNN's benchmark mode does.
-        level = 4 if job.conv_autotune else 0
+        level = 4 if job.conv_autotune == "on" else 0
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_gpu_autotune_level={level}").strip()
+
+
+def conv_autotune(job, gpu, in_effect):
+    """The record's conv_autotune (on or off, as in effect) and where that came from: the framework's default or the matrix."""
+    if not gpu:
+        return {"conv_autotune": f"{NOT_APPLICABLE} (no GPU)", "conv_autotune_source": f"{NOT_APPLICABLE} (no GPU)"}
+    source = "the framework's default" if job.conv_autotune == "default" else "forced by the matrix"
+    return {"conv_autotune": "on" if in_effect else "off", "conv_autotune_source": source}
 
 
 def jit_compile(job):
@@ -72,7 +90,8 @@ def _tensorflow(tf, job):
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
         "cudnn": "on (TensorFlow has no switch to run convolutions on a GPU without cuDNN)" if gpu else f"{NOT_APPLICABLE} (no GPU)",
-        "conv_autotune": os.environ["TF_CUDNN_USE_AUTOTUNE"] == "1" if gpu else f"{NOT_APPLICABLE} (no GPU)",
+        # TensorFlow autotunes unless TF_CUDNN_USE_AUTOTUNE says otherwise.
+        **conv_autotune(job, gpu, os.environ.get("TF_CUDNN_USE_AUTOTUNE", "1") == "1"),
     }
 
 
@@ -85,14 +104,15 @@ def _torch(torch, job):
     torch.backends.cuda.matmul.allow_tf32 = tf32  # torch's default: off for matmuls ...
     torch.backends.cudnn.allow_tf32 = tf32  # ... but on for convolutions
     torch.backends.cudnn.enabled = job.cudnn
-    torch.backends.cudnn.benchmark = job.conv_autotune
+    if job.conv_autotune != "default":  # torch's default: off
+        torch.backends.cudnn.benchmark = job.conv_autotune == "on"
     gpu = torch.cuda.is_available()
     return {
         "intra_op_threads": torch.get_num_threads(),
         "inter_op_threads": torch.get_num_interop_threads(),
         "tf32": torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32,
         "cudnn": ("on" if torch.backends.cudnn.enabled else "off") if gpu else f"{NOT_APPLICABLE} (no GPU)",
-        "conv_autotune": torch.backends.cudnn.benchmark if gpu else f"{NOT_APPLICABLE} (no GPU)",
+        **conv_autotune(job, gpu, torch.backends.cudnn.benchmark),
     }
 
 
@@ -105,7 +125,8 @@ def _jax(jax, job):
         "inter_op_threads": f"{NOT_APPLICABLE} (jax has no thread setting)" if job.inter_op_threads else 0,
         "tf32": job.precision == "tf32",
         "cudnn": "on (XLA calls cuDNN for convolutions; there is no switch)" if gpu else f"{NOT_APPLICABLE} (no GPU)",
-        "conv_autotune": job.conv_autotune if gpu else f"{NOT_APPLICABLE} (no GPU)",
+        # XLA's default autotune level is above 0 (it autotunes); before_import set the level only to force it.
+        **conv_autotune(job, gpu, job.conv_autotune != "off"),
     }
 
 
@@ -128,6 +149,23 @@ def built_with(name, framework):
         return {"cuda_version": str(framework.version.cuda), "cudnn_version": str(framework.backends.cudnn.version())}
     import jaxlib
     return {"jaxlib": jaxlib.__version__}
+
+
+def cached_batches(name, framework):
+    """How input: cached moves each batch to the device, once, when it is first made (in the warm-up epoch); and where it then lives.
+
+    torch: tensors on the GPU (Keras' torch trainer leaves a tensor on its device as it is). jax: jax.device_put
+    (Keras' jax trainer passes jax arrays through). TensorFlow, through the framework-neutral loader: kept as numpy,
+    since Keras makes a host-side tf.data dataset of a PyDataset's batches whatever they are (tfdata_input.py says
+    what tf.data does). On a CPU the device is the host's memory: the same code path, nothing copied.
+    """
+    if name == "torch":
+        device = "cuda" if framework.cuda.is_available() else "cpu"
+        return (lambda array: framework.as_tensor(array, device=device)), f"on the device (torch tensors on {device})"
+    if name == "jax":
+        device = framework.devices()[0]
+        return (lambda array: framework.device_put(array, device)), f"on the device (jax arrays on {device})"
+    return (lambda array: array), "in host memory (numpy; Keras copies each batch to the device in its step)"
 
 
 def synchronize(name, framework):

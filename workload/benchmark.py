@@ -63,14 +63,21 @@ def inject(fault):
 
 
 def epoch_timer(keras, train_images, epochs_total, synchronize, timeline, sampler=None):
-    """A callback that keeps wall times per epoch (training apart from validation) and per training step.
+    """A callback that times each epoch's training apart from its validation, with the device synchronised only at their ends.
 
-    Every clock is read after `synchronize`: asynchronous backends would otherwise time work
-    queued on the GPU, not work done. With a telemetry sampler, each epoch also gets what the
-    machine did meanwhile; its window opens before the epoch's clock starts and closes after it stops.
+    Asynchronous backends queue work on the GPU: a clock read without `synchronize` would time work
+    queued, not done, and a synchronisation after every step would stall the queue and time the host's
+    round trips too. So the device is synchronised where training starts and ends and where validation
+    ends, and nowhere in between. The per-step times are host-side timestamps at each step's start,
+    which force no synchronisation (the timer hooks no batch's end: Keras would turn that step's logs
+    into Python numbers, a synchronisation per step): on a GPU they time when the host could issue each
+    step, the device's pace once the framework's queue is full. With a telemetry sampler, each epoch also
+    gets what the machine did meanwhile; its window opens before the epoch's clock starts and closes after it stops.
     """
 
     class EpochTimer(keras.callbacks.Callback):
+        _supports_tf_logs = True  # Keras 2: hand this callback the step's tensors as they are, not synced to numbers
+
         def __init__(self):
             super().__init__()
             self.epochs = []
@@ -78,24 +85,38 @@ def epoch_timer(keras, train_images, epochs_total, synchronize, timeline, sample
         def on_epoch_begin(self, epoch, logs=None):
             if sampler:
                 sampler.begin_epoch()
-            self.started = time.perf_counter()
-            self.train_ended = self.started
-            self.steps = []
-
-        def on_train_batch_end(self, batch, logs=None):
             synchronize()
+            self.started = time.perf_counter()
+            self.step_starts = []
+            self.train_ended = self.validation_started = None
+
+        def on_train_batch_begin(self, batch, logs=None):
             now = time.perf_counter()
-            self.steps.append(now - self.train_ended)
-            self.train_ended = now
-            timeline.setdefault("first_step_ended", time.time())
+            if self.step_starts:  # the first step was issued (and, where traced, compiled) when the second one starts
+                timeline.setdefault("first_step_ended", time.time())
+            self.step_starts.append(now)
+
+        def on_test_begin(self, logs=None):
+            synchronize()
+            self.train_ended = self.validation_started = time.perf_counter()
+
+        def on_test_end(self, logs=None):
+            synchronize()
+            self.validation_ended = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             synchronize()
-            seconds = time.perf_counter() - self.started
-            train_seconds = self.train_ended - self.started
+            ended = time.perf_counter()
+            seconds = ended - self.started
+            train_ended = ended if self.train_ended is None else self.train_ended  # no validation this epoch: training ran to its end
+            train_seconds = train_ended - self.started
+            steps = [b - a for a, b in zip(self.step_starts, self.step_starts[1:] + [train_ended])]
+            timeline.setdefault("first_step_ended", time.time())
             entry = contract.Epoch(
-                seconds=seconds, train_seconds=train_seconds, images_per_second=train_images / train_seconds,
-                steps=len(self.steps), step_seconds_median=statistics.median(self.steps), step_seconds_max=max(self.steps),
+                seconds=seconds, train_seconds=train_seconds,
+                validation_seconds=self.validation_ended - self.validation_started if self.validation_started is not None else None,
+                images_per_second=train_images / train_seconds,
+                steps=len(steps), step_seconds_median=statistics.median(steps), step_seconds_max=max(steps),
                 model_gflops_per_second=None, gflops_per_second=None, input_wait_share=None,  # with_rates, once the step's cost is known
                 logs={k: float(v) for k, v in (logs or {}).items()},
                 telemetry=sampler.end_epoch() if sampler else None,
@@ -128,7 +149,7 @@ def main(argv):
         # Checked before training: a GPU cell silently trained on the CPU would look like a slow GPU.
         finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"], name))
 
-    train, validation, train_count = inputs(framework, keras, job)
+    train, validation, train_count, record["settings"]["pipeline"]["cached_batches"] = inputs(framework, keras, job)
     timeline["inputs_ready"] = time.time()
     model = models.MODELS[job.model](keras, backends.jit_compile(job))
     record["settings"].update(jit_compile=bool(model.jit_compile), train_step=backends.train_step(job.framework, model))
@@ -171,7 +192,7 @@ def with_rates(epoch, batch_size, training_flops, compute_seconds):
 
 
 def inputs(framework, keras, job):
-    """The training and validation data through the loader the job names: tf.data, or the framework-neutral one."""
+    """The training and validation data through the loader the job names (tf.data, or the framework-neutral one), and where cached batches live."""
     import python_input
     import tfdata_input
 
@@ -179,11 +200,19 @@ def inputs(framework, keras, job):
         pipeline = tfdata_input.PIPELINES[job.model]
         train, count = pipeline(framework, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline)
         validation, _ = pipeline(framework, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline)
-    else:
-        loader = python_input.LOADERS[job.model]
-        train, count = loader(keras, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline, tfdata_input.SEED)
-        validation, _ = loader(keras, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline, tfdata_input.SEED + 1)
-    return train, validation, count
+        return train, validation, count, cached_batches(job, tfdata_input.CACHED_ON)
+    loader = python_input.LOADERS[job.model]
+    place, placed_on = backends.cached_batches(job.framework, framework)
+    train, count = loader(keras, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline, tfdata_input.SEED, place)
+    validation, _ = loader(keras, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline, tfdata_input.SEED + 1, place)
+    return train, validation, count, cached_batches(job, placed_on)
+
+
+def cached_batches(job, placed_on):
+    """Where the cached batches live, for the record; MNIST keeps no cache: its arrays are in host memory from the start."""
+    if job.pipeline.input != "cached":
+        return f"{backends.NOT_APPLICABLE} (input: {job.pipeline.input})"
+    return placed_on if job.model != "mnist" else f"{backends.NOT_APPLICABLE} (MNIST's arrays are in host memory; nothing is cached)"
 
 
 def count_calls(model, method):

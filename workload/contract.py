@@ -15,9 +15,11 @@ import math
 import re
 from dataclasses import MISSING, asdict, dataclass, fields
 
-JOB_SCHEMA = 4  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework
-# 2: typed epochs (Keras' figures under "logs") and telemetry; the runner reads 1 too (runner/older_schemas.py converts it)
-MEASUREMENT_SCHEMA = 2
+JOB_SCHEMA = 5  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework;
+# 5: conv_autotune default|on|off
+# 2: typed epochs (Keras' figures under "logs") and telemetry; 3: each epoch's validation_seconds, timed apart from training
+# (the device synchronised at epoch boundaries, not after every step). The runner reads 1 and 2 too (runner/older_schemas.py).
+MEASUREMENT_SCHEMA = 3
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
 
 MODELS = ("dogs-vs-cats", "mnist")
@@ -35,6 +37,8 @@ FRAMEWORKS = {"tensorflow": Framework("TensorFlow", "tf"), "torch": Framework("t
 PRECISIONS = ("fp32", "tf32", "bf16")
 # auto: as Keras runs each backend by default (XLA on jax, a traced graph on TensorFlow, eager torch); on/off force it.
 JIT_COMPILE = ("auto", "on", "off")
+# default: each framework's own (TensorFlow autotunes cuDNN's convolutions, XLA at its own level, torch does not); on/off force it.
+CONV_AUTOTUNE = ("default", "on", "off")
 LOADERS = ("tfdata", "python")  # tf.data (TensorFlow only), or the framework-neutral python_input.py
 INPUTS = ("jpeg", "cached")  # cached: decoded, augmented batches from memory after the warm-up epoch
 FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
@@ -106,7 +110,7 @@ class JobSpec:
     loader: str  # tfdata or python
     precision: str  # fp32, tf32 or bf16
     cudnn: bool  # false: convolutions without cuDNN, where the framework has a switch (torch)
-    conv_autotune: bool
+    conv_autotune: str  # one of CONV_AUTOTUNE
     expect_gpu: bool
     expect_cudnn: str  # "major.minor" the loaded cuDNN must have, or "" for no check
 
@@ -127,7 +131,7 @@ class JobSpec:
 
 def _check_job(job: JobSpec) -> None:
     for key, allowed in (("framework", tuple(FRAMEWORKS)), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
-                          ("jit_compile", JIT_COMPILE)):
+                          ("jit_compile", JIT_COMPILE), ("conv_autotune", CONV_AUTOTUNE)):
         if getattr(job, key) not in allowed:
             raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
     if job.pipeline.input not in INPUTS:
@@ -180,7 +184,8 @@ class Epoch:
     """One epoch as the workload's timer saw it; the first warmup_epochs of a measurement are not timed."""
 
     seconds: float  # wall time of the whole epoch, training and validation
-    train_seconds: float
+    train_seconds: float  # the training steps, to the device's last one finished: what verdicts are on
+    validation_seconds: float | None  # the validation pass, device finished; None: a measurement before schema 3
     images_per_second: float  # training images over train_seconds
     steps: int | None  # None: a schema-1 measurement without the figure
     step_seconds_median: float | None
@@ -269,6 +274,8 @@ class Measurement:
             if not all(0 < getattr(epoch, key) <= most for key, most in EPOCH_BOUNDS.items()):
                 raise ContractError(f"measurement: epochs[{number}]: expected seconds and train_seconds above 0 and at most a week, "
                                     "images_per_second above 0 and at most a billion")
+            if epoch.validation_seconds is not None and not 0 <= epoch.validation_seconds <= epoch.seconds:
+                raise ContractError(f"measurement: epochs[{number}]: validation_seconds: expected from 0 to the epoch's seconds")
         return measurement
 
 

@@ -3,7 +3,8 @@
 A keras.utils.PyDataset: PIL decodes and resizes, numpy augments (augment.py),
 `parallel_calls` worker threads fill a queue of `prefetch_batches`. With
 `input: cached` the decoded, augmented batches of the first (warm-up) epoch
-are kept in memory and served again, as tf.data's cache() does.
+are moved to the device once (backends.cached_batches) and served again from
+there, as tf.data's cache() serves them from memory.
 """
 
 import math
@@ -44,10 +45,10 @@ def dataset_class(keras):
     class Batches(keras.utils.PyDataset):
         """Batches of (inputs, labels), reshuffled each epoch with a seeded generator."""
 
-        def __init__(self, load, count, batch_size, shuffle, cached, settings, seed):
+        def __init__(self, load, count, batch_size, shuffle, cached, settings, seed, place):
             super().__init__(workers=settings.parallel_calls, use_multiprocessing=False, max_queue_size=settings.prefetch_batches)
             self.load, self.count, self.batch_size = load, count, batch_size
-            self.shuffle, self.cached, self.seed = shuffle, cached, seed
+            self.shuffle, self.cached, self.seed, self.place = shuffle, cached, seed, place
             self.epoch = 0
             self.order = self._order()
             self.kept = {}
@@ -64,8 +65,8 @@ def dataset_class(keras):
             picked = self.order[index * self.batch_size:(index + 1) * self.batch_size]
             # A generator per batch and epoch: the same augmentation whichever worker thread makes the batch.
             batch = self.load(picked, np.random.default_rng([self.seed, self.epoch, index]))
-            if self.cached:
-                self.kept[index] = batch
+            if self.cached:  # on the device from now on: the timed epochs copy nothing from the host
+                batch = self.kept[index] = tuple(self.place(part) for part in batch)
             return batch
 
         def on_epoch_end(self):
@@ -76,7 +77,7 @@ def dataset_class(keras):
     return Batches
 
 
-def dogs_vs_cats(keras, data_dir, split, count, batch_size, settings, seed):
+def dogs_vs_cats(keras, data_dir, split, count, batch_size, settings, seed, place):
     augmenting = split == "train"
     paths, labels = class_files(os.path.join(data_dir, split), count)
     labels = np.asarray(labels, dtype="float32")
@@ -86,7 +87,7 @@ def dogs_vs_cats(keras, data_dir, split, count, batch_size, settings, seed):
         return (augment.augment(images, rng) if augmenting else images), labels[indices]
 
     cached = settings.input == "cached"
-    return dataset_class(keras)(load, len(paths), batch_size, augmenting, cached, settings, seed), len(paths)
+    return dataset_class(keras)(load, len(paths), batch_size, augmenting, cached, settings, seed, place), len(paths)
 
 
 def mnist_arrays(data_dir, split, count):
@@ -98,13 +99,13 @@ def mnist_arrays(data_dir, split, count):
     return images[:count].reshape(-1, 28, 28, 1).astype("float32") / 255.0, np.eye(10, dtype="float32")[labels[:count]]
 
 
-def mnist(keras, data_dir, split, count, batch_size, settings, seed):
+def mnist(keras, data_dir, split, count, batch_size, settings, seed, place):
     images, labels = mnist_arrays(data_dir, split, count)
 
     def load(indices, rng):
         return images[indices], labels[indices]
 
-    return dataset_class(keras)(load, count, batch_size, split == "train", False, settings, seed), count
+    return dataset_class(keras)(load, count, batch_size, split == "train", False, settings, seed, place), count
 
 
 LOADERS = {"dogs-vs-cats": dogs_vs_cats, "mnist": mnist}

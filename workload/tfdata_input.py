@@ -21,6 +21,10 @@ from contract import SYNTHETIC_MARKER
 from python_input import IMAGE_SIZE
 
 SEED = 1337
+# tf.data runs on the host: its cache() holds host tensors, and a dataset cannot hold tensors placed on a GPU
+# (prefetch_to_device could only overlap the copy, and must end a pipeline Keras then wraps again). So with
+# `input: cached` TensorFlow's batches stay in host memory and each is copied to the GPU inside its step.
+CACHED_ON = "in host memory (tf.data's cache; each batch is copied to the device in its step)"
 
 
 def data_description(data_dir, train_images, validation_images):
@@ -106,7 +110,7 @@ def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(rescale_and_augment if augmenting else rescale, num_parallel_calls=parallelism(tf, settings))
     if settings.input == "cached":
-        dataset = dataset.cache()
+        dataset = dataset.cache()  # in host memory: CACHED_ON says why not on the GPU
     return tuned(tf, dataset, settings), len(paths)
 
 

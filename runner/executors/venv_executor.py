@@ -74,7 +74,7 @@ class VenvExecutor(ProcessExecutor):
         building = Path(tempfile.mkdtemp(prefix=f".{venv.name}.", dir=self.folder))
         kept = False
         try:
-            failure = self._install(spec, building)
+            failure = self.install(spec, building)
             kept = failure is None and _put_in_place(building, venv)
             if failure is None and not kept:
                 self.progress(f"{spec.name}: another runner finished {venv} first: using it")
@@ -83,8 +83,11 @@ class VenvExecutor(ProcessExecutor):
             if not kept:  # failed, interrupted, or another runner built the same venv first
                 shutil.rmtree(building, ignore_errors=True)
 
-    def _install(self, spec: EnvironmentSpec, venv: Path) -> PrepareFailure | None:
-        """python -m venv, then the requirements, then the libraries without their dependencies, as the Dockerfiles do."""
+    def install(self, spec: EnvironmentSpec, venv: Path) -> PrepareFailure | None:
+        """python -m venv, then the requirements, then the libraries without their dependencies, as the Dockerfiles do.
+
+        The step that needs pip and a package index: the tests of what `prepare` decides around it replace it.
+        """
         (venv / "requirements.txt").write_text("".join(f"{line}\n" for line in spec.requirements))
         (venv / "libraries.txt").write_text("".join(f"{line}\n" for line in spec.libraries))
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]

@@ -25,6 +25,7 @@ that the next publish either keeps (they are complete and current) or renders ag
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -187,17 +188,23 @@ def _write_bytes(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
+@functools.cache
+def _templates():
+    """The site's templates, compiled once a process (jinja2 keeps them in its Environment): they ship with the runner."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    # Autoescape on everything: cell ids, reasons and log tails come from results files anyone may have edited.
+    templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    templates.globals.update(version=__version__, file_name=snapshot.file_name)
+    return templates
+
+
 class Pages:
     """The site folder and the templates that fill it."""
 
     def __init__(self, site: Path):
-        from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
         self.site = site
-        # Autoescape on everything: cell ids, reasons and log tails come from results files anyone may have edited.
-        self.templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
-                                     trim_blocks=True, lstrip_blocks=True)
-        self.templates.globals.update(version=__version__, file_name=snapshot.file_name)
+        self.templates = _templates()
 
     def _render(self, path: Path, template: str, **context) -> None:
         _write_text(path, self.templates.get_template(template).render(**context))

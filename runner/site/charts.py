@@ -1,4 +1,4 @@
-"""Charts, drawn with matplotlib: a run's (for `run`, `report --plot` and the site) and a cell's across runs (the site).
+"""Charts, drawn with matplotlib: a run's (for `run --plot`, `report --plot` and the site) and a cell's across runs (the site).
 
 The site's are SVG files: nothing to load from anywhere at view time; a run's chart may also be PNG or PDF.
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from runner import records
 from runner.errors import UserError
+from runner.invocation import command
 from runner.records import DamagedRecord, Record
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -81,7 +82,7 @@ def read(folder: Path) -> Snapshot:
 def run_folders(results_dir: Path) -> list[Path]:
     """Every run under results_dir, oldest first (run ids are UTC start times, -2, -3... for the same second)."""
     if not results_dir.is_dir():
-        raise UserError(f"{results_dir}: no such folder: run `python -m runner run` first, or name the results with --results DIR")
+        raise UserError(f"{results_dir}: no such folder: run `{command('run')}` first, or name the results with --results DIR")
     folders = [path for path in results_dir.iterdir() if path.is_dir() and (path / records.RESULTS_FILE).is_file()]
     return sorted(folders, key=start_order)
 

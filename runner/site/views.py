@@ -323,7 +323,7 @@ def _version_key(version: str) -> tuple:
 def cudnn_grids(view: RunView) -> list[dict]:
     """Per workload and per framework build (framework, version, Keras, GPU model), its GPU cells as a table: CUDA down, cuDNN across.
 
-    Each square gives the cell's timed epoch seconds (median repeat) and its speed-up verdict against the workload's baseline, the
+    Each square gives the cell's timed training seconds (median repeat) and its speed-up verdict against the workload's baseline, the
     same comparison the verdicts table gives; of two or more measured cells, the one with the lowest median is marked fastest.
     Unmeasured cells show their status, so that a hole in the matrix is seen as one.
     """

@@ -4,7 +4,7 @@ Per cell, its repeats pooled (CellResult): the first epoch apart, the median ove
 median timed epoch, images/s, outlier epochs. Per workload, a baseline (the named cell, else its first measured
 CPU cell) and the pairs set against each other (Pair: each cell against its baseline, the fastest GPU against a
 CPU cell alike but for the device, each cuDNN against the previous one) with ratio, interval, p-values and
-verdict, all of a report's pairs judged as one family (runner/stats.py);
+verdict, each within the hosts that ran both cells (runner/strata.py), all of a report's pairs judged as one family (runner/stats.py);
 the notes a reader must have beside them (Notes). runner/run_comparison.py sets the same cells of two runs side by side.
 The text report and the JSON and CSV exports (runner/report.py), the chart (runner/site/charts.py) and the
 site read this alone; a measurement's insides are read in "Reading a record's measurement", at the end.
@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
-from runner import telemetry
+from runner import strata, telemetry
 from runner.records import Record
-from runner.stats import MIN_EFFECT, Comparison, Summary, judge, summarize, weigh
+from runner.stats import MIN_EFFECT, Comparison, Summary, judge, summarize
 from runner.telemetry import CellTelemetry
 from workload.contract import FRAMEWORKS, Epoch as MeasuredEpoch
 
@@ -59,6 +59,11 @@ class CellResult:
     repeats: int
     input_wait: float | None = None  # median share of a timed step spent waiting for the next batch, where recorded
     telemetry: CellTelemetry | None = None  # what the machine did (runner/telemetry.py); None for records without it
+    hosts: tuple[str, ...] = ()  # the host that measured each of timed.per_repeat (runner/strata.py)
+
+    def by_host(self) -> dict[str, list[float]]:
+        """Its numbers per repeat, grouped by the host that measured them: what a comparison is made within."""
+        return strata.by_host(self.timed.per_repeat if self.timed else (), self.hosts)
 
     @property
     def versions(self) -> str:
@@ -183,6 +188,7 @@ def _pool(group: list[Record]) -> CellResult:
         repeats=len(repeats),
         input_wait=median(waits) if (waits := [w for record in repeats for w in timed_input_wait_shares(record) if w is not None]) else None,
         telemetry=telemetry.summarize(last.cell_id, last.kind, ok),
+        hosts=tuple(strata.host_of(record) for record in repeats),
     )
 
 
@@ -218,7 +224,7 @@ def pairs(results: list[CellResult], chosen: dict[str, CellResult], min_effect: 
             asked.append(("GPU vs CPU", *like))
         asked += [("cuDNN step", previous, current) for previous, current in _cudnn_steps(gpus)]
     distinct = {(baseline.cell_id, other.cell_id): (baseline, other) for _, baseline, other in asked}
-    evidence = [weigh(baseline.timed.per_repeat, other.timed.per_repeat) for baseline, other in distinct.values()]
+    evidence = [strata.weigh_by_host(baseline.by_host(), other.by_host()) for baseline, other in distinct.values()]
     judged = dict(zip(distinct, judge(evidence, min_effect)))
     return [Pair(question, baseline, other, judged[baseline.cell_id, other.cell_id]) for question, baseline, other in asked]
 

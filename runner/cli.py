@@ -88,6 +88,8 @@ def _parser(executor_names: tuple[str, ...], placement_names: tuple[str, ...]) -
     run.add_argument("--repeats", type=count(MAX_REPEATS), metavar="N",
                      help=f"run each cell N times (at most {MAX_REPEATS}), a fresh process each, interleaved; the report compares repeats "
                           f"(default: the matrix's repeats, else {DEFAULT_REPEATS})")
+    run.add_argument("--seed", type=int, metavar="N", help="shuffle the order within each round by N, to make a run's order again "
+                     "(default: a new seed; the manifest keeps it, and a resume reuses it)")
     run.add_argument("--budget-minutes", type=minutes, metavar="M",
                      help="stop starting repeats once the run has taken M minutes, and stop the one running at M: on a machine "
                           "lent for a while, what is measured by then is kept and the rest is recorded as not reached")
@@ -292,7 +294,7 @@ def cmd_run(args) -> int:
         return EXIT_OK
     asked = placements.Asked(args.executor, args.python, args.offline_base, tuple(args.hosts or ()), args.budget_minutes, args.gpus)
     result = session.run_placed(chosen, placements.make(where, chosen, asked, progress), args.results, args.resume, args.repeats,
-                                progress, args.force, lambda run_id: invocation.resume_command(args, run_id))
+                                progress, args.force, lambda run_id: invocation.resume_command(args, run_id), args.seed)
     analysis = analyze(result.records, min_effect=args.min_effect / 100)
     print(as_text(analysis, wide=args.wide))
     if where != "local":

@@ -5,7 +5,7 @@ knows it, the key path and what was expected. Versions must be quoted strings:
 YAML reads an unquoted 12.10 as the float 12.1, which would silently select
 another release.
 
-The file is read by the strict YAML reader (yaml_reader.py); the slurm: and hosts: sections are
+The file is read by the strict YAML reader (yaml_reader.py); the slurm: and hosts: sections and placement: are
 checked in dispatch_settings.py, CA certificates in certificates.py.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import certificates
-from runner.dispatch_settings import SLURM_DEFAULTS, SlurmSettings, hosts_section, slurm_section
+from runner.dispatch_settings import SLURM_DEFAULTS, SlurmSettings, hosts_section, placement_setting, slurm_section
 from runner.yaml_reader import Document, dotted, read_strict_yaml, shown
 from workload.contract import FAULTS, FRAMEWORKS, INPUTS, LOADERS, PRECISIONS, Pipeline
 
@@ -132,13 +132,13 @@ class Matrix:
     repeats: int  # fresh processes per cell: the unit the report's statistics count
     slurm: SlurmSettings = SLURM_DEFAULTS
     hosts: tuple[str, ...] = ()  # remote Docker engines (`run --dispatch ssh`): ssh://user@host[:port], tcp://host:port, or a context name
-
+    placement: str = "spread"  # dispatched runs: "same-node" pins each comparison group to the first node (host) that got it
 
 
 def load_matrix(path: Path) -> Matrix:
     path = Path(path)
     data, document = read_strict_yaml(path)
-    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits", "repeats", "slurm", "hosts"})
+    top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits", "repeats", "slurm", "hosts", "placement"})
     workloads = _workloads(document, top["workloads"], path.parent)
     if "cpu" not in top and "gpu" not in top:
         raise document.error(("cpu",), "at least one kind of image (cpu or gpu) to run the workloads on")
@@ -148,7 +148,7 @@ def load_matrix(path: Path) -> Matrix:
     return Matrix(path=path, workloads=workloads, cpu=cpu, gpu=gpu, build=build, limits=_limits(document, top.get("limits", {})),
                   repeats=document.integer(top.get("repeats", DEFAULT_REPEATS), ("repeats",), 1, MAX_REPEATS),
                   slurm=slurm_section(document, top["slurm"]) if "slurm" in top else SLURM_DEFAULTS,
-                  hosts=hosts_section(document, top.get("hosts", [])))
+                  hosts=hosts_section(document, top.get("hosts", [])), placement=placement_setting(document, top.get("placement", "spread")))
 
 
 

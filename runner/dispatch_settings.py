@@ -1,4 +1,5 @@
-"""The matrix's `slurm:` and `hosts:` sections: how `run --dispatch slurm` asks for nodes, which engines `--dispatch ssh` uses.
+"""The matrix's `slurm:` and `hosts:` sections and `placement:`: how `run --dispatch slurm` asks for nodes, which engines
+`--dispatch ssh` uses, and whether a comparison group may spread over them.
 
 Every value reaches sbatch or ssh as one argument of its own, never through a shell.
 """
@@ -57,6 +58,16 @@ def host_urls(values: list, error) -> tuple[str, ...]:
             raise error(index, "each host once", f"{shown(value)} a second time")
     return tuple(values)
 
+
+
+PLACEMENTS = ("spread", "same-node")
+
+
+def placement_setting(document: Document, value: Any) -> str:
+    """`placement:`: spread (each round of a comparison group on any node or host) or same-node (each group on one)."""
+    if not isinstance(value, str) or value not in PLACEMENTS:
+        raise document.error(("placement",), "spread or same-node", value)
+    return value
 
 
 def hosts_section(document: Document, value: Any) -> tuple[str, ...]:

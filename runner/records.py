@@ -157,7 +157,7 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
+def new_run(results_dir: Path, matrix_path: Path, host: dict, order_seed: int | None = None, cells: list[str] | None = None) -> Path:
     """A fresh results/<run-id>/ folder, named by its UTC start time so that names sort by age.
 
     It holds a manifest and an empty results file from the start, so a run stopped at any
@@ -169,7 +169,7 @@ def new_run(results_dir: Path, matrix_path: Path, host: dict) -> Path:
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         folder = _new_folder(results_dir, run_id)
-        _start(folder, matrix_path, host)
+        _start(folder, matrix_path, host, order_seed, cells)
     except OSError as error:  # a results disk full from the start: no run, rather than a run without a manifest
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
@@ -188,7 +188,7 @@ def _new_folder(results_dir: Path, run_id: str) -> Path:
     raise UserError(f"{results_dir}: a thousand runs started in second {run_id}: is something starting runs in a loop?")
 
 
-def _start(folder: Path, matrix_path: Path, host: dict) -> None:
+def _start(folder: Path, matrix_path: Path, host: dict, order_seed: int | None, cells: list[str] | None) -> None:
     """A new run's copy of its matrix, its manifest and its empty results file."""
     matrix = matrix_path.read_bytes()
     (folder / MATRIX_COPY).write_bytes(matrix)
@@ -201,6 +201,7 @@ def _start(folder: Path, matrix_path: Path, host: dict) -> None:
         "host": host,
         "started": now(),
         "state": "running",
+        **({"order_seed": order_seed} if order_seed is not None else {}), **({"cells": cells} if cells else {}),  # see in_matrix_order
     }
     _write_atomically(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     (folder / RESULTS_FILE).touch()
@@ -256,13 +257,18 @@ def _last_byte(stream) -> bytes:
 
 def finish_run(run_folder: Path, state: str) -> None:
     """Note in the manifest how the run ended: finished or interrupted (over a manifest that is not one, with that alone)."""
+    note_in_manifest(run_folder, ended=now(), state=state)
+
+
+def note_in_manifest(run_folder: Path, **facts) -> None:
+    """Add facts to the run's manifest (over a manifest that is not one, the facts alone), whole or not at all."""
     path = run_folder / MANIFEST_FILE
     try:
         manifest = json.loads(path.read_text())
     except ValueError:
         manifest = {}
     manifest = manifest if manifest_problem(manifest) is None else {}
-    manifest.update(ended=now(), state=state)
+    manifest.update(facts)
     text = json.dumps(manifest, indent=2) + "\n"
     try:
         _write_atomically(path, text)
@@ -316,9 +322,9 @@ def manifest_problem(data) -> str | None:
     for key in MANIFEST_TEXTS:
         if not isinstance(data.get(key, ""), str):
             return f"{key}: expected text"
-    schema = data.get("schema", 0)
-    if isinstance(schema, bool) or not isinstance(schema, int):
-        return "schema: expected a whole number"
+    for key in ("schema", "order_seed"):
+        if isinstance(data.get(key, 0), bool) or not isinstance(data.get(key, 0), int):
+            return f"{key}: expected a whole number"
     host = data.get("host", {})
     if not isinstance(host, dict):
         return "host: expected an object"
@@ -346,15 +352,22 @@ def load(run_folder: Path) -> list[Record]:
     path = run_folder / RESULTS_FILE
     if not path.is_file():
         raise UserError(f"{run_folder}: no {RESULTS_FILE} here: is this a run folder?")
-    written_by = _manifest(run_folder).get("runner_version", "of that time")
-    loaded = []
+    manifest = _manifest(run_folder)
+    written_by, loaded = manifest.get("runner_version", "of that time"), []
     with open(path, encoding="utf-8", errors="replace") as lines:
         for number, _, parsed in parse_lines(lines, path, written_by):
             if isinstance(parsed, DamagedRecord):
                 print(f"warning: {path}:{number}: {parsed}; the line is left out (--resume reruns a cell without a good record)", file=sys.stderr)
             else:
                 loaded.append(parsed)
-    return loaded
+    return in_matrix_order(loaded, manifest)
+
+
+def in_matrix_order(loaded: list[Record], manifest: dict) -> list[Record]:
+    """The records, their cells in the order the manifest's matrix lists them (rounds run shuffled), repeats as they came."""
+    order = manifest.get("cells")
+    place = {cell_id: index for index, cell_id in enumerate(order) if isinstance(cell_id, str)} if isinstance(order, list) else {}
+    return sorted(loaded, key=lambda record: place.get(record.cell_id, len(place)))
 
 
 def parse_lines(lines: Iterable[str], path: Path, written_by: str) -> Iterator[tuple[int, str, Record | DamagedRecord]]:

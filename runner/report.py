@@ -84,7 +84,8 @@ def as_text(analysis: Analysis, table_format: str = "github", wide: bool = False
     if analysis.pairs:
         text += "\n" + method_note(analysis.min_effect, analysis.family)
     notes = analysis.notes
-    for heading, lines in ((OUTLIER_NOTE, outlier_lines(notes.outlier_epochs)), (INPUT_BOUND_NOTE, input_bound_lines(notes.input_bound)),
+    for heading, lines in (("Not comparable (compared within a host, or over hosts only where both cells ran alike on each):",
+                            not_comparable_lines(analysis.pairs)), (OUTLIER_NOTE, outlier_lines(notes.outlier_epochs)), (INPUT_BOUND_NOTE, input_bound_lines(notes.input_bound)),
                            (TELEMETRY_NOTE, telemetry_lines(notes.telemetry_warnings)),
                            ("Not measured:", not_measured_lines(notes.not_measured))):
         if lines:
@@ -160,6 +161,12 @@ def narrow_tables(analysis: Analysis, table_format: str) -> str:
     return "\n\n".join(tables) + "\n" + NARROW_NOTE if tables else "No cell was measured."
 
 
+def not_comparable_lines(pairs) -> list[str]:
+    """Each pair whose hosts were not balanced, once, with the reason."""
+    refused = {(p.baseline.cell_id, p.other.cell_id): p.comparison.reason for p in pairs if p.comparison.verdict == "not_comparable"}
+    return [f"- {other} against {baseline}: {reason}" for (baseline, other), reason in refused.items()]
+
+
 def outlier_lines(outliers: tuple[OutlierEpoch, ...]) -> list[str]:
     return [f"- {o.cell_id}: {outlier_words(o)}" for o in outliers]
 
@@ -202,7 +209,7 @@ CELL_KEYS = ["cell_id", "status", "reason", "workload", "model", "kind", "gpu_ty
              "timing_doubtful", "is_baseline", "baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_p_value",
              "speedup_p_adjusted", "speedup_verdict", "speedup_repeats_needed"]
 COMPARISON_KEYS = ["question", "baseline", "other", "ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "family",
-                   "repeats_baseline", "repeats_other", "verdict", "repeats_needed", "not_comparable"]
+                   "repeats_baseline", "repeats_other", "verdict", "repeats_needed", "hosts", "reason", "not_comparable"]
 COMPARE_KEYS = ["cell_id", "status_a", "status_b", "repeats_a", "repeats_b", "train_seconds_median_a", "train_seconds_median_b",
                 "ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "verdict", "repeats_needed", "gpu_energy_joules_per_epoch_a",
                 "gpu_energy_joules_per_epoch_b", "energy_ratio"]
@@ -252,7 +259,7 @@ def cell_numbers(analysis: Analysis, result: CellResult) -> dict:
 def comparison_numbers(c: Comparison) -> dict:
     return {"ratio": c.ratio, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value, "p_adjusted": c.p_adjusted,
             "family": c.family, "repeats_baseline": c.repeats[0], "repeats_other": c.repeats[1], "verdict": c.verdict,
-            "repeats_needed": c.repeats_needed}
+            "repeats_needed": c.repeats_needed, "hosts": list(c.hosts), "reason": c.reason or None}
 
 
 def method_numbers(min_effect: float) -> dict:

@@ -2,12 +2,14 @@
 
 A run (local, Slurm or SSH) plans the same way: the cells not yet measured as often as
 asked, each with the repeat numbers it lacks (a resume fills gaps, never more than asked),
-interleaved A B C A B C. A cell that cannot run where the run is placed is recorded once,
+in rounds (every cell's repeat k before any cell's k + 1), each round in an order shuffled by the
+run's seed. A cell that cannot run where the run is placed is recorded once,
 with the first rung of one ladder that applies; `record` makes that record, and every other.
 """
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -35,18 +37,61 @@ def repeats_left(earlier: list[Record], cell_id: str, repeats: int) -> list[int]
     return [repeat for repeat in range(repeats) if repeat not in measured][:max(0, repeats - len(measured))]
 
 
-def interleaved(cells: list[Cell], repeats_left: Mapping[str, range | list[int]]) -> list[tuple[Cell, int]]:
-    """(cell, repeat) in the order A B C A B C ...: drift in the machine then spreads over every cell alike."""
+def interleaved(cells: list[Cell], repeats_left: Mapping[str, range | list[int]], seed: int = 0) -> list[tuple[Cell, int]]:
+    """(cell, repeat) in rounds, every cell's repeat k before any cell's k + 1, each round in its own shuffled order.
+
+    Rounds spread a drift of the machine (heat, another job) over every cell alike; the shuffle keeps
+    what one run leaves the next (caches, clocks, temperature) from always landing on the same cell.
+    The order is the seed's alone: the same seed and the same cells left give the same order.
+    """
+    shuffler = random.Random(seed)
     rounds = max((len(left) for left in repeats_left.values()), default=0)
-    return [(cell, repeats_left[cell.id][turn]) for turn in range(rounds) for cell in cells if turn < len(repeats_left[cell.id])]
+    order = []
+    for turn in range(rounds):
+        this_round = [(cell, repeats_left[cell.id][turn]) for cell in cells if turn < len(repeats_left[cell.id])]
+        shuffler.shuffle(this_round)
+        order += this_round
+    return order
 
 
-def runs_left(todo: list[Cell], earlier: list[Record], repeats: int, why_not: Callable[[Cell], NotRun | None]) -> list[tuple[Cell, int]]:
-    """Every (cell, repeat) a run has left, interleaved; a cell that will not run is there once, in the first round,
-    for its record, unless an earlier session of the run recorded it already."""
+def group_rounds(runs: list[tuple[Cell, int]]) -> list[list[tuple[Cell, int]]]:
+    """The runs cut into what one host takes whole: one round of one comparison group, in the runs' order.
+
+    A group is a workload's cells (its comparisons are within it), those of a GPU type (gpu.gpu_type)
+    apart, as one host may have none of that type. A host that runs one cell of a group then runs every
+    cell of it as often, so that no comparison sets one host's speed against another's (runner/strata.py).
+    """
+    units: dict[tuple[tuple[str, str], int], list[tuple[Cell, int]]] = {}
+    rounds: Counter = Counter()
+    for cell, repeat in runs:
+        units.setdefault((group_of(cell), rounds[cell.id]), []).append((cell, repeat))
+        rounds[cell.id] += 1
+    return list(units.values())
+
+
+def group_of(cell: Cell) -> tuple[str, str]:
+    """The comparison group of a cell, as dispatchers keep it together: its workload, and its GPU type where it has one."""
+    return cell.workload.name, cell.axis("gpu_type")
+
+
+def group_nodes(earlier: list[Record]) -> dict[tuple[str, str], str]:
+    """Comparison group -> the host (node) that measured its last good record: where placement: same-node keeps it on a resume."""
+    return {(record.workload, record.axes.get("gpu_type", "")): record.environment["host"] for record in earlier
+            if record.status == "ok" and record.environment.get("host")}
+
+
+def new_seed() -> int:
+    """A run's order seed, when none is given: recorded in its manifest, so that the order can be made again."""
+    return random.SystemRandom().randrange(2**32)
+
+
+def runs_left(todo: list[Cell], earlier: list[Record], repeats: int, why_not: Callable[[Cell], NotRun | None],
+              seed: int = 0) -> list[tuple[Cell, int]]:
+    """Every (cell, repeat) a run has left, interleaved by the seed; a cell that will not run is there once, in the first
+    round, for its record, unless an earlier session of the run recorded it already."""
     noted = {record.cell_id for record in earlier if record.status in ("excluded", "skipped")}
     left = {cell.id: range(0 if cell.id in noted else 1) if why_not(cell) else repeats_left(earlier, cell.id, repeats) for cell in todo}
-    return interleaved(todo, left)
+    return interleaved(todo, left, seed)
 
 
 @dataclass(frozen=True)

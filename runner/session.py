@@ -170,20 +170,22 @@ def build(plan: Plan, executor: Executor, progress: Progress) -> list[Prepared |
 
 
 def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
-        budget: Budget | None = None, force: bool = False, resume_command: Callable[[str], str] | None = None) -> RunResult:
+        budget: Budget | None = None, force: bool = False, resume_command: Callable[[str], str] | None = None,
+        seed: int | None = None) -> RunResult:
     """A run on this machine, cells one after another with `executor`: run_placed with the local placement."""
-    return run_placed(plan, Local(executor, progress, budget), results_dir, resume, repeats, progress, force, resume_command)
+    return run_placed(plan, Local(executor, progress, budget), results_dir, resume, repeats, progress, force, resume_command, seed)
 
 
 def run_placed(plan: Plan, placement: Placement, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
-               force: bool = False, resume_command: Callable[[str], str] | None = None) -> RunResult:
+               force: bool = False, resume_command: Callable[[str], str] | None = None, seed: int | None = None) -> RunResult:
     """Run each selected cell `repeats` times (default: the matrix's) where the placement puts them, appending each record as it comes.
 
     The run folder exists, resumable, before anything else happens, and this runner holds it
     until it ends, however it ends; if it ends early, `resume_command(run_id)` is what to type to
-    go on. A run is resumed where it ran, and with the matrix it started with, unless `force`.
+    go on. A run is resumed where it ran, and with the matrix it started with, unless `force`;
+    its order within rounds is shuffled by `seed` (default: a new one), which its manifest keeps for a resume.
     """
-    run_folder = open_run(plan, placement, results_dir, resume, force)
+    run_folder = open_run(plan, placement, results_dir, resume, force, seed)
     how = f"--dispatch {placement.name} " if placement.name != "local" else ""
     resume_command = resume_command or (lambda run_id: f"python -m runner run {how}--resume {run_id}")
     keeper = Keeper(run_folder, progress)
@@ -213,16 +215,28 @@ def repeats_asked(plan: Plan, repeats: int | None) -> int:
     return repeats or plan.matrix.repeats
 
 
-def open_run(plan: Plan, placement: Placement, results_dir: Path, resume: str | None, force: bool) -> Path:
-    """The run folder: the one resumed, refused when it ran elsewhere or with another matrix; else a new one, with the manifest."""
+def open_run(plan: Plan, placement: Placement, results_dir: Path, resume: str | None, force: bool, seed: int | None = None) -> Path:
+    """The run folder: the one resumed, refused when it ran elsewhere or with another matrix; else a new one, with the manifest
+    and the order seed."""
     if resume:
         run_folder = records.find_run(results_dir, resume)
         refuse_resume_elsewhere(run_folder, placement.name)
         refuse_another_matrix(run_folder, plan.matrix.path, force)
+        keep_order_seed(run_folder, seed)
         placement.start()
         return run_folder
     placement.start()
-    return records.new_run(results_dir, plan.matrix.path, {**host.facts(), **placement.facts()})
+    return records.new_run(results_dir, plan.matrix.path, {**host.facts(), **placement.facts()},
+                           run_plan.new_seed() if seed is None else seed, [cell.id for cell in plan.cells])
+
+
+def keep_order_seed(run_folder: Path, seed: int | None) -> None:
+    """A resumed run keeps the seed it started with, so that its order can be made again; a run older than seeds is given one."""
+    before = records.manifest(run_folder).get("order_seed")
+    if before is None:
+        records.note_in_manifest(run_folder, order_seed=run_plan.new_seed() if seed is None else seed)
+    elif seed is not None and seed != before:
+        raise UserError(f"--seed {seed}: run {run_folder.name} started with --seed {before}; a resume keeps it (leave --seed out)")
 
 
 def outlook(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, repeats: int | None) -> str:
@@ -255,11 +269,11 @@ def refuse_another_matrix(run_folder: Path, matrix_path: Path, force: bool) -> N
 
 def carry_out(plan: Plan, placement: Placement, run_folder: Path, repeats: int, keeper: Keeper) -> None:
     """What the run has left, in turns: a cell that does not run gets its record here, the others go to the placement."""
-    earlier = records.load(run_folder)
+    earlier, seed = records.load(run_folder), records.manifest(run_folder).get("order_seed", 0)
     todo = run_plan.left_to_run(plan.selected, earlier, repeats)
     here = placement.prepare(Session(plan, run_folder, repeats, earlier, todo))
     why_not = {cell.id: run_plan.not_run(cell, here) for cell in todo}
-    runs = run_plan.runs_left(todo, earlier, repeats, lambda cell: why_not[cell.id])
+    runs = run_plan.runs_left(todo, earlier, repeats, lambda cell: why_not[cell.id], seed)
     to_run = [(cell, repeat) for cell, repeat in runs if not why_not[cell.id]]
     placement.announce(to_run)
     number = 0

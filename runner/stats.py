@@ -32,12 +32,13 @@ OUTLIER_MADS = 10.0  # hyperfine's threshold: 10 MADs, each scaled (x 1.4826) to
 MAD_TO_SIGMA = 1 / NormalDist().inv_cdf(0.75)  # 1.4826: a normal sample's MAD times this is its standard deviation (scipy's scale="normal")
 BOOTSTRAP_SEED = 0  # fixed, so that the same records always give the same interval, byte for byte
 RESAMPLES = 9999  # bootstrap resamples per interval
-VERDICTS = ("faster", "slower", "same", "no_difference")
+VERDICTS = ("faster", "slower", "same", "no_difference", "not_comparable")
 FEWEST_REPEATS = 3  # per cell, for any verdict: a bootstrap of two repeats has three medians to draw, an interval too narrow to trust
 MOST_REPEATS_ESTIMATED = 100  # beyond this, "more than 100": the ratio sits on the edge of the minimum effect
 CORRECTION = "holm"
 VERDICT_RULE = ("with at least 3 repeats a side, faster/slower: the Holm-adjusted p < alpha and the interval wholly beyond "
-                "+/-min_effect; same: the interval wholly inside +/-min_effect; otherwise no_difference")
+                "+/-min_effect; same: the interval wholly inside +/-min_effect; otherwise no_difference; not_comparable (not "
+                "tested, not in the family): the two cells' repeats are not balanced over the hosts that ran them")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class Evidence:
     ci_high: float | None
     p_value: float  # Welch's t-test on log seconds, two-sided, unadjusted; 1.0 where there is no test
     repeats: tuple[int, int]  # baseline, other
+    hosts: tuple[str, ...] = ()  # the hosts (strata) the repeats ran on, where known (runner/strata.py)
+    refused: str = ""  # why the two cells cannot be compared at all (hosts not balanced): no test, no verdict
 
 
 def weigh(baseline: Sequence[float], other: Sequence[float], alpha: float = ALPHA, resamples: int = RESAMPLES) -> Evidence:
@@ -167,9 +170,13 @@ class Comparison:
     verdict: str  # one of VERDICTS, by VERDICT_RULE
     repeats_needed: int | None  # for no_difference: about how many repeats per cell would decide (repeats_to_decide)
     min_effect: float
+    hosts: tuple[str, ...] = ()  # the hosts (strata) compared within
+    reason: str = ""  # for not_comparable: why
 
     @property
     def words(self) -> str:
+        if self.verdict == "not_comparable":
+            return f"not comparable: {self.reason}"
         if self.verdict == "same":
             return f"same within {self.min_effect * 100:g}%"
         if self.verdict == "no_difference":
@@ -189,6 +196,8 @@ class Comparison:
 
     @property
     def short_words(self) -> str:
+        if self.verdict == "not_comparable":
+            return "not comparable"
         return f"needs {_about(self.repeats_needed)} repeats" if self.verdict == "no_difference" else self.words
 
     def as_percent(self) -> str:
@@ -206,14 +215,19 @@ def _about(repeats: int | None) -> str:
 
 
 def judge(family: Sequence[Evidence], min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> list[Comparison]:
-    """One report's comparisons, judged together: Holm-adjusted p-values, then each verdict by VERDICT_RULE."""
-    adjusted = holm([evidence.p_value for evidence in family])
+    """One report's comparisons, judged together: Holm-adjusted p-values, then each verdict by VERDICT_RULE.
+
+    A comparison refused (its hosts not balanced) is no test: not_comparable, and not counted in the family.
+    """
+    tested = [evidence for evidence in family if not evidence.refused]
+    adjusted = iter(holm([evidence.p_value for evidence in tested]))
     judged = []
-    for evidence, p_adjusted in zip(family, adjusted):
-        said = verdict(evidence, p_adjusted, min_effect, alpha)
+    for evidence in family:
+        p_adjusted = 1.0 if evidence.refused else next(adjusted)
+        said = "not_comparable" if evidence.refused else verdict(evidence, p_adjusted, min_effect, alpha)
         needed = repeats_to_decide(evidence, min_effect) if said == "no_difference" else None
-        judged.append(Comparison(evidence.ratio, evidence.ci_low, evidence.ci_high, evidence.p_value, p_adjusted, len(family),
-                                 evidence.repeats, said, needed, min_effect))
+        judged.append(Comparison(evidence.ratio, evidence.ci_low, evidence.ci_high, evidence.p_value, p_adjusted, len(tested),
+                                 evidence.repeats, said, needed, min_effect, evidence.hosts, evidence.refused))
     return judged
 
 

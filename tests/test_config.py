@@ -716,3 +716,14 @@ def test_the_hosts_certificates_are_checked_too(tmp_path, monkeypatch):
                                  f"got {tmp_path}/ca-certificates/notes.crt (no -----BEGIN CERTIFICATE----- block)")
     (tmp_path / "ca-certificates" / "notes.crt").unlink()
     assert load_matrix(path).build.ca_certificates == (tmp_path / "ca-certificates" / "proxy" / "good.crt",)
+
+
+def test_placement_is_spread_unless_same_node_and_anything_else_is_one_line(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text('workloads: {mnist: {model: mnist, epochs: 2}}\ncpu: {tensorflow: ["2.21"]}\n')
+    assert load_matrix(path).placement == "spread"
+    path.write_text(path.read_text() + "placement: same-node\n")
+    assert load_matrix(path).placement == "same-node"
+    path.write_text(path.read_text().replace("same-node", "[same-node]"))
+    with pytest.raises(UserError, match=r"matrix.yaml:3: placement: expected spread or same-node, got a list"):
+        load_matrix(path)

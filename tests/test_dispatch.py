@@ -5,11 +5,12 @@ tests/test_slurm.py runs the same code against a real Slurm.
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
 from fake_executor import FakeExecutor
-from runner import cli, dispatch, executors, gpu_types, invocation, records, session
+from runner import cli, dispatch, executors, gpu_types, invocation, records, run_plan, session
 from runner.config import load_matrix
 from runner.dispatch import slurm
 from runner.dispatch_settings import SLURM_DEFAULTS
@@ -324,3 +325,39 @@ def test_the_resume_command_names_where_the_run_ran(matrix):
                               (["--host", "ssh://a", "--host", "ssh://b"], "--host ssh://a --host ssh://b")):
         args = cli.parser().parse_args(["run", "-f", str(matrix), *options])
         assert invocation.resume_command(args, "RUN") == f"python -m runner run -f {matrix} {expected} --resume RUN"
+
+
+class TwoNodeSlurm(RefusingSlurm):
+    """A controller with nodes n0 and n1 that runs each job at once, on the node asked for (--nodelist) or else in turn,
+    its record written as the job would write it: the submitting side's placement, without a cluster."""
+
+    def __init__(self, cells):
+        super().__init__()
+        self.cells = {cell.id: cell for cell in cells}
+
+    def submit(self, arguments):
+        self.submitted.append(arguments)
+        job_id = str(len(self.submitted))
+        named = next(a for a in arguments if a.startswith("--nodelist="))[11:] if any(a.startswith("--nodelist=") for a in arguments) else ""
+        cell_id, _, repeat = next(a for a in arguments if a.startswith("--job-name="))[len("--job-name=cudnn-matrix:"):].rpartition(".")
+        run_folder = Path(arguments[-1]).parent.parent
+        record = run_plan.record(self.cells[cell_id], "docker", "failed", "not measured: a fake node", repeat=int(repeat),
+                                 where={"host": named or f"n{len(self.submitted) % 2}", "job_id": job_id})
+        records.save(dispatch.record_path(run_folder, cell_id, int(repeat), job_id), record)
+        return job_id, ""
+
+    def states(self, job_ids):
+        return {}
+
+
+@pytest.mark.parametrize("placement", ["spread", "same-node"])
+def test_placement_same_node_pins_each_comparison_group_to_the_node_its_first_job_ran_on(tmp_path, placement):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f'workloads: {{mnist: {{{SMALL}}}, other: {{{SMALL}}}}}\ncpu: {{tensorflow: ["2.20", "2.21"]}}\n'
+                    f"build: {{ca_certificates: []}}\nplacement: {placement}\n")
+    plan = session.plan(path)
+    result = slurm.run(plan, tmp_path / "results", None, 3, Progress(), slurm=TwoNodeSlurm(plan.cells))
+    nodes = {}
+    for record in result.records:
+        nodes.setdefault(record.workload, set()).add(record.environment["host"])
+    assert all(len(used) == 1 for used in nodes.values()) == (placement == "same-node"), nodes

@@ -48,10 +48,29 @@ def test_a_resume_fills_the_gaps_and_never_runs_more_than_asked(cells):
 def test_runs_are_interleaved_and_a_cell_that_does_not_run_is_there_once_unless_noted(cells):
     cpu, gpu, excluded = cells["cpu"], cells["gpu"], cells["excluded"]
     why_not = lambda cell: run_plan.not_run(cell, run_plan.Here(no_gpu="no GPU here"))  # noqa: E731
-    runs = run_plan.runs_left([cpu, gpu, excluded], [], 2, why_not)
-    assert [(cell.id, repeat) for cell, repeat in runs] == [(cpu.id, 0), (gpu.id, 0), (excluded.id, 0), (cpu.id, 1)]
+    runs = [(cell.id, repeat) for cell, repeat in run_plan.runs_left([cpu, gpu, excluded], [], 2, why_not, seed=3)]
+    assert sorted(runs[:3]) == sorted([(cpu.id, 0), (gpu.id, 0), (excluded.id, 0)]) and runs[3:] == [(cpu.id, 1)]
     noted = [run_plan.record(gpu, "fake", "skipped", "no GPU here")]
     assert [(cell.id, repeat) for cell, repeat in run_plan.runs_left([cpu, gpu], noted, 2, why_not)] == [(cpu.id, 0), (cpu.id, 1)]
+
+
+def named(*ids):
+    return [type("Cell", (), {"id": cell_id})() for cell_id in ids]
+
+
+def test_each_round_is_whole_and_shuffled_by_the_seed():
+    cells = named(*"abcdef")
+    left = {cell.id: range(4) for cell in cells}
+    order = lambda seed: [(cell.id, repeat) for cell, repeat in run_plan.interleaved(cells, left, seed)]  # noqa: E731
+    rounds = [order(11)[k * 6:(k + 1) * 6] for k in range(4)]
+    assert [sorted(one) for one in rounds] == [[(cell_id, k) for cell_id in "abcdef"] for k in range(4)]  # rounds kept
+    assert len({tuple(cell_id for cell_id, _ in one) for one in rounds}) > 1  # the order differs between rounds
+    assert order(11) == order(11) and order(11) != order(12)  # the seed alone makes the order
+
+
+def test_a_new_seed_is_a_whole_number_that_differs_from_run_to_run():
+    seeds = {run_plan.new_seed() for _ in range(5)}
+    assert len(seeds) > 1 and all(isinstance(seed, int) and 0 <= seed < 2**32 for seed in seeds)
 
 
 def test_the_not_run_ladder_takes_the_first_rung_that_applies(cells):
@@ -93,3 +112,15 @@ def test_local_and_slurm_carry_out_the_same_plan_of_a_resumed_run(tmp_path):
             result = slurm.run(plan, tmp_path / name, folder.name, 2, Progress(), slurm=refusing)
             assert refusing.submitted == []
         assert [(record.cell_id, record.status) for record in result.records][2:] == [(plan.selected[-1].id, "excluded")]
+
+
+def test_group_rounds_are_one_round_of_one_workload_each_in_the_runs_order(tmp_path):
+    matrix = MATRIX.replace("workloads: {", "workloads: {other: {model: mnist, epochs: 2}, ").replace('cpu: {tensorflow: ["2.21"]}',
+                                                                                                  'cpu: {tensorflow: ["2.20", "2.21"]}')
+    (tmp_path / "matrix.yaml").write_text(matrix)
+    cpu = [cell for cell in session.plan(tmp_path / "matrix.yaml").selected if cell.kind == "cpu"]
+    runs = run_plan.interleaved(cpu, {cell.id: range(3) for cell in cpu}, seed=9)
+    rounds = run_plan.group_rounds(runs)
+    assert sorted(sorted((cell.id, repeat) for cell, repeat in one) for one in rounds) == sorted(
+        sorted((cell.id, repeat) for cell in cpu if cell.workload.name == name) for name in ("mnist", "other") for repeat in range(3))
+    assert all(one == [run for run in runs if run in one] for one in rounds)

@@ -71,7 +71,7 @@ def test_every_rung_of_the_outcome_ladder_becomes_a_record_and_the_other_cells_r
 
 def test_records_carry_axes_executor_and_environment_provenance(matrix):
     result = run(matrix, FakeExecutor(no_gpu="no GPU here"), pattern="tf2.21-mnist")
-    ok, skipped = result.records[0], result.records[1]
+    ok, skipped = (next(r for r in result.records if r.status == status) for status in ("ok", "skipped"))
     assert (ok.cell_id, ok.executor, ok.schema) == ("cpu-tf2.21-mnist", "fake", records.RESULTS_SCHEMA)
     assert ok.axes == {"kind": "cpu", "framework": "tensorflow", "framework_version": "2.21"}
     assert ok.environment == {"name": "cpu-tf2.21", "handle": "fake/cpu-tf2.21"}
@@ -138,7 +138,7 @@ def test_an_interrupt_keeps_finished_records_and_cleans_up(matrix):
     with pytest.raises(KeyboardInterrupt):
         run(matrix, executor, pattern="cpu-tf2.21-")
     (folder,) = (matrix.parent / "results").iterdir()
-    assert [record.cell_id for record in records.load(folder)] == ["cpu-tf2.21-mnist"]
+    assert sorted(record.cell_id for record in records.load(folder)) == sorted(job.cell_id for job in executor.jobs)  # run before it
     assert json.loads((folder / records.MANIFEST_FILE).read_text())["state"] == "interrupted"
     assert executor.cleaned == [folder.name]
 
@@ -204,8 +204,8 @@ def test_a_full_results_disk_loses_no_measurement(matrix, tiny_disk, capsys):
     err = capsys.readouterr().err.splitlines()
     cannot = [line for line in err if line.startswith("error: cannot write the record of")]
     assert len(cannot) == 2 and "No space left on device" in cannot[0]
-    kept = json.loads(err[err.index(cannot[0]) + 1])
-    assert kept["cell_id"] == "cpu-tf2.21-mnist" and kept["status"] == "ok" and kept["measurement"]["epochs"]
+    kept = {record["cell_id"]: record for record in (json.loads(err[err.index(line) + 1]) for line in cannot)}  # in the run's order
+    assert kept["cpu-tf2.21-mnist"]["status"] == "ok" and kept["cpu-tf2.21-mnist"]["measurement"]["epochs"]
     assert result.failed == 2
     # the run's table shows what was measured, and the manifest says the run ended: it stayed `running` for ever
     assert {record.cell_id: record.status for record in result.records} == {"cpu-tf2.21-mnist": "ok", "cpu-tf2.21-crash": "failed"}
@@ -214,20 +214,28 @@ def test_a_full_results_disk_loses_no_measurement(matrix, tiny_disk, capsys):
     assert sorted(path.name for path in result.folder.iterdir()) == [".lock", "logs", "manifest.json", "matrix.yaml", "results.jsonl"]
 
 
-def test_repeats_run_interleaved_and_resume_tops_up_the_missing_ones(tmp_path):
+def test_repeats_run_in_rounds_by_the_recorded_seed_and_resume_tops_up_the_missing_ones(tmp_path):
     path = tmp_path / "matrix.yaml"
     path.write_text(f'workloads: {{a: {{{SMALL}}}, b: {{{SMALL}}}, c: {{{SMALL}, fault: crash}}}}\ncpu: {{tensorflow: ["2.21"]}}\n'
                     "repeats: 3\nbuild: {ca_certificates: []}\n")
     executor = FakeExecutor()
-    first = session.run(session.plan(path), executor, tmp_path / "results", None, None, Progress())
-    assert [job.cell_id.removeprefix("cpu-tf2.21-") for job in executor.jobs] == list("abcabcabc")
-    assert [(r.cell_id[-1], r.repeat) for r in first.records] == [(n, k) for k in range(3) for n in "abc"]
+    first = session.run(session.plan(path), executor, tmp_path / "results", None, None, Progress(), seed=7)
+    ran = [job.cell_id.removeprefix("cpu-tf2.21-") for job in executor.jobs]
+    assert [sorted(ran[k:k + 3]) for k in (0, 3, 6)] == [list("abc")] * 3  # every cell's repeat k before any cell's k + 1
+    assert records.manifest(first.folder)["order_seed"] == 7
+    # Read back in the matrix's order, whatever order they ran in: a report's tables and baselines do not move with the seed.
+    assert [(r.cell_id[-1], r.repeat) for r in first.records] == [(cell, repeat) for cell in "abc" for repeat in range(3)]
+    cells = session.plan(path).selected
+    assert ran == [cell.id[-1] for cell, _ in run_plan.interleaved(cells, {cell.id: range(3) for cell in cells}, 7)]
 
     more = FakeExecutor()
     topped = session.run(session.plan(path), more, tmp_path / "results", first.folder.name, 5, Progress())
-    assert [job.cell_id[-1] for job in more.jobs] == list("abcabcccc")  # c had no good repeat: all five again
+    ran = [job.cell_id[-1] for job in more.jobs]
+    assert [sorted(ran[k:k + 3]) for k in (0, 3)] == [list("abc")] * 2 and ran[6:] == list("ccc")  # c had no good repeat: all five
     ok = Counter(record.cell_id[-1] for record in topped.records if record.status == "ok")
     assert ok == {"a": 5, "b": 5}
+    with pytest.raises(UserError, match="started with --seed 7"):
+        session.run(session.plan(path), FakeExecutor(), tmp_path / "results", first.folder.name, 6, Progress(), seed=8)
 
 
 def test_resume_runs_the_repeat_numbers_missing_not_the_next_ones(tmp_path):
@@ -246,7 +254,8 @@ def test_resume_runs_the_repeat_numbers_missing_not_the_next_ones(tmp_path):
 def test_interleaving_gives_each_cell_its_own_remaining_repeats():
     cells = [type("C", (), {"id": "a"})(), type("C", (), {"id": "b"})()]
     order = run_plan.interleaved(cells, {"a": range(1, 3), "b": range(0, 3)})
-    assert [(cell.id, repeat) for cell, repeat in order] == [("a", 1), ("b", 0), ("a", 2), ("b", 1), ("b", 2)]
+    assert [sorted((cell.id, repeat) for cell, repeat in order[k:k + 2]) for k in (0, 2)] == [[("a", 1), ("b", 0)], [("a", 2), ("b", 1)]]
+    assert [(cell.id, repeat) for cell, repeat in order[4:]] == [("b", 2)]
 
 
 def test_identical_cells_with_the_default_repeats_are_called_neither_faster_nor_slower(tmp_path, capsys):
@@ -292,11 +301,12 @@ def test_a_budget_stops_starting_repeats_and_stops_the_one_running_at_its_end(tm
     budget = session.Budget.starting_now(2.5, clock)
     result = session.run(session.plan(path), executor, tmp_path / "results", None, None, Progress(), budget)
 
-    assert [job.cell_id[-1] for job in executor.jobs] == list("abc")  # c started with 30 s left; nothing after it
+    first, second, third = (job.cell_id[-1] for job in executor.jobs)  # the third started with 30 s left; nothing after it
+    (fourth,) = set("abcd") - {first, second, third}
     got = {(record.cell_id[-1], record.repeat): (record.status, record.reason) for record in result.records}
-    assert got == {("a", 0): ("ok", ""), ("b", 0): ("ok", ""),
-                   ("c", 0): ("failed", "exceeded its time limit of 30 s (what was left of the run's --budget-minutes)"),
-                   ("d", 0): ("skipped", budget.not_reached)}
+    assert got == {(first, 0): ("ok", ""), (second, 0): ("ok", ""),
+                   (third, 0): ("failed", "exceeded its time limit of 30 s (what was left of the run's --budget-minutes)"),
+                   (fourth, 0): ("skipped", budget.not_reached)}
     assert budget.not_reached == "not reached: the run's budget of 2.5 min (--budget-minutes) was spent on the cells before it"
 
     resumed = session.run(session.plan(path), FakeExecutor(), tmp_path / "results", result.folder.name, None, Progress())
@@ -345,7 +355,7 @@ def test_the_resume_command_printed_after_an_interrupt_is_complete_and_pasteable
 
     monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: FakeExecutor(no_gpu="no GPU here"))
     assert cli.main(shlex.split(printed)[3:]) == 1  # the crash cell fails as a crash, this time
-    assert [record.cell_id for record in records.load(folder)] == ["cpu-tf2.21-mnist", "cpu-tf2.21-crash"]
+    assert sorted(record.cell_id for record in records.load(folder)) == ["cpu-tf2.21-crash", "cpu-tf2.21-mnist"]
 
 
 def test_a_long_lines_change_is_shown_where_it_is(tmp_path):

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import REPO
-from runner import cli, dispatch, executors, records
+from runner import cli, dispatch, executors, records, run_plan, session
 from runner.dispatch import slurm as slurm_dispatch
 from slurm_job_runner import COMMAND, use_fake_nodes
 
@@ -114,6 +114,19 @@ def test_on_whole_nodes_a_gpu_cell_is_timed_on_one_of_the_gpus_granted_and_a_cpu
     assert "gpu_devices" not in cpu.environment
 
 
+@pytest.mark.timeout(120)
+def test_placement_same_node_runs_each_comparison_group_on_the_node_its_first_job_got(tmp_path, fake_nodes, capsys):
+    path = matrix_file(tmp_path, {"first": "", "second": ""}, 'cpu:\n  tensorflow: ["2.20", "2.21"]\nplacement: same-node\n')
+    code, out, err = dispatch_run(path, capsys, "--repeats", "2")
+    assert code == 0, err[-3000:]
+    _, kept = records_of(tmp_path / "results")
+    nodes = {}
+    for record in kept.values():
+        nodes.setdefault(record.workload, set()).add(record.environment["host"])
+    assert [len(used) for used in nodes.values()] == [1, 1], nodes
+    assert err.count("--nodelist=") == 6  # every job of a group but its first asked for that node
+
+
 @pytest.mark.timeout(60)
 def test_a_job_slurm_refuses_is_a_failed_record_with_sbatchs_own_message(tmp_path, fake_nodes, capsys):
     path = matrix_file(tmp_path, {"mnist": ""}, GPU_MATRIX.replace('["h100", "h200"]', '["a100"]'))
@@ -137,6 +150,13 @@ def start_runner(path, *extra, environment=None):
     """A submitting runner in a process of its own (fake nodes), to be interrupted or killed."""
     return subprocess.Popen([*COMMAND, "run", "--dispatch", "slurm", "-f", str(path), "--results", str(path.parent / "results"), *extra],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+
+
+def seed_for_matrix_order(path) -> int:
+    """A seed whose shuffle of the first round leaves the matrix's order: for a test that needs to know which job comes last."""
+    cells = session.plan(path).selected
+    return next(seed for seed in range(10_000)
+                if [cell for cell, _ in run_plan.interleaved(cells, {cell.id: range(1) for cell in cells}, seed)] == cells)
 
 
 def wait_for(condition, what: str, seconds: float = 60):
@@ -188,7 +208,7 @@ def test_a_crash_a_cancelled_job_and_a_dead_node_fail_only_their_cells(tmp_path,
 def test_resume_after_the_runner_is_killed_merges_finished_jobs_follows_running_ones_and_resubmits_the_rest(tmp_path, fake_nodes, monkeypatch):
     monkeypatch.setenv("CUDNN_MATRIX_FAKE_SECONDS", json.dumps({"quick": 0, "slow": 6, "slower": 6, "last": 6}))
     path = matrix_file(tmp_path, {"quick": "", "slow": "", "slower": "", "last": ""}, "cpu:\n  tensorflow: [\"2.21\"]\n")
-    runner = start_runner(path)
+    runner = start_runner(path, "--seed", str(seed_for_matrix_order(path)))  # last is submitted last, to wait for a node
     try:
         jobs = wait_for(lambda: len(ledger_jobs(tmp_path / "results")) == 4 and ledger_jobs(tmp_path / "results"), "four submissions")
         (run_folder,) = (tmp_path / "results").iterdir()

@@ -94,16 +94,20 @@ def test_no_host_answering_is_one_line_and_no_run(matrix, tmp_path, capsys):
     assert not (tmp_path / "results").exists()
 
 
-def test_gpu_cells_go_only_to_hosts_with_the_nvidia_runtime(tmp_path):
+def test_gpu_cells_go_only_to_hosts_with_the_nvidia_runtime_with_their_whole_round(tmp_path):
     from fake_executor import FakeExecutor
     from runner import session
 
-    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX)
-    gpu, cpu = sorted(session.plan(tmp_path / "matrix.yaml").selected, key=lambda cell: cell.kind != "gpu")
-    runs = ssh.Runs([(gpu, 0), (cpu, 0)], tmp_path, print)
-    assert runs.take(fake_host("ssh://a", False, FakeExecutor()))[0] is cpu
-    assert runs.take(fake_host("ssh://b", False, FakeExecutor())) is None  # the GPU cell waits for a host that can run it
-    assert runs.take(fake_host("ssh://c", True, FakeExecutor()))[0] is gpu
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("workloads: {", "workloads: {other: {model: mnist, epochs: 2}, "))
+    selected = session.plan(tmp_path / "matrix.yaml").selected
+    gpu, cpu, other = (next(c for c in selected if (c.kind, c.workload.name) == which)
+                       for which in (("gpu", "mnist"), ("cpu", "mnist"), ("cpu", "other")))
+    runs = ssh.Runs([(gpu, 0), (cpu, 0), (other, 0)], tmp_path, print)
+    # mnist's round has a GPU cell: a host without a GPU takes the other workload's round, and not mnist's CPU cell.
+    assert runs.take(fake_host("ssh://a", False, FakeExecutor()))[0] is other
+    assert runs.take(fake_host("ssh://b", False, FakeExecutor())) is None  # mnist's round waits for a host that can run it all
+    with_gpu = fake_host("ssh://c", True, FakeExecutor())
+    assert [runs.take(with_gpu)[0], runs.take(with_gpu)[0]] == [gpu, cpu]
 
 
 def test_a_host_with_nothing_to_take_waits_while_a_gpu_cell_may_yet_be_given_back(tmp_path):
@@ -122,7 +126,7 @@ def test_a_host_with_nothing_to_take_waits_while_a_gpu_cell_may_yet_be_given_bac
     waiting.start()
     waiting.join(0.3)
     assert waiting.is_alive(), "the other host must not give up while the run may come back"
-    runs.give_back(gpu, 0)
+    runs.give_back(looking, gpu, 0)
     waiting.join(5)
     assert taken and taken[0][0] is gpu
 
@@ -508,3 +512,40 @@ def test_a_resume_first_removes_what_the_dead_runner_left_on_every_host(tmp_path
     for url, executor in executors.items():
         assert executor.cleaned == [run_folder.name]
         assert f"run {run_folder.name}: stopped and removed 1 container(s) on host {url} that its earlier runner left running" in err
+
+
+def test_hosts_taking_runs_in_turn_run_every_cell_of_a_group_as_often(tmp_path):
+    """Before, two hosts taking an interleaved A B A B ... in turn ran one cell each: the hosts' difference read as the cells'."""
+    from collections import Counter
+
+    from fake_executor import FakeExecutor
+    from runner import run_plan, session
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace('"2.21"]}\ngpu', '"2.20", "2.21"]}\ngpu'))
+    cells = [cell for cell in session.plan(tmp_path / "matrix.yaml").selected if cell.kind == "cpu"]
+    runs = ssh.Runs(run_plan.interleaved(cells, {cell.id: range(6) for cell in cells}, seed=4), tmp_path, print)
+    hosts = [fake_host(url, False, FakeExecutor()) for url in ("ssh://a", "ssh://b")]
+    ran = {host.url: Counter() for host in hosts}
+    for turn in range(12):
+        cell, _, _ = runs.take(hosts[turn % 2])
+        ran[hosts[turn % 2].url][cell.id] += 1
+    assert [sorted(counts.values()) for counts in ran.values()] == [[3, 3], [3, 3]]
+    assert runs.take(hosts[0]) is None
+
+
+def test_placement_same_node_keeps_each_comparison_group_on_the_host_that_took_it_first(tmp_path):
+    from fake_executor import FakeExecutor
+    from runner import run_plan, session
+
+    (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("workloads: {", "workloads: {other: {model: mnist, epochs: 2}, "))
+    cells = [cell for cell in session.plan(tmp_path / "matrix.yaml").selected if cell.kind == "cpu"]
+    hosts = [fake_host(url, False, FakeExecutor()) for url in ("ssh://a", "ssh://b")]
+    runs = ssh.Runs(run_plan.interleaved(cells, {cell.id: range(3) for cell in cells}, seed=2), tmp_path, print, hosts=hosts, same_node=True)
+    ran = {host.url: set() for host in hosts}
+    for turn in range(6):
+        ran[hosts[turn % 2].url].add(runs.take(hosts[turn % 2])[0].workload.name)
+    assert sorted(map(sorted, ran.values())) == [["mnist"], ["other"]]
+    hosts[0].dead = "host ssh://a: gone"  # a dead host's groups go to the others
+    runs = ssh.Runs([(cell, 0) for cell in cells], tmp_path, print, hosts=hosts, same_node=True)
+    runs.pinned = {run_plan.group_of(cells[0]): "ssh://a"}
+    assert runs.take(hosts[1]) is not None

@@ -124,6 +124,7 @@ class _Job:
     submitted: str = field(default_factory=now)
     seen: JobState | None = None
     ended_at: float | None = None  # time.monotonic() when Slurm first said the job had ended
+    node: str = ""  # where it ran, once Slurm or its record says
 
 
 def run(plan: session.Plan, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
@@ -168,6 +169,7 @@ class SlurmPlacement:
         self.version = ""
         self.watched: list[_Job] = []
         self.merged: set[str] = set()  # job ids whose record is in results.jsonl
+        self.first_of_group: dict[tuple[str, str], _Job] = {}  # placement: same-node: each comparison group's first job
         self.warned = ""
 
     def start(self) -> None:
@@ -183,6 +185,7 @@ class SlurmPlacement:
     def prepare(self, run: session.Session) -> Here:
         self.run_folder, self.repeats, self.done = run.folder, run.repeats, sum(record.status == "ok" for record in run.earlier)
         self.merged = {record.environment["job_id"] for record in run.earlier if "job_id" in record.environment}
+        self.group_nodes = run_plan.group_nodes(run.earlier)  # placement: same-node: where a resumed run's groups ran
         noted = {record.cell_id for record in run.earlier if record.status == "excluded"}
         self.excluded = sum(bool(cell.excluded) and cell.id not in noted for cell in run.todo)
         for workload in {cell.workload.name: cell.workload for cell in run.todo if not cell.excluded}.values():
@@ -215,7 +218,24 @@ class SlurmPlacement:
             self.progress(f"{turn.label}: following job {job_id}, submitted by an earlier runner")
             self.watched.append(_Job(cell, repeat, placement, job_id, turn.label))
             return
-        self._submit(placement, repeat, turn.label, self.sha)
+        self._submit(placement, repeat, turn.label, self.sha, self._node_of_group(cell))
+
+    def _node_of_group(self, cell: Cell) -> str | None:
+        """placement: same-node: the node the cell's comparison group runs on, once its first job has one (waited for);
+        None for the group's first job, and without same-node. A first job that ended on no node passes the role on."""
+        if self.plan.matrix.placement != "same-node":
+            return None
+        if node := self.group_nodes.get(run_plan.group_of(cell)):
+            return node
+        first = self.first_of_group.get(run_plan.group_of(cell))
+        while first and not first.node and first in self.watched:
+            self._look()
+            if not first.node and first in self.watched:
+                time.sleep(self.settings.poll_seconds)
+        if first and first.node:
+            return first.node
+        self.first_of_group.pop(run_plan.group_of(cell), None)
+        return None
 
     def finish(self, keeper) -> None:
         self.keeper = keeper
@@ -230,7 +250,7 @@ class SlurmPlacement:
     def clean_up(self, run_folder: Path, state: str) -> str:
         return f"; {len(self.watched)} job(s) still queued or running" if self.watched and state == "stopped" else ""
 
-    def _submit(self, placement: Placement, repeat: int, label: str, sha: str) -> None:
+    def _submit(self, placement: Placement, repeat: int, label: str, sha: str, node: str | None = None) -> None:
         cell = placement.cell
         stem = dispatch.stem(self.run_folder, cell.id, repeat)
         script = stem.with_name(f"{stem.name}.sh")
@@ -241,9 +261,10 @@ class SlurmPlacement:
                           f"export PYTHONUNBUFFERED=1\nexec {shlex.join(command)}\n")
         log = str(stem.resolve()).replace("%", "%%")  # sbatch expands %j and friends in the path, and %% to %
         arguments = [f"--job-name=cudnn-matrix:{cell.id}.{repeat}", f"--output={log}.%j.log", f"--chdir={PROJECT}",
-                     "--nodes=1", "--ntasks=1", "--no-requeue", *placement.sbatch_options(self.settings), str(script.resolve())]
+                     "--nodes=1", "--ntasks=1", "--no-requeue", *placement.sbatch_options(self.settings),
+                     *([f"--nodelist={node}"] if node else []), str(script.resolve())]
         job_id, refusal = self.slurm.submit(arguments)
-        asked = " ".join(option for option in arguments if option.startswith(("--partition", "--gres", "--account", "--time")))
+        asked = " ".join(option for option in arguments if option.startswith(("--partition", "--gres", "--account", "--time", "--nodelist")))
         if job_id is None:
             reason = f"Slurm refused the job ({asked or 'sbatch'}): {refusal}"
             self.progress(f"{label}: failed: {reason}")
@@ -253,6 +274,7 @@ class SlurmPlacement:
                                                   "partition": placement.partition or "", "gres": placement.gres or ""})
         self.progress(f"{label}: submitted as job {job_id}" + (f" ({asked})" if asked else ""))
         self.watched.append(_Job(cell, repeat, placement, job_id, label))
+        self.first_of_group.setdefault(run_plan.group_of(cell), self.watched[-1])
 
     def _look(self) -> None:
         """Merge the records that have appeared; ask squeue about the rest; fail the jobs that ended without one."""
@@ -285,6 +307,7 @@ class SlurmPlacement:
             return
         self.watched.remove(job)
         self.merged.add(job.job_id)
+        job.node = job.node or dispatch.host_of(record)
         self.keeper.keep(record)
         self.progress(f"{job.label}: {record.status}{': ' + record.reason if record.reason else ''} "
                       f"(job {job.job_id} on {dispatch.host_of(record) or '?'})")
@@ -295,6 +318,7 @@ class SlurmPlacement:
                 self.progress(f"{job.label}: job {job.job_id} pending" + (f" ({seen.reason})" if seen.reason not in ("", "None") else ""))
             elif seen.state == "RUNNING" and (job.seen is None or job.seen.state != "RUNNING"):
                 self.progress(f"{job.label}: job {job.job_id} running on {seen.node}")
+                job.node = seen.node
             job.seen = seen
         if seen is not None and seen.state == "PENDING" and seen.reason in HOPELESS:
             try:

@@ -46,7 +46,6 @@ from runner.records import Record
 from runner.run_plan import Here, Turn, not_run
 
 
-
 @dataclass
 class Host:
     """One remote engine and what it can do; `dead` is set, with the reason, once it stops answering."""
@@ -144,13 +143,18 @@ def connect_all(urls: list[str], matrix: Matrix, progress: Progress) -> list[Hos
 class Runs:
     """The (cell, repeat) runs left, handed to host threads one at a time; records appended under one lock.
 
-    A GPU cell taken by a host whose GPUs have not been looked at yet is unsettled: the
-    look may give it back. A host with nothing it can take waits while any run is
-    unsettled, so that a run given back never finds every other host gone.
+    A host takes a whole round of a comparison group (run_plan.group_rounds) it can run every cell of, so
+    that every host that runs a group's cells runs each as often. A GPU cell taken by a host whose GPUs
+    have not been looked at yet is unsettled: the look may give it back, with the rest of its round. A host
+    with nothing to take waits while any run is unsettled or any round held: what comes back finds a host.
     """
 
-    def __init__(self, runs: list[tuple[Cell, int]], run_folder: Path, progress: Progress, keeper: session.Keeper | None = None):
-        self.left = list(runs)
+    def __init__(self, runs: list[tuple[Cell, int]], run_folder: Path, progress: Progress, keeper: session.Keeper | None = None,
+                 hosts: list[Host] | None = None, same_node: bool = False):
+        self.left = run_plan.group_rounds(runs)
+        self.hosts = hosts or []  # all the run's hosts: a cell none of them can run holds no round back
+        self.same_node, self.pinned = same_node, {}  # placement: same-node: comparison group -> the host that has it
+        self.held: dict[str, list[tuple[Cell, int]]] = {}  # host URL -> the rest of the round it took
         self.total = len(runs)
         self.started = 0
         self.keeper = keeper
@@ -164,16 +168,37 @@ class Runs:
     def take(self, host: Host) -> tuple[Cell, int, int] | None:
         with self.changed:
             while not host.dead and not self.stop.is_set():
-                for index, (cell, repeat) in enumerate(self.left):
-                    if host.can_take(cell):
-                        del self.left[index]
-                        self.started += 1
-                        self.unsettled += cell.kind == "gpu" and not host.gpu_checked
-                        return cell, repeat, self.started
-                if not self.unsettled:
+                if round_ := self.held.get(host.url) or self._claim(host):
+                    cell, repeat = round_.pop(0)
+                    self.started += 1
+                    self.unsettled += cell.kind == "gpu" and not host.gpu_checked
+                    return cell, repeat, self.started
+                if not self.unsettled and not any(self.held.values()):
                     break
                 self.changed.wait(1.0)
             return None
+
+    def _claim(self, host: Host) -> list[tuple[Cell, int]] | None:
+        """The first round whose every cell this host can run (leaving behind those no live host can), now held by it;
+        with placement: same-node, of a group no other live host has had."""
+        dead = [other.url for other in self.hosts if other.dead]
+        for index, round_ in enumerate(self.left):
+            runnable = [run for run in round_ if not self.hosts or any(other.can_take(run[0]) for other in self.hosts if other.url not in dead)]
+            group = run_plan.group_of(round_[0][0])
+            if runnable and self.pinned.get(group, host.url) in (host.url, *dead) and all(host.can_take(cell) for cell, _ in runnable):
+                self.pinned.update({group: host.url} if self.same_node else {})
+                rest = [run for run in round_ if run not in runnable]
+                self.left[index:index + 1] = [rest] if rest else []
+                self.held[host.url] = runnable
+                return runnable
+        return None
+
+    def release(self, host: Host) -> None:
+        """A host that stops (dead, interrupted, done): the rest of its round goes back, first in line for the others."""
+        with self.changed:
+            if rest := self.held.pop(host.url, None):
+                self.left.insert(0, rest)
+            self.changed.notify_all()
 
     def settle(self) -> None:
         """The unsettled run this host took is its to run."""
@@ -181,10 +206,10 @@ class Runs:
             self.unsettled -= 1
             self.changed.notify_all()
 
-    def give_back(self, cell: Cell, repeat: int) -> None:
-        """An unsettled run this host cannot do after all: first in line for the others."""
+    def give_back(self, host: Host, cell: Cell, repeat: int) -> None:
+        """An unsettled run this host cannot do after all: first in line for the others, with the rest of its round."""
         with self.changed:
-            self.left.insert(0, (cell, repeat))
+            self.left.insert(0, [(cell, repeat), *self.held.pop(host.url, [])])
             self.started -= 1
             self.unsettled -= 1
             self.changed.notify_all()
@@ -258,14 +283,13 @@ class SSHPlacement:
         return "no host can run GPU cells: " + "; ".join(host.no_gpu for host in self.hosts if host.no_gpu)
 
     def announce(self, to_run: list[tuple[Cell, int]]) -> None:
-        self.runs = Runs([], self.run_folder, self.progress)
+        self.runs, self.turns = Runs([], self.run_folder, self.progress), []
         self.progress(f"run {self.run_folder.name}: {len(to_run)} run(s) over {len(self.hosts)} host(s), results in {self.run_folder}")
 
     def carry_out(self, turn: Turn, keeper: session.Keeper) -> None:
-        self.runs.keeper = keeper
-        self.runs.left.append((turn.cell, turn.repeat))  # by number: hosts finish out of order, so a resume fills gaps
-        self.runs.total = turn.of
-        if turn.number == turn.of:  # the last one: the hosts start taking
+        self.turns.append((turn.cell, turn.repeat))  # by number: hosts finish out of order, so a resume fills gaps
+        if turn.number == turn.of:  # the last one: the hosts start taking, a round of a comparison group at a time
+            self.runs = Runs(self.turns, self.run_folder, self.progress, keeper, self.hosts, self.plan.matrix.placement == "same-node")
             self.threads = [Worker(host, self.plan.matrix, self.runs, self.data, self.repeats) for host in self.hosts]
             for thread in self.threads:
                 thread.start()
@@ -274,7 +298,7 @@ class SSHPlacement:
         for thread in self.threads:
             while not thread.ended.wait(0.5):  # in steps: Ctrl-C reaches the main thread
                 pass
-        for cell, repeat in self.runs.left if self.threads else ():  # no host that could run them is left
+        for cell, repeat in [run for round_ in self.runs.left for run in round_] if self.threads else ():  # no host could run them
             keeper.keep(dataclasses.replace(self._left_over(cell), repeat=repeat))
 
     def _left_over(self, cell: Cell) -> Record:
@@ -317,6 +341,8 @@ class Worker(threading.Thread):
         try:
             _work(*self.work)
         finally:
+            host, _, runs, *_ = self.work
+            runs.release(host)  # the rest of its round, if it stopped in one, to the other hosts
             self.ended.set()
 
 
@@ -356,7 +382,7 @@ def _work(host: Host, matrix: Matrix, runs: Runs, data: dict[str, Dataset], repe
                 _look_at_gpus(host, cell, progress)
                 fits = host.can_take(cell)
             finally:  # on an unexpected error too: the run goes back, and no host waits for it forever
-                runs.settle() if fits else runs.give_back(cell, repeat)
+                runs.settle() if fits else runs.give_back(host, cell, repeat)
             if not fits:
                 continue
         label = f"[{number}/{runs.total}] {cell.id}" + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else "") + f" on {host.url}"

@@ -24,7 +24,7 @@ HOST_COLOURS = (BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, BLACK)
 HOST_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 KIND_STYLE = {"cpu": (ORANGE, "s", "CPU cell"), "gpu": (BLUE, "o", "GPU cell")}
 VERDICT_STYLE = {"faster": (GREEN, "^", "faster"), "slower": (VERMILLION, "v", "slower"), "same": (BLUE, "s", "same"),
-                 "no_difference": (BLACK, "o", "no difference shown")}
+                 "no_difference": (BLACK, "o", "no difference shown"), "not_comparable": (BLACK, "x", "not comparable")}
 LABEL_CHARACTERS = 56  # longer cell ids and host names are cut, with an ellipsis, in charts (pages give them whole)
 
 

@@ -79,7 +79,7 @@ def series(found: list[Step]) -> list[tuple[str, list[Step]]]:
 def annotation(step: Step) -> str:
     """What a chart says beside a point: a change that was called, and what differs from the host's previous run."""
     lines = []
-    if step.comparison and step.comparison.verdict != "no_difference":
+    if step.comparison and step.comparison.verdict not in ("no_difference", "not_comparable"):
         lines.append(f"{step.comparison.ratio:.2f}x {step.comparison.verdict}")
     lines += [change for change in step.changes if not change.startswith("executor")]
     return "\n".join(lines)

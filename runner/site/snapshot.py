@@ -111,7 +111,7 @@ def parse(snapshot: Snapshot) -> tuple[list[Record], list[str]]:
             notes.append(f"line {number}: a record not complete yet (still being written, or cut short); publish again later")
         else:
             notes.append(f"line {number}: {parsed}; the line is left out")
-    return loaded, notes
+    return records.in_matrix_order(loaded, snapshot.manifest), notes
 
 
 def is_running(snapshot: Snapshot) -> bool:

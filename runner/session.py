@@ -22,6 +22,7 @@ from runner.config import Matrix, devices, load_matrix
 from runner.datasets import Dataset
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
+from runner.invocation import command
 from runner.executors import Executor, Prepared, PrepareFailure, Unsuitable
 from runner.outcome import decide
 from runner.placements import Placement
@@ -105,7 +106,7 @@ def plan(path: Path, pattern: str | None = None, strict: bool = False, offline_b
         raise UserError(f"{path}: the matrix expands to no cells: check cpu, gpu and gpu.exclude")
     selected = [cell for cell in cells if matches(cell, pattern)]
     if not selected:
-        raise UserError(f"{path}: -k {shown(pattern)} selects none of the {len(cells)} cells (see `python -m runner list`)")
+        raise UserError(f"{path}: -k {shown(pattern)} selects none of the {len(cells)} cells (see `{command('list')}`)")
     excluded = [cell for cell in selected if cell.excluded]
     if strict and excluded:
         raise UserError(f"{path}: {len(excluded)} selected cell(s) excluded (--strict), first {excluded[0].id}: {excluded[0].excluded}")
@@ -187,7 +188,7 @@ def run_placed(plan: Plan, placement: Placement, results_dir: Path, resume: str 
     """
     run_folder = open_run(plan, placement, results_dir, resume, force, seed)
     how = f"--dispatch {placement.name} " if placement.name != "local" else ""
-    resume_command = resume_command or (lambda run_id: f"python -m runner run {how}--resume {run_id}")
+    resume_command = resume_command or (lambda run_id: command("run", *how.split(), "--resume", run_id))
     keeper = Keeper(run_folder, progress)
     with records.hold(run_folder):
         if resume:
@@ -256,7 +257,7 @@ def refuse_resume_elsewhere(run_folder: Path, placement: str) -> None:
     if before != placement:
         asked, how = (f"--dispatch {name} " if name != "local" else "" for name in (placement, before))
         raise UserError(f"{asked}--resume {run_folder.name}: that run {'ran with ' + how.strip() if how else 'ran here, not dispatched'}; "
-                        f"resume it the way it ran: `python -m runner run {how}--resume {run_folder.name}`")
+                        f"resume it the way it ran: `{command('run', *how.split(), '--resume', run_folder.name)}`")
 
 
 def refuse_another_matrix(run_folder: Path, matrix_path: Path, force: bool) -> None:

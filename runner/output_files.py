@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +23,11 @@ def check_writable(path: Path | None, option: str, formats: tuple[str, ...] = ()
         raise UserError(f"{option} {path}: no folder {folder} to write it in")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"{option} {path}: permission denied")
+    try:  # what access() cannot tell: a folder such as /proc, or a read-only file system, takes no new file even from root
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise UserError(f"{option} {path}: cannot write it ({error.strerror or error})")
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, seed_for_matrix_order
 from host_runs import FAULTS, asking_for, local_executor, plan_of, run_cells
 
 pytestmark = pytest.mark.executors  # real processes, a second or more each: `make executors-test`
@@ -83,10 +83,12 @@ def workload_of(cell_id: str, folder: Path, seconds: float = 30) -> int:
 
 
 def start_run(tmp_path: Path) -> subprocess.Popen:
+    """A run of the crash cell, then the stuck one (the seed keeps the matrix's order)."""
     plan_of(tmp_path, FAULTS)
+    seed = seed_for_matrix_order(tmp_path / "matrix.yaml", "cpu-tf2.21-[cs]")
     return subprocess.Popen(
         [sys.executable, str(REPO / "tests" / "local_cli.py"), "run", "-f", str(tmp_path / "matrix.yaml"), "-k", "cpu-tf2.21-[cs]",
-         "--executor", "local", "--results", str(tmp_path / "results")],
+         "--executor", "local", "--results", str(tmp_path / "results"), "--seed", seed],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

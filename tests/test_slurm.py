@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from conftest import REPO
-from runner import cli, dispatch, executors, records, run_plan, session
+from conftest import REPO, seed_for_matrix_order
+from runner import cli, dispatch, executors, records
 from runner.dispatch import slurm as slurm_dispatch
 from slurm_job_runner import COMMAND, use_fake_nodes
 
@@ -152,13 +152,6 @@ def start_runner(path, *extra, environment=None):
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
 
 
-def seed_for_matrix_order(path) -> int:
-    """A seed whose shuffle of the first round leaves the matrix's order: for a test that needs to know which job comes last."""
-    cells = session.plan(path).selected
-    return next(seed for seed in range(10_000)
-                if [cell for cell, _ in run_plan.interleaved(cells, {cell.id: range(1) for cell in cells}, seed)] == cells)
-
-
 def wait_for(condition, what: str, seconds: float = 60):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -208,7 +201,7 @@ def test_a_crash_a_cancelled_job_and_a_dead_node_fail_only_their_cells(tmp_path,
 def test_resume_after_the_runner_is_killed_merges_finished_jobs_follows_running_ones_and_resubmits_the_rest(tmp_path, fake_nodes, monkeypatch):
     monkeypatch.setenv("CUDNN_MATRIX_FAKE_SECONDS", json.dumps({"quick": 0, "slow": 6, "slower": 6, "last": 6}))
     path = matrix_file(tmp_path, {"quick": "", "slow": "", "slower": "", "last": ""}, "cpu:\n  tensorflow: [\"2.21\"]\n")
-    runner = start_runner(path, "--seed", str(seed_for_matrix_order(path)))  # last is submitted last, to wait for a node
+    runner = start_runner(path, "--seed", seed_for_matrix_order(path))  # last is submitted last, to wait for a node
     try:
         jobs = wait_for(lambda: len(ledger_jobs(tmp_path / "results")) == 4 and ledger_jobs(tmp_path / "results"), "four submissions")
         (run_folder,) = (tmp_path / "results").iterdir()

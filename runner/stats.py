@@ -15,7 +15,6 @@ MADs, as hyperfine does.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from statistics import NormalDist, median
 from typing import TYPE_CHECKING, Sequence
@@ -23,8 +22,10 @@ from typing import TYPE_CHECKING, Sequence
 if TYPE_CHECKING:
     import numpy as np
 
-# scipy.stats takes a second or more to import, numpy a fifth of one: they are imported by the functions
-# that use them, so that commands which compare nothing (list, run's progress, clean) start at once.
+# numpy and scipy.special (the t distribution) are imported by the functions that use them, so that commands
+# which compare nothing (list, run's progress, clean) start at once. Not scipy.stats: its import takes a
+# second more than scipy.special's, on every report, for a Welch test and a percentile bootstrap that are a
+# few lines of numpy here (checked against scipy.stats' ttest_ind and bootstrap in tests/test_stats.py).
 
 ALPHA = 0.05  # the family's level: the chance of any false faster/slower in a report; the interval's confidence is 1 - ALPHA
 MIN_EFFECT = 0.05  # smaller differences are not called, however significant: 5% is within what a host drifts by
@@ -104,7 +105,6 @@ def weigh(baseline: Sequence[float], other: Sequence[float], alpha: float = ALPH
 def weigh_many(baselines: np.ndarray, others: np.ndarray, alpha: float = ALPHA, resamples: int = RESAMPLES) -> list[Evidence]:
     """`weigh` for many pairs of equal repeat counts at once, one pair a row: a row gives what `weigh` gives it alone."""
     import numpy as np
-    from scipy.stats import bootstrap, ttest_ind
 
     ratios = _ratio_of_medians(baselines, others, axis=-1)
     counts = (baselines.shape[-1], others.shape[-1])
@@ -115,17 +115,37 @@ def weigh_many(baselines: np.ndarray, others: np.ndarray, alpha: float = ALPHA, 
     # which Holm's correction over a report's ~20 comparisons never reaches; t's p-values are continuous (and ties,
     # which switch Mann-Whitney silently to its asymptotic method, mean nothing to it).
     logs = np.log(baselines), np.log(others)
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's "precision loss" on repeats alike: answered just below
-        p_values = ttest_ind(*logs, axis=-1, equal_var=False).pvalue
+    p_values = welch_p_values(*logs)
     # Repeats equal to the last digit on both sides (t is 0/0 or x/0): without any spread, a difference is certain.
     unspread = (np.ptp(logs[0], axis=-1) == 0) & (np.ptp(logs[1], axis=-1) == 0)
     p_values = np.where(unspread, np.where(ratios == 1, 1.0, 0.0), p_values)
-    # Percentile, not BCa: BCa's jackknife breaks down on the two to five repeats a cell has.
-    interval = bootstrap((baselines, others), _ratio_of_medians, vectorized=True, method="percentile", confidence_level=1 - alpha,
-                         n_resamples=resamples, random_state=np.random.default_rng(BOOTSTRAP_SEED), axis=-1).confidence_interval
-    return [Evidence(float(ratio), float(low), float(high), float(p), counts)
-            for ratio, low, high, p in zip(ratios, interval.low, interval.high, p_values)]
+    lows, highs = percentile_interval(baselines, others, alpha, resamples)
+    return [Evidence(float(ratio), float(low), float(high), float(p), counts) for ratio, low, high, p in zip(ratios, lows, highs, p_values)]
+
+
+def welch_p_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Welch's two-sided t-test along the last axis, as scipy.stats.ttest_ind(equal_var=False) computes it; nan without spread."""
+    import numpy as np
+    from scipy.special import stdtr
+
+    per_mean = np.var(a, axis=-1, ddof=1) / a.shape[-1], np.var(b, axis=-1, ddof=1) / b.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        freedom = sum(per_mean) ** 2 / (per_mean[0] ** 2 / (a.shape[-1] - 1) + per_mean[1] ** 2 / (b.shape[-1] - 1))
+        t = (np.mean(a, axis=-1) - np.mean(b, axis=-1)) / np.sqrt(sum(per_mean))
+        return 2 * stdtr(np.where(np.isnan(freedom), 1, freedom), -np.abs(t))
+
+
+def percentile_interval(baselines: np.ndarray, others: np.ndarray, alpha: float, resamples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ratio of medians' percentile bootstrap interval, pair by pair, resampled as scipy.stats.bootstrap resamples.
+
+    Percentile, not BCa: BCa's jackknife breaks down on the two to five repeats a cell has.
+    """
+    import numpy as np
+
+    generator = np.random.default_rng(BOOTSTRAP_SEED)
+    drawn = [side[..., generator.integers(0, side.shape[-1], (resamples, side.shape[-1]))] for side in (baselines, others)]
+    low, high = np.quantile(_ratio_of_medians(*drawn, axis=-1), [alpha / 2, 1 - alpha / 2], axis=-1)
+    return low, high
 
 
 def _ratio_of_medians(baseline: np.ndarray, other: np.ndarray, axis: int) -> np.ndarray:

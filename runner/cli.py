@@ -26,7 +26,7 @@ from runner.cells import Cell, environments_of, matches_id
 from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.errors import UserError
-from runner.output_files import check_writable, written
+from runner.output_files import check_folder, check_writable, written
 from runner.executors import IMAGE_NAMESPACE, Executor, Prepared, PrepareFailure, local_engine
 from runner.executors.host_process import gpu_unavailable
 from runner.progress import Progress
@@ -268,10 +268,12 @@ def _listing(cell: Cell, selected: bool, pattern: str | None, executor_name: str
 def cmd_build(args) -> int:
     if (args.save or args.load) and args.executor != "docker":
         raise UserError(f"--{'save' if args.save else 'load'}: images travel as archives with --executor docker; {args.executor} builds no image")
-    from runner.executors import docker_archives  # docker-py, a second to import: only where images are built
-
+    if args.save:
+        check_folder(args.save, "--save")
     chosen = plan(args)
     builder = executor(args, chosen)
+    if args.save or args.load:
+        from runner.executors import docker_archives  # docker-py, a second to import: only where images travel
     if args.load:
         docker_archives.load(builder.client, args.load, progress)
     prepared = session.build(chosen, builder, progress)

@@ -30,6 +30,16 @@ def check_writable(path: Path | None, option: str, formats: tuple[str, ...] = ()
         raise UserError(f"{option} {path}: cannot write it ({error.strerror or error})")
 
 
+def check_folder(folder: Path, option: str) -> None:
+    """A folder an option writes files into (build --save): made if missing, and probed with a file, before any work is done."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise UserError(f"{option} {folder}: cannot write there ({error.strerror or error})")
+
+
 @contextmanager
 def written(path: Path, option: str):
     """A partial file beside path, moved into place once complete: never half a report or chart."""

@@ -299,3 +299,9 @@ def test_a_folder_build_save_did_not_write_is_refused_in_one_line(tmp_path, inde
         (tmp_path / "images.json").write_text(index)
     with pytest.raises(UserError, match=re.escape(said)):
         docker_archives.read_index(tmp_path)
+
+
+def test_a_save_folder_that_cannot_be_made_is_refused_before_anything_is_built(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert cli.main(["build", "-f", str(tmp_path / "missing.yaml"), "--save", str(tmp_path / "file" / "images")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --save {tmp_path / 'file' / 'images'}: cannot write there (")

@@ -241,14 +241,15 @@ def judge(family: Sequence[Evidence], min_effect: float = MIN_EFFECT, alpha: flo
     """
     tested = [evidence for evidence in family if not evidence.refused]
     adjusted = iter(holm([evidence.p_value for evidence in tested]))
-    judged = []
-    for evidence in family:
-        p_adjusted = 1.0 if evidence.refused else next(adjusted)
-        said = "not_comparable" if evidence.refused else verdict(evidence, p_adjusted, min_effect, alpha)
-        needed = repeats_to_decide(evidence, min_effect) if said == "no_difference" else None
-        judged.append(Comparison(evidence.ratio, evidence.ci_low, evidence.ci_high, evidence.p_value, p_adjusted, len(tested),
-                                 evidence.repeats, said, needed, min_effect, evidence.hosts, evidence.refused))
-    return judged
+    return [judged(evidence, 1.0 if evidence.refused else next(adjusted), len(tested), min_effect, alpha) for evidence in family]
+
+
+def judged(evidence: Evidence, p_adjusted: float, family: int, min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> Comparison:
+    """One comparison's verdict by VERDICT_RULE, its p-value already adjusted over a family of `family` tests."""
+    said = "not_comparable" if evidence.refused else verdict(evidence, p_adjusted, min_effect, alpha)
+    needed = repeats_to_decide(evidence, min_effect) if said == "no_difference" else None
+    return Comparison(evidence.ratio, evidence.ci_low, evidence.ci_high, evidence.p_value, p_adjusted, family,
+                      evidence.repeats, said, needed, min_effect, evidence.hosts, evidence.refused)
 
 
 def verdict(evidence: Evidence, p_adjusted: float, min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> str:

@@ -56,10 +56,14 @@ class Unmeasured(Exception):
     """A probe that gave no timed repeats (it failed, or was skipped): the search cannot go on without it."""
 
 
-def run(plan: session.Plan, cell_id: str, older: str, newer: str, executor: Executor, results_dir: Path, repeats: int | None,
-        progress: Progress, min_effect: float = stats.MIN_EFFECT) -> tuple[Finding, Path | None]:
-    """Search by measuring: each probe runs as cells of one run folder (the first probe makes it, the others resume it)."""
+def run(plan: session.Plan, cell_id: str, older: str, newer: str, make_executor: Callable[[], Executor], results_dir: Path,
+        repeats: int | None, progress: Progress, min_effect: float = stats.MIN_EFFECT) -> tuple[Finding, Path | None]:
+    """Search by measuring: each probe runs as cells of one run folder (the first probe makes it, the others resume it).
+
+    The cell and the releases are checked before the executor is made: a wrong one is refused without an engine.
+    """
     by_release = probes(plan.cells, cell_id, plan.matrix, load_table(), older, newer)
+    executor = make_executor()
     cells = list(by_release.values())
     label = by_release[older].id.replace(f"cudnn{older}", "cudnn*")  # the cell at every release searched
     folder: list[Path] = []
@@ -132,11 +136,7 @@ def search(cells: str, releases: list[str], measure: Measure, min_effect: float 
                 seconds.update(measure([release]))
         evidence = stats.weigh(seconds[releases[older]], seconds[releases[newer]])
         p_adjusted = min(1.0, evidence.p_value * family)
-        verdict = stats.verdict(evidence, p_adjusted, min_effect, alpha)
-        needed = stats.repeats_to_decide(evidence, min_effect) if verdict == "no_difference" else None
-        comparison = stats.Comparison(evidence.ratio, evidence.ci_low, evidence.ci_high, evidence.p_value, p_adjusted, family,
-                                      evidence.repeats, verdict, needed, min_effect)
-        steps.append(Step(releases[older], releases[newer], comparison))
+        steps.append(Step(releases[older], releases[newer], stats.judged(evidence, p_adjusted, family, min_effect, alpha)))
         return steps[-1]
 
     def found(first: str | None, conclusion: str) -> Finding:

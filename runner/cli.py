@@ -375,7 +375,7 @@ def cmd_report(args) -> int:
 def cmd_bisect(args) -> int:
     chosen = session.plan(args.file, offline_base=args.offline_base, installs=args.executor != "local")
     results = results_folder(args.results)
-    finding, folder = bisect.run(chosen, args.cell, *args.cudnn, executor(args, chosen), results, args.repeats, progress,
+    finding, folder = bisect.run(chosen, args.cell, *args.cudnn, lambda: executor(args, chosen), results, args.repeats, progress,
                                  args.min_effect / 100)
     print(bisect.render(finding) + (f"\nProbes: {folder}" if folder else ""))
     return EXIT_OK if finding.steps else EXIT_CELL_FAILED

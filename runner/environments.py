@@ -26,11 +26,12 @@ class EnvironmentSpec:
     requirements: tuple[str, ...]  # pip requirements, installed together
     libraries: tuple[str, ...] = ()  # pip requirements installed without dependencies, first on the loader path (a pinned cuDNN)
     variables: tuple[tuple[str, str], ...] = ()  # set for every run of the workload
+    lock: str = ""  # the digest of the lock (runner/locks.py) its requirements were pinned from, if they were
 
     def describe(self) -> dict:
         """The spec as `list --json` shows it."""
         return {"name": self.name, "base": self.base, "requirements": list(self.requirements),
-                "libraries": list(self.libraries), "variables": dict(self.variables)}
+                "libraries": list(self.libraries), "variables": dict(self.variables), "lock": self.lock or None}
 
 
 def environment_name(axes: dict[str, str]) -> str:

@@ -24,7 +24,7 @@ def resume_command(args, run_id: str) -> str:
     """The command that goes on with a run as this one ran it, wherever it ran: pasted as printed, it selects the same cells the same way."""
     from runner.executors import HOST_PROCESSES
 
-    words = [*program(), "run", "-f", str(args.file)]
+    words = [*program(), "reproduce", args.run] if args.command == "reproduce" else [*program(), "run", "-f", str(args.file)]
     if args.results != Path("results"):
         words += ["--results", str(args.results)]
     for option, value in (("--dispatch", args.dispatch if args.dispatch != "local" and not args.hosts else None), ("-k", args.pattern),
@@ -34,5 +34,5 @@ def resume_command(args, run_id: str) -> str:
         if value:
             words += [option, value]
     words += [word for url in args.hosts or () for word in ("--host", url)]
-    words += ["--offline-base"] * args.offline_base + ["--strict"] * args.strict + ["--force"] * args.force
+    words += ["--offline-base"] * args.offline_base + ["--strict"] * getattr(args, "strict", False) + ["--force"] * getattr(args, "force", False)
     return shlex.join(words + ["--resume", run_id])

@@ -157,7 +157,8 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def new_run(results_dir: Path, matrix_path: Path, host: dict, order_seed: int | None = None, cells: list[str] | None = None) -> Path:
+def new_run(results_dir: Path, matrix_path: Path, host: dict, order_seed: int | None = None, cells: list[str] | None = None,
+            notes: dict | None = None) -> Path:
     """A fresh results/<run-id>/ folder, named by its UTC start time so that names sort by age.
 
     It holds a manifest and an empty results file from the start, so a run stopped at any
@@ -169,7 +170,7 @@ def new_run(results_dir: Path, matrix_path: Path, host: dict, order_seed: int | 
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         folder = _new_folder(results_dir, run_id)
-        _start(folder, matrix_path, host, order_seed, cells)
+        _start(folder, matrix_path, host, order_seed, cells, notes or {})
     except OSError as error:  # a results disk full from the start: no run, rather than a run without a manifest
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
@@ -188,20 +189,16 @@ def _new_folder(results_dir: Path, run_id: str) -> Path:
     raise UserError(f"{results_dir}: a thousand runs started in second {run_id}: is something starting runs in a loop?")
 
 
-def _start(folder: Path, matrix_path: Path, host: dict, order_seed: int | None, cells: list[str] | None) -> None:
-    """A new run's copy of its matrix, its manifest and its empty results file."""
+def _start(folder: Path, matrix_path: Path, host: dict, order_seed: int | None, cells: list[str] | None, notes: dict) -> None:
+    """A new run's copy of its matrix, its manifest (with the notes its command adds) and its empty results file."""
     matrix = matrix_path.read_bytes()
     (folder / MATRIX_COPY).write_bytes(matrix)
     manifest = {
-        "schema": RESULTS_SCHEMA,
-        "runner_version": __version__,
-        "run_id": folder.name,
-        "matrix_file": str(matrix_path),
-        "matrix_sha256": hashlib.sha256(matrix).hexdigest(),
-        "host": host,
-        "started": now(),
-        "state": "running",
+        "schema": RESULTS_SCHEMA, "runner_version": __version__, "run_id": folder.name,
+        "matrix_file": str(matrix_path), "matrix_sha256": hashlib.sha256(matrix).hexdigest(),
+        "host": host, "started": now(), "state": "running",
         **({"order_seed": order_seed} if order_seed is not None else {}), **({"cells": cells} if cells else {}),  # see in_matrix_order
+        **notes,
     }
     _write_atomically(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     (folder / RESULTS_FILE).touch()

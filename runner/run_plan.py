@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from runner import gpu_types
 from runner.cells import Cell
 from runner.executors import Prepared, PrepareFailure, Unsuitable, provenance
 from runner.records import Record, now
@@ -147,3 +148,13 @@ class Turn:
     @property
     def label(self) -> str:
         return self.place + (f" (repeat {self.repeat + 1}/{self.repeats})" if self.repeats > 1 else "")
+
+
+def not_on_this_host(cell: Cell) -> NotRun | None:
+    """A cell of a gpu_type this machine has none of: skipped here, for a cluster to run."""
+    return ("skipped", elsewhere) if (elsewhere := gpu_types.not_here(cell)) else None
+
+
+def misplaced_here(cell: Cell) -> NotRun | None:
+    """A typed cell a scheduler placed on a node without a GPU of its type: failed, for the scheduler was asked for one."""
+    return ("failed", wrong_node) if (wrong_node := gpu_types.misplaced(cell)) else None

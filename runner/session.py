@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runner import datasets, gpu_types, host, preflight, records, run_plan
+from runner import datasets, host, locks, preflight, records, run_plan
 from runner.cells import Cell, environments_of, expand, matches
 from runner.compatibility import load_table
 from runner.config import Matrix, devices, load_matrix
@@ -154,6 +154,13 @@ def provision(executor: Executor, cells: list[Cell], progress: Progress) -> tupl
     return prepared, no_gpu
 
 
+def keep_locks(run_folder: Path, environments) -> None:
+    """The lock of each environment made, in the run folder, for its records name it (runner/locks.py)."""
+    for environment in environments:
+        if isinstance(environment, Prepared) and environment.lock:
+            locks.keep(run_folder, environment.lock)
+
+
 def _ready(prepared: Provisioned) -> list[Prepared]:
     return [environment for environment in prepared.values() if isinstance(environment, Prepared)]
 
@@ -178,15 +185,16 @@ def run(plan: Plan, executor: Executor, results_dir: Path, resume: str | None, r
 
 
 def run_placed(plan: Plan, placement: Placement, results_dir: Path, resume: str | None, repeats: int | None, progress: Progress,
-               force: bool = False, resume_command: Callable[[str], str] | None = None, seed: int | None = None) -> RunResult:
+               force: bool = False, resume_command: Callable[[str], str] | None = None, seed: int | None = None,
+               notes: dict | None = None) -> RunResult:
     """Run each selected cell `repeats` times (default: the matrix's) where the placement puts them, appending each record as it comes.
 
     The run folder exists, resumable, before anything else happens, and this runner holds it
     until it ends, however it ends; if it ends early, `resume_command(run_id)` is what to type to
     go on. A run is resumed where it ran, and with the matrix it started with, unless `force`;
-    its order within rounds is shuffled by `seed` (default: a new one), which its manifest keeps for a resume.
+    its order within rounds is shuffled by `seed` (default: a new one), which its manifest keeps for a resume, as it keeps `notes`.
     """
-    run_folder = open_run(plan, placement, results_dir, resume, force, seed)
+    run_folder = open_run(plan, placement, results_dir, resume, force, seed, notes)
     how = f"--dispatch {placement.name} " if placement.name != "local" else ""
     resume_command = resume_command or (lambda run_id: command("run", *how.split(), "--resume", run_id))
     keeper = Keeper(run_folder, progress)
@@ -216,7 +224,8 @@ def repeats_asked(plan: Plan, repeats: int | None) -> int:
     return repeats or plan.matrix.repeats
 
 
-def open_run(plan: Plan, placement: Placement, results_dir: Path, resume: str | None, force: bool, seed: int | None = None) -> Path:
+def open_run(plan: Plan, placement: Placement, results_dir: Path, resume: str | None, force: bool, seed: int | None = None,
+             notes: dict | None = None) -> Path:
     """The run folder: the one resumed, refused when it ran elsewhere or with another matrix; else a new one, with the manifest
     and the order seed."""
     if resume:
@@ -228,7 +237,7 @@ def open_run(plan: Plan, placement: Placement, results_dir: Path, resume: str | 
         return run_folder
     placement.start()
     return records.new_run(results_dir, plan.matrix.path, {**host.facts(), **placement.facts()},
-                           run_plan.new_seed() if seed is None else seed, [cell.id for cell in plan.cells])
+                           run_plan.new_seed() if seed is None else seed, [cell.id for cell in plan.cells], notes)
 
 
 def keep_order_seed(run_folder: Path, seed: int | None) -> None:
@@ -330,7 +339,8 @@ class Local:
         runnable = [cell for cell in session.todo if not cell.excluded]
         self.data = {cell.workload.name: datasets.prepare(cell.workload, self.progress) for cell in runnable}
         self.prepared, no_gpu = provision(self.executor, runnable, self.progress)
-        return run_plan.Here(no_gpu, self.prepared, not_on_this_host)
+        keep_locks(session.folder, self.prepared.values())
+        return run_plan.Here(no_gpu, self.prepared, run_plan.not_on_this_host)
 
     def announce(self, to_run: list[tuple[Cell, int]]) -> None:
         ready = len({cell.id for cell, _ in to_run})
@@ -367,11 +377,6 @@ class Local:
         self.progress.end_run()
         self.executor.cleanup(run_folder)
         return ""
-
-
-def not_on_this_host(cell: Cell) -> run_plan.NotRun | None:
-    """A cell of a gpu_type this machine has none of: skipped here, for a cluster to run."""
-    return ("skipped", elsewhere) if (elsewhere := gpu_types.not_here(cell)) else None
 
 
 def remove_left_behind(run_folder: Path, removed: int | None, where: str, progress: Progress) -> None:
@@ -418,26 +423,26 @@ def run_cell(executor: Executor, matrix: Matrix, cell: Cell, environment: Prepar
                                                outcome.log_tail), launched=launched)
 
 
-def run_one(plan: Plan, executor: Executor, cell: Cell, run_folder: Path, repeat: int, progress: Progress) -> Record:
+def run_one(plan: Plan, executor: Executor, cell: Cell, run_folder: Path, repeat: int, progress: Progress,
+            locks_in: Path | None = None) -> Record:
     """One run of one cell, provisioned on its own: what a dispatched job does on its node (`run-cell`).
+
+    `run_folder` is where the run's containers are labelled with (a job's work folder); the
+    environment's lock goes to `locks_in` (the run folder the job belongs to), default the same.
 
     The same not-run ladder as a run's: excluded (by the table, or by this node's executor: local's
     interpreter lacks what the cell asks for) and skipped (no GPU on this node's executor) cells are
     records too; a typed cell on a node without a GPU of its type fails, naming the GPUs the node has.
     """
     started = now()
-    why = run_plan.not_run(cell, run_plan.Here(wrong_gpu=misplaced_here))
+    why = run_plan.not_run(cell, run_plan.Here(wrong_gpu=run_plan.misplaced_here))
     if not why:
         dataset = datasets.prepare(cell.workload, progress)
         prepared, no_gpu = provision(executor, [cell], progress)
+        keep_locks(locks_in or run_folder, prepared.values())
         why = run_plan.not_run(cell, run_plan.Here(no_gpu, prepared))
     if why:
         record = run_plan.record(cell, executor.name, *why, started=started)
     else:
         record = run_cell(executor, plan.matrix, cell, prepared[cell.environment], dataset, run_folder)
     return dataclasses.replace(record, repeat=repeat)
-
-
-def misplaced_here(cell: Cell) -> run_plan.NotRun | None:
-    """A typed cell a scheduler placed on a node without a GPU of its type: failed, for the scheduler was asked for one."""
-    return ("failed", wrong_node) if (wrong_node := gpu_types.misplaced(cell)) else None

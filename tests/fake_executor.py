@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from runner.executors import Prepared, PrepareFailure
+from runner.locks import INSTALLER, Lock, Pin
 from runner.outcome import RawRun
 from measurements import epoch
 from workload.contract import MEASUREMENT_SCHEMA, RECORD_PREFIX, JobSpec
@@ -33,9 +34,10 @@ class FakeExecutor:
     name = "fake"
     isolation = "none"
 
-    def __init__(self, failing_environments=(), no_gpu: str | None = None):
+    def __init__(self, failing_environments=(), no_gpu: str | None = None, locks: bool = False):
         self.failing_environments = set(failing_environments)
         self.no_gpu = no_gpu
+        self.locks = locks  # make each environment's lock, as Docker and venv do: the same packages whatever the spec
         self.jobs: list[JobSpec] = []  # every job it was given, in order
         self.prepared: list[str] = []
         self.cleaned: list[str] = []
@@ -47,7 +49,11 @@ class FakeExecutor:
         self.prepared.append(spec.name)
         if spec.name in self.failing_environments:
             return PrepareFailure(spec, "image build failed: no matching distribution", "pip: no matching distribution")
-        return Prepared(spec, f"fake/{spec.name}", (("name", spec.name), ("handle", f"fake/{spec.name}")))
+        facts = (("name", spec.name), ("handle", f"fake/{spec.name}"))
+        if not self.locks:
+            return Prepared(spec, f"fake/{spec.name}", facts)
+        lock = Lock(spec.name, INSTALLER, (("fake", "yes"),), (Pin("numpy", "2.1.3", "a" * 64), Pin("protobuf", "5.29.1", "b" * 64)))
+        return Prepared(spec, f"fake/{spec.name}", facts + (("lock", lock.digest),), lock=lock)
 
     def unavailable(self, kind, probe):
         return self.no_gpu if kind == "gpu" else None

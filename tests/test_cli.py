@@ -126,7 +126,7 @@ def test_a_misspelt_results_folder_is_named_as_missing(tmp_path, capsys):
 @pytest.mark.parametrize("typed, said", [
     ("reprot", "error: unknown command 'reprot': did you mean 'report'?\n"),
     ("run-cel", "error: unknown command 'run-cel': did you mean 'run'?\n"),  # the internal run-cell is never suggested
-    ("xyz", "error: unknown command 'xyz': expected one of list, build, run, report, compare, bisect, doctor, data, clean, publish\n"),
+    ("xyz", "error: unknown command 'xyz': expected one of list, build, run, report, compare, bisect, reproduce, doctor, data, clean, publish\n"),
 ])
 def test_a_mistyped_command_gets_the_nearest_one(typed, said, capsys):
     assert main([typed]) == 2

@@ -8,8 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from host_runs import FAULTS, asking_for, plan_of, run_cells, venv_executor
+from runner import locks
+from runner.environments import EnvironmentSpec
 from runner.executors import Prepared
 from runner.executors.venv_executor import VenvExecutor, venv_name
+from runner.records import latest_run
 
 pytestmark = [pytest.mark.executors, pytest.mark.timeout(600)]
 
@@ -24,11 +27,32 @@ def test_a_venv_is_built_run_in_and_then_reused(tmp_path):
     assert (crash.status, crash.reason) == ("failed", "the workload exited with code 1: injected fault: crash")
     assert crash.environment["isolation"] == "none" and crash.environment["installed"].startswith("pyyaml==")
     assert crash.environment["python"] == f"{crash.environment['venv']}/bin/python"
+    lock = locks.read(latest_run(plan.matrix.path.parent / "results"), "cpu-tf2.21", crash.environment["lock"])
+    assert [pin.name for pin in lock.requirements] == ["pyyaml"]
     assert "Successfully installed" in said.getvalue()
 
     again = executor.prepare(plan.selected[0].environment)
     assert dict(again.provenance)["venv"] == crash.environment["venv"]
     assert said.getvalue().count("cpu-tf2.21: building ") == 1 and "cpu-tf2.21: up to date (" in said.getvalue()
+
+
+def test_a_venv_is_locked_and_a_venv_built_from_its_lock_has_the_same_packages(tmp_path):
+    executor = venv_executor(tmp_path)
+    spec = EnvironmentSpec("cpu", "cpu-locked", "", ("requests>=2",))
+
+    built = executor.prepare(spec)
+
+    lock = built.lock
+    assert {pin.name for pin in lock.requirements} >= {"requests", "urllib3", "idna", "certifi"} and lock.hashed
+    assert dict(built.provenance)["lock"] == lock.digest and dict(lock.base)["python"] == executor.python.version
+    assert locks.unavailable([lock]) == []  # every pin, and its wheel's hash, on PyPI
+
+    again = executor.prepare(locks.locked_spec(spec, lock))
+
+    assert dict(again.provenance)["venv"] != dict(built.provenance)["venv"]  # a venv of its own, built from the pins
+    assert again.lock.requirements == lock.requirements and again.lock.digest == lock.digest
+    withdrawn = locks.Lock("e", locks.INSTALLER, (), (locks.Pin("requests", "0.0.999"),))
+    assert locks.unavailable([withdrawn, lock]) == ["requests==0.0.999"]
 
 
 def test_a_requirement_pip_cannot_install_fails_the_cells_with_pips_words(tmp_path):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from runner import executors, host, records, session
+from runner import executors, host, records, reproduce, session
 from runner.cells import Cell
 from runner.errors import UserError
 from runner.executors import Executor
@@ -109,13 +109,13 @@ def run_cell_job(job: Job, progress: Progress) -> tuple[Record, Path]:
     if changed:
         raise UserError(f"{job.matrix}: changed since this job was submitted; resume the run to submit it again with the matrix as it is now")
     installs = job.executor != "local"
-    chosen = session.plan(job.matrix, None, False, job.offline_base, installs=installs)
+    chosen = reproduce.pinned_as_noted(session.plan(job.matrix, None, False, job.offline_base, installs=installs), job.run_folder)
     cell = next((cell for cell in chosen.cells if cell.id == job.cell_id), None)
     if cell is None:
         raise UserError(f"{job.matrix}: no cell {shown(job.cell_id)} in this matrix")
     granted = granted_gpus(dict(os.environ), inside_job=job.executor in executors.HOST_PROCESSES)
     if gpus := gpus_for(cell, granted):  # the GPU the scheduler granted, in place of gpu.devices
-        chosen = session.plan(job.matrix, None, False, job.offline_base, gpus, installs=installs)
+        chosen = reproduce.pinned_as_noted(session.plan(job.matrix, None, False, job.offline_base, gpus, installs=installs), job.run_folder)
     job_id = os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
     executor = executors.make(job.executor, executors.Wanted(chosen.matrix.build, chosen.gpu_devices, job.python, progress))
     record = run_job(chosen, executor, cell, job.repeat, job.run_folder, job_id, granted, progress)
@@ -134,7 +134,7 @@ def run_job(plan: session.Plan, executor: Executor, cell: Cell, repeat: int, run
     try:
         with records.hold(work):  # `clean` on this node spares the containers of a live job
             try:
-                record = session.run_one(plan, executor, cell, work, repeat, progress)
+                record = session.run_one(plan, executor, cell, work, repeat, progress, locks_in=run_folder)
             except KeyboardInterrupt:
                 executor.cleanup(work)
                 raise

@@ -432,6 +432,7 @@ def _run_on(host: Host, matrix: Matrix, cell: Cell, dataset: Dataset, run_folder
     try:
         environment = host.prepare(cell.environment)
         if isinstance(environment, Prepared):
+            session.keep_locks(run_folder, [environment])
             volume = host.volume(dataset.path, environment.handle, progress, stop)
             dataset = dataclasses.replace(dataset, path=volume)  # the container mounts the volume, not a local path
         if stop.is_set():

@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 from runner.cells import Cell
 from runner.config import BuildSettings, Limits
 from runner.environments import EnvironmentSpec
+from runner.locks import Lock
 from runner.outcome import RawRun
 from workload.contract import JobSpec
 
@@ -33,6 +34,7 @@ class Prepared:
     handle: str  # what the executor runs: an image tag for Docker
     provenance: tuple[tuple[str, str], ...]  # what it was really made from, for every record run in it
     variables: tuple[tuple[str, str], ...] = ()  # set for every run in it besides the spec's: what only the made environment knows
+    lock: Lock | None = None  # every distribution installed in it (runner/locks.py); None where nothing was installed (local)
 
 
 @dataclass(frozen=True)

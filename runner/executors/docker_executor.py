@@ -14,7 +14,7 @@ from runner.config import BuildSettings, Limits
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure, docker_run, local_engine
-from runner.executors.docker_images import Builder, BuiltImage, repository
+from runner.executors.docker_images import Builder, BuiltImage, read_lock, repository
 from runner.executors.host_process import gpu_unavailable
 from runner.outcome import RawRun
 from runner.progress import Progress
@@ -58,7 +58,10 @@ class DockerExecutor:
         provenance = {"name": spec.name, "image": built.tag, "image_id": built.image_id, "base_image": base.reference,
                       "base_image_requested": base.requested, "base_image_id": base.image_id,
                       "base_image_digest": base.digest, "base_image_how": base.how}
-        return Prepared(spec, built.tag, tuple(provenance.items()))
+        lock = read_lock(self.client, built)
+        if lock:
+            provenance["lock"] = lock.digest
+        return Prepared(spec, built.tag, tuple(provenance.items()), lock=lock)
 
     def unavailable(self, kind: str, probe: Prepared) -> str | None:
         if kind != "gpu":

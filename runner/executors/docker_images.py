@@ -25,6 +25,7 @@ from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import IMAGE_NAMESPACE
 from runner.executors.base_images import BaseImage, resolve_base
+from runner.locks import INSTALLER, Lock, from_reports
 from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
 
@@ -32,6 +33,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = PROJECT / "docker"
 WORKLOAD_DIR = PROJECT / "workload"
 LABEL_PREFIX = "io.cudnn-matrix"
+LOCK_FOLDER = "/opt/lock"  # in an image: pip's installation reports and the Debian packages (the Dockerfiles)
 
 
 def repository(spec: EnvironmentSpec) -> str:
@@ -68,7 +70,7 @@ class Builder:
 
 def build_image(client, spec: EnvironmentSpec, base: BaseImage, settings: BuildSettings, progress) -> BuiltImage | BuildFailure:
     files = context_files(spec, settings)
-    build_args = {"BASE_IMAGE": base.reference}
+    build_args = {"BASE_IMAGE": base.reference, "INSTALLER": INSTALLER}
     tag = f"{repository(spec)}:{content_hash(files, build_args, base.image_id)}"
     try:
         image = client.images.get(tag)
@@ -99,6 +101,24 @@ def build_image(client, spec: EnvironmentSpec, base: BaseImage, settings: BuildS
         return _failure(spec, error.explanation or str(error), tail)
     image = client.images.get(tag)
     return BuiltImage(spec, tag, image.id, base)
+
+
+def read_lock(client, built: BuiltImage) -> Lock | None:
+    """The image's lock, from what its build left in /opt/lock; None for an image built before images kept one (one --load brought)."""
+    container = client.containers.create(built.tag, entrypoint=["true"])
+    try:
+        stream, _ = container.get_archive(LOCK_FOLDER)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            files = {Path(member.name).name: archive.extractfile(member).read().decode()
+                     for member in archive.getmembers() if member.isfile()}
+    except docker.errors.NotFound:
+        return None
+    finally:
+        container.remove(force=True)
+    base = {"image": built.base.requested, "used": built.base.reference, "image_id": built.base.image_id,
+            "digest": built.base.digest, "how": built.base.how}
+    libraries = json.loads(files["libraries.json"]) if "libraries.json" in files else None
+    return from_reports(built.spec.name, base, json.loads(files["requirements.json"]), libraries, files.get("debian.txt", ""))
 
 
 def _failure(spec: EnvironmentSpec, error: str, tail: deque[str]) -> BuildFailure:

@@ -90,11 +90,11 @@ def interpreter(python: str) -> Interpreter:
 
 
 def parse(line: str) -> Requirement | None:
-    """A pip requirement, or None for what names no package (an option line such as --extra-index-url)."""
+    """A pip requirement, less its options (a lock's --hash), or None for what names no package (an option line such as --extra-index-url)."""
     if line.lstrip().startswith("-"):
         return None
     try:
-        return Requirement(line)
+        return Requirement(line.split(" --")[0])
     except InvalidRequirement:
         return None
 

@@ -23,10 +23,12 @@ from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure
 from runner.executors.host_process import Interpreter, ProcessExecutor, follow, interpreter, provenance
+from runner.locks import INSTALLER, Lock, from_reports
 from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
 
 VENVS_VARIABLE = "CUDNN_MATRIX_VENVS"
+LOCK_FOLDER = "lock"  # in a venv: pip's installation reports, as /opt/lock in an image
 
 
 def venvs_folder() -> Path:
@@ -40,7 +42,7 @@ def venvs_folder() -> Path:
 def venv_name(spec: EnvironmentSpec, python: Interpreter) -> str:
     """The spec's name and a hash of all the venv is made from; variables are set at run time, hashed all the same, as for images."""
     recipe = {"requirements": spec.requirements, "libraries": spec.libraries, "variables": dict(spec.variables),
-              "python": python.version, "interpreter": python.real_path}
+              "python": python.version, "interpreter": python.real_path, "installer": INSTALLER}
     return f"{spec.name}-{hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]}"
 
 
@@ -84,17 +86,22 @@ class VenvExecutor(ProcessExecutor):
                 shutil.rmtree(building, ignore_errors=True)
 
     def install(self, spec: EnvironmentSpec, venv: Path) -> PrepareFailure | None:
-        """python -m venv, then the requirements, then the libraries without their dependencies, as the Dockerfiles do.
+        """python -m venv, the pinned pip, the requirements, then the libraries without their dependencies, as the Dockerfiles do.
 
-        The step that needs pip and a package index: the tests of what `prepare` decides around it replace it.
+        pip's installation reports go to the venv's lock folder, as an image's do. The step that needs
+        pip and a package index: the tests of what `prepare` decides around it replace it.
         """
         (venv / "requirements.txt").write_text("".join(f"{line}\n" for line in spec.requirements))
         (venv / "libraries.txt").write_text("".join(f"{line}\n" for line in spec.libraries))
+        (venv / LOCK_FOLDER).mkdir()
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
         steps = {"python -m venv": [self.python.executable, "-m", "venv", str(venv)],
-                 "pip install -r requirements.txt": [*pip, "-r", str(venv / "requirements.txt")]}
+                 f"pip install {INSTALLER}": [*pip, INSTALLER],
+                 "pip install -r requirements.txt": [*pip, "--report", str(venv / LOCK_FOLDER / "requirements.json"),
+                                                     "-r", str(venv / "requirements.txt")]}
         if spec.libraries:
-            steps["pip install --no-deps -r libraries.txt"] = [*pip, "--no-deps", "-r", str(venv / "libraries.txt")]
+            steps["pip install --no-deps -r libraries.txt"] = [*pip, "--no-deps", "--report", str(venv / LOCK_FOLDER / "libraries.json"),
+                                                               "-r", str(venv / "libraries.txt")]
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
 
         def keep(line: str) -> None:
@@ -118,8 +125,19 @@ class VenvExecutor(ProcessExecutor):
 
     def _prepared(self, spec: EnvironmentSpec, venv: Path) -> Prepared:
         python = interpreter(str(venv / "bin" / "python"))
-        return Prepared(spec, python.executable, provenance(spec, python, venv=str(venv), base_python=self.python.executable),
-                        variables=_pinned_cudnn_first(spec, venv))
+        lock = _lock(spec, venv, self.python)
+        facts = provenance(spec, python, venv=str(venv), base_python=self.python.executable)
+        return Prepared(spec, python.executable, facts + ((("lock", lock.digest),) if lock else ()),
+                        variables=_pinned_cudnn_first(spec, venv), lock=lock)
+
+
+def _lock(spec: EnvironmentSpec, venv: Path, python: Interpreter) -> Lock | None:
+    """The venv's lock, from pip's reports in it; None for one a test made without pip."""
+    reports = {path.stem: json.loads(path.read_text()) for path in (venv / LOCK_FOLDER).glob("*.json")}
+    if "requirements" not in reports:
+        return None
+    base = {"python": python.version, "interpreter": python.real_path}
+    return from_reports(spec.name, base, reports["requirements"], reports.get("libraries"))
 
 
 def _put_in_place(built: Path, venv: Path) -> bool:

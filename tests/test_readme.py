@@ -52,6 +52,7 @@ SKIPPED = {
     ".venv/bin/cudnn-matrix doctor": "asks the Docker engine, which a checkout's fast tests do not have",
     ".venv/bin/cudnn-matrix report": "needs a run under results/, which a fresh checkout does not have",
     ".venv/bin/cudnn-matrix publish": "writes site/ in the checkout",
+    ".venv/bin/cudnn-matrix reproduce RUN": "RUN stands for a run id; builds images from its locks (Docker, tests/test_docker_reproduce.py)",
 }
 
 

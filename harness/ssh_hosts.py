@@ -17,6 +17,7 @@ from pathlib import Path
 
 ADDRESSES = ("127.0.0.2", "127.0.0.3")
 UNREACHABLE = "127.0.0.4"  # loopback, where nothing listens
+BOX = "127.0.0.5"  # a box with a Docker engine of its own (box_engine.py), started by the tests that need one
 
 
 def missing() -> str | None:
@@ -57,7 +58,7 @@ class SshHosts:
         for key in ("host_key", "user_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / key)], check=True)
         (folder / "ssh_config").write_text(
-            f"Host {' '.join(ADDRESSES)} {UNREACHABLE}\n  IdentityFile {folder / 'user_key'}\n  IdentitiesOnly yes\n"
+            f"Host {' '.join(ADDRESSES)} {UNREACHABLE} {BOX}\n  IdentityFile {folder / 'user_key'}\n  IdentitiesOnly yes\n"
             "  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n  BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 5\n")
         self.bin.mkdir()
         (self.bin / "ssh").write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {folder / "ssh_config"} "$@"\n')
@@ -66,9 +67,10 @@ class SshHosts:
         for address in ADDRESSES:
             self.start_one(address)
 
-    def start_one(self, address: str) -> None:
+    def start_one(self, address: str, docker_host: str = "") -> None:
+        """An sshd on the address; its sessions reach this machine's engine, or the one at docker_host."""
         config = self.folder / f"sshd-{address}.conf"
-        config.write_text(
+        config.write_text((f"SetEnv DOCKER_HOST={docker_host}\n" if docker_host else "") +
             f"ListenAddress {address}\nHostKey {self.folder / 'host_key'}\nAuthorizedKeysFile {self.folder / 'user_key.pub'}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
             f"PidFile {self.folder / f'sshd-{address}.pid'}\n")

@@ -56,6 +56,9 @@ def parser(executor_names: tuple[str, ...], placement_names: tuple[str, ...], de
     placement_options.add_argument("--host", dest="hosts", action="append", metavar="URL",
                                    help="a remote Docker host for --dispatch ssh (implies it), repeatable: ssh://user@host[:port], "
                                         "tcp://host:port (TLS) or a Docker context name; replaces the matrix's hosts:")
+    placement_options.add_argument("--ship-images", action="store_true",
+                                   help="--host: build each image here and load it into every host, instead of building it there "
+                                        "(without it, an image this machine has is shipped where that downloads less than a build)")
 
     top = argparse.ArgumentParser(prog="cudnn-matrix", description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"cudnn-matrix {__version__}")

@@ -176,7 +176,7 @@ def placed_where(args) -> str:
 
 def placement(args, chosen: session.Plan, where: str) -> placements.Placement:
     asked = placements.Asked(args.executor, args.python, args.offline_base, tuple(args.hosts or ()), getattr(args, "budget_minutes", None),
-                             args.gpus)
+                             args.gpus, args.ship_images)
     return placements.make(where, chosen, asked, progress)
 
 

@@ -34,5 +34,6 @@ def resume_command(args, run_id: str) -> str:
         if value:
             words += [option, value]
     words += [word for url in args.hosts or () for word in ("--host", url)]
+    words += ["--ship-images"] * getattr(args, "ship_images", False)
     words += ["--offline-base"] * args.offline_base + ["--strict"] * getattr(args, "strict", False) + ["--force"] * getattr(args, "force", False)
     return shlex.join(words + ["--resume", run_id])

@@ -138,11 +138,8 @@ def package_index() -> str:
 
 def unavailable(locks: list[Lock], index: str | None = None) -> list[str]:
     """The pins of these locks the index no longer has (that version, or a file with the locked hash): asked before any build."""
-    index = index or package_index()
     pins = sorted({pin for lock in locks for pin in lock.requirements + lock.libraries}, key=lambda pin: (pin.name, pin.version))
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        found = list(pool.map(lambda name: _project(index, name), sorted({pin.name for pin in pins})))
-    projects = dict(zip(sorted({pin.name for pin in pins}), found))
+    projects = _projects(index or package_index(), {pin.name for pin in pins})
     missing = []
     for pin in pins:
         project = projects[pin.name]
@@ -151,6 +148,24 @@ def unavailable(locks: list[Lock], index: str | None = None) -> list[str]:
         elif pin.sha256 and not any(file.get("hashes", {}).get("sha256") == pin.sha256 for file in project["files"]):
             missing.append(f"{pin.name}=={pin.version} (no file with the locked sha256)")
     return missing
+
+
+def download_bytes(lock: Lock, index: str | None = None) -> int | None:
+    """What installing the lock downloads: the size the index gives of each locked file; None where one is not known."""
+    if not lock.hashed:
+        return None
+    pins = lock.requirements + lock.libraries
+    projects = _projects(index or package_index(), {pin.name for pin in pins})
+    sizes = [next((file.get("size") for file in (projects[pin.name] or {}).get("files", ())
+                   if file.get("hashes", {}).get("sha256") == pin.sha256), None) for pin in pins]
+    return None if None in sizes else sum(sizes)
+
+
+def _projects(index: str, names: set[str]) -> dict[str, dict | None]:
+    """Each project's page in the index, asked in parallel (a framework's lock names 40 projects)."""
+    ordered = sorted(names)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(zip(ordered, pool.map(lambda name: _project(index, name), ordered)))
 
 
 def _listed(version: str, versions: list[str]) -> bool:

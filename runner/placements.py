@@ -65,6 +65,7 @@ class Asked:
     hosts: tuple[str, ...] = ()  # --host: SSH's hosts, in place of the matrix's
     budget_minutes: float | None = None
     gpus: str | None = None
+    ship_images: bool = False  # --ship-images: SSH's boxes load images built here instead of building them
 
 
 def _local(plan: Plan, asked: Asked, progress: Progress) -> Placement:
@@ -86,7 +87,7 @@ def _slurm(plan: Plan, asked: Asked, progress: Progress) -> Placement:
 def _ssh(plan: Plan, asked: Asked, progress: Progress) -> Placement:
     from runner.dispatch import ssh
 
-    return ssh.SSHPlacement(plan, ssh.hosts_asked(plan, asked.hosts, asked.executor, asked.gpus), progress)
+    return ssh.SSHPlacement(plan, ssh.hosts_asked(plan, asked.hosts, asked.executor, asked.gpus), progress, ship_images=asked.ship_images)
 
 
 # Placements by the name --dispatch gives them.
@@ -97,4 +98,6 @@ def make(name: str, plan: Plan, asked: Asked, progress: Progress) -> Placement:
     """The placement of that name; what it cannot do is refused here, in one line, before any run folder is made."""
     if name != "local" and asked.budget_minutes:
         raise UserError("--budget-minutes: only for runs on this machine (--dispatch local), whose cells run one after another")
+    if name != "ssh" and asked.ship_images:
+        raise UserError("--ship-images: images are shipped to the remote Docker hosts of --host (--dispatch ssh); here and on Slurm they are built")
     return REGISTRY[name](plan, asked, progress)

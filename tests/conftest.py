@@ -1,8 +1,11 @@
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,35 @@ def slurm(slurm_cluster, monkeypatch):
     for name, value in slurm_cluster.environment.items():
         monkeypatch.setenv(name, value)
     return slurm_cluster
+
+
+@pytest.fixture
+def package_index(monkeypatch):
+    """A package index on loopback answering PEP 691 JSON: numpy 2.1.3 and protobuf 5.29.1, with the fake executor's hashes.
+
+    name -> (its one version, the sha256 and size of its one file): a test changes what the index has.
+    """
+    projects = {"numpy": ("2.1.3", "a" * 64, 15 * 2**20), "protobuf": ("5.29.1", "b" * 64, 2**20)}
+
+    class Index(BaseHTTPRequestHandler):
+        def do_GET(self):
+            name = self.path.strip("/").split("/")[-1]
+            if name not in projects:
+                self.send_error(404)
+                return
+            version, sha256, size = projects[name]
+            body = json.dumps({"meta": {"api-version": "1.1"}, "name": name, "versions": [version],
+                               "files": [{"filename": f"{name}-{version}.whl", "hashes": {"sha256": sha256}, "size": size}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.server_address[1]}/simple/")
+    yield projects
+    server.shutdown()

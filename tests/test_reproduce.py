@@ -7,9 +7,6 @@ against PyPI) and test_docker_reproduce.py (Docker).
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from fake_executor import FakeExecutor
@@ -89,35 +86,6 @@ def test_the_machines_two_runs_differ_in_are_named():
 
 
 @pytest.fixture
-def package_index(monkeypatch):
-    """A package index on loopback answering PEP 691 JSON: numpy 2.1.3 and protobuf 5.29.1, with the fake executor's hashes."""
-    projects = {"numpy": ("2.1.3", "a" * 64), "protobuf": ("5.29.1", "b" * 64)}
-
-    class Index(BaseHTTPRequestHandler):
-        def do_GET(self):
-            name = self.path.strip("/").split("/")[-1]
-            if name not in projects:
-                self.send_error(404)
-                return
-            version, sha256 = projects[name]
-            body = json.dumps({"meta": {"api-version": "1.1"}, "name": name, "versions": [version],
-                               "files": [{"filename": f"{name}-{version}.whl", "hashes": {"sha256": sha256}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Index)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.server_address[1]}/simple/")
-    yield projects
-    server.shutdown()
-
-
-@pytest.fixture
 def locked_run(tmp_path, monkeypatch):
     """A run of two CPU cells by an executor that locks what it makes; the executor, for the test to look at after."""
     fake = FakeExecutor(locks=True)
@@ -170,7 +138,7 @@ def test_reproduce_pins_each_environment_to_its_lock(locked_run, package_index):
 
 def test_a_lock_naming_a_version_the_index_lacks_fails_in_one_line_before_any_build(locked_run, package_index, tmp_path, capsys):
     run_folder, fake = locked_run
-    package_index["numpy"] = ("2.2.0", "a" * 64)  # 2.1.3 was withdrawn since the run
+    package_index["numpy"] = ("2.2.0", "a" * 64, 1000)  # 2.1.3 was withdrawn since the run
     fake.prepared.clear()
     capsys.readouterr()
 

@@ -14,7 +14,8 @@ import pytest
 from conftest import REPO, missing_part, runner
 from runner.executors import docker_engine, docker_volumes
 from runner.executors.docker_run import remove_run
-from ssh_hosts import ADDRESSES, UNREACHABLE, SshHosts, missing
+from box_engine import BoxEngine
+from ssh_hosts import ADDRESSES, BOX, UNREACHABLE, SshHosts, missing
 
 pytestmark = pytest.mark.ssh
 
@@ -64,6 +65,17 @@ def ssh_hosts(tmp_path_factory, docker_client):
     yield hosts
     hosts.stop()
     remove_data_volumes(docker_client, tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def box(ssh_hosts):
+    """A box reached over SSH whose Docker engine is its own (box_engine.py): it has none of this engine's images."""
+    engine = BoxEngine()
+    engine.start()
+    ssh_hosts.start_one(BOX, docker_host=engine.url)
+    yield ssh_hosts.url(BOX), engine
+    ssh_hosts.kill(BOX)
+    engine.stop()
 
 
 def remove_data_volumes(client, base):
@@ -316,3 +328,40 @@ def test_a_volume_whose_copy_was_cut_short_is_filled_again(tmp_path, ssh_hosts, 
     finally:
         for volume in docker_client.volumes.list(filters={"name": name}):
             volume.remove(force=True)
+
+
+JAX_CELL = """
+workloads:
+  mnist: {model: mnist, epochs: 2, train_images: 64, validation_images: 32}
+repeats: 1
+cpu:
+  backend: [jax]
+build:
+  offline_base: true
+"""
+
+
+@pytest.mark.timeout(900)
+def test_a_box_without_the_image_is_shipped_it_instead_of_building_it(tmp_path, ssh_hosts, box, docker_client):
+    url, engine = box
+    (tmp_path / "matrix.yaml").write_text(JAX_CELL)
+
+    def run(results, *options):
+        return subprocess.run([sys.executable, "-m", "runner", "run", "-f", tmp_path / "matrix.yaml", "--results", tmp_path / results,
+                               "--host", url, *options], cwd=REPO, capture_output=True, text=True, env=ssh_hosts.environment, timeout=840)
+
+    shipped = run("shipped", "--ship-images")
+
+    assert shipped.returncode == 0, shipped.stderr[-3000:]
+    (record,) = records_of(tmp_path / "shipped")[1]
+    image = record["environment"]["image"]
+    assert f"cpu-jax0.10: shipping {image} to host {url}" in shipped.stderr and f"building {image}" not in shipped.stderr
+    assert record["status"] == "ok" and record["environment"]["host"] == url and record["environment"]["shipped_from"]
+    assert engine.client().images.get(image).id == docker_client.images.get(image).id == record["environment"]["image_id"]
+    assert len(engine.client().images.list()) == 1  # the image alone: no base was pulled or made there
+
+    again = run("again")  # without --ship-images: the box has it now, nothing is sent or built
+
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"cpu-jax0.10: up to date ({image}) on host {url}" in again.stderr and "shipping" not in again.stderr
+

@@ -502,7 +502,7 @@ def test_a_resume_first_removes_what_the_dead_runner_left_on_every_host(tmp_path
 
     (tmp_path / "matrix.yaml").write_text(GPU_MATRIX.replace("gpu: {", "#"))
     executors = {"ssh://a": Orphaned(), "ssh://b": Orphaned()}
-    monkeypatch.setattr(ssh, "connect_all", lambda urls, matrix, progress: [fake_host(url, False, executors[url]) for url in urls])
+    monkeypatch.setattr(ssh, "connect_all", lambda urls, matrix, progress, ship_images: [fake_host(url, False, executors[url]) for url in urls])
     plan = session.plan(tmp_path / "matrix.yaml")
     run_folder = records.new_run(tmp_path / "results", plan.matrix.path, {"dispatch": "ssh"})
 

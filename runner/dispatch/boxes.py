@@ -22,6 +22,7 @@ from runner.executors.docker_engine import ENGINE_ERRORS, client_for
 from runner.executors.docker_executor import DockerExecutor
 from runner.executors.docker_volumes import data_volume
 from runner.host import describe_gpus
+from runner.dispatch.shipping import Shipper
 from runner.progress import Progress
 
 
@@ -40,11 +41,13 @@ class Host:
     no_gpu: str = ""  # why GPU cells cannot run here after all, found with the first one
     gpu_checked: bool = False
     gpus: list[dict] = field(default_factory=list)  # what nvidia-smi in a container here says, once checked
+    shipper: Shipper | None = None  # this machine's engine, where images may be shipped from
 
     def prepare(self, spec: EnvironmentSpec) -> Prepared | PrepareFailure:
-        """The environment built on this host (or found up to date), once per run."""
+        """The environment shipped here from this machine, or built here (or found up to date), once per run."""
         if spec not in self.prepared:
-            self.prepared[spec] = self.executor.prepare(spec)
+            shipped = self.shipper.prepare(self.executor, self.url, spec) if self.shipper else None
+            self.prepared[spec] = shipped or self.executor.prepare(spec)
         return self.prepared[spec]
 
     def volume(self, folder: Path, image: str, progress: Progress, stop: threading.Event | None = None) -> str:
@@ -85,7 +88,7 @@ class Host:
             return False
 
 
-def discover(url: str, matrix: Matrix, progress: Progress) -> Host:
+def discover(url: str, matrix: Matrix, progress: Progress, shipper: Shipper | None = None) -> Host:
     """Connect and ask the engine what it has: CPUs, memory, the NVIDIA runtime. Raises ENGINE_ERRORS when unreachable."""
     client = client_for(url)
     client.ping()
@@ -99,15 +102,19 @@ def discover(url: str, matrix: Matrix, progress: Progress) -> Host:
     gpu = "nvidia" in runtimes and devices != "none"
     executor = DockerExecutor(matrix.build, devices, progress, client=client)
     no_gpu = "" if gpu else f"host {url}: " + ("gpu.devices is none" if devices == "none" else "no nvidia runtime in its Docker engine")
-    return Host(url, client, facts, gpu, executor, no_gpu=no_gpu)
+    return Host(url, client, facts, gpu, executor, no_gpu=no_gpu, shipper=shipper)
 
 
-def connect_all(urls: list[str], matrix: Matrix, progress: Progress) -> list[Host]:
-    """Every host that answers; those that do not are reported and left out. None answering is an error."""
+def connect_all(urls: list[str], matrix: Matrix, progress: Progress, ship_images: bool = False) -> list[Host]:
+    """Every host that answers; those that do not are reported and left out. None answering is an error.
+
+    Images go from this machine's engine where asked (--ship-images) or where that is the smaller download (shipping.py).
+    """
+    shipper = Shipper.for_run(matrix, ship_images, progress)
     hosts = []
     for url in urls:
         try:
-            found = discover(url, matrix, progress)
+            found = discover(url, matrix, progress, shipper)
         except ENGINE_ERRORS as error:
             progress(f"host {url}: unreachable, its cells go to the other hosts ({words(error)})")
             continue

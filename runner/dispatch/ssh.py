@@ -9,7 +9,7 @@ Docker SDK (`ssh://user@box` runs the system `ssh`, so keys and known hosts come
 the user's ssh config; `tcp://box:2376` uses TLS; anything else names a Docker context).
 Each host gets a thread that runs one timed cell at a time, so cells run in parallel
 across hosts and never side by side on one. Images are built on the host that runs
-them (the content-hashed tag makes a second build a no-op); the data is copied once
+them, or shipped there from this machine (boxes.py, shipping.py); the data is copied once
 into a named volume on the host, reused while its checksum matches. Every record
 names its host and that machine's facts; this runner alone appends to results.jsonl.
 
@@ -158,13 +158,13 @@ class SSHPlacement:
     name = "ssh"
     executor_name = "docker"
 
-    def __init__(self, plan: session.Plan, urls: list[str], progress: Progress, hosts: list[Host] | None = None):
-        self.plan, self.urls, self.progress = plan, urls, progress
+    def __init__(self, plan: session.Plan, urls: list[str], progress: Progress, hosts: list[Host] | None = None, ship_images: bool = False):
+        self.plan, self.urls, self.progress, self.ship_images = plan, urls, progress, ship_images
         self.hosts = hosts or []  # connected by start(), unless given connected
         self.threads: list[Worker] = []
 
     def start(self) -> None:
-        self.hosts = connect_all(self.urls, self.plan.matrix, self.progress)
+        self.hosts = connect_all(self.urls, self.plan.matrix, self.progress, self.ship_images)
 
     def facts(self) -> dict:
         return {"executor": "docker", "isolation": "container", "dispatch": "ssh", "hosts": {host.url: host.facts for host in self.hosts}}

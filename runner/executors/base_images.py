@@ -58,8 +58,20 @@ def resolve_base(client: docker.DockerClient, requested: str, settings: BuildSet
         return offline_base(client, requested, settings, progress)
 
 
+def local_base(client: docker.DockerClient, requested: str, settings: BuildSettings) -> BaseImage | None:
+    """The base resolve_base would start from, where this engine has it already; None rather than a pull or a debootstrap."""
+    candidates = [(requested, "local")] * (not settings.offline_base) + [(offline_reference(), "debootstrap")]
+    for reference, how in candidates:
+        try:
+            image = client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            continue
+        return BaseImage(requested, reference, image.id, _digest(image) if how == "local" else "", how)
+    return None
+
+
 def offline_base(client: docker.DockerClient, requested: str, settings: BuildSettings, progress: Callable[[str], None]) -> BaseImage:
-    reference = f"{OFFLINE_REPOSITORY}:{OFFLINE_SUITE}-python3-{_recipe_hash()}"
+    reference = offline_reference()
     try:
         image = client.images.get(reference)
         progress(f"using the registry-free base {reference} in place of {requested}")
@@ -86,6 +98,11 @@ def _debootstrap_and_import(client: docker.DockerClient, reference: str, mirror:
         repository, tag = reference.split(":")
         client.api.import_image_from_file(str(archive), repository=repository, tag=tag, changes=IMAGE_CHANGES)
     return client.images.get(reference)
+
+
+def offline_reference() -> str:
+    """The registry-free base's name: its suite and a hash of its recipe."""
+    return f"{OFFLINE_REPOSITORY}:{OFFLINE_SUITE}-python3-{_recipe_hash()}"
 
 
 def _recipe_hash() -> str:

@@ -54,7 +54,16 @@ class DockerExecutor:
         built = self.builder.build(spec)
         if not isinstance(built, BuiltImage):
             return PrepareFailure(spec, built.reason, built.log_tail)
-        base = built.base
+        return self.prepared(built)
+
+    def existing(self, spec: EnvironmentSpec) -> Prepared | None:
+        """The environment, where this engine has its image already; None rather than a build."""
+        built = self.builder.existing(spec)
+        return self.prepared(built) if built else None
+
+    def prepared(self, built: BuiltImage) -> Prepared:
+        """A built image as an environment: its tag, what it was built from, and its lock."""
+        spec, base = built.spec, built.base
         provenance = {"name": spec.name, "image": built.tag, "image_id": built.image_id, "base_image": base.reference,
                       "base_image_requested": base.requested, "base_image_id": base.image_id,
                       "base_image_digest": base.digest, "base_image_how": base.how}

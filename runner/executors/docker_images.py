@@ -24,7 +24,7 @@ from runner.config import BuildSettings
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import IMAGE_NAMESPACE
-from runner.executors.base_images import BaseImage, resolve_base
+from runner.executors.base_images import BaseImage, local_base, resolve_base
 from runner.locks import INSTALLER, Lock, from_reports
 from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
@@ -67,11 +67,21 @@ class Builder:
             self.bases[spec.base] = resolve_base(self.client, spec.base, self.settings, self.progress)
         return build_image(self.client, spec, self.bases[spec.base], self.settings, self.progress)
 
+    def existing(self, spec: EnvironmentSpec) -> BuiltImage | None:
+        """The image `build` would give, where this engine has it and its base already: nothing is pulled or built."""
+        base = self.bases.get(spec.base) or local_base(self.client, spec.base, self.settings)
+        if base is None:
+            return None
+        tag = image_tag(spec, base, self.settings)
+        try:
+            return BuiltImage(spec, tag, self.client.images.get(tag).id, base)
+        except docker.errors.ImageNotFound:
+            return None
+
 
 def build_image(client, spec: EnvironmentSpec, base: BaseImage, settings: BuildSettings, progress) -> BuiltImage | BuildFailure:
-    files = context_files(spec, settings)
-    build_args = {"BASE_IMAGE": base.reference, "INSTALLER": INSTALLER}
-    tag = f"{repository(spec)}:{content_hash(files, build_args, base.image_id)}"
+    files, build_args = context_files(spec, settings), _build_args(base)
+    tag = image_tag(spec, base, settings)
     try:
         image = client.images.get(tag)
         progress(f"{spec.name}: up to date ({tag})")
@@ -101,6 +111,15 @@ def build_image(client, spec: EnvironmentSpec, base: BaseImage, settings: BuildS
         return _failure(spec, error.explanation or str(error), tail)
     image = client.images.get(tag)
     return BuiltImage(spec, tag, image.id, base)
+
+
+def image_tag(spec: EnvironmentSpec, base: BaseImage, settings: BuildSettings) -> str:
+    """The tag of the image of this spec on this base: the hash of everything it is built from."""
+    return f"{repository(spec)}:{content_hash(context_files(spec, settings), _build_args(base), base.image_id)}"
+
+
+def _build_args(base: BaseImage) -> dict[str, str]:
+    return {"BASE_IMAGE": base.reference, "INSTALLER": INSTALLER}
 
 
 def read_lock(client, built: BuiltImage) -> Lock | None:

@@ -141,7 +141,7 @@ def cmd_build(args) -> int:
         docker_archives.load(builder.client, args.load, progress)
     prepared = session.build(chosen, builder, progress)
     if args.save:
-        docker_archives.save(builder.client, {p.spec.name: p.handle for p in prepared if isinstance(p, Prepared)}, args.save, progress)
+        docker_archives.save(builder.client, [p for p in prepared if isinstance(p, Prepared)], args.save, progress)
     return EXIT_CELL_FAILED if any(isinstance(environment, PrepareFailure) for environment in prepared) else EXIT_OK
 
 

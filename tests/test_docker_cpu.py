@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from conftest import runner
+from runner import locks
 
 pytestmark = pytest.mark.docker
 
@@ -118,6 +119,7 @@ def test_an_image_round_trips_through_an_archive_and_a_changed_one_is_refused(fi
     assert saved.returncode == 0, saved.stderr[-3000:]
     (entry,) = json.loads((images / "images.json").read_text())
     assert (images / entry["archive"]).stat().st_size > 100 * 2**20  # the whole image, TensorFlow and all
+    assert "tensorflow" in {pin.name for pin in locks.read(images, "cpu-tf2.21", entry["lock"]).requirements}
     docker_client.images.remove(entry["tag"], force=True)  # as on a machine that never built it
 
     loaded = runner("build", "-f", tiny / "matrix.yaml", "--offline-base", "--load", images)

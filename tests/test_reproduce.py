@@ -171,3 +171,24 @@ def test_list_json_shows_whether_each_environment_is_pinned_to_a_lock(locked_run
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 2 and all(row["environment"]["lock"] == locks.read(run_folder, row["environment"]["name"],
                                                                            row["environment"]["lock"]).digest for row in rows)
+
+
+def test_a_slurm_job_of_a_reproduction_pins_its_environment_as_the_manifest_says(locked_run, tmp_path, monkeypatch):
+    run_folder, _ = locked_run
+    found, asked = reproduce.source(run_folder), []
+
+    class Asked(FakeExecutor):
+        def prepare(self, spec):
+            asked.append(spec)
+            return super().prepare(spec)
+    monkeypatch.setitem(executors.REGISTRY, "docker", lambda wanted: Asked(locks=True))
+    monkeypatch.setenv("SLURM_JOB_ID", "80")
+    again = records.new_run(tmp_path / "again", run_folder / records.MATRIX_COPY, {"dispatch": "slurm"},
+                            notes={reproduce.MANIFEST_KEY: found.note()})
+
+    assert cli.main(["run-cell", "-f", str(again / records.MATRIX_COPY), "--cell", found.cells[0], "--run", str(again)]) == 0
+
+    (spec,) = asked
+    assert spec.lock == dict(found.locks)[spec.name] and all("--hash=sha256:" in line for line in spec.requirements)
+    record = records.read_one(again / "jobs" / f"{found.cells[0]}.0.80.json")
+    assert record.status == "ok" and locks.read(again, spec.name, record.environment["lock"]).environment == spec.name

@@ -2,8 +2,10 @@
 
 An image's tag is the hash of everything it is built from (docker_images.py), so an archive loaded
 on another machine is "up to date" there for the same checkout and matrix: nothing is rebuilt.
-DIR holds one `docker save` archive per image and `images.json`, naming each archive's tag and
-image id; a loaded image whose id is not the one saved is refused, naming the archive.
+DIR holds one `docker save` archive per image, each image's lock (environments/NAME.DIGEST.lock, as
+in a run folder), and `images.json`, naming each archive's tag, image id and lock; a loaded image
+whose id is not the one saved is refused, naming the archive. The id is a digest of the image's
+content, so it holds the lock inside the image (/opt/lock) to the one saved beside it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from runner import locks
 from runner.errors import UserError
+from runner.executors import Prepared
 from runner.progress import Progress
 
 INDEX = "images.json"
@@ -26,11 +30,12 @@ def archive_name(tag: str) -> str:
     return tag.replace("/", "_").replace(":", "_") + ".tar"
 
 
-def save(client: docker.DockerClient, images: dict[str, str], folder: Path, progress: Progress) -> list[Path]:
-    """Each image (environment name -> tag) as an archive in `folder`, with the index; written whole or not at all."""
+def save(client: docker.DockerClient, images: list[Prepared], folder: Path, progress: Progress) -> list[Path]:
+    """Each environment's image as an archive in `folder`, with its lock and the index; each written whole or not at all."""
     folder.mkdir(parents=True, exist_ok=True)
     index = []
-    for name, tag in images.items():
+    for prepared in images:
+        name, tag = prepared.spec.name, prepared.handle
         image = client.images.get(tag)
         path = folder / archive_name(tag)
         partial = path.with_name(f".{path.name}.partial")
@@ -42,7 +47,10 @@ def save(client: docker.DockerClient, images: dict[str, str], folder: Path, prog
         finally:
             partial.unlink(missing_ok=True)
         progress(f"{name}: saved {tag} to {path} ({path.stat().st_size / 2**20:.0f} MiB)")
-        index.append({"environment": name, "tag": tag, "image_id": image.id, "archive": path.name})
+        if prepared.lock:
+            locks.keep(folder, prepared.lock)
+        index.append({"environment": name, "tag": tag, "image_id": image.id, "archive": path.name,
+                      "lock": prepared.lock.digest if prepared.lock else None})
     (folder / INDEX).write_text(json.dumps(index, indent=2) + "\n")
     return [folder / entry["archive"] for entry in index]
 

@@ -190,6 +190,8 @@ def cmd_reproduce(args) -> int:
     chosen, held = reproduce.plan(found, args.pattern, args.offline_base, args.gpus)
     reproduce.check_available(held, found)
     progress(f"reproducing run {found.folder.name}: {len(chosen.selected)} cell(s) in {len(held)} environment(s) rebuilt from its locks")
+    for name in found.mixed:
+        progress(f"{name}: its records in {found.folder.name} name several locks (built apart); rebuilt from the one most of them name")
     result = session.run_placed(chosen, placement(args, chosen, where), args.results, args.resume, args.repeats or found.repeats, progress,
                                 resume_command=lambda run_id: invocation.resume_command(args, run_id), seed=args.seed,
                                 notes={reproduce.MANIFEST_KEY: found.note()})

@@ -29,6 +29,7 @@ class Source:
     cells: tuple[str, ...]  # the cells with a good record
     repeats: int  # the most good records of any one cell
     locks: tuple[tuple[str, str], ...]  # environment name -> the digest of the lock most of its good records name
+    mixed: tuple[str, ...] = ()  # environments whose records name several locks (built apart, say on several SSH hosts)
 
     def note(self) -> dict:
         """What the new run's manifest keeps of it (MANIFEST_KEY)."""
@@ -49,7 +50,8 @@ def source(run_folder: Path) -> Source:
                         "or is older than locks, so what it ran in cannot be rebuilt")
     counts = Counter(record.cell_id for record in good)
     return Source(run_folder, tuple(counts), max(counts.values()),
-                  tuple(sorted((name, counted.most_common(1)[0][0]) for name, counted in digests.items())))
+                  tuple(sorted((name, counted.most_common(1)[0][0]) for name, counted in digests.items())),
+                  tuple(sorted(name for name, counted in digests.items() if len(counted) > 1)))
 
 
 def plan(found: Source, pattern: str | None = None, offline_base: bool = False, gpus: str | None = None) -> tuple[Plan, list[Lock]]:

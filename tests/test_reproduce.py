@@ -192,3 +192,15 @@ def test_a_slurm_job_of_a_reproduction_pins_its_environment_as_the_manifest_says
     assert spec.lock == dict(found.locks)[spec.name] and all("--hash=sha256:" in line for line in spec.requirements)
     record = records.read_one(again / "jobs" / f"{found.cells[0]}.0.80.json")
     assert record.status == "ok" and locks.read(again, spec.name, record.environment["lock"]).environment == spec.name
+
+
+def test_an_environment_built_apart_with_two_locks_is_rebuilt_from_the_one_most_records_name(locked_run):
+    run_folder, _ = locked_run
+    lines = (run_folder / records.RESULTS_FILE).read_text().splitlines()
+    other = json.loads(lines[0])
+    other["environment"]["lock"] = "0" * 16  # as if one SSH host had built it on another day
+    (run_folder / records.RESULTS_FILE).write_text("\n".join([json.dumps(other), *lines[1:]]) + "\n")
+
+    found = reproduce.source(run_folder)
+
+    assert found.mixed == (other["environment"]["name"],) and dict(found.locks)[other["environment"]["name"]] != "0" * 16

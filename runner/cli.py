@@ -188,7 +188,7 @@ def cmd_reproduce(args) -> int:
     where = placed_where(args)
     found = reproduce.source(records.find_run(args.results, args.run))
     chosen, held = reproduce.plan(found, args.pattern, args.offline_base, args.gpus)
-    reproduce.check_available(held, found)
+    reproduce.check_available(held, found, progress)
     progress(f"reproducing run {found.folder.name}: {len(chosen.selected)} cell(s) in {len(held)} environment(s) rebuilt from its locks")
     for name in found.mixed:
         progress(f"{name}: its records in {found.folder.name} name several locks (built apart); rebuilt from the one most of them name")

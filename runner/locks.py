@@ -37,6 +37,10 @@ LOCK_SCHEMA = 1
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 
+class IndexUnreachable(UserError):
+    """The package index could not be asked: what a lock holds is then not known to be there, nor known to be gone."""
+
+
 @dataclass(frozen=True)
 class Pin:
     """One installed distribution: its canonical name, exact version, and the sha256 of the file it came from (if pip said)."""
@@ -187,9 +191,9 @@ def _project(index: str, name: str) -> dict | None:
     except urllib.error.HTTPError as error:
         if error.code == 404:
             return None
-        raise UserError(f"cannot check the locked packages against {index}: {name}: HTTP {error.code}")
+        raise IndexUnreachable(f"cannot check the locked packages against {index}: {name}: HTTP {error.code}")
     except (urllib.error.URLError, OSError, ValueError) as error:
-        raise UserError(f"cannot check the locked packages against {index}: {getattr(error, 'reason', None) or error}")
+        raise IndexUnreachable(f"cannot check the locked packages against {index}: {getattr(error, 'reason', None) or error}")
     if "versions" not in project:
-        raise UserError(f"cannot check the locked packages against {index}: it does not list versions (PEP 700); set PIP_INDEX_URL to one that does")
+        raise IndexUnreachable(f"cannot check the locked packages against {index}: it does not list versions (PEP 700); set PIP_INDEX_URL to one that does")
     return project

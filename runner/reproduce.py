@@ -16,6 +16,7 @@ from pathlib import Path
 from runner import locks, records
 from runner.errors import UserError
 from runner.locks import Lock
+from runner.progress import Progress
 from runner.session import Plan, plan as plan_matrix
 
 MANIFEST_KEY = "reproduces"  # in the new run's manifest: {"run": id, "run_folder": path, "locks": {environment: digest}}
@@ -82,9 +83,17 @@ def pinned_as_noted(chosen: Plan, run_folder: Path) -> Plan:
     return pinned(chosen, Path(noted["run_folder"]), noted["locks"])[0]
 
 
-def check_available(held: list[Lock], found: Source) -> None:
-    """Every locked package still on the index, or one line naming those that are not, before any build."""
-    missing = locks.unavailable(held)
+def check_available(held: list[Lock], found: Source, progress: Progress) -> None:
+    """Every locked package still on the index, or one line naming those that are not, before any build.
+
+    An index that cannot be asked (a mirror set in pip.conf, not $PIP_INDEX_URL, behind no route to PyPI)
+    is said and not held against the run: a pin that is gone then fails its environment's build, with pip's words.
+    """
+    try:
+        missing = locks.unavailable(held)
+    except locks.IndexUnreachable as error:
+        progress(f"warning: {error}; a locked package no longer there fails its environment's build instead")
+        return
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise UserError(f"{found.folder / locks.LOCKS_FOLDER}: {len(missing)} locked package(s) that {locks.package_index()} "

@@ -204,3 +204,13 @@ def test_an_environment_built_apart_with_two_locks_is_rebuilt_from_the_one_most_
     found = reproduce.source(run_folder)
 
     assert found.mixed == (other["environment"]["name"],) and dict(found.locks)[other["environment"]["name"]] != "0" * 16
+
+
+def test_an_index_that_cannot_be_asked_is_said_and_the_reproduction_goes_on(locked_run, tmp_path, monkeypatch, capsys):
+    run_folder, fake = locked_run
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # the discard port: nothing answers
+    capsys.readouterr()
+
+    assert cli.main(["reproduce", run_folder.name, "--results", str(tmp_path / "results"), "--repeats", "1"]) == 0
+
+    assert "warning: cannot check the locked packages against http://127.0.0.1:9/simple" in capsys.readouterr().err

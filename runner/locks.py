@@ -1,9 +1,10 @@
 """An environment's lock: every distribution pip installed in it, at which version, from which wheel.
 
 An environment's spec asks for ranges (tensorflow==2.21.*, pillow>=10); what pip resolves them to
-depends on the day. Each executor that installs (Docker, venv) installs with one pinned pip
-(INSTALLER) and keeps pip's installation report (`pip install --report`), and a lock is made from
-it: each distribution's name, version and wheel sha256, the base it was installed on, and the
+depends on the day. Each executor that installs (Docker, venv) keeps pip's installation report
+(`pip install --report`, pip 22.2 and later: images install with one pinned pip, INSTALLER; a venv
+with its own pip where that is new enough, so that an offline wheelhouse needs no pip wheel), and a
+lock is made from it: each distribution's name, version and wheel sha256, the base it was installed on, and the
 base's Debian packages where it has them. Every record names its environment's lock by digest and
 the run folder keeps the lock (environments/NAME.DIGEST.lock), so that `reproduce` can install
 the same package set again, in pip's hash-checking mode, anywhere.
@@ -29,9 +30,10 @@ from packaging.version import InvalidVersion, Version
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 
-# The one pip that installs every environment: its report is what a lock is made from
-# (--report needs pip 22.2; Ubuntu 22.04's venvs bring 22.0.2), and pinning it keeps resolutions comparable.
+# The pip that installs every image, and a venv whose own pip is too old to write a report
+# (--report needs pip 22.2; Ubuntu 22.04's venvs bring 22.0.2); pinned, so that resolutions are comparable.
 INSTALLER = "pip==26.3"
+REPORTING_PIP = "22.2"
 LOCKS_FOLDER = "environments"  # in a run folder: the lock of every environment its records name
 LOCK_SCHEMA = 1
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -56,7 +58,7 @@ class Pin:
 @dataclass(frozen=True)
 class Lock:
     environment: str  # the environment's name
-    installer: str
+    installer: str  # the pip that installed it, as its report says
     base: tuple[tuple[str, str], ...]  # what it was installed on: a base image's id and digest, or a venv's interpreter
     requirements: tuple[Pin, ...]  # what `pip install -r requirements.txt` installed
     libraries: tuple[Pin, ...] = ()  # what `pip install --no-deps -r libraries.txt` installed (a pinned cuDNN)
@@ -83,7 +85,7 @@ class Lock:
 def from_reports(environment: str, base: dict[str, str], requirements: dict, libraries: dict | None = None,
                  debian: str = "") -> Lock:
     """A lock from pip's installation reports (the JSON `pip install --report` writes) and `dpkg-query -W`'s lines."""
-    return Lock(environment, INSTALLER, tuple(sorted(base.items())), _pins(requirements), _pins(libraries or {"install": []}),
+    return Lock(environment, f"pip=={requirements.get('pip_version', '')}", tuple(sorted(base.items())), _pins(requirements), _pins(libraries or {"install": []}),
                 tuple(sorted(line.strip() for line in debian.splitlines() if line.strip())))
 
 

@@ -31,7 +31,7 @@ def report(*installed):
     for name, version, sha256 in installed:
         archive = {"hash": f"sha256={sha256}", "hashes": {"sha256": sha256}} if sha256 else {}
         items.append({"metadata": {"name": name, "version": version}, "download_info": {"url": f"https://files/{name}", "archive_info": archive}})
-    return {"version": "1", "install": items}
+    return {"version": "1", "pip_version": "26.3", "install": items}
 
 
 BASE = {"image": "python:3.11-slim", "image_id": "sha256:1234"}
@@ -42,7 +42,7 @@ def test_a_lock_holds_every_installed_distribution_by_canonical_name_version_and
                               debian="python3=3.11.2-1\napt=2.6.1\n")
 
     assert [(pin.name, pin.version) for pin in lock.requirements] == [("numpy", "2.1.3"), ("protobuf", "5.29.1")]
-    assert lock.hashed and lock.debian == ("apt=2.6.1", "python3=3.11.2-1") and lock.installer == locks.INSTALLER
+    assert lock.hashed and lock.debian == ("apt=2.6.1", "python3=3.11.2-1") and lock.installer == "pip==26.3"
     assert locks.parse(lock.text(), "x.lock") == lock  # the file is the lock, byte for byte the same each time
     assert lock.file_name() == f"cpu-tf2.21.{lock.digest}.lock"
 

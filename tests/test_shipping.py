@@ -56,10 +56,15 @@ class Executor:
     def existing(self, spec):
         return self.found
 
+    def prepared(self, built):
+        return Prepared(built.spec, built.tag, (("image_id", built.image_id),))
+
 
 def shipper(image_size, base_size=0, has_image=True):
     here = Engine({TAG: Image(SENT.id, image_size), "sha256:base": Image("sha256:base", base_size)})
-    prepared = Prepared(SPEC, TAG, (("image_id", SENT.id), ("base_image_id", "sha256:base")), lock=LOCK) if has_image else None
+    facts = {"image_id": SENT.id, "base_image": "cudnn-matrix/base:bookworm", "base_image_requested": SPEC.base,
+             "base_image_id": "sha256:base", "base_image_digest": "", "base_image_how": "debootstrap"}
+    prepared = Prepared(SPEC, TAG, tuple(facts.items()), lock=LOCK) if has_image else None
     said = io.StringIO()
     return Shipper(Executor(here, prepared), False, Progress(said)), said
 
@@ -92,3 +97,21 @@ def test_a_base_the_box_lacks_counts_in_what_its_build_would_download(package_in
 def test_an_image_this_machine_lacks_is_built_on_the_box_without_a_word():
     chosen, said = shipper(image_size=MiB, has_image=False)
     assert chosen.prepare(Executor(Engine()), "ssh://box", SPEC) is None and said.getvalue() == ""
+
+
+def test_a_box_that_has_the_image_already_is_sent_nothing(package_index):
+    chosen, said = shipper(image_size=MiB)
+    box = Engine({TAG: SENT})
+
+    assert chosen.prepare(Executor(box), "ssh://box", SPEC).handle == TAG and box.loaded == []
+    assert f"cpu-jax0.10: up to date ({TAG}) on host ssh://box" in said.getvalue()
+
+
+def test_a_box_that_built_the_same_tag_itself_runs_its_own_image():
+    chosen, said = shipper(image_size=MiB)
+    box = Engine({TAG: Image("sha256:its-own", 0)})
+
+    environment = chosen.prepare(Executor(box), "ssh://box", SPEC)
+
+    assert dict(environment.provenance)["image_id"] == "sha256:its-own" and box.loaded == []
+

@@ -15,15 +15,18 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections import deque
 from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
 
 from runner.environments import EnvironmentSpec
 from runner.errors import UserError
 from runner.executors import Prepared, PrepareFailure
 from runner.executors.host_process import Interpreter, ProcessExecutor, follow, interpreter, provenance
-from runner.locks import INSTALLER, Lock, from_reports
+from runner.locks import INSTALLER, REPORTING_PIP, Lock, from_reports
 from runner.outcome import LOG_TAIL_LINES
 from runner.progress import Progress
 
@@ -42,7 +45,7 @@ def venvs_folder() -> Path:
 def venv_name(spec: EnvironmentSpec, python: Interpreter) -> str:
     """The spec's name and a hash of all the venv is made from; variables are set at run time, hashed all the same, as for images."""
     recipe = {"requirements": spec.requirements, "libraries": spec.libraries, "variables": dict(spec.variables),
-              "python": python.version, "interpreter": python.real_path, "installer": INSTALLER}
+              "python": python.version, "interpreter": python.real_path, "locked": "pip install --report"}
     return f"{spec.name}-{hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]}"
 
 
@@ -86,22 +89,15 @@ class VenvExecutor(ProcessExecutor):
                 shutil.rmtree(building, ignore_errors=True)
 
     def install(self, spec: EnvironmentSpec, venv: Path) -> PrepareFailure | None:
-        """python -m venv, the pinned pip, the requirements, then the libraries without their dependencies, as the Dockerfiles do.
+        """python -m venv, then the requirements, then the libraries without their dependencies, as the Dockerfiles do.
 
-        pip's installation reports go to the venv's lock folder, as an image's do. The step that needs
-        pip and a package index: the tests of what `prepare` decides around it replace it.
+        pip's installation reports go to the venv's lock folder, as an image's do; a venv whose pip is
+        too old to write one gets the images' pinned pip first. The step that needs pip and a package
+        index: the tests of what `prepare` decides around it replace it.
         """
         (venv / "requirements.txt").write_text("".join(f"{line}\n" for line in spec.requirements))
         (venv / "libraries.txt").write_text("".join(f"{line}\n" for line in spec.libraries))
         (venv / LOCK_FOLDER).mkdir()
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
-        steps = {"python -m venv": [self.python.executable, "-m", "venv", str(venv)],
-                 f"pip install {INSTALLER}": [*pip, INSTALLER],
-                 "pip install -r requirements.txt": [*pip, "--report", str(venv / LOCK_FOLDER / "requirements.json"),
-                                                     "-r", str(venv / "requirements.txt")]}
-        if spec.libraries:
-            steps["pip install --no-deps -r libraries.txt"] = [*pip, "--no-deps", "--report", str(venv / LOCK_FOLDER / "libraries.json"),
-                                                               "-r", str(venv / "libraries.txt")]
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
 
         def keep(line: str) -> None:
@@ -109,11 +105,23 @@ class VenvExecutor(ProcessExecutor):
                 tail.append(line)
                 self.progress.build_line(spec.name, line)
 
-        for step, command in steps.items():
+        for step, command in self._steps(spec, venv):
             finished = follow(command, keep)
             if finished.exit_code != 0:
                 return self._failure(spec, step, finished.exit_code, tail)
         return None
+
+    def _steps(self, spec: EnvironmentSpec, venv: Path):
+        """(step, command) in order, each decided once the one before it has run."""
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        yield "python -m venv", [self.python.executable, "-m", "venv", str(venv)]
+        if not _reports(venv):
+            yield f"pip install {INSTALLER}", [*pip, INSTALLER]
+        yield "pip install -r requirements.txt", [*pip, "--report", str(venv / LOCK_FOLDER / "requirements.json"),
+                                                  "-r", str(venv / "requirements.txt")]
+        if spec.libraries:
+            yield "pip install --no-deps -r libraries.txt", [*pip, "--no-deps", "--report", str(venv / LOCK_FOLDER / "libraries.json"),
+                                                              "-r", str(venv / "libraries.txt")]
 
     def _failure(self, spec: EnvironmentSpec, step: str, exit_code: int, tail: deque[str]) -> PrepareFailure:
         """A failed build is a failed cell, except a full disk, which fails every build after it."""
@@ -129,6 +137,15 @@ class VenvExecutor(ProcessExecutor):
         facts = provenance(spec, python, venv=str(venv), base_python=self.python.executable)
         return Prepared(spec, python.executable, facts + ((("lock", lock.digest),) if lock else ()),
                         variables=_pinned_cudnn_first(spec, venv), lock=lock)
+
+
+def _reports(venv: Path) -> bool:
+    """Whether the venv's own pip writes installation reports (pip 22.2 and later): then it installs, offline wheelhouses and all."""
+    asked = subprocess.run([str(venv / "bin" / "python"), "-c", "import pip; print(pip.__version__)"], capture_output=True, text=True)
+    try:
+        return asked.returncode == 0 and Version(asked.stdout.strip()) >= Version(REPORTING_PIP)
+    except InvalidVersion:
+        return False
 
 
 def _lock(spec: EnvironmentSpec, venv: Path, python: Interpreter) -> Lock | None:

@@ -72,7 +72,7 @@ class Builder:
         base = self.bases.get(spec.base) or local_base(self.client, spec.base, self.settings)
         if base is None:
             return None
-        tag = image_tag(spec, base, self.settings)
+        tag = image_tag(spec, base, context_files(spec, self.settings))
         try:
             return BuiltImage(spec, tag, self.client.images.get(tag).id, base)
         except docker.errors.ImageNotFound:
@@ -81,7 +81,7 @@ class Builder:
 
 def build_image(client, spec: EnvironmentSpec, base: BaseImage, settings: BuildSettings, progress) -> BuiltImage | BuildFailure:
     files, build_args = context_files(spec, settings), _build_args(base)
-    tag = image_tag(spec, base, settings)
+    tag = image_tag(spec, base, files)
     try:
         image = client.images.get(tag)
         progress(f"{spec.name}: up to date ({tag})")
@@ -113,9 +113,9 @@ def build_image(client, spec: EnvironmentSpec, base: BaseImage, settings: BuildS
     return BuiltImage(spec, tag, image.id, base)
 
 
-def image_tag(spec: EnvironmentSpec, base: BaseImage, settings: BuildSettings) -> str:
-    """The tag of the image of this spec on this base: the hash of everything it is built from."""
-    return f"{repository(spec)}:{content_hash(context_files(spec, settings), _build_args(base), base.image_id)}"
+def image_tag(spec: EnvironmentSpec, base: BaseImage, files: dict[str, bytes]) -> str:
+    """The tag of the image of this spec on this base, from its build context: the hash of everything it is built from."""
+    return f"{repository(spec)}:{content_hash(files, _build_args(base), base.image_id)}"
 
 
 def _build_args(base: BaseImage) -> dict[str, str]:

@@ -90,12 +90,15 @@ def from_reports(environment: str, base: dict[str, str], requirements: dict, lib
 
 
 def _pins(report: dict) -> tuple[Pin, ...]:
-    pins = []
-    for item in report["install"]:
-        archive = item.get("download_info", {}).get("archive_info", {})
-        sha256 = archive.get("hashes", {}).get("sha256") or archive.get("hash", "").removeprefix("sha256=")
-        pins.append(Pin(canonicalize_name(item["metadata"]["name"]), item["metadata"]["version"], sha256 if "=" not in sha256 else ""))
+    pins = [Pin(canonicalize_name(item["metadata"]["name"]), item["metadata"]["version"], _sha256(item)) for item in report["install"]]
     return tuple(sorted(pins, key=lambda pin: pin.name))
+
+
+def _sha256(item: dict) -> str:
+    """The sha256 of the file pip installed the item from: `hashes` (pip 23.1 and later), else `hash`, "name=value"; "" for none."""
+    archive = item.get("download_info", {}).get("archive_info", {})
+    algorithm, _, value = archive.get("hash", "").partition("=")
+    return archive.get("hashes", {}).get("sha256") or (value if algorithm == "sha256" else "")
 
 
 def parse(text: str, where: str) -> Lock:

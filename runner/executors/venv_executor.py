@@ -141,10 +141,11 @@ class VenvExecutor(ProcessExecutor):
 
 def _reports(venv: Path) -> bool:
     """Whether the venv's own pip writes installation reports (pip 22.2 and later): then it installs, offline wheelhouses and all."""
-    asked = subprocess.run([str(venv / "bin" / "python"), "-c", "import pip; print(pip.__version__)"], capture_output=True, text=True)
     try:
+        asked = subprocess.run([str(venv / "bin" / "python"), "-c", "import pip; print(pip.__version__)"], capture_output=True, text=True,
+                               timeout=120)
         return asked.returncode == 0 and Version(asked.stdout.strip()) >= Version(REPORTING_PIP)
-    except InvalidVersion:
+    except (subprocess.TimeoutExpired, InvalidVersion):
         return False
 
 

@@ -47,6 +47,7 @@ from runner.progress import Progress  # noqa: E402
 from runner.report import render  # noqa: E402
 from runner.site.charts import run_chart  # noqa: E402
 from runner.stats import compare_repeats  # noqa: E402
+from workload.contract import CONVOLUTION_CLASSES  # noqa: E402
 
 EXIT_NO_GPU_MEASURED = 3
 ARCHIVE = "gpu_check.tgz"
@@ -215,6 +216,24 @@ def machine_table(loaded: list) -> str:
                                    "clocks event reasons seen"], tablefmt="github")
 
 
+def kernels_table(loaded: list) -> str:
+    """Per profiled GPU cell: the convolutions' share of the device's kernel time, by direction, and the longest
+    convolution kernels by name (cuDNN's names say the algorithm or engine: implicit_gemm, winograd, fft ...)."""
+    rows = []
+    for result in cell_results(loaded):
+        kernels = result.kernels
+        if result.kind != "gpu" or not kernels or kernels.device != "gpu":
+            continue
+        milliseconds = lambda name: f"{kernels.seconds_per_step[name] * 1000:.2f}"  # noqa: E731
+        rows.append([result.cell_id, f"{kernels.convolution_share:.0%}" if kernels.convolution_share is not None else "-",
+                     *(milliseconds(name) for name in CONVOLUTION_CLASSES),
+                     "\n".join(f"{name[:90]} ({seconds * 1000:.2f} ms)" for name, seconds in list(kernels.convolutions.items())[:3])])
+    if not rows:
+        return "No GPU cell was profiled."
+    return tabulate(rows, headers=["GPU cell", "conv share", "fwd ms", "bwd data ms", "bwd filter ms", "bwd ms",
+                                   "longest convolution kernels (per step)"], tablefmt="github", disable_numparse=True)
+
+
 def outcome(loaded: list) -> tuple[int, str]:
     """The exit status and the last line: whether any GPU cell was measured, and if not, why not."""
     gpu = [record for record in loaded if record.kind == "gpu"]
@@ -331,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             run_chart(analysis, args.results / "epochs.png")
         code, last_line = outcome(loaded)
         tables = (f"versions: {versions}\n\n{seed_table(loaded, versions)}\n\n{ratios_table(loaded, versions)}\n\n"
-                  f"What the GPU did in the timed epochs (* energy integrated from power samples):\n\n{machine_table(loaded)}\n")
+                  f"What the GPU did in the timed epochs (* energy integrated from power samples):\n\n{machine_table(loaded)}\n\n"
+                  f"Where a step's device time went (profiled after the timed epochs):\n\n{kernels_table(loaded)}\n")
         (args.results / "report.txt").write_text(report + "\n")
         (args.results / "gpu_check.txt").write_text(tables + "\n" + last_line + "\n")
         progress(f"run {run_folder}")

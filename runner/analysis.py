@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
-from runner import strata, telemetry
+from runner import kernels, strata, telemetry
+from runner.kernels import CellKernels
 from runner.records import Record
 from runner.stats import MIN_EFFECT, Comparison, Summary, judge, summarize
 from runner.telemetry import CellTelemetry
@@ -60,6 +61,7 @@ class CellResult:
     input_wait: float | None = None  # median share of a timed step spent waiting for the next batch, where recorded
     telemetry: CellTelemetry | None = None  # what the machine did (runner/telemetry.py); None for records without it
     hosts: tuple[str, ...] = ()  # the host that measured each of timed.per_repeat (runner/strata.py)
+    kernels: CellKernels | None = None  # where the step went by kernel class (runner/kernels.py); None: not profiled
 
     def by_host(self) -> dict[str, list[float]]:
         """Its numbers per repeat, grouped by the host that measured them: what a comparison is made within."""
@@ -85,6 +87,7 @@ class Pair:
     baseline: CellResult
     other: CellResult
     comparison: Comparison
+    convolution: Comparison | None = None  # on convolution seconds per step, where both cells were profiled alike
 
     @property
     def doubtful(self) -> tuple[str, ...]:
@@ -148,6 +151,11 @@ class Analysis:
         """How many distinct comparisons were judged together (Holm's correction is over these)."""
         return self.pairs[0].comparison.family if self.pairs else 0
 
+    @property
+    def convolution_family(self) -> int:
+        """How many comparisons of convolution time per step were judged together (a family of their own)."""
+        return next((pair.convolution.family for pair in self.pairs if pair.convolution), 0)
+
 
 def analyze(records: list[Record], baseline: str | None = None, min_effect: float = MIN_EFFECT) -> Analysis:
     results = cell_results(records)
@@ -189,6 +197,7 @@ def _pool(group: list[Record]) -> CellResult:
         input_wait=median(waits) if (waits := [w for record in repeats for w in timed_input_wait_shares(record) if w is not None]) else None,
         telemetry=telemetry.summarize(last.cell_id, last.kind, ok),
         hosts=tuple(strata.host_of(record) for record in repeats),
+        kernels=kernels.of_cell(repeats),
     )
 
 
@@ -226,7 +235,9 @@ def pairs(results: list[CellResult], chosen: dict[str, CellResult], min_effect: 
     distinct = {(baseline.cell_id, other.cell_id): (baseline, other) for _, baseline, other in asked}
     evidence = [strata.weigh_by_host(baseline.by_host(), other.by_host()) for baseline, other in distinct.values()]
     judged = dict(zip(distinct, judge(evidence, min_effect)))
-    return [Pair(question, baseline, other, judged[baseline.cell_id, other.cell_id]) for question, baseline, other in asked]
+    convolution = kernels.convolution_verdicts(distinct, min_effect)
+    return [Pair(question, baseline, other, judged[baseline.cell_id, other.cell_id], convolution.get((baseline.cell_id, other.cell_id)))
+            for question, baseline, other in asked]
 
 
 def gpu_against_cpu(results: list[CellResult], workload: str) -> tuple[CellResult, CellResult] | None:
@@ -279,8 +290,9 @@ def _gpu_sentence(workload: str, pair: Pair) -> str:
 
 def _cudnn_sentence(workload: str, pair: Pair) -> str:
     previous, current = pair.baseline, pair.other
+    convolution = f"; convolution time per step {pair.convolution.as_percent()}" if pair.convolution else ""
     return (f"{workload}: cuDNN {current.cudnn_named} vs {previous.cudnn_named} (CUDA {current.cuda}, {current.versions}): "
-            f"{pair.comparison.as_percent()}{_doubt(pair)}.")
+            f"{pair.comparison.as_percent()}{convolution}{_doubt(pair)}.")
 
 
 def _doubt(pair: Pair) -> str:

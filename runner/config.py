@@ -1,9 +1,8 @@
 """Stage 1: matrix.yaml -> Matrix, validated strictly before anything runs.
 
-Every mistake becomes one UserError line naming the file, the line where YAML
-knows it, the key path and what was expected. Versions must be quoted strings:
-YAML reads an unquoted 12.10 as the float 12.1, which would silently select
-another release.
+Every mistake becomes one UserError line naming the file, the line where YAML knows it, the key path and
+what was expected. Versions must be quoted strings: YAML reads an unquoted 12.10 as the float 12.1, which
+would silently select another release.
 
 The file is read by the strict YAML reader (yaml_reader.py); the slurm: and hosts: sections and placement: are
 checked in dispatch_settings.py, CA certificates in certificates.py.
@@ -76,6 +75,7 @@ class Workload:
     precision: str  # fp32, tf32 or bf16: set explicitly on every backend, whatever its default
     cudnn: bool  # false: convolutions without cuDNN (torch only: the seed's GPU-without-cuDNN row)
     conv_autotune: str  # default (each framework's own: TensorFlow and XLA autotune, torch does not), on or off
+    kernel_time: str  # auto (profile GPU cells), on (every cell) or off: the step's time by kernel class
     loader: str  # auto, tfdata or python: the input pipeline
 
 
@@ -182,7 +182,7 @@ def _workload(document: Document, name: Any, value: Any, base_dir: Path) -> Work
         optional={"model", "epochs", "warmup_epochs", "batch_size", "train_images", "validation_images", "data",
                   "jit_compile", "intra_op_threads", "inter_op_threads", "timeout_minutes", "fault",
                   "input", "autotune", "parallel_calls", "prefetch_batches",
-                  "precision", "cudnn", "conv_autotune", "loader"},
+                  "precision", "cudnn", "conv_autotune", "kernel_time", "loader"},
     )
 
     def number(key: str, default: int, minimum: int, maximum: int) -> int:
@@ -221,6 +221,7 @@ def _workload(document: Document, name: Any, value: Any, base_dir: Path) -> Work
         precision=_choice(document, settings.get("precision", "fp32"), key_path + ("precision",), PRECISIONS),
         cudnn=document.boolean(settings.get("cudnn", True), key_path + ("cudnn",)),
         conv_autotune=_switch(document, settings.get("conv_autotune", "default"), key_path + ("conv_autotune",), keep="default"),
+        kernel_time=_switch(document, settings.get("kernel_time", "auto"), key_path + ("kernel_time",)),
         loader=_choice(document, settings.get("loader", "auto"), key_path + ("loader",), ("auto",) + LOADERS),
     )
     if workload.epochs <= workload.warmup_epochs:

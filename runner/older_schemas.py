@@ -51,8 +51,13 @@ def measurement_2_to_3(data: dict) -> dict:
     return {**data, "schema": 3, "epochs": epochs}
 
 
+def measurement_3_to_4(data: dict) -> dict:
+    """A schema-3 measurement in schema 4's terms: it profiled no kernels (kernel_time None)."""
+    return {**data, "schema": 4, "kernel_time": None}
+
+
 # Each older measurement schema's step towards the next: a measurement is converted step by step up to the current one.
-MEASUREMENT_STEPS = {1: measurement_1_to_2, 2: measurement_2_to_3}
+MEASUREMENT_STEPS = {1: measurement_1_to_2, 2: measurement_2_to_3, 3: measurement_3_to_4}
 
 
 def measurement_to_current(data: dict) -> dict:

@@ -20,7 +20,7 @@ from statistics import median
 
 from tabulate import tabulate
 
-from runner import telemetry
+from runner import kernels, telemetry
 from runner.analysis import INPUT_BOUND, Analysis, CellResult, NotMeasured, OutlierEpoch, TelemetryWarning, analyze
 from runner.records import Record
 from runner.run_comparison import CellAcrossRuns, RunComparison, compare_runs
@@ -48,6 +48,10 @@ INPUT_BOUND_NOTE = (f"Input-bound cells: more than {INPUT_BOUND:.0%} of each tim
 OUTLIER_NOTE = (f"Outlier epochs, more than {OUTLIER_MADS:g} MADs from their cell's median epoch (kept: one moves only its own "
                 "repeat's number, and the test ranks repeats):")
 SYNTHETIC_NOTE = "Synthetic data (no real data was present) for: {}. Timings are real; accuracy is meaningless."
+KERNEL_NOTE = ("Kernel time, from each framework's profiler over a few steps after the timed epochs (a CPU's operators "
+               "may overlap on its threads: compare the classes, not the clock):")
+CONVOLUTION_NOTE = ("Convolution time per step (the profiled convolution kernels' time): judged as above, Holm-corrected over its "
+                    "own {} comparison(s), for cells profiled alike.")
 UNISOLATED_NOTE = "Cells run without isolation (executor {}): other processes on the host may have shared their CPU, memory and GPU."
 
 
@@ -83,10 +87,13 @@ def as_text(analysis: Analysis, table_format: str = "github", wide: bool = False
         text += "\n\n" + "\n".join(analysis.sentences)
     if analysis.pairs:
         text += "\n" + method_note(analysis.min_effect, analysis.family)
+    if analysis.convolution_family:
+        text += "\n" + CONVOLUTION_NOTE.format(analysis.convolution_family)
     notes = analysis.notes
     for heading, lines in (("Not comparable (compared within a host, or over hosts only where both cells ran alike on each):",
                             not_comparable_lines(analysis.pairs)), (OUTLIER_NOTE, outlier_lines(notes.outlier_epochs)), (INPUT_BOUND_NOTE, input_bound_lines(notes.input_bound)),
                            (TELEMETRY_NOTE, telemetry_lines(notes.telemetry_warnings)),
+                           (KERNEL_NOTE, [kernels.line(r.cell_id, r.kernels) for r in analysis.results if r.kernels]),
                            ("Not measured:", not_measured_lines(notes.not_measured))):
         if lines:
             text += f"\n\n{heading}\n" + "\n".join(lines)
@@ -207,7 +214,7 @@ CELL_KEYS = ["cell_id", "status", "reason", "workload", "model", "kind", "gpu_ty
              "train_seconds_high", "first_train_seconds_median", "outlier_epochs", "images_per_second", "input_wait_share",
              "peak_rss_bytes", "gpu_memory_bytes", "gpu_energy_joules_per_epoch", "gpu_energy_estimated", "images_per_joule",
              "timing_doubtful", "is_baseline", "baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_p_value",
-             "speedup_p_adjusted", "speedup_verdict", "speedup_repeats_needed"]
+             "speedup_p_adjusted", "speedup_verdict", "speedup_repeats_needed", "convolution_seconds_per_step", "convolution_share"]
 COMPARISON_KEYS = ["question", "baseline", "other", "ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "family",
                    "repeats_baseline", "repeats_other", "verdict", "repeats_needed", "hosts", "reason", "not_comparable"]
 COMPARE_KEYS = ["cell_id", "status_a", "status_b", "repeats_a", "repeats_b", "train_seconds_median_a", "train_seconds_median_b",
@@ -221,9 +228,11 @@ def as_json(analysis: Analysis) -> str:
         "schema_version": SCHEMA_VERSION,
         **method_numbers(analysis.min_effect),
         "cells": [{**cell_numbers(analysis, result), "first_train_seconds": list(result.first_epochs),
-                   "train_seconds_per_repeat": list(result.timed.per_repeat) if result.timed else []} for result in analysis.results],
+                   "train_seconds_per_repeat": list(result.timed.per_repeat) if result.timed else [],
+                   "kernel_time": kernels.numbers(result.kernels) if result.kernels else None} for result in analysis.results],
         "comparisons": [{"question": p.question, "baseline": p.baseline.cell_id, "other": p.other.cell_id, **comparison_numbers(p.comparison),
-                         "not_comparable": list(p.doubtful)} for p in analysis.pairs],
+                         "not_comparable": list(p.doubtful),
+                         "convolution": comparison_numbers(p.convolution) if p.convolution else None} for p in analysis.pairs],
         "sentences": list(analysis.sentences),
         "notes": {
             "outlier_epochs": [{"cell_id": o.cell_id, "repeat": o.repeat, "epoch": o.epoch, "seconds": o.seconds} for o in notes.outlier_epochs],
@@ -252,7 +261,9 @@ def cell_numbers(analysis: Analysis, result: CellResult) -> dict:
               figures.images_per_joule if figures else None, result.doubtful, analysis.is_baseline(result),
               baseline.cell_id if baseline and timed and baseline is not result else None,
               c.ratio if c else None, c.ci_low if c else None, c.ci_high if c else None, c.p_value if c else None,
-              c.p_adjusted if c else None, c.verdict if c else None, c.repeats_needed if c else None]
+              c.p_adjusted if c else None, c.verdict if c else None, c.repeats_needed if c else None,
+              median(result.kernels.convolution_per_repeat) if result.kernels else None,
+              result.kernels.convolution_share if result.kernels else None]
     return dict(zip(CELL_KEYS, values))
 
 

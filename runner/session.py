@@ -124,7 +124,7 @@ def job_spec(cell: Cell, dataset: Dataset) -> JobSpec:
         validation_images=workload.validation_images, jit_compile=workload.jit_compile,
         intra_op_threads=workload.intra_op_threads, inter_op_threads=workload.inter_op_threads, fault=workload.fault,
         pipeline=workload.pipeline, loader=loader, precision=workload.precision, cudnn=workload.cudnn,
-        conv_autotune=workload.conv_autotune, expect_gpu=cell.kind == "gpu", expect_cudnn=cell.axis("cudnn"),
+        conv_autotune=workload.conv_autotune, kernel_time=workload.kernel_time, expect_gpu=cell.kind == "gpu", expect_cudnn=cell.axis("cudnn"),
     )
 
 

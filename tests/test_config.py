@@ -47,6 +47,7 @@ def test_minimal_file_loads_with_the_documented_defaults(tmp_path, monkeypatch):
     assert (workload.intra_op_threads, workload.inter_op_threads) == (0, 0)
     assert matrix.cpu == CpuImages(base_image=DEFAULT_CPU_BASE, frameworks=(("tensorflow", ("2.21",)),), keras=None)
     assert (workload.precision, workload.cudnn, workload.conv_autotune, workload.loader) == ("fp32", True, "default", "auto")
+    assert workload.kernel_time == "auto"  # GPU cells are profiled
     assert matrix.repeats == 5
     assert DEFAULT_CPU_BASE == "python:3.11-slim"
     assert matrix.gpu is None
@@ -78,6 +79,7 @@ def test_every_setting_given_is_kept(tmp_path):
         "    data: /srv/cats\n"
         "    jit_compile: true\n"
         "    conv_autotune: off\n"
+        "    kernel_time: true\n"
         "    intra_op_threads: 4\n"
         "    inter_op_threads: 2\n"
         "cpu:\n"
@@ -105,7 +107,7 @@ def test_every_setting_given_is_kept(tmp_path):
     assert (workload.epochs, workload.warmup_epochs, workload.batch_size) == (6, 2, 16)
     assert (workload.train_images, workload.validation_images) == (200, 80)
     assert workload.data_dir == Path("/srv/cats")
-    assert (workload.jit_compile, workload.conv_autotune) == ("on", "off")
+    assert (workload.jit_compile, workload.conv_autotune, workload.kernel_time) == ("on", "off", "on")
     assert (workload.intra_op_threads, workload.inter_op_threads) == (4, 2)
     assert matrix.cpu == CpuImages("registry.example.com/python:3.12-slim", (("tensorflow", ("2.20", "2.21")),), "3.12")
     assert matrix.gpu.cuda == ("12.5",)
@@ -306,6 +308,12 @@ BROKEN = [
         "workloads: {dogs-vs-cats: {conv_autotune: heuristic}}\ncpu:\n  backend: [torch]\n",
         1,
         ["workloads.dogs-vs-cats.conv_autotune:", "default, true or false", "got the text 'heuristic'"],
+    ),
+    (
+        "unknown-kernel-time",
+        "workloads: {dogs-vs-cats: {kernel_time: always}}\ncpu:\n  backend: [torch]\n",
+        1,
+        ["workloads.dogs-vs-cats.kernel_time:", "auto, true or false", "got the text 'always'"],
     ),
     (
         "bad-base-image",

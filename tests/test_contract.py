@@ -112,9 +112,9 @@ def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     (lambda d: d.update(jit_compile="xla"), "job spec: jit_compile: expected one of auto, on, off"),
     (lambda d: d.update(epochs=True), "job spec: epochs: expected int"),
     (lambda d: d.update(surprise=1), "job spec: unknown key 'surprise'"),
-    (lambda d: d.update(schema=99), "job spec: expected schema 5, got 99: the runner and the workload are from different versions"),
-    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 5, got 3"),  # before "backend" was "framework"
-    (lambda d: d.update(schema=4, conv_autotune=False), "job spec: expected schema 5, got 4"),  # before conv_autotune was default|on|off
+    (lambda d: d.update(schema=99), "job spec: expected schema 6, got 99: the runner and the workload are from different versions"),
+    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 6, got 3"),  # before "backend" was "framework"
+    (lambda d: d.update(schema=4, conv_autotune=False), "job spec: expected schema 6, got 4"),  # before conv_autotune was default|on|off
     (lambda d: d.update(conv_autotune=True), "job spec: conv_autotune: expected str"),
     (lambda d: d.update(conv_autotune="heuristic"), "job spec: conv_autotune: expected one of default, on, off"),
     (lambda d: d.update(framework="mxnet"), "job spec: framework: expected one of tensorflow, torch, jax"),
@@ -138,7 +138,7 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
     with pytest.raises(SystemExit) as caught:
         benchmark.read_job(["--job", "{}"])
     assert caught.value.code == 2
-    assert capsys.readouterr().err.startswith("error: job spec: expected schema 5, got None")
+    assert capsys.readouterr().err.startswith("error: job spec: expected schema 6, got None")
     with pytest.raises(SystemExit, match="usage: benchmark.py --job"):
         benchmark.read_job(["--epochs", "3"])
 
@@ -151,7 +151,7 @@ MEASURED = {"schema": contract.MEASUREMENT_SCHEMA, "cell_id": "c", "workload": "
 def test_a_measurement_is_typed_and_its_schema_checked():
     measurement = Measurement.from_dict(dict(MEASURED))
     assert measurement.epochs[0].seconds == 2.0 and measurement.failure is None
-    with pytest.raises(ContractError, match="measurement: expected schema 3, got 7"):
+    with pytest.raises(ContractError, match="measurement: expected schema 4, got 7"):
         Measurement.from_dict(dict(MEASURED, schema=7))
     timed_apart = Measurement.from_dict(dict(MEASURED, epochs=[epoch(2.0, 1.5, validation_seconds=0.4)]))
     assert (timed_apart.epochs[0].train_seconds, timed_apart.epochs[0].validation_seconds) == (1.5, 0.4)
@@ -204,7 +204,7 @@ def line(data):
      "the workload printed no readable result record (measurement: epochs[1]: expected seconds and train_seconds above 0 and at most a week, "
      "images_per_second above 0 and at most a billion)"),
     ({"output": line(dict(MEASURED, schema=9))}, "failed",
-     "the workload printed no readable result record (measurement: expected schema 3, got 9: the workload in the environment and this runner are from different versions)"),
+     "the workload printed no readable result record (measurement: expected schema 4, got 9: the workload in the environment and this runner are from different versions)"),
     ({"exit_code": None, "error": "the engine refused the container: bad memory"}, "failed", "the engine refused the container: bad memory"),
 ])
 def test_the_outcome_ladder(raw, status, reason):

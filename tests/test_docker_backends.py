@@ -17,7 +17,7 @@ SMALL = "epochs: 2, train_images: 64, validation_images: 32"
 MATRIX = f"""
 workloads:
   dogs-vs-cats: {{{SMALL}}}
-  mnist: {{{SMALL}}}
+  mnist: {{{SMALL}, kernel_time: true}}
   mnist-without-cudnn: {{model: mnist, {SMALL}, cudnn: false}}
   dogs-vs-cats-cached: {{model: dogs-vs-cats, {SMALL}, input: cached}}
 repeats: 1
@@ -84,6 +84,24 @@ def test_torch_records_the_convolution_it_called(measured):
     ops = measured["cpu-torch2.11-mnist"]["measurement"]["convolution_ops"]
     assert "aten::convolution" in ops and any(op in ops for op in ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward"))
     assert measured["cpu-jax0.10-mnist"]["measurement"]["convolution_ops"].startswith("not applicable")
+
+
+@pytest.mark.parametrize("backend, profiler, convolutions", [
+    ("tensorflow", "tf.profiler", {"_FusedConv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"}),
+    ("torch", "torch.profiler", {"aten::convolution_backward"}),
+    ("jax", "jax.profiler", {"(convolution forward)", "(convolution backward filter)", "(convolution backward data)"}),
+])
+def test_every_backend_records_where_a_step_went_by_kernel_class_when_asked(measured, backend, profiler, convolutions):
+    kernels = measured[f"{ENVIRONMENTS[backend]}-mnist"]["measurement"]["kernel_time"]
+    assert (kernels["profiler"], kernels["device"], kernels["steps"]) == (profiler, "cpu", 3)
+    seconds = kernels["seconds_per_step"]
+    assert seconds["convolution_forward"] > 0 and seconds["matmul"] > 0
+    assert seconds["convolution_backward"] > 0 if backend == "torch" else seconds["convolution_backward_filter"] > 0
+    named = " ".join(kernels["convolutions"])
+    assert all(name in named for name in convolutions), named
+    # kernel_time auto, the default, profiles GPU cells only
+    said = measured[f"{ENVIRONMENTS[backend]}-dogs-vs-cats"]["measurement"]["kernel_time"]
+    assert said == "not profiled: kernel_time auto profiles GPU cells only"
 
 
 @pytest.mark.parametrize("backend, compiled, step", [

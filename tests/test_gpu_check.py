@@ -3,6 +3,7 @@
 tests/test_gpu_check_runs.py runs the script itself, as the GPU machine would, on this host's CPU.
 """
 
+import dataclasses
 import sys
 import tarfile
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 import measurements
 from runner.records import Record
-from workload.contract import MEASUREMENT_SCHEMA, Measurement
+from workload.contract import KERNEL_CLASSES, MEASUREMENT_SCHEMA, KernelTime, Measurement
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -108,6 +109,20 @@ def test_the_machine_table_shows_what_each_measured_gpu_did():
     (row,) = [line for line in table.splitlines() if TORCH_DOGS in line]
     assert "1755-1980" in row and "61" in row and "sw_power_cap" in row
     assert CPU_DOGS not in table
+
+
+def test_the_kernel_table_shows_each_profiled_gpu_cells_convolution_share_and_kernels():
+    seconds = dict.fromkeys(KERNEL_CLASSES, 0.0)
+    seconds.update(convolution_forward=0.002, convolution_backward_data=0.001, convolution_backward_filter=0.001, elementwise=0.004)
+    kernels = KernelTime("torch.profiler", "gpu", 3, seconds, {"sm90_xmma_fprop_implicit_gemm_tf32f32_tf32f32_f32_nhwckrsc_nhwc": 0.002,
+                                                               "void cudnn::detail::dgrad_engine<float, 128, 6, 7, 3, 3, 5, false>": 0.001})
+    profiled = dataclasses.replace(record(TORCH_DOGS), measurement=dataclasses.replace(record(TORCH_DOGS).measurement, kernel_time=kernels))
+    table = gpu_check.kernels_table([profiled, record(JAX_DOGS)])
+    row = next(line for line in table.splitlines() if TORCH_DOGS in line)
+    assert [cell.strip() for cell in row.split("|")[2:7]] == ["50%", "2.00", "1.00", "1.00", "0.00"]
+    assert "sm90_xmma_fprop_implicit_gemm_tf32f32_tf32f32_f32_nhwckrsc_nhwc (2.00 ms)" in row
+    assert JAX_DOGS not in table  # not profiled
+    assert gpu_check.kernels_table([record(JAX_DOGS)]) == "No GPU cell was profiled."
 
 
 def test_the_exit_status_fails_a_check_that_measured_no_gpu():

@@ -130,7 +130,8 @@ def test_json_cells_are_numbers_under_the_documented_keys():
     report = json.loads(render(CPU + GPU_93, "json"))
     assert report["schema_version"] == SCHEMA_VERSION and report["min_effect"] == 0.05
     cpu, gpu = report["cells"]
-    assert list(gpu) == CELL_KEYS + ["first_train_seconds", "train_seconds_per_repeat"]
+    assert list(gpu) == CELL_KEYS + ["first_train_seconds", "train_seconds_per_repeat", "kernel_time"]
+    assert gpu["kernel_time"] is None and gpu["convolution_share"] is None  # not profiled
     assert (gpu["repeats"], gpu["outlier_epochs"], gpu["framework_version"], gpu["keras_version"]) == (5, 0, "2.21.0", "3.12.0")
     assert gpu["train_seconds_median"] == pytest.approx(1.0) and gpu["speedup"] == pytest.approx(10.0, rel=0.01)
     assert gpu["first_train_seconds"] == [5.0] * 5 and len(gpu["train_seconds_per_repeat"]) == 5

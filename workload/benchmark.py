@@ -12,6 +12,7 @@ import time
 STARTED = time.time()  # before any other import: the timeline's first stamp
 
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -20,6 +21,7 @@ import sys  # noqa: E402
 import backends  # noqa: E402
 import contract  # noqa: E402
 import gpu_facts  # noqa: E402
+import kernel_time  # noqa: E402
 import models  # noqa: E402
 import machine  # noqa: E402
 import telemetry_sampler  # noqa: E402
@@ -156,7 +158,8 @@ def main(argv):
     train_step_calls = count_calls(model, "train_step")  # read when fit ends: the steps timed after it run it too
     timeline["model_built"] = time.time()
     sampler = telemetry_sampler.start(record["gpu"]["registered"])
-    timer = epoch_timer(keras, train_count, job.epochs, lambda: backends.synchronize(job.framework, framework), timeline, sampler)
+    synchronize = functools.partial(backends.synchronize, job.framework, framework)
+    timer = epoch_timer(keras, train_count, job.epochs, synchronize, timeline, sampler)
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
     model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
     fit_train_step_calls = train_step_calls[0]
@@ -164,7 +167,8 @@ def main(argv):
     record["telemetry"] = sampler.stop() if sampler else telemetry_sampler.OFF
 
     flops = models.training_flops(model)
-    compute = compute_step_seconds(model, train, lambda: backends.synchronize(job.framework, framework))
+    compute = compute_step_seconds(model, train, synchronize)
+    record["kernel_time"] = kernels(job, framework, model, first_batch(train), synchronize, bool(record["gpu"]["registered"]))
     record["epochs"] = [with_rates(epoch, job.batch_size, flops, compute) for epoch in timer.epochs]
     record["timeline"] = timeline
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": models.forward_flops(model),
@@ -189,6 +193,14 @@ def with_rates(epoch, batch_size, training_flops, compute_seconds):
         gflops_per_second=epoch.images_per_second * training_flops / 1e9,
         input_wait_share=max(0.0, 1 - compute_seconds / mean_step),
     )
+
+
+def kernels(job, framework, model, batch, synchronize, gpu):
+    """The step's time by kernel class (kernel_time.py), where the job asks for it: auto profiles GPU cells only,
+    where the convolutions cuDNN runs are the question; a CPU cell's profile costs seconds of its run."""
+    if job.kernel_time == "off" or (job.kernel_time == "auto" and not gpu):
+        return "not profiled: kernel_time off" if job.kernel_time == "off" else "not profiled: kernel_time auto profiles GPU cells only"
+    return kernel_time.profile(job.framework, framework, model, batch, synchronize, gpu)
 
 
 def inputs(framework, keras, job):

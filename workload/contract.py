@@ -15,11 +15,12 @@ import math
 import re
 from dataclasses import MISSING, asdict, dataclass, fields
 
-JOB_SCHEMA = 5  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework;
-# 5: conv_autotune default|on|off
+JOB_SCHEMA = 6  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework;
+# 5: conv_autotune default|on|off; 6: kernel_time auto|on|off
 # 2: typed epochs (Keras' figures under "logs") and telemetry; 3: each epoch's validation_seconds, timed apart from training
-# (the device synchronised at epoch boundaries, not after every step). The runner reads 1 and 2 too (runner/older_schemas.py).
-MEASUREMENT_SCHEMA = 3
+# (the device synchronised at epoch boundaries, not after every step); 4: kernel_time. The runner reads 1 to 3 too
+# (runner/older_schemas.py).
+MEASUREMENT_SCHEMA = 4
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
 
 MODELS = ("dogs-vs-cats", "mnist")
@@ -111,6 +112,7 @@ class JobSpec:
     precision: str  # fp32, tf32 or bf16
     cudnn: bool  # false: convolutions without cuDNN, where the framework has a switch (torch)
     conv_autotune: str  # one of CONV_AUTOTUNE
+    kernel_time: str  # one of JIT_COMPILE's words: auto profiles GPU cells only
     expect_gpu: bool
     expect_cudnn: str  # "major.minor" the loaded cuDNN must have, or "" for no check
 
@@ -131,7 +133,7 @@ class JobSpec:
 
 def _check_job(job: JobSpec) -> None:
     for key, allowed in (("framework", tuple(FRAMEWORKS)), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
-                          ("jit_compile", JIT_COMPILE), ("conv_autotune", CONV_AUTOTUNE)):
+                          ("jit_compile", JIT_COMPILE), ("conv_autotune", CONV_AUTOTUNE), ("kernel_time", JIT_COMPILE)):
         if getattr(job, key) not in allowed:
             raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
     if job.pipeline.input not in INPUTS:
@@ -233,6 +235,33 @@ class RunTelemetry:
     sampler: SamplerCost
 
 
+# The classes of a training step's kernels (operators, on a CPU) that KernelTime adds up (workload/kernel_time.py).
+# convolution_backward: both gradients in one operator, where the framework does not compute them apart (torch's CPU).
+KERNEL_CLASSES = ("convolution_forward", "convolution_backward_data", "convolution_backward_filter", "convolution_backward",
+                  "matmul", "elementwise", "memory_copy", "other")
+CONVOLUTION_CLASSES = KERNEL_CLASSES[:4]
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """A training step's time by kernel class, from the framework's own profiler over a few steps after the timed epochs."""
+
+    profiler: str  # torch.profiler, jax.profiler or tf.profiler
+    device: str  # "gpu": the device's kernels and copies; "cpu": the framework's operators on the host's threads
+    steps: int  # profiled
+    seconds_per_step: dict[str, float]  # every one of KERNEL_CLASSES
+    convolutions: dict[str, float]  # the longest convolution kernels (or operators) by name, seconds per step: what ran
+
+    @property
+    def convolution_seconds(self) -> float:
+        return sum(self.seconds_per_step.get(name, 0.0) for name in CONVOLUTION_CLASSES)
+
+    @property
+    def convolution_share(self) -> float | None:
+        total = sum(self.seconds_per_step.values())
+        return self.convolution_seconds / total if total else None
+
+
 @dataclass(frozen=True)
 class Measurement:
     """What the workload measured and what it really loaded; `failure` says why it must not be trusted."""
@@ -256,6 +285,8 @@ class Measurement:
     failure: str | None = None
     # time.time() stamps of the workload's stages (TIMELINE), to set against the runner's launch time (bench/)
     timeline: dict | None = None
+    # Where a step's time went, by kernel class; a string says why it was not profiled; None: a measurement before schema 4
+    kernel_time: KernelTime | str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -276,6 +307,9 @@ class Measurement:
                                     "images_per_second above 0 and at most a billion")
             if epoch.validation_seconds is not None and not 0 <= epoch.validation_seconds <= epoch.seconds:
                 raise ContractError(f"measurement: epochs[{number}]: validation_seconds: expected from 0 to the epoch's seconds")
+        kernels = measurement.kernel_time
+        if isinstance(kernels, KernelTime) and (set(kernels.seconds_per_step) != set(KERNEL_CLASSES) or kernels.steps < 1):
+            raise ContractError(f"measurement: kernel_time: expected steps above 0 and seconds_per_step for {', '.join(KERNEL_CLASSES)}")
         return measurement
 
 
@@ -284,7 +318,7 @@ EPOCH_BOUNDS = {"seconds": 7 * 24 * 3600, "train_seconds": 7 * 24 * 3600, "image
 
 
 _SIMPLE = {"str": str, "bool": bool, "dict": dict, "list": list, "None": type(None)}
-_OBJECTS = {cls.__name__: cls for cls in (Pipeline, GpuEpoch, EpochTelemetry, Epoch, GpuFacts, SamplerCost, RunTelemetry)}
+_OBJECTS = {cls.__name__: cls for cls in (Pipeline, GpuEpoch, EpochTelemetry, Epoch, GpuFacts, SamplerCost, RunTelemetry, KernelTime)}
 
 
 def _object(text: str, what: str) -> dict:

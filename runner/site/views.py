@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import analysis, records, report
+from runner import analysis, kernels, records, report
 from runner.analysis import Analysis, CellResult, Pair
 from runner.errors import UserError
 from runner.records import Record
@@ -187,6 +187,11 @@ def loaded_facts(record: Record, host: dict) -> dict[str, str]:
     }
     if facts.convolution_ops:
         shown["convolution operators"] = _text(facts.convolution_ops)
+    if profiled := kernels.of_cell([record]):
+        shown["kernel time"] = kernels.line("this repeat", profiled).split(": ", 1)[1]
+        shown["convolution kernels"] = "; ".join(f"{name} ({seconds * 1000:.2f} ms per step)" for name, seconds in profiled.convolutions.items())
+    elif record.measurement and isinstance(record.measurement.kernel_time, str):
+        shown["kernel time"] = record.measurement.kernel_time
     others = {name: version for name, version in versions.items() if name not in (framework, "keras", "keras_backend", "python")}
     if others:
         shown["other versions"] = _text(others)

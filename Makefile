@@ -23,8 +23,9 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/distance_to_limit.py $(if $(QUICK),--quick)
 	$(VENV)/bin/python bench/pipeline_overhead.py --matrix bench/input.yaml $(if $(QUICK),--quick)
 
+# --durations: CI's time is close to its limit; the slowest tests, listed in every log, say where to win it back.
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest --durations=25
 
 # On every core (pytest-xdist): the fast tests share nothing but read-only fixtures, so they run in any order.
 # Each worker collects every test module; with the compiled, assert-rewritten modules kept in __pycache__

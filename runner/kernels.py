@@ -68,10 +68,13 @@ def of_cell(repeats: list[Record]) -> CellKernels | None:
 def convolution_verdicts(pairs: dict[tuple[str, str], tuple], min_effect: float = MIN_EFFECT) -> dict[tuple[str, str], Comparison]:
     """Per (baseline, other) cell ids whose cells were both profiled alike, the verdict on convolution seconds per step:
     one family of its own, beside the step-time comparisons'. A CPU's operators and a GPU's kernels are not compared."""
-    alike = {key: (baseline.kernels, other.kernels) for key, (baseline, other) in pairs.items()
-             if baseline.kernels and other.kernels and (baseline.kernels.profiler, baseline.kernels.device) == (other.kernels.profiler, other.kernels.device)}
+    alike = {key: (baseline.kernels, other.kernels) for key, (baseline, other) in pairs.items() if _alike(baseline.kernels, other.kernels)}
     evidence = [strata.weigh_by_host(baseline.by_host(), other.by_host()) for baseline, other in alike.values()]
     return dict(zip(alike, judge(evidence, min_effect)))
+
+
+def _alike(a: CellKernels | None, b: CellKernels | None) -> bool:
+    return bool(a and b) and (a.profiler, a.device) == (b.profiler, b.device)
 
 
 def line(cell_id: str, kernels: CellKernels) -> str:

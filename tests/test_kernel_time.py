@@ -65,14 +65,28 @@ HLO = """HloModule jit_train_step, entry_computation_layout={()}
   %convolution.1 = f32[8,74,74,32]{3,2,1,0} convolution(%compare_select_fusion.1, %transpose_copy_fusion.5), window={size=3x3 pad=2_2x2_2}, dim_labels=b01f_01io->b01f, metadata={op_name="jit(train_step)/transpose(jvp(conv2d_1))/conv_general_dilated" stack_frame_id=5}
   %ynn_fusion.3 = f32[32,3,3,32]{3,2,1,0} fusion(%transpose_copy_fusion.3, %transpose_copy_fusion.2), kind=kCustom, calls=%fused_computation.3, metadata={op_name="jit(train_step)/transpose(jvp(conv2d_1))/conv_general_dilated" stack_frame_id=7}
   %copy.63 = f32[3,3,32,32]{3,2,1,0} copy(%state_0__2_.1)
+  %copy.12 = f32[3,3,32,32]{3,2,1,0} copy(%transpose.11), metadata={op_name="jit(train_step)/transpose(jvp(conv2d_1))/conv_general_dilated" stack_frame_id=118}
+  %iota_reduce_fusion.1 = (f32[16], s32[16]) fusion(%data_1_.1), kind=kLoop, calls=%fused_computation.99, metadata={op_name="jit(train_step)/reduce" stack_frame_id=347}
+}
+
+%fused_computation.1 (param_0.1: f32[32,26,26,16], param_1.1: f32[24,24,16,32]) -> f32[32,3,3,32] {
+  %param_0.1 = f32[32,26,26,16]{3,2,1,0} parameter(0)
+  ROOT %convolution.3 = f32[32,3,3,32]{3,2,1,0} convolution(%param_0.1, %param_1.1), window={size=24x24}, dim_labels=b01f_01io->b01f
+}
+
+ENTRY %main.1 (data_0_.1: f32[16,28,28,1]) -> f32[] {
+  %ynn_fusion.1 = f32[32,3,3,32]{3,2,1,0} fusion(%transpose_copy_fusion.1, %transpose_copy_fusion), kind=kCustom, calls=%fused_computation.1, backend_config={"fusion_config":{"kind":"__ynn_fusion"}}
+}
 """
 
 
-def test_jax_ops_are_described_by_their_op_name_and_a_gradient_of_kernel_shape_is_the_filters():
+def test_jax_ops_are_described_by_their_op_name_or_their_fusions_and_a_gradient_of_kernel_shape_is_the_filters():
     kernels = {tuple(sorted(shape)) for shape in [(3, 3, 3, 32), (3, 3, 32, 32), (3, 3, 32, 64)]}
     assert kernel_time._hlo_ops(HLO, kernels) == {
         "convolution.7": "convolution backward filter", "ynn_fusion.13": "convolution forward", "ynn_fusion.7": "dot_general",
-        "convolution.1": "convolution backward data", "ynn_fusion.3": "convolution backward filter",
+        "convolution.1": "convolution backward data", "ynn_fusion.3": "convolution backward filter", "iota_reduce_fusion.1": "reduce",
+        "convolution.3": "convolution backward filter", "copy.12": "copy",  # made for a convolution, but a copy
+        "ynn_fusion.1": "convolution backward filter",  # no op name of its own (XLA dropped it): its fused computation's convolution
     }  # copy.63 has no op name: it is described by its own name
 
 
@@ -163,3 +177,15 @@ def test_a_cell_page_shows_its_repeats_kernel_time_or_why_there_is_none():
     assert facts["convolution kernels"] == "sm90_xmma_fprop_implicit_gemm (120.00 ms per step)"
     unprofiled = dataclasses.replace(record, measurement=dataclasses.replace(record.measurement, kernel_time="not profiled: kernel_time off"))
     assert loaded_facts(unprofiled, {})["kernel time"] == "not profiled: kernel_time off"
+
+
+@pytest.mark.parametrize("stats, described", [
+    ({"hlo_op": "cudnn-conv-bw-filter.2", "hlo_module": "jit_train_step"}, "k (convolution backward filter)"),
+    ({"kernel_annotation": "XlaModule:#hlo_module=jit_train_step,program_id=3#::XlaOp:#hlo_op=cudnn-conv-bw-filter.2#"},
+     "k (convolution backward filter)"),
+    ({"tf_op": "sequential/conv2d/Conv2D:Conv2D"}, "k (Conv2D)"),
+    ({"kernel_annotation": "sequential_1/conv2d_1/convolution:Conv2DBackpropFilter"}, "k (Conv2DBackpropFilter)"),
+    ({"kernel_details": "regs:128 static_shared:0"}, "k"),
+])
+def test_a_gpu_kernel_is_described_by_the_op_that_launched_it_wherever_the_profile_puts_it(stats, described):
+    assert kernel_time.device_description("k", stats, {"cudnn-conv-bw-filter.2": "convolution backward filter"}) == described

@@ -110,10 +110,11 @@ def _jax(jax, model, batch, synchronize, gpu):
             if gpu and not line.name.startswith("Stream"):  # the kernels themselves, not lines derived from them
                 continue
             for event in line.events:
-                stats = dict(event.stats)
-                if stats.get("hlo_module") == module and "hlo_op" in stats:
-                    op = stats["hlo_op"]
-                    timed.append((f"{event.name if gpu else op} ({ops.get(op, op)})", event.duration_ns / 1e9))
+                stats = {name: str(value) for name, value in event.stats}
+                if gpu and stats.get("hlo_module", module) == module:  # every kernel and copy of the step
+                    timed.append((device_description(event.name, stats, ops), event.duration_ns / 1e9))
+                elif stats.get("hlo_module") == module and "hlo_op" in stats:  # the step's thunks, not the host's other work
+                    timed.append((f"{stats['hlo_op']} ({ops.get(stats['hlo_op'], stats['hlo_op'])})", event.duration_ns / 1e9))
     return timed
 
 
@@ -125,23 +126,53 @@ def _compiled_hlo(jax, model, batch):
     return jax.jit(model.train_step, donate_argnums=0).lower(state, (inputs, labels, None)).compile().as_text()
 
 
-# An instruction of HLO text: its name, the dimensions of its (array) output, and the op name jax gave it.
-HLO_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.-]+) = \w+\[([\d,]*)\]\S* .*?op_name=\"([^\"]*)\"", re.M)
+# An instruction of HLO text: its name, the dimensions of its (array) output and its opcode; what it calls and the op
+# name jax gave it are found on the same line, where it has them.
+HLO_INSTRUCTION = re.compile(r"^\s+(?:ROOT )?%?([\w.-]+) = \(?\w+\[([\d,]*)\][^(]*? ([a-z][\w-]*)\(")
+CALLS = re.compile(r"calls=%?([\w.-]+)")
+OP_NAME = re.compile(r'op_name="([^"]*)"')
+# What a fusion computes, by the ops inside it: a convolution's or a dot's op name, else their opcode.
+MAIN_PRIMITIVES = ("conv_general_dilated", "dot_general")
+MAIN_OPCODES = {"convolution": "conv_general_dilated", "dot": "dot_general"}
 
 
 def _hlo_ops(hlo, kernel_shapes):
-    """What each HLO instruction computes, by the last part of its op name ("conv_general_dilated", "dot_general"),
-    a convolution with its direction: in a gradient (transpose(jvp(...))), one whose output has a kernel's shape
-    computes the filter's gradient (backward filter), any other the input's (backward data)."""
+    """What each HLO instruction computes: the last part of its op name ("conv_general_dilated", "dot_general"), or for
+    a fusion that has none of its own (XLA drops some), its fused computation's convolution or dot. A convolution has its
+    direction: in a gradient (transpose(jvp(...))), one whose output has a kernel's shape computes the filter's
+    gradient (backward filter), any other the input's (backward data)."""
+    instructions, inside, opcodes = {}, {}, {}
+    computation = None
+    for line in hlo.splitlines():
+        if line and not line[0].isspace() and line.rstrip().endswith("{"):
+            computation = line.split()[1 if line.startswith("ENTRY") else 0].lstrip("%")
+        elif found := HLO_INSTRUCTION.match(line):
+            name, dimensions, opcode = found.groups()
+            op_name, calls = OP_NAME.search(line), CALLS.search(line)
+            op_name = op_name.group(1) if op_name else None
+            instructions[name] = (dimensions, op_name, calls.group(1) if calls else None, opcode)
+            inside.setdefault(computation, []).append(op_name or MAIN_OPCODES.get(opcode))
+            opcodes.setdefault(computation, set()).add(opcode)
     described = {}
-    for instruction, dimensions, op_name in HLO_INSTRUCTION.findall(hlo):
-        primitive = op_name.rsplit("/", 1)[-1]
-        if primitive == "conv_general_dilated":
-            shape = tuple(sorted(int(d) for d in dimensions.split(","))) if dimensions else ()
-            primitive = ("convolution forward" if "transpose(" not in op_name
-                         else "convolution backward filter" if shape in kernel_shapes else "convolution backward data")
-        described[instruction] = primitive
+    for instruction, (dimensions, op_name, calls, opcode) in instructions.items():
+        candidates = [op_name] if op_name else [name for name in (inside.get(calls, []) if calls else [MAIN_OPCODES.get(opcode)]) if name]
+        chosen = next((name for main in MAIN_PRIMITIVES for name in candidates if name.endswith(main)), op_name)
+        computes = opcodes.get(calls, set(MAIN_OPCODES)) if calls else {opcode}  # a computation not in the text: as its op name says
+        if chosen and chosen.endswith(MAIN_PRIMITIVES) and not computes & set(MAIN_OPCODES):
+            described[instruction] = opcode  # a copy or transpose made for a convolution or dot: not one itself
+        elif chosen:
+            described[instruction] = _primitive(chosen, dimensions, kernel_shapes)
     return described
+
+
+def _primitive(op_name, dimensions, kernel_shapes):
+    primitive = op_name.rsplit("/", 1)[-1]
+    if primitive != "conv_general_dilated":
+        return primitive
+    shape = tuple(sorted(int(d) for d in dimensions.split(","))) if dimensions else ()
+    if "transpose(" not in op_name:  # a forward convolution, or one whose op name XLA dropped
+        return "convolution backward filter" if shape in kernel_shapes and "jvp(" not in op_name else "convolution forward"
+    return "convolution backward filter" if shape in kernel_shapes else "convolution backward data"
 
 
 def _tensorflow(tf, model, batch, synchronize, gpu):
@@ -168,14 +199,29 @@ def _tensorflow(tf, model, batch, synchronize, gpu):
             for event in line.events:
                 metadata = plane.event_metadata[event.metadata_id]
                 if gpu:
-                    op = next((stat.str_value for stat in event.stats if stat_names.get(stat.metadata_id) == "tf_op"), "")
-                    timed.append((f"{metadata.name} ({op.rsplit(':', 1)[-1]})" if op else metadata.name, event.duration_ps / 1e12))
+                    stats = {stat_names.get(stat.metadata_id, ""): stat.str_value for stat in event.stats if stat.str_value}
+                    timed.append((device_description(metadata.name, stats, {}), event.duration_ps / 1e12))
                 elif TF_OPERATOR.match(metadata.name):  # an operator, not the executor's or Python's own events
                     timed.append((metadata.name.rsplit(":", 1)[1], event.duration_ps / 1e12))
     return timed
 
 
 TF_OPERATOR = re.compile(r"^[^\s:]+:\w+$")  # scope/name:OpType
+# Where the profiler's version puts it: the launching op as a stat of its own, or in the kernel's annotation.
+HLO_OP = re.compile(r"hlo_op=([\w.-]+)")
+TF_OP_TYPE = re.compile(r":(\w+)#?$")
+
+
+def device_description(kernel, stats, hlo_ops):
+    """A GPU kernel's name with what launched it, where the profile says: the HLO op (described by hlo_ops, the step's
+    HLO) or TensorFlow's op type. Only the op's own name is added: a name scope (transpose(jvp(...)) is a gradient,
+    not a transpose) would mislead the classes."""
+    text = " ".join(stats.values())
+    hlo_op = stats.get("hlo_op") or next(iter(HLO_OP.findall(text)), None)
+    if hlo_op:
+        return f"{kernel} ({hlo_ops.get(hlo_op, hlo_op)})"
+    tf_op = TF_OP_TYPE.search(stats.get("tf_op") or stats.get("kernel_annotation") or "")
+    return f"{kernel} ({tf_op.group(1)})" if tf_op else kernel
 
 
 def _xplane_module():

@@ -26,7 +26,7 @@ from runner.output_files import check_folder, check_writable, written
 from runner.executors import IMAGE_NAMESPACE, Executor, Prepared, PrepareFailure, local_engine
 from runner.executors.host_process import gpu_unavailable
 from runner.progress import Progress
-from runner.report import as_text, render, render_comparison
+from runner.report import as_text, render, render_comparison, render_groups
 from runner.site import publish
 from runner.site.charts import run_chart
 from runner.yaml_reader import shown
@@ -257,9 +257,7 @@ def cmd_report(args) -> int:
         raise UserError(f"--baseline {args.baseline}: no measured cell of run {run_folder.name} has that id")
     min_effect = args.min_effect / 100
     if args.by:
-        groups = dispatch.group_by(loaded, args.by)
-        text = "\n\n".join(f"{args.by} {value}\n" * (args.format not in ("csv", "json"))
-                           + render(group, args.format, args.baseline, min_effect, args.wide) for value, group in groups.items())
+        text = render_groups(dispatch.group_by(loaded, args.by), args.by, args.format, args.baseline, min_effect, args.wide)
     else:
         text = render(loaded, args.format, args.baseline, min_effect, args.wide)
     emit(f"run {run_folder.name}\n" * (args.format not in ("csv", "json")) + text, args.output)

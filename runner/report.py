@@ -77,6 +77,20 @@ def render(records: list[Record], table_format: str = "github", baseline: str | 
     return as_text(analysis, table_format, wide)
 
 
+def render_groups(groups: dict[str, list[Record]], key: str, table_format: str = "github", baseline: str | None = None,
+                  min_effect: float = MIN_EFFECT, wide: bool = False) -> str:
+    """One report per value of `key` (report --by): in JSON one object whose `groups` hold each value's report, in CSV
+    one table whose first column, by_KEY, is the value, so that either stays one document a program can read."""
+    if table_format == "json":
+        return json.dumps({"by": key, "groups": [{"value": value, **json.loads(as_json(analyze(group, baseline, min_effect)))}
+                                                 for value, group in groups.items()]}, indent=2)
+    if table_format == "csv":
+        rows = [{f"by_{key}": value, **cell_numbers(analysis, result)} for value, group in groups.items()
+                for analysis in [analyze(group, baseline, min_effect)] for result in analysis.results]
+        return _csv([f"by_{key}"] + CELL_KEYS, rows)
+    return "\n\n".join(f"{key} {value}\n" + render(group, table_format, baseline, min_effect, wide) for value, group in groups.items())
+
+
 def as_text(analysis: Analysis, table_format: str = "github", wide: bool = False) -> str:
     if wide:
         text = _table(columns(analysis), [list(row.values()) for row in table_rows(analysis)], table_format) + "\n" + WIDE_NOTE

@@ -1,5 +1,7 @@
 """The CLI without Docker: list, selection and config errors, in-process and as a user runs it."""
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -148,6 +150,16 @@ def test_report_k_selects_cells_and_by_must_name_an_axis_the_run_has(capsys):
     assert main(["report", str(FIXTURE_RUN), "--by", "gpu_typ"]) == 2
     assert capsys.readouterr().err == ("error: --by gpu_typ: expected host or an axis of run 20261129-012045 "
                                        "(cuda, cudnn, framework, framework_version, kind)\n")
+
+
+def test_report_by_a_key_in_json_or_csv_is_one_document_a_program_can_read(capsys):
+    assert main(["report", str(FIXTURE_RUN), "--by", "kind", "--format", "json"]) == 1  # its GPU cell failed
+    report = json.loads(capsys.readouterr().out)
+    assert report["by"] == "kind" and [group["value"] for group in report["groups"]] == ["cpu", "gpu"]
+    assert all(group["cells"] and "schema_version" in group for group in report["groups"])
+    assert main(["report", str(FIXTURE_RUN), "--by", "kind", "--format", "csv"]) == 1
+    header, *rows = csv.reader(io.StringIO(capsys.readouterr().out))
+    assert header[:2] == ["by_kind", "cell_id"] and [row[0] for row in rows] == ["cpu", "gpu", "gpu"]
 
 
 @pytest.mark.executors  # the runner as a process, as a user starts it

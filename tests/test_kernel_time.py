@@ -51,7 +51,7 @@ import kernel_time  # noqa: E402
     ("convolution.1 (convolution backward data)", "convolution_backward_data"), ("ynn_fusion.7 (dot_general)", "matmul"),
     ("ynn_fusion.12 (reduce_window_max)", "other"), ("broadcast_maximum_fusion.2 (max)", "elementwise"),
     ("transpose_copy_fusion.5 (transpose)", "memory_copy"), ("wrapped_iota.7 (iota)", "other"),
-    ("loop_multiply_fusion (mul)", "elementwise"), ("cudnn-conv-bw-filter.2 (convolution backward filter)", "convolution_backward_filter"),
+    ("loop_multiply_fusion (mul)", "elementwise"), ("compare_convert_fusion (convert_element_type)", "elementwise"), ("cudnn-conv-bw-filter.2 (convolution backward filter)", "convolution_backward_filter"),
 ])
 def test_every_profilers_names_are_classed_by_what_they_compute(name, kind):
     assert kernel_time.kernel_class(name) == kind

@@ -26,7 +26,7 @@ RULES = (
     ("convolution_backward_data", r"(\b|_)dgrad|backpropinput|conv-bw-input|backward data"),  # not BiasAddGrad
     ("convolution_backward_filter", r"(\b|_)wgrad|backpropfilter|conv-bw-filter|backward filter"),
     ("convolution_backward", r"conv\w*backward"),
-    ("convolution_forward", r"conv|fprop|winograd|implicit_gemm|fft2d"),
+    ("convolution_forward", r"conv(?!ert)|fprop|winograd|implicit_gemm|fft2d"),  # not XLA's convert fusions
     ("memory_copy", r"memcpy|memset|\bcopy|copy_|contiguous|transpose|nchwtonhwc|nhwctonchw|::to\b"),
     ("matmul", r"gemm|gemv|matmul|addmm|\bmm\b|bmm|dot|linear|cublas"),
     ("elementwise", r"elementwise"),

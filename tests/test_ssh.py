@@ -19,11 +19,11 @@ from ssh_hosts import ADDRESSES, BOX, UNREACHABLE, SshHosts, missing
 
 pytestmark = pytest.mark.ssh
 
-SMALL = "model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32"
+SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
 
 SPLIT_MATRIX = f"""
 workloads:
-  dogs-vs-cats: {{{SMALL}}}
+  mnist: {{{SMALL}}}
   again: {{{SMALL}, batch_size: 16}}
 repeats: 2
 cpu:
@@ -34,7 +34,7 @@ build:
 
 ONE_CELL = f"""
 workloads:
-  dogs-vs-cats: {{{SMALL}}}
+  mnist: {{{SMALL}}}
 repeats: 1
 cpu:
   tensorflow: ["2.21"]
@@ -44,7 +44,7 @@ build:
 
 HANG_MATRIX = f"""
 workloads:
-  dogs-vs-cats: {{{SMALL}}}
+  mnist: {{{SMALL}}}
   stuck: {{{SMALL}, fault: hang, timeout_minutes: 0.5}}
 repeats: 2
 cpu:
@@ -128,7 +128,7 @@ def test_a_matrix_split_over_two_hosts_merges_into_one_run(tmp_path, ssh_hosts):
     print(f"split run: {time.monotonic() - started:.0f} s")
 
     again = subprocess.run([sys.executable, "-m", "runner", "run", "-f", tmp_path / "matrix.yaml", "--results", tmp_path / "again",
-                            "-k", "*-dogs-vs-cats", "--repeats", "1", f"--host={ssh_hosts.urls[1]}"],
+                            "-k", "*-mnist", "--repeats", "1", f"--host={ssh_hosts.urls[1]}"],
                            cwd=REPO, capture_output=True, text=True, env=ssh_hosts.environment, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"host {ssh_hosts.urls[1]}: data " in again.stderr and "already there (volume cudnn-matrix-data-" in again.stderr
@@ -181,10 +181,10 @@ def test_a_host_that_dies_mid_run_fails_only_its_running_cell(tmp_path, ssh_host
     failed = [record for record in loaded if record["status"] == "failed"]
     died = [record for record in failed if "stopped answering" in record["reason"]]
     assert len(died) == 1 and died[0]["cell_id"] == "cpu-tf2.21-stuck" and died[0]["environment"]["host"] == dead_url
-    # The rest ran on the host left: the dogs-vs-cats cells measured, the second stuck cell ended by its time limit.
+    # The rest ran on the host left: the mnist cells measured, the second stuck cell ended by its time limit.
     after = [record for record in loaded if record is not died[0] and record["started"] >= died[0]["started"]]
     assert all(record["environment"]["host"] != dead_url for record in after), loaded
-    assert [record["status"] for record in loaded if record["cell_id"] == "cpu-tf2.21-dogs-vs-cats"] == ["ok", "ok"]
+    assert [record["status"] for record in loaded if record["cell_id"] == "cpu-tf2.21-mnist"] == ["ok", "ok"]
     others = [record for record in failed if record is not died[0]]
     assert [record["reason"] for record in others] == ["exceeded its time limit of 0.5 min (workloads.stuck.timeout_minutes)"]
 
@@ -262,7 +262,7 @@ def test_ctrl_c_stops_every_host_and_resume_runs_only_the_rest(tmp_path, ssh_hos
     assert loaded[:len(kept)] == kept, "the finished records are kept as they were"
     assert {record["status"] for record in loaded} == {"ok"}
     assert Counter((record["cell_id"], record["repeat"]) for record in loaded) == {
-        (cell, repeat): 1 for cell in ("cpu-tf2.21-dogs-vs-cats", "cpu-tf2.21-again") for repeat in (0, 1)}
+        (cell, repeat): 1 for cell in ("cpu-tf2.21-mnist", "cpu-tf2.21-again") for repeat in (0, 1)}
     assert json.loads((run_folder / "manifest.json").read_text())["state"] == "finished"
 
 

@@ -17,9 +17,9 @@ from runner.executors.docker_run import hardening
 
 pytestmark = pytest.mark.docker
 
-SMALL = "model: dogs-vs-cats, epochs: 2, train_images: 64, validation_images: 32"
+SMALL = "model: mnist, epochs: 2, train_images: 64, validation_images: 32"
 
-FAULTS_MATRIX = fault_workloads("dogs-vs-cats") + """
+FAULTS_MATRIX = fault_workloads("mnist") + """
 repeats: 1
 cpu:
   tensorflow: ["2.21", "2.999"]
@@ -43,13 +43,13 @@ def test_each_failure_becomes_a_record_and_the_other_cells_still_run(tmp_path, d
     run_folder, records = records_of(tmp_path / "results")
     assert len(records) == 10
 
-    assert records["cpu-tf2.21-dogs-vs-cats"]["status"] == "ok"
+    assert records["cpu-tf2.21-mnist"]["status"] == "ok"
     reasons = {cell: record["reason"] for cell, record in records.items() if record["status"] == "failed"}
     assert reasons["cpu-tf2.21-crash"] == "the workload exited with code 1: injected fault: crash"
     assert reasons["cpu-tf2.21-garbage"] == "the workload printed no readable result record"
     assert reasons["cpu-tf2.21-hang"] == "exceeded its time limit of 0.1 min (workloads.hang.timeout_minutes)"
     assert reasons["cpu-tf2.21-memory"] == "killed for running out of memory (limit 1500m, limits.memory)"
-    for workload in ("dogs-vs-cats", "crash", "garbage", "hang", "memory"):
+    for workload in ("mnist", "crash", "garbage", "hang", "memory"):
         assert reasons[f"cpu-tf2.999-{workload}"].startswith("image build failed: ")
     assert "tensorflow==2.999" in records["cpu-tf2.999-crash"]["log_tail"]
     assert "injected fault: crash" in records["cpu-tf2.21-crash"]["log_tail"]
@@ -58,7 +58,7 @@ def test_each_failure_becomes_a_record_and_the_other_cells_still_run(tmp_path, d
 
 INTERRUPT_MATRIX = f"""
 workloads:
-  dogs-vs-cats: {{{SMALL}}}
+  mnist: {{{SMALL}}}
   stuck: {{{SMALL}, fault: hang}}
 repeats: 1
 cpu:
@@ -75,7 +75,7 @@ def test_sigint_removes_containers_keeps_finished_records_and_resume_runs_the_re
     process = subprocess.Popen(
         [sys.executable, "-m", "runner", "run", "-f", str(matrix), "--results", str(results), "--seed", seed_for_matrix_order(matrix)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # the seed runs dogs-vs-cats first, then the cell that hangs
+    )  # the seed runs mnist first, then the cell that hangs
     deadline = time.monotonic() + 600
     for line in process.stderr:
         if line.startswith("[2/2] cpu-tf2.21-stuck") or time.monotonic() > deadline:
@@ -90,7 +90,7 @@ def test_sigint_removes_containers_keeps_finished_records_and_resume_runs_the_re
     assert "interrupted: finished cells are in" in stderr
 
     run_folder, records = records_of(results)
-    assert list(records) == ["cpu-tf2.21-dogs-vs-cats"] and records["cpu-tf2.21-dogs-vs-cats"]["status"] == "ok"
+    assert list(records) == ["cpu-tf2.21-mnist"] and records["cpu-tf2.21-mnist"]["status"] == "ok"
     assert json.loads((run_folder / "manifest.json").read_text())["state"] == "interrupted"
     assert docker_client.containers.list(all=True, filters={"label": f"io.cudnn-matrix.run-id={run_folder.name}"}) == []
 
@@ -99,7 +99,7 @@ def test_sigint_removes_containers_keeps_finished_records_and_resume_runs_the_re
     assert resumed.returncode == 1, resumed.stderr[-3000:]
     assert "1 cell(s) to run, 1 already done" in resumed.stderr
     _, records = records_of(results)
-    assert [records[cell]["status"] for cell in ("cpu-tf2.21-dogs-vs-cats", "cpu-tf2.21-stuck")] == ["ok", "failed"]
+    assert [records[cell]["status"] for cell in ("cpu-tf2.21-mnist", "cpu-tf2.21-stuck")] == ["ok", "failed"]
     assert json.loads((run_folder / "manifest.json").read_text())["state"] == "finished"
 
 
@@ -211,7 +211,7 @@ def test_clean_images_removes_only_the_images_of_the_matrixs_cells(tmp_path, doc
 LIFECYCLE_MATRIX = f"""
 workloads:
   stuck: {{{SMALL}, fault: hang, timeout_minutes: 10}}
-  dogs-vs-cats: {{{SMALL}}}
+  mnist: {{{SMALL}}}
 repeats: 1
 cpu:
   tensorflow: ["2.21"]
@@ -269,7 +269,7 @@ def test_a_run_stopped_in_its_first_cell_is_resumable_and_clean_spares_live_runs
     resumed = runner("run", "-f", matrix, "--results", results, "--resume", run_folder.name, "--force")  # the matrix changed
     assert resumed.returncode == 1, resumed.stderr[-3000:]
     _, records = records_of(results)
-    assert {cell: record["status"] for cell, record in records.items()} == {"cpu-tf2.21-stuck": "failed", "cpu-tf2.21-dogs-vs-cats": "ok"}
+    assert {cell: record["status"] for cell, record in records.items()} == {"cpu-tf2.21-stuck": "failed", "cpu-tf2.21-mnist": "ok"}
     assert json.loads((run_folder / "manifest.json").read_text())["state"] == "finished"
 
 
@@ -340,7 +340,7 @@ def test_a_container_removed_from_under_a_run_fails_only_its_cell(tmp_path, dock
     _, records = records_of(results)
     assert records["cpu-tf2.21-stuck"]["status"] == "failed"
     assert records["cpu-tf2.21-stuck"]["reason"] == "its container was removed while it ran (by docker rm or `clean --force`)"
-    assert records["cpu-tf2.21-dogs-vs-cats"]["status"] == "ok"
+    assert records["cpu-tf2.21-mnist"]["status"] == "ok"
 
 
 def test_a_runs_clean_up_spares_a_run_of_the_same_name_in_another_results_folder(tmp_path, docker_client):

@@ -45,7 +45,7 @@ def test_a_cell_runs_on_a_tls_engine_with_the_clis_certificates(tmp_path, tls_en
     assert f"host {tls_engine.url}: " in run.stderr and "unreachable" not in run.stderr
 
     run_folder, loaded = records_of(tmp_path / "results")
-    assert [(record["cell_id"], record["status"]) for record in loaded] == [("cpu-tf2.21-dogs-vs-cats", "ok")], loaded
+    assert [(record["cell_id"], record["status"]) for record in loaded] == [("cpu-tf2.21-mnist", "ok")], loaded
     assert loaded[0]["environment"]["host"] == tls_engine.url and loaded[0]["environment"]["host_docker_engine"]
     manifest = json.loads((run_folder / "manifest.json").read_text())
     assert manifest["host"]["dispatch"] == "ssh" and list(manifest["host"]["hosts"]) == [tls_engine.url]

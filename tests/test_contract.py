@@ -117,6 +117,7 @@ def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     (lambda d: d.update(schema=4, conv_autotune=False), "job spec: expected schema 6, got 4"),  # before conv_autotune was default|on|off
     (lambda d: d.update(conv_autotune=True), "job spec: conv_autotune: expected str"),
     (lambda d: d.update(conv_autotune="heuristic"), "job spec: conv_autotune: expected one of default, on, off"),
+    (lambda d: d.update(kernel_time="always"), "job spec: kernel_time: expected one of auto, on, off"),
     (lambda d: d.update(framework="mxnet"), "job spec: framework: expected one of tensorflow, torch, jax"),
     (lambda d: d.update(loader="tfdata", framework="torch"), "job spec: loader: tf.data needs the tensorflow framework, not torch"),
     (lambda d: d.update(precision="fp16"), "job spec: precision: expected one of fp32, tf32, bf16"),

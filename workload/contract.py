@@ -40,6 +40,8 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 JIT_COMPILE = ("auto", "on", "off")
 # default: each framework's own (TensorFlow autotunes cuDNN's convolutions, XLA at its own level, torch does not); on/off force it.
 CONV_AUTOTUNE = ("default", "on", "off")
+# auto: profile GPU cells' steps by kernel class (workload/kernel_time.py); on: CPU cells too; off: none.
+KERNEL_TIME = ("auto", "on", "off")
 LOADERS = ("tfdata", "python")  # tf.data (TensorFlow only), or the framework-neutral python_input.py
 INPUTS = ("jpeg", "cached")  # cached: decoded, augmented batches from memory after the warm-up epoch
 FAULTS = ("none", "crash", "hang", "memory", "garbage")  # injected on purpose, to test failure handling
@@ -112,7 +114,7 @@ class JobSpec:
     precision: str  # fp32, tf32 or bf16
     cudnn: bool  # false: convolutions without cuDNN, where the framework has a switch (torch)
     conv_autotune: str  # one of CONV_AUTOTUNE
-    kernel_time: str  # one of JIT_COMPILE's words: auto profiles GPU cells only
+    kernel_time: str  # one of KERNEL_TIME
     expect_gpu: bool
     expect_cudnn: str  # "major.minor" the loaded cuDNN must have, or "" for no check
 
@@ -133,7 +135,7 @@ class JobSpec:
 
 def _check_job(job: JobSpec) -> None:
     for key, allowed in (("framework", tuple(FRAMEWORKS)), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
-                          ("jit_compile", JIT_COMPILE), ("conv_autotune", CONV_AUTOTUNE), ("kernel_time", JIT_COMPILE)):
+                          ("jit_compile", JIT_COMPILE), ("conv_autotune", CONV_AUTOTUNE), ("kernel_time", KERNEL_TIME)):
         if getattr(job, key) not in allowed:
             raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
     if job.pipeline.input not in INPUTS:

@@ -16,7 +16,7 @@ from statistics import median
 from runner import strata
 from runner.records import Record
 from runner.stats import MIN_EFFECT, Comparison, judge
-from workload.contract import CONVOLUTION_CLASSES, KERNEL_CLASSES, KernelTime
+from workload.contract import CONVOLUTION_CLASSES, KERNEL_CLASSES, KernelTime, convolution_share
 
 # How the report names the classes, in KERNEL_CLASSES' order.
 CLASS_WORDS = {"convolution_forward": "forward", "convolution_backward_data": "backward data",
@@ -43,7 +43,7 @@ class CellKernels:
 
     @property
     def convolution_share(self) -> float | None:
-        return sum(self.seconds_per_step[name] for name in CONVOLUTION_CLASSES) / self.total_seconds if self.total_seconds else None
+        return convolution_share(self.seconds_per_step)
 
     def by_host(self) -> dict[str, list[float]]:
         return strata.by_host(self.convolution_per_repeat, self.hosts)

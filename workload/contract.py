@@ -260,8 +260,13 @@ class KernelTime:
 
     @property
     def convolution_share(self) -> float | None:
-        total = sum(self.seconds_per_step.values())
-        return self.convolution_seconds / total if total else None
+        return convolution_share(self.seconds_per_step)
+
+
+def convolution_share(seconds_per_step: dict[str, float]) -> float | None:
+    """The convolution classes' share of a step's profiled time (None when nothing was timed)."""
+    total = sum(seconds_per_step.values())
+    return sum(seconds_per_step.get(name, 0.0) for name in CONVOLUTION_CLASSES) / total if total else None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import models  # noqa: E402
 
 rounds, steps, size = (int(value) for value in sys.argv[1:4])
 keras.utils.set_random_seed(0)
-model = models.MODELS["dogs-vs-cats"](keras, False)
+model = models.SEED_MODELS["dogs-vs-cats"](keras, False)
 flops = models.TRAINING_FLOPS_PER_FORWARD * models.forward_flops(model)
 images = np.random.default_rng(0).random((32, 150, 150, 3), dtype=np.float32)
 labels = np.random.default_rng(1).integers(0, 2, (32, 1)).astype(np.float32)

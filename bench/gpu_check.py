@@ -3,10 +3,11 @@
 It writes a matrix for the versions this interpreter has (torch, jax, the CUDA and cuDNN torch
 was built with) and runs it with the local executor, within --budget-minutes: first the CPU
 baseline (one repeat of each seed model), then the GPU cells in the order of what they answer —
-the seed's rows (GPU torch with cuDNN, without it, GPU jax), then the ratios (cached input
+the seed's rows (GPU torch with cuDNN, without it, GPU jax), Keras' ResNet-50 on each backend (224x224,
+batch 64, synthetic images cached on the device, a few steps), then the ratios (cached input
 against JPEG decoding, TF32 and bf16 against fp32, cuDNN autotuning on against off) — one repeat of
 each before any second one. Every cell has a time limit; what the budget did not reach is named
-in the tables. It prints the runner's report, then the seed's table, the ratios and what each GPU
+in the tables. It prints the runner's report, then the seed's table, ResNet-50's, the ratios and what each GPU
 cell's GPU did (energy per epoch, images per joule, SM clocks, temperature, clocks event
 reasons), and writes RESULTS/gpu_check.tgz: records, manifest, report, chart and the machine's
 facts, a few hundred kB to bring back from a machine that returns only a few files.
@@ -66,11 +67,14 @@ class Size:
     cpu_minutes: float | None  # the CPU baseline's share of the budget at most: on a slow CPU it is cut short, not the GPU cells
     repeats: int  # of each GPU cell, as the budget allows; the CPU baseline runs once
     cell_minutes: float  # every cell's time limit: one hung cell must not take the lease
+    resnet50: tuple[int, int, int]  # training and validation images, image size: a few steps, GPU cells only
 
 
 # Full size: the seed's Dogs vs Cats; MNIST cut to 12000 images, and the CPU baseline to two epochs, so that it fits in about a minute.
-SIZES = {"full": Size(dogs=(2000, 800), mnist=(12000, 2000), epochs=3, cpu_epochs=2, cpu_minutes=1.5, repeats=3, cell_minutes=2.0),
-         "quick": Size(dogs=(64, 32), mnist=(512, 128), epochs=2, cpu_epochs=2, cpu_minutes=None, repeats=1, cell_minutes=2.0)}
+SIZES = {"full": Size(dogs=(2000, 800), mnist=(12000, 2000), epochs=3, cpu_epochs=2, cpu_minutes=1.5, repeats=3, cell_minutes=2.0,
+                      resnet50=(640, 128, 224)),
+         "quick": Size(dogs=(64, 32), mnist=(512, 128), epochs=2, cpu_epochs=2, cpu_minutes=None, repeats=1, cell_minutes=2.0,
+                       resnet50=(64, 32, 64))}
 # The seed's rows, per model: (label, the workload's prefix, backend); the CPU row is the baseline.
 SEED_ROWS = [("GPU, torch with cuDNN", "", "torch"), ("GPU, torch without cuDNN", "nocudnn-", "torch"), ("GPU, jax", "", "jax")]
 # (label, backend, baseline workload, other workload): GPU ratios on Dogs vs Cats, cached input unless the question is the input.
@@ -84,6 +88,10 @@ RATIOS = [
     ("cuDNN autotuning on / off (torch's default), torch", "torch", "cached-dogs-vs-cats", "autotune-dogs-vs-cats"),
 ]
 MODELS = ("dogs-vs-cats", "mnist")
+# Keras' ResNet-50 at the published tables' batch of 64 on synthetic images cached on the device, after the seed's rows:
+# the model cuDNN upgrades are usually judged on, once per backend.
+RESNET50 = "resnet50"
+BACKENDS = ("torch", "jax")
 
 
 def installed() -> dict[str, str]:
@@ -123,6 +131,8 @@ def matrix(versions: dict[str, str], size: Size, data: Path) -> dict:
             "nocudnn-dogs-vs-cats": dict(dogs, cudnn=False), "nocudnn-mnist": dict(mnist, cudnn=False),
             "cached-dogs-vs-cats": cached, "tf32-dogs-vs-cats": dict(cached, precision="tf32"),
             "bf16-dogs-vs-cats": dict(cached, precision="bf16"), "autotune-dogs-vs-cats": dict(cached, conv_autotune=True),
+            RESNET50: {"epochs": size.epochs, "timeout_minutes": size.cell_minutes, "batch_size": min(64, size.resnet50[0]),
+                       "train_images": size.resnet50[0], "validation_images": size.resnet50[1], "image_size": size.resnet50[2]},
         },
         "repeats": size.repeats,
         "cpu": {"torch": [versions["torch"]]},
@@ -132,10 +142,11 @@ def matrix(versions: dict[str, str], size: Size, data: Path) -> dict:
 
 
 def gpu_order(versions: dict[str, str]) -> list[str]:
-    """The GPU cells by what they answer: the seed's rows for both models, then the cells the ratios need."""
+    """The GPU cells by what they answer: the seed's rows for both models, ResNet-50, then the cells the ratios need."""
     seed = [cell_id(gpu_axes(versions, backend), prefix + model) for _, prefix, backend in SEED_ROWS for model in MODELS]
+    resnet50 = [cell_id(gpu_axes(versions, backend), RESNET50) for backend in BACKENDS]
     ratios = [cell_id(gpu_axes(versions, backend), workload) for _, backend, *workloads in RATIOS for workload in workloads]
-    return list(dict.fromkeys(seed + ratios))
+    return list(dict.fromkeys(seed + resnet50 + ratios))
 
 
 def per_repeat(loaded: list, cell: str, figure: str = "train_seconds") -> list[float]:
@@ -178,6 +189,18 @@ def seed_table(loaded: list, versions: dict[str, str]) -> str:
             rows.append([model, label, seconds_cell(seconds, loaded, cell), median_or_dash(validation), versus, len(seconds)])
     # The speed is on training time, as the report's verdicts are; validation, timed apart, is shown beside it.
     return tabulate(rows, headers=["model", "row", "train s (median repeat)", "validation s", "speed against the CPU", "repeats"],
+                    tablefmt="github")
+
+
+def resnet50_table(loaded: list, versions: dict[str, str]) -> str:
+    rows = []
+    for backend in BACKENDS:
+        cell = cell_id(gpu_axes(versions, backend), RESNET50)
+        seconds = per_repeat(loaded, cell)
+        rates = [per_repeat(loaded, cell, figure) for figure in ("images_per_second", "model_gflops_per_second")]
+        rows.append([backend, seconds_cell(seconds, loaded, cell), *(f"{median(figures):.0f}" if figures else "-" for figures in rates),
+                     len(seconds)])
+    return tabulate(rows, headers=["ResNet-50 (synthetic, cached)", "train s (median repeat)", "images/s", "model GFLOP/s", "repeats"],
                     tablefmt="github")
 
 
@@ -349,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         if analysis.measured:
             run_chart(analysis, args.results / "epochs.png")
         code, last_line = outcome(loaded)
-        tables = (f"versions: {versions}\n\n{seed_table(loaded, versions)}\n\n{ratios_table(loaded, versions)}\n\n"
+        tables = (f"versions: {versions}\n\n{seed_table(loaded, versions)}\n\n{resnet50_table(loaded, versions)}\n\n"
+                  f"{ratios_table(loaded, versions)}\n\n"
                   f"What the GPU did in the timed epochs (* energy integrated from power samples):\n\n{machine_table(loaded)}\n\n"
                   f"Where a step's device time went (profiled after the timed epochs):\n\n{kernels_table(loaded)}\n")
         (args.results / "report.txt").write_text(report + "\n")

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Callable
 
 from runner import __version__
-from runner.config import DEFAULT_REPEATS, MAX_REPEATS, MAX_TIMEOUT_MINUTES
+from runner.config import DEFAULT_REPEATS, MAX_REPEATS
+from runner.workloads import MAX_TIMEOUT_MINUTES
 from runner.datasets import KAGGLE_PER_CLASS
 from runner.report import FORMATS
 from runner.stats import MIN_EFFECT

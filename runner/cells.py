@@ -15,7 +15,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from runner.compatibility import Table, cudnn_source, exclusion, python_mismatch, without_cudnn
-from runner.config import GPU_AXES, GPU_TYPE_AXIS, GpuImages, Matrix, Workload
+from runner.config import GPU_AXES, GPU_TYPE_AXIS, GpuImages, Matrix
+from runner.workloads import Workload
 from runner.environments import EnvironmentSpec, environment_for, environment_name
 from runner.errors import UserError
 from workload.contract import FRAMEWORKS

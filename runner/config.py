@@ -4,16 +4,13 @@ Every mistake becomes one UserError line naming the file, the line where YAML kn
 what was expected. Versions must be quoted strings: YAML reads an unquoted 12.10 as the float 12.1, which
 would silently select another release.
 
-The file is read by the strict YAML reader (yaml_reader.py); the slurm: and hosts: sections and placement: are
-checked in dispatch_settings.py, CA certificates in certificates.py.
+The file is read by the strict YAML reader (yaml_reader.py); the workloads: section is checked in workloads.py,
+the slurm: and hosts: sections and placement: in dispatch_settings.py, CA certificates in certificates.py.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +18,12 @@ from typing import Any
 from runner import certificates
 from runner.dispatch_settings import SLURM_DEFAULTS, SlurmSettings, hosts_section, placement_setting, slurm_section
 from runner.yaml_reader import Document, dotted, read_strict_yaml, shown
-from workload.contract import FAULTS, FRAMEWORKS, INPUTS, LOADERS, PRECISIONS, Pipeline
+from runner.workloads import FOLDER_PATH, Workload, workloads_section
+from workload.contract import FRAMEWORKS
 
-# The seed's two models and their defaults: the seed's batch sizes and data set sizes.
-MODELS = {
-    "dogs-vs-cats": {"batch_size": 32, "train_images": 2000, "validation_images": 800},
-    "mnist": {"batch_size": 128, "train_images": 60000, "validation_images": 10000},
-}
 # Patterns are only ever applied with fullmatch: with match, "$" also matches before a final newline.
-WORKLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9}){0,3}")
 IMAGE_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
-FOLDER_PATH = re.compile(r"[^\x00-\x1f\x7f]{1,4096}")  # a NUL would otherwise escape pathlib as a ValueError
 DEBIAN_MIRROR = re.compile(r"(https?|file)://[^\s'\"]+")
 GPU_DEVICES = re.compile(r"all|none|[0-9]+(,[0-9]+)*")
 GPU_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # a Slurm gres type: h100, a100_80gb, nvidia_h100_80gb_hbm3
@@ -40,43 +31,12 @@ MEMORY = re.compile(r"([1-9][0-9]{0,12})([kmg])")
 DEFAULT_CPU_BASE = "python:3.11-slim"
 
 # Upper bounds: a typo such as an extra three zeros is refused here, not discovered hours into a run.
-MAX_EPOCHS = 1000
-MAX_IMAGES = 100_000  # per split: MNIST has 60000 training images, Kaggle's Dogs vs Cats 25000
-MAX_BATCH_SIZE = 4096
-MAX_THREADS = 1024  # intra/inter-op threads and parallel calls
-MAX_PREFETCH_BATCHES = 1024
-MAX_TIMEOUT_MINUTES = 7 * 24 * 60
 MAX_REPEATS = 100  # run --repeats
 DEFAULT_REPEATS = 5  # fresh processes per cell: enough for Holm-corrected verdicts on a report of ~20 comparisons (docs/statistics.md)
 MIN_MEMORY_BYTES = 6 * 1024**2  # Docker refuses to start a container with less
 MAX_MEMORY_BYTES = 1024**4
 MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 MAX_PIDS = 65536  # the kernel refuses more than 4194304; a benchmark needs a few hundred
-
-
-@dataclass(frozen=True)
-class Workload:
-    """One model to train, with the parameters every cell runs it with."""
-
-    name: str
-    model: str
-    epochs: int
-    warmup_epochs: int
-    batch_size: int
-    train_images: int
-    validation_images: int
-    data_dir: Path
-    jit_compile: str  # auto (each backend as Keras runs it by default), on or off
-    intra_op_threads: int
-    inter_op_threads: int
-    timeout_minutes: float
-    fault: str
-    pipeline: Pipeline
-    precision: str  # fp32, tf32 or bf16: set explicitly on every backend, whatever its default
-    cudnn: bool  # false: convolutions without cuDNN (torch only: the seed's GPU-without-cuDNN row)
-    conv_autotune: str  # default (each framework's own: TensorFlow and XLA autotune, torch does not), on or off
-    kernel_time: str  # auto (profile GPU cells), on (every cell) or off: the step's time by kernel class
-    loader: str  # auto, tfdata or python: the input pipeline
 
 
 # Which frameworks (Keras backends) to run, in the matrix's order, each with its versions (None: the compatibility table's newest).
@@ -139,7 +99,7 @@ def load_matrix(path: Path) -> Matrix:
     path = Path(path)
     data, document = read_strict_yaml(path)
     top = document.mapping(data, (), {"workloads"}, {"cpu", "gpu", "build", "limits", "repeats", "slurm", "hosts", "placement"})
-    workloads = _workloads(document, top["workloads"], path.parent)
+    workloads = workloads_section(document, top["workloads"], path.parent)
     if "cpu" not in top and "gpu" not in top:
         raise document.error(("cpu",), "at least one kind of image (cpu or gpu) to run the workloads on")
     cpu = _cpu(document, top["cpu"]) if "cpu" in top else None
@@ -163,132 +123,6 @@ def _version_list(document: Document, value: Any, key_path: tuple) -> tuple[str,
         if version in versions[:index]:
             raise document.error(key_path + (index,), "each version once", found=f"{shown(version)} a second time")
     return versions
-
-
-def _workloads(document: Document, value: Any, base_dir: Path) -> tuple[Workload, ...]:
-    if not isinstance(value, dict) or not value:
-        raise document.error(("workloads",), f"a mapping of workload names (such as {', '.join(MODELS)}) to settings", value)
-    return tuple(_workload(document, name, settings, base_dir) for name, settings in value.items())
-
-
-def _workload(document: Document, name: Any, value: Any, base_dir: Path) -> Workload:
-    key_path = ("workloads", name)
-    if not isinstance(name, str) or not WORKLOAD_NAME.fullmatch(name):
-        raise document.error(key_path, "a workload name of lowercase letters, digits and dashes", found=shown(name))
-    settings = document.mapping(
-        value if value is not None else {},
-        key_path,
-        required=set(),
-        optional={"model", "epochs", "warmup_epochs", "batch_size", "train_images", "validation_images", "data",
-                  "jit_compile", "intra_op_threads", "inter_op_threads", "timeout_minutes", "fault",
-                  "input", "autotune", "parallel_calls", "prefetch_batches",
-                  "precision", "cudnn", "conv_autotune", "kernel_time", "loader"},
-    )
-
-    def number(key: str, default: int, minimum: int, maximum: int) -> int:
-        return document.integer(settings.get(key, default), key_path + (key,), minimum, maximum)
-
-    data = settings.get("data", "data")
-    if not isinstance(data, str) or not FOLDER_PATH.fullmatch(data):
-        raise document.error(key_path + ("data",), "a folder path without control characters", data)
-    model = settings.get("model", name)
-    if model not in MODELS:
-        if "model" in settings:
-            raise document.error(key_path + ("model",), f"a known model ({', '.join(MODELS)})", model)
-        raise document.error(key_path, f"a known model ({', '.join(MODELS)}) as the name, or a model: key", found=shown(name))
-    defaults = MODELS[model]
-    train_images = number("train_images", defaults["train_images"], 2, MAX_IMAGES)
-    workload = Workload(
-        name=name,
-        model=model,
-        epochs=number("epochs", 3, 2, MAX_EPOCHS),
-        warmup_epochs=number("warmup_epochs", 1, 1, MAX_EPOCHS - 1),
-        batch_size=number("batch_size", min(defaults["batch_size"], train_images), 1, MAX_BATCH_SIZE),
-        train_images=train_images,
-        validation_images=number("validation_images", defaults["validation_images"], 2, MAX_IMAGES),
-        data_dir=_data_folder(document, data, key_path + ("data",), base_dir),
-        jit_compile=_switch(document, settings.get("jit_compile", "auto"), key_path + ("jit_compile",)),
-        intra_op_threads=number("intra_op_threads", 0, 0, MAX_THREADS),
-        inter_op_threads=number("inter_op_threads", 0, 0, MAX_THREADS),
-        timeout_minutes=_positive_number(document, settings.get("timeout_minutes", 120), key_path + ("timeout_minutes",)),
-        fault=_choice(document, settings.get("fault", "none"), key_path + ("fault",), FAULTS),
-        pipeline=Pipeline(
-            input=_choice(document, settings.get("input", "jpeg"), key_path + ("input",), INPUTS),
-            autotune=document.boolean(settings.get("autotune", False), key_path + ("autotune",)),
-            parallel_calls=_parallel_calls(document, settings.get("parallel_calls", "auto"), key_path + ("parallel_calls",)),
-            prefetch_batches=number("prefetch_batches", 2, 1, MAX_PREFETCH_BATCHES),
-        ),
-        precision=_choice(document, settings.get("precision", "fp32"), key_path + ("precision",), PRECISIONS),
-        cudnn=document.boolean(settings.get("cudnn", True), key_path + ("cudnn",)),
-        conv_autotune=_switch(document, settings.get("conv_autotune", "default"), key_path + ("conv_autotune",), keep="default"),
-        kernel_time=_switch(document, settings.get("kernel_time", "auto"), key_path + ("kernel_time",)),
-        loader=_choice(document, settings.get("loader", "auto"), key_path + ("loader",), ("auto",) + LOADERS),
-    )
-    if workload.epochs <= workload.warmup_epochs:
-        raise document.error(key_path + ("epochs",), f"more epochs than warmup_epochs ({workload.warmup_epochs}), so that some are timed", workload.epochs)
-    if workload.batch_size > train_images:  # a batch holds at most an epoch's images: the record would name a size never used
-        raise document.error(key_path + ("batch_size",), f"at most train_images ({train_images})", workload.batch_size)
-    for key in ("train_images", "validation_images") if model == "dogs-vs-cats" else ():
-        if getattr(workload, key) % 2:
-            raise document.error(key_path + (key,), "an even number: half cats, half dogs", getattr(workload, key))
-    return workload
-
-
-def _matrix_path(document: Document, text: str, key_path: tuple, base_dir: Path, expected: str) -> tuple[Path, os.stat_result | None]:
-    """A path the matrix names: ~ as a shell expands it, else relative to the matrix's folder; and what is there now (None: nothing yet)."""
-    try:
-        path = (base_dir / Path(text).expanduser()).resolve()
-        return path, path.stat()
-    except FileNotFoundError:
-        return path, None
-    except (OSError, RuntimeError) as error:  # a symlink loop (RuntimeError before Python 3.13), a name too long, a file on the way
-        reason = "a symlink loop" if isinstance(error, RuntimeError) else error.strerror or str(error)
-        raise document.error(key_path, expected, found=f"{shown(text)} ({reason})")
-
-
-def _data_folder(document: Document, text: str, key_path: tuple, base_dir: Path) -> Path:
-    """A workload's data folder: one there is, or none yet (synthetic data is made in it), never a file, FIFO or device."""
-    expected = "a folder path (made if missing)"
-    path, found = _matrix_path(document, text, key_path, base_dir, expected)
-    if found is not None and not stat.S_ISDIR(found.st_mode):
-        raise document.error(key_path, expected, found=f"{shown(text)} ({_file_kind(found.st_mode)})")
-    if found is not None and not os.access(path, os.R_OK | os.X_OK):
-        raise document.error(key_path, expected, found=f"{shown(text)} (a folder this user cannot read)")
-    return path
-
-
-def _file_kind(mode: int) -> str:
-    kinds = ((stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
-    return next((name for test, name in kinds if test(mode)), "not a folder")
-
-
-def _parallel_calls(document: Document, value: Any, key_path: tuple) -> int:
-    """auto (0 in the job spec: as many as the cores the cell may use, which the workload records), or a number."""
-    if value == "auto":
-        return 0
-    return document.integer(value, key_path, 1, MAX_THREADS) if isinstance(value, int) else _choice(document, value, key_path, ("auto",))
-
-
-def _positive_number(document: Document, value: Any, key_path: tuple) -> float:
-    """Minutes: YAML's .inf and .nan are floats too, and a .nan compares false to everything."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_MINUTES:
-        raise document.error(key_path, f"a number of minutes above 0 and at most {MAX_TIMEOUT_MINUTES} (a week)", value)
-    return float(value)
-
-
-def _switch(document: Document, value: Any, key_path: tuple, keep: str = "auto") -> str:
-    """`keep` (auto, default: leave it to the framework), or true/false (YAML booleans, as on/off are too) forcing it: on or off in the job spec."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if value != keep:
-        raise document.error(key_path, f"{keep}, true or false", value)
-    return value
-
-
-def _choice(document: Document, value: Any, key_path: tuple, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise document.error(key_path, f"one of {', '.join(choices)}", value)
-    return value
 
 
 def _cpu(document: Document, value: Any) -> CpuImages:
@@ -442,7 +276,7 @@ def _ca_certificates(document: Document, value: Any, base_dir: Path) -> tuple[Pa
     for index, item in enumerate(value):
         if not isinstance(item, str) or not FOLDER_PATH.fullmatch(item):
             raise document.error(key_path + (index,), "a readable PEM certificate file", item)
-        path, _ = _matrix_path(document, item, key_path + (index,), base_dir, "a readable PEM certificate file")
+        path, _ = document.named_path(item, key_path + (index,), base_dir, "a readable PEM certificate file")
         if problem := certificates.certificate_problem(path):
             raise document.error(key_path + (index,), "a readable PEM certificate file", found=f"{path} ({problem})")
         paths.append(path)

@@ -10,7 +10,9 @@ Containers get no network, so everything is here before they start:
 
 Without real data a synthetic set of the same layout, counts and sizes is
 generated once, and a SYNTHETIC.json marker inside it makes every record say
-that it is synthetic.
+that it is synthetic. Keras' applications (ResNet-50 and friends) always train
+on synthetic images, which the workload makes in memory: their set is the
+marker alone, which says so.
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ if TYPE_CHECKING:  # numpy and PIL take a fifth of a second to import: only the 
     import numpy as np
     from PIL import Image
 
-from runner.config import MAX_IMAGES, Workload
+from runner.workloads import MAX_IMAGES, Workload
 from runner.errors import UserError
 from runner.invocation import command
-from workload.contract import CLASSES, MNIST_FILE, SYNTHETIC_MARKER
+from workload.contract import CLASSES, KERAS_APPLICATIONS, MNIST_FILE, SYNTHETIC_MARKER
 
 SPLITS = ("train", "validation")
 SYNTHETIC_VERSION = 1
@@ -71,6 +73,8 @@ class Dataset:
 
 
 def prepare(workload: Workload, progress: Callable[[str], None]) -> Dataset:
+    if workload.model in KERAS_APPLICATIONS:
+        return _synthetic(workload, progress, _made_in_memory)
     if workload.model == "mnist":
         return _mnist(workload, progress)
     if real_data(workload):
@@ -81,6 +85,8 @@ def prepare(workload: Workload, progress: Callable[[str], None]) -> Dataset:
 
 def real_data(workload: Workload) -> Path | None:
     """Where the workload's real data is, if it has any there (checked in full only by prepare): else it gets synthetic data."""
+    if workload.model in KERAS_APPLICATIONS:
+        return None
     if workload.model == "mnist":
         real = workload.data_dir / "mnist" / MNIST_FILE
         return real if real.is_file() else None
@@ -144,10 +150,17 @@ def _synthetic(workload: Workload, progress: Callable[[str], None], write) -> Da
         "train_images": workload.train_images,
         "validation_images": workload.validation_images,
     }
-    folder = workload.data_dir / "synthetic" / f"{workload.model}-{workload.train_images}-{workload.validation_images}"
+    name = f"{workload.model}-{workload.train_images}-{workload.validation_images}"
+    if write is _made_in_memory:  # one set per shape: the marker is what the record says about the images
+        spec.update(images="made in memory by the workload", image_size=workload.image_size, classes=workload.classes)
+        name += f"-{workload.image_size}px-{workload.classes}"
+    folder = workload.data_dir / "synthetic" / name
     if _marker(folder) == spec:
         return Dataset(workload.name, folder, "synthetic")
-    progress(f"no real data in {workload.data_dir}: generating a synthetic {workload.model} set in {folder}")
+    if write is _made_in_memory:
+        progress(f"{workload.model} trains on synthetic images made in memory; their description goes in {folder}")
+    else:
+        progress(f"no real data in {workload.data_dir}: generating a synthetic {workload.model} set in {folder}")
     with _staging(folder.parent) as staging:
         complete = staging / folder.name
         complete.mkdir()  # not the staging folder itself, which mkdtemp makes private (0700) to this user
@@ -209,6 +222,10 @@ def _photo_like(rng: random.Random, label: int) -> Image.Image:
         cast = 30 if channel == (0 if label == 0 else 2) else 0
         bands.append(coarse.resize((width, height), Image.Resampling.BICUBIC).point(lambda v, c=cast: min(255, v + c)))
     return Image.merge("RGB", bands)
+
+
+def _made_in_memory(folder: Path, workload: Workload, rng: random.Random) -> None:
+    """Keras' applications train on images the workload makes from a seeded generator: their set is its marker alone."""
 
 
 def _write_mnist(folder: Path, workload: Workload, rng: random.Random) -> None:

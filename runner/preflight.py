@@ -16,12 +16,14 @@ from statistics import median
 from runner import records
 from runner.cells import Cell, environments_of
 from runner.executors import Executor, Unsuitable
+from runner.workloads import MODELS
 
 # The rough model for a cell never run on this host: a process's start, import and model build, then its images at
 # the rates TensorFlow trained the seed's models at on this project's 2-core machine, a GPU taken as ten times that.
 # It put the default matrix (three CPU cells, five repeats) at 20 min; it took 25 there, builds included.
 PROCESS_SECONDS = 20.0
-CPU_IMAGES_PER_SECOND = {"dogs-vs-cats": 230.0, "mnist": 2500.0}
+# Keras' applications at their default 224 px: TensorFlow's compute step at 64 px there (2026-12-08), scaled by the area.
+CPU_IMAGES_PER_SECOND = {"dogs-vs-cats": 230.0, "mnist": 2500.0, "resnet50": 0.6, "mobilenet-v2": 7.0, "efficientnet-b0": 4.0}
 GPU_SPEED_UP = 10.0
 HISTORY_RUNS = 30  # the newest runs under --results read for the cells' earlier times
 SHOWN = 4  # cell ids named per reason: the reason is the news, `list` has them all
@@ -94,6 +96,7 @@ def estimate(cells: list[Cell], repeats: int, earlier: dict[str, list[float]]) -
 def modelled_seconds(cell: Cell) -> float:
     workload = cell.workload
     rate = CPU_IMAGES_PER_SECOND[workload.model] * (GPU_SPEED_UP if cell.kind == "gpu" else 1)
+    rate *= (MODELS[workload.model].image_size / workload.image_size) ** 2  # a convolution's work grows with the image's area
     return PROCESS_SECONDS + workload.epochs * (workload.train_images + workload.validation_images) / rate
 
 

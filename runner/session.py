@@ -121,7 +121,8 @@ def job_spec(cell: Cell, dataset: Dataset) -> JobSpec:
     return JobSpec(
         cell_id=cell.id, framework=framework, model=workload.model, data_dir=str(dataset.path), epochs=workload.epochs,
         warmup_epochs=workload.warmup_epochs, batch_size=workload.batch_size, train_images=workload.train_images,
-        validation_images=workload.validation_images, jit_compile=workload.jit_compile,
+        validation_images=workload.validation_images, image_size=workload.image_size, classes=workload.classes,
+        data_format=workload.data_format, jit_compile=workload.jit_compile,
         intra_op_threads=workload.intra_op_threads, inter_op_threads=workload.inter_op_threads, fault=workload.fault,
         pipeline=workload.pipeline, loader=loader, precision=workload.precision, cudnn=workload.cudnn,
         conv_autotune=workload.conv_autotune, kernel_time=workload.kernel_time, expect_gpu=cell.kind == "gpu", expect_cudnn=cell.axis("cudnn"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,22 @@ class Document:
         if not isinstance(value, bool):
             raise self.error(key_path, "true or false", value)
         return value
+
+    def choice(self, value: Any, key_path: tuple, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            raise self.error(key_path, f"one of {', '.join(choices)}", value)
+        return value
+
+    def named_path(self, text: str, key_path: tuple, base_dir: Path, expected: str) -> tuple[Path, os.stat_result | None]:
+        """A path the file names: ~ as a shell expands it, else relative to the file's folder; and what is there now (None: nothing yet)."""
+        try:
+            path = (base_dir / Path(text).expanduser()).resolve()
+            return path, path.stat()
+        except FileNotFoundError:
+            return path, None
+        except (OSError, RuntimeError) as error:  # a symlink loop (RuntimeError before Python 3.13), a name too long, a file on the way
+            reason = "a symlink loop" if isinstance(error, RuntimeError) else error.strerror or str(error)
+            raise self.error(key_path, expected, found=f"{shown(text)} ({reason})")
 
     def string(self, value: Any, key_path: tuple, pattern: re.Pattern, what: str) -> str:
         if isinstance(value, float):

@@ -1,6 +1,7 @@
 """The pure helpers of bench/: no runs, no timings asserted (bench/RESULTS.md holds the figures)."""
 
 import ast
+import json
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import common  # noqa: E402
 import executor_overhead  # noqa: E402
+import flop_counts  # noqa: E402
 import runner_cost  # noqa: E402
 
 
@@ -19,6 +21,18 @@ def test_a_section_is_replaced_between_its_markers_and_the_rest_is_kept():
     assert replaced == "# Results\n\n## GPU check\nkept\n\n<!-- bench:cache -->\nnew\n<!-- /bench:cache -->\n\ntail\n"
     appended = common.replace_section(replaced, "scaling", "more")
     assert appended.startswith(replaced.rstrip("\n")) and appended.endswith("<!-- bench:scaling -->\nmore\n<!-- /bench:scaling -->\n")
+
+
+def test_flop_counts_set_each_frameworks_count_against_the_layer_count_and_skip_cells_without_one(tmp_path):
+    def record(framework, counted, status="ok"):
+        model = {"training_flops_per_image": 2e6, "counted_flops": counted}
+        return json.dumps({"workload": "mnist", "axes": {"framework": framework}, "status": status,
+                           "measurement": {"model": model, "settings": {"batch_size": 64}}})
+
+    (tmp_path / "results.jsonl").write_text("\n".join([
+        record("jax", {"method": "XLA", "training_flops_per_image": 2.05e6}), record("torch", "not counted: RuntimeError: x"),
+        record("tensorflow", {"method": "profiler", "training_flops_per_image": 1e6}, status="failed")]))
+    assert flop_counts.rows([tmp_path]) == [["mnist", "jax", "-", 64, "2.0", "2.0", "1.025", "XLA"]]
 
 
 def test_the_fitted_line_recovers_constant_and_slope():

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from runner import certificates
-from runner.config import DEFAULT_CPU_BASE, BuildSettings, CpuImages, Matrix, Workload, load_matrix
+from runner.config import DEFAULT_CPU_BASE, BuildSettings, CpuImages, Matrix, load_matrix
+from runner.workloads import Workload
 from runner.errors import UserError
 from runner.yaml_reader import MAX_MATRIX_BYTES
 
@@ -52,6 +53,29 @@ def test_minimal_file_loads_with_the_documented_defaults(tmp_path, monkeypatch):
     assert DEFAULT_CPU_BASE == "python:3.11-slim"
     assert matrix.gpu is None
     assert matrix.build == BuildSettings(offline_base=False, ca_certificates=(), debian_mirror="http://deb.debian.org/debian")
+
+
+def test_keras_applications_default_to_the_published_tables_shapes_on_cached_synthetic_images(tmp_path):
+    path = write(tmp_path, 'workloads:\n  resnet50: {}\n  small: {model: efficientnet-b0, image_size: 64, classes: 10, data_format: channels_first}\n'
+                           'cpu: {tensorflow: ["2.21"]}\n')
+    resnet50, small = load_matrix(path).workloads
+    assert (resnet50.batch_size, resnet50.train_images, resnet50.validation_images) == (64, 1280, 256)
+    assert (resnet50.image_size, resnet50.classes, resnet50.data_format, resnet50.pipeline.input) == (224, 1000, "channels_last", "cached")
+    assert (small.model, small.image_size, small.classes, small.data_format) == ("efficientnet-b0", 64, 10, "channels_first")
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ("{model: mnist, image_size: 64}", "workloads.w.image_size: expected no image_size: mnist's shapes are the seed's (set it for resnet50, "),
+    ("{model: dogs-vs-cats, classes: 5}", "workloads.w.classes: expected no classes: dogs-vs-cats's shapes are the seed's"),
+    ("{model: resnet50, data: photos}", "workloads.w.data: expected no data folder: resnet50 trains on synthetic images made in memory, got the text 'photos'"),
+    ("{model: resnet50, input: jpeg}", "workloads.w.input: expected cached: resnet50's synthetic images are made in memory, with no JPEGs to decode"),
+    ("{model: resnet50, image_size: 16}", "workloads.w.image_size: expected a whole number from 32 to 1024, got the number 16"),
+    ("{model: mobilenet-v2, data_format: nchw}", "workloads.w.data_format: expected one of channels_last, channels_first, got the text 'nchw'"),
+])
+def test_shape_settings_belong_to_keras_applications_and_their_images_are_made_in_memory(tmp_path, settings, expected):
+    path = write(tmp_path, f'workloads:\n  w: {settings}\ncpu: {{tensorflow: ["2.21"]}}\n')
+    with pytest.raises(UserError, match=re.escape(f"{path}:2: {expected}")):
+        load_matrix(path)
 
 
 def test_relative_matrix_path_resolves_data_against_the_files_folder(tmp_path, monkeypatch):
@@ -253,13 +277,13 @@ BROKEN = [
         "unknown-workload",
         'workloads:\n  cifar: {}\ncpu: {tensorflow: ["2.21"]}\n',
         2,
-        ["workloads.cifar:", "a known model (dogs-vs-cats, mnist) as the name, or a model: key", "got 'cifar'"],
+        ["workloads.cifar:", "a known model (dogs-vs-cats, mnist, resnet50, mobilenet-v2, efficientnet-b0) as the name, or a model: key", "got 'cifar'"],
     ),
     (
         "unknown-model",
         'workloads:\n  small:\n    model: resnet\ncpu: {tensorflow: ["2.21"]}\n',
         3,
-        ["workloads.small.model:", "a known model (dogs-vs-cats, mnist)", "got the text 'resnet'"],
+        ["workloads.small.model:", "a known model (dogs-vs-cats, mnist, resnet50, mobilenet-v2, efficientnet-b0)", "got the text 'resnet'"],
     ),
     (
         "bad-workload-name",
@@ -271,7 +295,7 @@ BROKEN = [
         "no-workloads",
         'workloads: {}\ncpu: {tensorflow: ["2.21"]}\n',
         1,
-        ["workloads:", "a mapping of workload names (such as dogs-vs-cats, mnist)"],
+        ["workloads:", "a mapping of workload names (such as dogs-vs-cats, mnist, resnet50"],
     ),
     (
         "missing-cpu-section",
@@ -293,9 +317,9 @@ BROKEN = [
     ),
     (
         "unknown-precision",
-        "workloads: {dogs-vs-cats: {precision: fp16}}\ncpu:\n  backend: [torch]\n",
+        "workloads: {dogs-vs-cats: {precision: fp8}}\ncpu:\n  backend: [torch]\n",
         1,
-        ["workloads.dogs-vs-cats.precision:", "one of fp32, tf32, bf16", "got the text 'fp16'"],
+        ["workloads.dogs-vs-cats.precision:", "one of fp32, tf32, bf16, fp16", "got the text 'fp8'"],
     ),
     (
         "unknown-jit-compile",

@@ -12,10 +12,11 @@ import pytest
 
 from runner.cells import expand
 from runner.compatibility import load_table
-from runner.config import MODELS, load_matrix
+from runner.config import load_matrix
 from runner.datasets import Dataset
 from runner.outcome import RawRun, decide, split_output
 from runner.session import job_spec
+from runner.workloads import MODELS
 from workload import contract
 from measurements import epoch, epoch_telemetry, gpu_epoch, gpu_run_facts, run_telemetry
 from workload.contract import ContractError, JobSpec, Measurement
@@ -27,6 +28,8 @@ import backends  # noqa: E402
 import benchmark  # noqa: E402
 import gpu_facts  # noqa: E402
 import models  # noqa: E402
+import python_input  # noqa: E402
+import tfdata_input  # noqa: E402
 
 
 def default_jobs():
@@ -102,7 +105,8 @@ def test_the_timer_synchronises_the_device_at_epoch_boundaries_and_times_validat
 
 
 def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
-    assert tuple(MODELS) == contract.MODELS == tuple(models.MODELS)
+    assert tuple(MODELS) == contract.MODELS == tuple(models.SEED_MODELS) + tuple(models.APPLICATIONS)
+    assert tuple(models.APPLICATIONS) == contract.KERAS_APPLICATIONS == tuple(python_input.LOADERS)[2:] == tuple(tfdata_input.PIPELINES)[2:]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -112,15 +116,17 @@ def test_the_runner_knows_defaults_for_every_model_the_workload_trains():
     (lambda d: d.update(jit_compile="xla"), "job spec: jit_compile: expected one of auto, on, off"),
     (lambda d: d.update(epochs=True), "job spec: epochs: expected int"),
     (lambda d: d.update(surprise=1), "job spec: unknown key 'surprise'"),
-    (lambda d: d.update(schema=99), "job spec: expected schema 6, got 99: the runner and the workload are from different versions"),
-    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 6, got 3"),  # before "backend" was "framework"
-    (lambda d: d.update(schema=4, conv_autotune=False), "job spec: expected schema 6, got 4"),  # before conv_autotune was default|on|off
+    (lambda d: d.update(schema=99), "job spec: expected schema 7, got 99: the runner and the workload are from different versions"),
+    (lambda d: d.update(schema=3, backend=d.pop("framework")), "job spec: expected schema 7, got 3"),  # before "backend" was "framework"
+    (lambda d: d.update(schema=4, conv_autotune=False), "job spec: expected schema 7, got 4"),  # before conv_autotune was default|on|off
+    (lambda d: d.update(schema=6, image_size=None), "job spec: expected schema 7, got 6"),  # before image_size, classes and data_format
+    (lambda d: d.update(data_format="nhwc"), "job spec: data_format: expected one of channels_last, channels_first, got 'nhwc'"),
     (lambda d: d.update(conv_autotune=True), "job spec: conv_autotune: expected str"),
     (lambda d: d.update(conv_autotune="heuristic"), "job spec: conv_autotune: expected one of default, on, off"),
     (lambda d: d.update(kernel_time="always"), "job spec: kernel_time: expected one of auto, on, off"),
     (lambda d: d.update(framework="mxnet"), "job spec: framework: expected one of tensorflow, torch, jax"),
     (lambda d: d.update(loader="tfdata", framework="torch"), "job spec: loader: tf.data needs the tensorflow framework, not torch"),
-    (lambda d: d.update(precision="fp16"), "job spec: precision: expected one of fp32, tf32, bf16"),
+    (lambda d: d.update(precision="fp8"), "job spec: precision: expected one of fp32, tf32, bf16, fp16"),
     (lambda d: d.update(model="resnet"), "job spec: model: expected one of dogs-vs-cats, mnist"),
     (lambda d: d.update(fault="explode"), "job spec: fault: expected one of none, crash"),
     (lambda d: d["pipeline"].pop("autotune"), "job spec: pipeline: autotune: missing"),
@@ -139,7 +145,7 @@ def test_the_workload_exits_2_on_a_bad_job_spec(capsys):
     with pytest.raises(SystemExit) as caught:
         benchmark.read_job(["--job", "{}"])
     assert caught.value.code == 2
-    assert capsys.readouterr().err.startswith("error: job spec: expected schema 6, got None")
+    assert capsys.readouterr().err.startswith("error: job spec: expected schema 7, got None")
     with pytest.raises(SystemExit, match="usage: benchmark.py --job"):
         benchmark.read_job(["--epochs", "3"])
 
@@ -247,17 +253,32 @@ def test_gpu_failure_names_what_was_expected_and_what_was_loaded(facts, expect, 
 
 def test_the_flop_counter_gives_the_seed_networks_hand_counts():
     # Dogs vs Cats: three convolutions and two dense layers; the same hand count as in the Docker test.
-    dogs = [("Conv2D", (3, 3, 3, 32), (None, 148, 148, 32)), ("Conv2D", (3, 3, 32, 32), (None, 72, 72, 32)),
-            ("Conv2D", (3, 3, 32, 64), (None, 34, 34, 64)), ("Dense", (18496, 64), (None, 64)), ("Dense", (64, 1), (None, 1))]
-    mnist = [("Conv2D", (3, 3, 1, 32), (None, 26, 26, 32)), ("Conv2D", (3, 3, 32, 32), (None, 24, 24, 32)),
-             ("Dense", (4608, 128), (None, 128)), ("Dense", (128, 10), (None, 10))]
+    dogs = [("Conv2D", (3, 3, 3, 32), (148, 148)), ("Conv2D", (3, 3, 32, 32), (72, 72)),
+            ("Conv2D", (3, 3, 32, 64), (34, 34)), ("Dense", (18496, 64), ()), ("Dense", (64, 1), ())]
+    mnist = [("Conv2D", (3, 3, 1, 32), (26, 26)), ("Conv2D", (3, 3, 32, 32), (24, 24)),
+             ("Dense", (4608, 128), ()), ("Dense", (128, 10), ())]
     assert sum(models.layer_flops(*layer) for layer in dogs) == 178_384_000
     assert sum(models.layer_flops(*layer) for layer in mnist) == 12_188_416
     assert models.layer_flops(*dogs[0]) == 2 * 148 * 148 * 3 * 3 * 3 * 32  # the first layer's input needs no gradient
 
 
+def test_a_depthwise_convolution_convolves_each_channel_on_its_own():
+    # MobileNetV2's first depthwise layer at 224 px: 32 channels, 3x3, 112x112 out; a full convolution would cost 32 times more.
+    assert models.layer_flops("DepthwiseConv2D", (3, 3, 32, 1), (112, 112)) == 2 * 112 * 112 * 3 * 3 * 32
+    assert models.layer_flops("Conv2D", (3, 3, 32, 32), (112, 112)) == 32 * models.layer_flops("DepthwiseConv2D", (3, 3, 32, 1), (112, 112))
+
+
+@pytest.mark.parametrize("data_format, shape", [("channels_last", (None, 26, 24, 32)), ("channels_first", (None, 32, 26, 24))])
+def test_a_layers_output_size_is_read_where_its_data_format_puts_it(data_format, shape):
+    class Layer:
+        output = types.SimpleNamespace(shape=shape)
+
+    Layer.data_format = data_format
+    assert models.output_size(Layer()) == (26, 24)
+
+
 def test_training_flops_leave_out_the_first_layers_input_gradient(monkeypatch):
-    layers = [("Conv2D", (3, 3, 1, 32), (None, 26, 26, 32)), ("Dense", (4608, 128), (None, 128))]
+    layers = [("Conv2D", (3, 3, 1, 32), (26, 26)), ("Dense", (4608, 128), ())]
     monkeypatch.setattr(models, "_layers", lambda model: layers)
     first, dense = (models.layer_flops(*layer) for layer in layers)
     assert models.forward_flops(None) == first + dense

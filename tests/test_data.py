@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import json
 import os
 import stat
 import zipfile
@@ -124,6 +125,17 @@ def test_the_mnist_defaults_are_the_seed_examples(tmp_path):
     (tmp_path / "matrix.yaml").write_text('workloads: {mnist: {}}\ncpu: {tensorflow: ["2.21"]}\n')
     workload = load_matrix(tmp_path / "matrix.yaml").workloads[0]
     assert (workload.batch_size, workload.train_images, workload.validation_images) == (128, 60000, 10000)
+
+
+def test_keras_applications_train_on_images_made_in_memory_and_their_set_says_so(tmp_path):
+    (tmp_path / "data" / "train" / "cats").mkdir(parents=True)  # the seed's photos beside: not read by resnet50
+    (tmp_path / "matrix.yaml").write_text('workloads: {resnet50: {image_size: 64, classes: 10}, mobilenet-v2: {}}\ncpu: {tensorflow: ["2.21"]}\n')
+    small, default = (prepare(workload, print) for workload in load_matrix(tmp_path / "matrix.yaml").workloads)
+    assert (small.kind, small.path.name, default.path.name) == ("synthetic", "resnet50-1280-256-64px-10", "mobilenet-v2-1280-256-224px-1000")
+    assert [path.name for path in small.path.iterdir()] == ["SYNTHETIC.json"]
+    assert json.loads((small.path / "SYNTHETIC.json").read_text()) == {
+        "version": 1, "model": "resnet50", "train_images": 1280, "validation_images": 256,
+        "images": "made in memory by the workload", "image_size": 64, "classes": 10}
 
 
 def test_dogs_vs_cats_needs_the_archive(tmp_path, capsys):

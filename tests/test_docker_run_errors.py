@@ -14,7 +14,7 @@ from runner.progress import Progress
 from workload.contract import JobSpec, Pipeline
 
 JOB = JobSpec(cell_id="cpu-tf2.21-mnist", framework="tensorflow", model="mnist", data_dir="/tmp", epochs=2, warmup_epochs=1, batch_size=128,
-              train_images=64, validation_images=32, jit_compile=False, intra_op_threads=0, inter_op_threads=0, fault="none",
+              train_images=64, validation_images=32, image_size=28, classes=10, data_format="channels_last", jit_compile=False, intra_op_threads=0, inter_op_threads=0, fault="none",
               pipeline=Pipeline("jpeg", False, 2, 2), loader="tfdata", precision="fp32", cudnn=True, conv_autotune="default", kernel_time="auto",
               expect_gpu=False, expect_cudnn="")
 

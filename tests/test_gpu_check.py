@@ -47,13 +47,14 @@ def record(cell: str, status: str = "ok", reason: str = "", seconds: float = 1.0
                   measurement=measurement, repeat=repeat)
 
 
-def test_the_gpu_cells_come_by_value_the_seed_rows_first_then_what_the_ratios_need():
+def test_the_gpu_cells_come_by_value_the_seed_rows_first_then_resnet50_then_what_the_ratios_need():
     order = gpu_check.gpu_order(VERSIONS)
     assert order[:6] == [
         "gpu-cuda13.0-cudnn9.19-torch2.11-dogs-vs-cats", "gpu-cuda13.0-cudnn9.19-torch2.11-mnist",
         "gpu-cuda13.0-cudnn9.19-torch2.11-nocudnn-dogs-vs-cats", "gpu-cuda13.0-cudnn9.19-torch2.11-nocudnn-mnist",
         "gpu-cuda13.0-cudnn9.19-jax0.11-dogs-vs-cats", "gpu-cuda13.0-cudnn9.19-jax0.11-mnist"]
-    assert order[6:] == [f"gpu-cuda13.0-cudnn9.19-{backend}-{workload}" for backend, workload in [
+    assert order[6:8] == ["gpu-cuda13.0-cudnn9.19-torch2.11-resnet50", "gpu-cuda13.0-cudnn9.19-jax0.11-resnet50"]
+    assert order[8:] == [f"gpu-cuda13.0-cudnn9.19-{backend}-{workload}" for backend, workload in [
         ("torch2.11", "cached-dogs-vs-cats"), ("jax0.11", "cached-dogs-vs-cats"), ("torch2.11", "tf32-dogs-vs-cats"),
         ("torch2.11", "bf16-dogs-vs-cats"), ("jax0.11", "tf32-dogs-vs-cats"), ("jax0.11", "bf16-dogs-vs-cats"),
         ("torch2.11", "autotune-dogs-vs-cats")]]
@@ -90,6 +91,14 @@ def test_the_seed_table_gives_training_time_and_validation_apart():
     assert [cell.strip() for cell in table.splitlines()[0].split("|")[3:5]] == ["train s (median repeat)", "validation s"]
     rows = {tuple(cell.strip() for cell in line.split("|")[2:5]) for line in table.splitlines()[2:]}
     assert {("CPU (torch)", "32.00", "7.00"), ("GPU, torch with cuDNN", "1.60", "0.30"), ("GPU, jax", "2.00", "-")} <= rows
+
+
+def test_resnet50_gets_a_row_per_backend_with_its_rates_or_why_not():
+    loaded = [record("gpu-cuda13.0-cudnn9.19-torch2.11-resnet50", seconds=0.5),
+              record("gpu-cuda13.0-cudnn9.19-jax0.11-resnet50", "failed", "out of GPU memory")]
+    rows = {line.split("|")[1].strip(): line for line in gpu_check.resnet50_table(loaded, VERSIONS).splitlines()[2:]}
+    assert "| 0.40 " in rows["torch"] and "| 5000 " in rows["torch"]  # the fixture epoch: 2000 images in 0.4 s of training
+    assert "failed: out of GPU memory" in rows["jax"]
 
 
 def test_the_ratios_say_why_a_side_is_missing_once():

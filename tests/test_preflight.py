@@ -106,3 +106,12 @@ def test_the_local_executor_says_before_anything_which_environments_its_interpre
     err = capsys.readouterr().err
     assert err.startswith("0 cell(s) to run, 3 repeat(s) each:\n2 cell(s) not run: excluded: ")
     assert "has no tensorflow (tensorflow==2.21.* asked for): the local executor installs nothing" in err
+
+
+def test_the_model_scales_a_keras_applications_rate_with_the_images_area(tmp_path):
+    (tmp_path / "matrix.yaml").write_text('workloads:\n  resnet50: {train_images: 64, validation_images: 64}\n'
+                                          '  small: {model: resnet50, image_size: 112, train_images: 64, validation_images: 64}\n'
+                                          'cpu: {tensorflow: ["2.21"]}\n')
+    default, small = session.plan(tmp_path / "matrix.yaml", "cpu-").selected
+    assert preflight.modelled_seconds(default) == 20 + 3 * 128 / 0.6
+    assert preflight.modelled_seconds(small) == pytest.approx(20 + 3 * 128 / (0.6 * 4))  # a quarter of the pixels

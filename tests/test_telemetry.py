@@ -310,7 +310,7 @@ def test_what_the_workload_writes_the_runner_reads_back_field_for_field(tmp_path
                                   version=types.SimpleNamespace(cuda=None), backends=types.SimpleNamespace(cudnn=types.SimpleNamespace(version=lambda: None)))
     job = benchmark.contract.JobSpec(
         cell_id="cpu-torch2.11-mnist", framework="torch", model="mnist", data_dir=str(tmp_path), epochs=2, warmup_epochs=1, batch_size=16,
-        train_images=64, validation_images=32, jit_compile="auto", intra_op_threads=0, inter_op_threads=0, fault="none",
+        train_images=64, validation_images=32, image_size=28, classes=10, data_format="channels_last", jit_compile="auto", intra_op_threads=0, inter_op_threads=0, fault="none",
         pipeline=benchmark.contract.Pipeline("jpeg", False, 2, 2), loader="python", precision="fp32", cudnn=True, conv_autotune="default", kernel_time="auto",
         expect_gpu=False, expect_cudnn="")
     fake = FakeGpus()

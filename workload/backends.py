@@ -163,9 +163,26 @@ def cached_batches(name, framework):
         device = "cuda" if framework.cuda.is_available() else "cpu"
         return (lambda array: framework.as_tensor(array, device=device)), f"on the device (torch tensors on {device})"
     if name == "jax":
+        # Uncommitted, on the default device (the first GPU where there is one): a batch committed to a device by
+        # jax.device_put made the jitted step compile again, for committed inputs, on the first step of the first two epochs.
         device = framework.devices()[0]
-        return (lambda array: framework.device_put(array, device)), f"on the device (jax arrays on {device})"
+        return (lambda array: framework.numpy.asarray(array)), f"on the device (jax arrays on {device})"
     return (lambda array: array), "in host memory (numpy; Keras copies each batch to the device in its step)"
+
+
+def compile_counter(name, framework):
+    """A function giving how many XLA compilations jax has made so far, or None where the framework is not jax."""
+    if name != "jax":
+        return None
+    from jax import monitoring
+
+    compiled = [0]
+
+    def count(event, seconds, **_):
+        compiled[0] += event == "/jax/core/compile/backend_compile_duration"
+
+    monitoring.register_event_duration_secs_listener(count)
+    return lambda: compiled[0]
 
 
 def synchronize(name, framework):

@@ -1,4 +1,4 @@
-"""Train one of the seed's Keras CNNs and time every epoch.
+"""Train one Keras model (the seed's CNNs, or one of Keras' applications) and time every epoch.
 
 This script runs in every environment of the matrix, CPU and GPU alike, so
 that every cell times the same model on the same input pipeline. It takes one
@@ -20,13 +20,15 @@ import sys  # noqa: E402
 
 import backends  # noqa: E402
 import contract  # noqa: E402
+import flop_count  # noqa: E402
 import gpu_facts  # noqa: E402
 import kernel_time  # noqa: E402
 import models  # noqa: E402
 import machine  # noqa: E402
 import telemetry_sampler  # noqa: E402
 
-COMPUTE_STEPS = 10
+COMPUTE_STEPS = 10  # at most: no more than an epoch has, which a tiny CPU cell of ResNet-50 would feel
+MIXED_PRECISION = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def read_job(argv):
@@ -142,8 +144,8 @@ def main(argv):
     import keras
 
     timeline = {"process_started": STARTED, "framework_imported": time.time()}
-    if job.precision == "bf16":
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    if job.precision in MIXED_PRECISION:  # fp16's loss scaling: Keras' compile wraps the optimizer itself under this policy
+        keras.mixed_precision.set_global_policy(MIXED_PRECISION[job.precision])
     keras.utils.set_random_seed(tfdata_input.SEED)
     name = contract.FRAMEWORKS[job.framework].title
     record = provenance(framework, keras, job, settings)
@@ -153,27 +155,30 @@ def main(argv):
 
     train, validation, train_count, record["settings"]["pipeline"]["cached_batches"] = inputs(framework, keras, job)
     timeline["inputs_ready"] = time.time()
-    model = models.MODELS[job.model](keras, backends.jit_compile(job))
-    record["settings"].update(jit_compile=bool(model.jit_compile), train_step=backends.train_step(job.framework, model))
+    model = models.build(keras, job, backends.jit_compile(job))
+    record["settings"].update(jit_compile=bool(model.jit_compile), train_step=backends.train_step(job.framework, model),
+                              data_format=keras.backend.image_data_format())
     train_step_calls = count_calls(model, "train_step")  # read when fit ends: the steps timed after it run it too
     timeline["model_built"] = time.time()
     sampler = telemetry_sampler.start(record["gpu"]["registered"])
     synchronize = functools.partial(backends.synchronize, job.framework, framework)
     timer = epoch_timer(keras, train_count, job.epochs, synchronize, timeline, sampler)
     print(f"{job.cell_id}: {name} {framework.__version__}, Keras {keras.__version__}, {model.count_params()} parameters", flush=True)
-    model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer], verbose=0)
-    fit_train_step_calls = train_step_calls[0]
+    compiles = compile_count(keras, backends.compile_counter(job.framework, framework), job.warmup_epochs)
+    model.fit(train, epochs=job.epochs, validation_data=validation, callbacks=[timer, compiles], verbose=0)
+    fit_train_step_calls, timed_compiles = train_step_calls[0], compiles.in_timed_epochs()
     timeline["trained"] = time.time()
     record["telemetry"] = sampler.stop() if sampler else telemetry_sampler.OFF
 
     flops = models.training_flops(model)
-    compute = compute_step_seconds(model, train, synchronize)
+    compute = compute_step_seconds(model, train, synchronize, min(COMPUTE_STEPS, timer.epochs[-1].steps))
     record["kernel_time"] = kernels(job, framework, model, first_batch(train), synchronize, bool(record["gpu"]["registered"]))
     record["epochs"] = [with_rates(epoch, job.batch_size, flops, compute) for epoch in timer.epochs]
     record["timeline"] = timeline
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": models.forward_flops(model),
                        "training_flops_per_image": flops, "compute_step_seconds": compute,
-                       "train_step_python_calls": fit_train_step_calls}
+                       "train_step_python_calls": fit_train_step_calls, "compiles_in_timed_epochs": timed_compiles,
+                       "counted_flops": flop_count.counted(job.framework, framework, model, first_batch(train))}
     record["convolution_ops"] = backends.convolution_ops(job.framework, framework, one_step(model, train))
     record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.framework, framework), backends.built_with(job.framework, framework))
     # Again after training: cuDNN is loaded only by the first convolution.
@@ -210,13 +215,13 @@ def inputs(framework, keras, job):
 
     if job.loader == "tfdata":
         pipeline = tfdata_input.PIPELINES[job.model]
-        train, count = pipeline(framework, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline)
-        validation, _ = pipeline(framework, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline)
+        train, count = pipeline(framework, job, "train", job.train_images)
+        validation, _ = pipeline(framework, job, "validation", job.validation_images)
         return train, validation, count, cached_batches(job, tfdata_input.CACHED_ON)
     loader = python_input.LOADERS[job.model]
     place, placed_on = backends.cached_batches(job.framework, framework)
-    train, count = loader(keras, job.data_dir, "train", job.train_images, job.batch_size, job.pipeline, tfdata_input.SEED, place)
-    validation, _ = loader(keras, job.data_dir, "validation", job.validation_images, job.batch_size, job.pipeline, tfdata_input.SEED + 1, place)
+    train, count = loader(keras, job, "train", job.train_images, tfdata_input.SEED, place)
+    validation, _ = loader(keras, job, "validation", job.validation_images, tfdata_input.SEED + 1, place)
     return train, validation, count, cached_batches(job, placed_on)
 
 
@@ -225,6 +230,20 @@ def cached_batches(job, placed_on):
     if job.pipeline.input != "cached":
         return f"{backends.NOT_APPLICABLE} (input: {job.pipeline.input})"
     return placed_on if job.model != "mnist" else f"{backends.NOT_APPLICABLE} (MNIST's arrays are in host memory; nothing is cached)"
+
+
+def compile_count(keras, counter, warmup_epochs):
+    """A callback counting XLA's compilations from the first timed epoch's start (jax): there, one is timed as training."""
+
+    class CompileCount(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == warmup_epochs and counter:
+                self.at_first_timed_epoch = counter()
+
+        def in_timed_epochs(self):
+            return counter() - self.at_first_timed_epoch if counter else f"{backends.NOT_APPLICABLE} (counted for jax)"
+
+    return CompileCount()
 
 
 def count_calls(model, method):
@@ -248,7 +267,7 @@ def first_batch(train):
     return train[0] if hasattr(train, "__getitem__") else next(iter(train))
 
 
-def compute_step_seconds(model, train, synchronize):
+def compute_step_seconds(model, train, synchronize, steps):
     """What a training step costs with no input to wait for: the median of steps on one batch already in memory.
 
     Measured after the timed epochs, so it changes none of them. Set against an epoch's mean
@@ -259,7 +278,7 @@ def compute_step_seconds(model, train, synchronize):
     model.train_on_batch(inputs, labels)  # the first call may trace or compile
     synchronize()
     seconds = []
-    for _ in range(COMPUTE_STEPS):
+    for _ in range(steps):
         started = time.perf_counter()
         model.train_on_batch(inputs, labels)
         synchronize()
@@ -300,6 +319,8 @@ def provenance(framework, keras, job, settings):
         },
         "settings": {
             "batch_size": job.batch_size,
+            "image_size": job.image_size,
+            "classes": job.classes,
             "jit_compile_requested": job.jit_compile,  # then what Keras set, and so how the step ran
             "precision": job.precision,
             "compute_dtype": keras.mixed_precision.global_policy().compute_dtype,

@@ -15,15 +15,20 @@ import math
 import re
 from dataclasses import MISSING, asdict, dataclass, fields
 
-JOB_SCHEMA = 6  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework;
-# 5: conv_autotune default|on|off; 6: kernel_time auto|on|off
+JOB_SCHEMA = 7  # 2: the Keras backend and the settings that change what the GPU computes; 3: jit_compile auto|on|off; 4: backend is framework;
+# 5: conv_autotune default|on|off; 6: kernel_time auto|on|off; 7: image_size, classes and data_format (Keras' applications)
 # 2: typed epochs (Keras' figures under "logs") and telemetry; 3: each epoch's validation_seconds, timed apart from training
 # (the device synchronised at epoch boundaries, not after every step); 4: kernel_time. The runner reads 1 to 3 too
 # (runner/older_schemas.py).
 MEASUREMENT_SCHEMA = 4
 RECORD_PREFIX = "CUDNN_MATRIX_RECORD "
 
-MODELS = ("dogs-vs-cats", "mnist")
+# The seed's two CNNs, then models from Keras itself (keras.applications, weights=None: nothing is downloaded), which
+# train on synthetic images made in memory: the networks cuDNN upgrades are usually judged on.
+SEED_MODELS = ("dogs-vs-cats", "mnist")
+KERAS_APPLICATIONS = ("resnet50", "mobilenet-v2", "efficientnet-b0")
+MODELS = SEED_MODELS + KERAS_APPLICATIONS
+DATA_FORMATS = ("channels_last", "channels_first")
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Framework:
 # The frameworks Keras runs on (Keras 3's backends; TensorFlow also runs Keras 2): the cells' `framework` axis.
 # The one table of their names: the matrix, the compatibility table, the job spec and the workload read it.
 FRAMEWORKS = {"tensorflow": Framework("TensorFlow", "tf"), "torch": Framework("torch", "torch"), "jax": Framework("jax", "jax")}
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # bf16, fp16: Keras' mixed precision policies
 # auto: as Keras runs each backend by default (XLA on jax, a traced graph on TensorFlow, eager torch); on/off force it.
 JIT_COMPILE = ("auto", "on", "off")
 # default: each framework's own (TensorFlow autotunes cuDNN's convolutions, XLA at its own level, torch does not); on/off force it.
@@ -105,6 +110,9 @@ class JobSpec:
     batch_size: int
     train_images: int
     validation_images: int
+    image_size: int  # a side of the square input, in pixels
+    classes: int
+    data_format: str  # one of DATA_FORMATS: where the channels are in each image
     jit_compile: str  # one of JIT_COMPILE
     intra_op_threads: int
     inter_op_threads: int
@@ -135,7 +143,8 @@ class JobSpec:
 
 def _check_job(job: JobSpec) -> None:
     for key, allowed in (("framework", tuple(FRAMEWORKS)), ("model", MODELS), ("fault", FAULTS), ("loader", LOADERS), ("precision", PRECISIONS),
-                          ("jit_compile", JIT_COMPILE), ("conv_autotune", CONV_AUTOTUNE), ("kernel_time", KERNEL_TIME)):
+                          ("jit_compile", JIT_COMPILE), ("conv_autotune", CONV_AUTOTUNE), ("kernel_time", KERNEL_TIME),
+                          ("data_format", DATA_FORMATS)):
         if getattr(job, key) not in allowed:
             raise ContractError(f"job spec: {key}: expected one of {', '.join(allowed)}, got {getattr(job, key)!r}")
     if job.pipeline.input not in INPUTS:

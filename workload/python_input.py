@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 import augment
+import models
 from contract import CLASSES, MNIST_FILE
 
 IMAGE_SIZE = (150, 150)
@@ -77,17 +78,17 @@ def dataset_class(keras):
     return Batches
 
 
-def dogs_vs_cats(keras, data_dir, split, count, batch_size, settings, seed, place):
+def dogs_vs_cats(keras, job, split, count, seed, place):
     augmenting = split == "train"
-    paths, labels = class_files(os.path.join(data_dir, split), count)
+    paths, labels = class_files(os.path.join(job.data_dir, split), count)
     labels = np.asarray(labels, dtype="float32")
 
     def load(indices, rng):
         images = np.stack([decode(paths[i]) for i in indices])
         return (augment.augment(images, rng) if augmenting else images), labels[indices]
 
-    cached = settings.input == "cached"
-    return dataset_class(keras)(load, len(paths), batch_size, augmenting, cached, settings, seed, place), len(paths)
+    cached = job.pipeline.input == "cached"
+    return dataset_class(keras)(load, len(paths), job.batch_size, augmenting, cached, job.pipeline, seed, place), len(paths)
 
 
 def mnist_arrays(data_dir, split, count):
@@ -99,13 +100,25 @@ def mnist_arrays(data_dir, split, count):
     return images[:count].reshape(-1, 28, 28, 1).astype("float32") / 255.0, np.eye(10, dtype="float32")[labels[:count]]
 
 
-def mnist(keras, data_dir, split, count, batch_size, settings, seed, place):
-    images, labels = mnist_arrays(data_dir, split, count)
+def mnist(keras, job, split, count, seed, place):
+    images, labels = mnist_arrays(job.data_dir, split, count)
 
     def load(indices, rng):
         return images[indices], labels[indices]
 
-    return dataset_class(keras)(load, count, batch_size, split == "train", False, settings, seed, place), count
+    return dataset_class(keras)(load, count, job.batch_size, split == "train", False, job.pipeline, seed, place), count
 
 
-LOADERS = {"dogs-vs-cats": dogs_vs_cats, "mnist": mnist}
+def synthetic_images(keras, job, split, count, seed, place):
+    """Keras' applications: random images of the job's shape, each batch made once from a seeded generator and kept on
+    the device (their input is always cached), with labels drawn from the job's classes."""
+    labels = np.random.default_rng(seed).integers(job.classes, size=count)
+    shape = models.input_shape(job)
+
+    def load(indices, rng):
+        return rng.random((len(indices), *shape), dtype=np.float32), labels[indices]
+
+    return dataset_class(keras)(load, count, job.batch_size, False, True, job.pipeline, seed, place), count
+
+
+LOADERS = {"dogs-vs-cats": dogs_vs_cats, "mnist": mnist, **{model: synthetic_images for model in models.APPLICATIONS}}

@@ -1,4 +1,4 @@
-"""tf.data input pipelines for the two seed workloads (TensorFlow's loader), with their tuning set explicitly and recorded.
+"""tf.data input pipelines for every workload (TensorFlow's loader), with their tuning set explicitly and recorded.
 
 They do what python_input.py does for every backend, with tf.data's own ops: the
 same files, order semantics and augmentation (augment.py's, checked against it
@@ -16,6 +16,7 @@ import json
 import os
 
 import augment
+import models
 import python_input
 from contract import SYNTHETIC_MARKER
 from python_input import IMAGE_SIZE
@@ -87,10 +88,10 @@ def seed_augmentation(tf, images):
     return tf.where(flip, tf.reverse(images, axis=[2]), images)
 
 
-def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
+def dogs_vs_cats(tf, job, split, count):
     """Decode, resize, batch; then rescale (and for training, augment) in the pipeline, not in model layers."""
-    augmenting = split == "train"
-    paths, labels = python_input.class_files(os.path.join(data_dir, split), count)
+    augmenting, settings = split == "train", job.pipeline
+    paths, labels = python_input.class_files(os.path.join(job.data_dir, split), count)
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
     if augmenting:
         dataset = dataset.shuffle(len(paths), seed=SEED, reshuffle_each_iteration=True)
@@ -107,7 +108,7 @@ def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
         return seed_augmentation(tf, images / 255.0), labels
 
     dataset = dataset.map(load, num_parallel_calls=parallelism(tf, settings))
-    dataset = dataset.batch(batch_size)
+    dataset = dataset.batch(job.batch_size)
     dataset = dataset.map(rescale_and_augment if augmenting else rescale, num_parallel_calls=parallelism(tf, settings))
     if settings.input == "cached":
         dataset = dataset.cache()  # in host memory: CACHED_ON says why not on the GPU
@@ -117,12 +118,33 @@ def dogs_vs_cats(tf, data_dir, split, count, batch_size, settings):
 # --- MNIST: arrays in one .npz, as keras.datasets.mnist stores them --------------------------
 
 
-def mnist(tf, data_dir, split, count, batch_size, settings):
-    images, labels = python_input.mnist_arrays(data_dir, split, count)
+def mnist(tf, job, split, count):
+    images, labels = python_input.mnist_arrays(job.data_dir, split, count)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if split == "train":
         dataset = dataset.shuffle(count, seed=SEED, reshuffle_each_iteration=True)
-    return tuned(tf, dataset.batch(batch_size), settings), count
+    return tuned(tf, dataset.batch(job.batch_size), job.pipeline), count
 
 
-PIPELINES = {"dogs-vs-cats": dogs_vs_cats, "mnist": mnist}
+# --- Keras' applications: synthetic images made in the pipeline, cached ------------------------
+
+
+def synthetic_images(tf, job, split, count):
+    """python_input.synthetic_images with tf.data's ops: each batch random from a seed of its own, made once and cached."""
+    import numpy as np
+
+    seed = SEED if split == "train" else SEED + 1
+    labels = tf.constant(np.random.default_rng(seed).integers(job.classes, size=count))
+    shape = tf.constant(models.input_shape(job), tf.int32)
+
+    def batch(first):
+        size = tf.minimum(tf.constant(job.batch_size, tf.int64), count - first)
+        images = tf.random.stateless_uniform(tf.concat([tf.reshape(tf.cast(size, tf.int32), [1]), shape], 0),
+                                             seed=tf.stack([tf.constant(seed, tf.int64), first]))
+        return images, tf.gather(labels, tf.range(first, first + size))
+
+    dataset = tf.data.Dataset.range(0, count, job.batch_size).map(batch, num_parallel_calls=parallelism(tf, job.pipeline))
+    return tuned(tf, dataset.cache(), job.pipeline), count
+
+
+PIPELINES = {"dogs-vs-cats": dogs_vs_cats, "mnist": mnist, **{model: synthetic_images for model in models.APPLICATIONS}}

@@ -62,6 +62,7 @@ class CellResult:
     telemetry: CellTelemetry | None = None  # what the machine did (runner/telemetry.py); None for records without it
     hosts: tuple[str, ...] = ()  # the host that measured each of timed.per_repeat (runner/strata.py)
     kernels: CellKernels | None = None  # where the step went by kernel class (runner/kernels.py); None: not profiled
+    compiled_while_timed: int = 0  # repeats in whose timed epochs XLA compiled (jax): a compile timed as training
 
     def by_host(self) -> dict[str, list[float]]:
         """Its numbers per repeat, grouped by the host that measured them: what a comparison is made within."""
@@ -114,6 +115,7 @@ class Notes:
 
     outlier_epochs: tuple[OutlierEpoch, ...]
     input_bound: tuple[CellResult, ...]  # cells waiting for input more than INPUT_BOUND of each step
+    compiled_while_timed: tuple[CellResult, ...]  # cells whose timed epochs included an XLA compile
     telemetry_warnings: tuple[TelemetryWarning, ...]
     not_measured: tuple[NotMeasured, ...]
     synthetic: tuple[str, ...]  # workloads that trained on generated data
@@ -198,6 +200,7 @@ def _pool(group: list[Record]) -> CellResult:
         telemetry=telemetry.summarize(last.cell_id, last.kind, ok),
         hosts=tuple(strata.host_of(record) for record in repeats),
         kernels=kernels.of_cell(repeats),
+        compiled_while_timed=sum(timed_compiles(record) > 0 for record in repeats),
     )
 
 
@@ -304,6 +307,7 @@ def notes(results: list[CellResult], records: list[Record]) -> Notes:
     return Notes(
         outlier_epochs=tuple(outlier for result in results for outlier in result.outlier_epochs),
         input_bound=tuple(result for result in results if result.input_wait is not None and result.input_wait > INPUT_BOUND),
+        compiled_while_timed=tuple(result for result in results if result.compiled_while_timed),
         telemetry_warnings=telemetry_warnings(results),
         not_measured=not_measured(results),
         synthetic=tuple(sorted({result.workload for result in results if result.data_kind == "synthetic"})),
@@ -360,6 +364,11 @@ def _timed(record: Record) -> list[MeasuredEpoch]:
 
 def model_trained(record: Record) -> str:
     return record.measurement.workload if record.measurement else ""
+
+
+def timed_compiles(record: Record) -> int:  # XLA's compilations in the timed epochs, which jax records count; else 0
+    count = _dict(record.measurement.model if record.measurement else None).get("compiles_in_timed_epochs")
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
 def data_kind(record: Record) -> str:

@@ -43,6 +43,8 @@ MEMORY_COLUMNS = ["peak RSS"]
 GPU_COLUMNS = ["GPU memory peak", "GPU energy/epoch", "images/J"]
 ESTIMATED_NOTE = "* GPU energy integrated from power samples: the GPU has no energy counter."
 TELEMETRY_NOTE = f"Telemetry, during timed epochs ({telemetry.LOCK_NOTE[:-1]}):"
+COMPILED_NOTE = ("Compiled while timed: XLA compiled the training step during a timed epoch, which timed the compile as training "
+                 "(one more warm-up epoch, warmup_epochs, keeps it out):")
 INPUT_BOUND_NOTE = (f"Input-bound cells: more than {INPUT_BOUND:.0%} of each timed training step waits for the next batch, "
                     "so these cells time the input pipeline, not the model (compare devices on `input: cached`, or raise parallel_calls):")
 OUTLIER_NOTE = (f"Outlier epochs, more than {OUTLIER_MADS:g} MADs from their cell's median epoch (kept: one moves only its own "
@@ -106,6 +108,7 @@ def as_text(analysis: Analysis, table_format: str = "github", wide: bool = False
     notes = analysis.notes
     for heading, lines in (("Not comparable (compared within a host, or over hosts only where both cells ran alike on each):",
                             not_comparable_lines(analysis.pairs)), (OUTLIER_NOTE, outlier_lines(notes.outlier_epochs)), (INPUT_BOUND_NOTE, input_bound_lines(notes.input_bound)),
+                           (COMPILED_NOTE, [f"- {r.cell_id}: in {r.compiled_while_timed} of {r.repeats} repeat(s)" for r in notes.compiled_while_timed]),
                            (TELEMETRY_NOTE, telemetry_lines(notes.telemetry_warnings)),
                            (KERNEL_NOTE, [kernels.line(r.cell_id, r.kernels) for r in analysis.results if r.kernels]),
                            ("Not measured:", not_measured_lines(notes.not_measured))):
@@ -251,6 +254,7 @@ def as_json(analysis: Analysis) -> str:
         "notes": {
             "outlier_epochs": [{"cell_id": o.cell_id, "repeat": o.repeat, "epoch": o.epoch, "seconds": o.seconds} for o in notes.outlier_epochs],
             "input_bound": [{"cell_id": r.cell_id, "input_wait_share": r.input_wait} for r in notes.input_bound],
+            "compiled_while_timed": [{"cell_id": r.cell_id, "repeats": r.compiled_while_timed} for r in notes.compiled_while_timed],
             "telemetry_warnings": [{"subject": w.subject, "message": w.words} for w in notes.telemetry_warnings],
             "not_measured": [{"status": g.status, "reason": g.reason, "cells": list(g.cells)} for g in notes.not_measured],
             "synthetic_data": list(notes.synthetic),

@@ -150,7 +150,8 @@ def test_json_gives_every_compared_pair_with_its_statistics():
     assert set(report) == {"schema_version", "min_effect", "alpha", "test", "correction", "interval", "verdict_rule", "cells",
                            "comparisons", "sentences", "notes"}
     assert (report["correction"], report["test"]) == ("holm", "welch_t_log_seconds")
-    assert set(report["notes"]) == {"outlier_epochs", "input_bound", "telemetry_warnings", "not_measured", "synthetic_data", "unisolated_executors"}
+    assert set(report["notes"]) == {"outlier_epochs", "input_bound", "compiled_while_timed", "telemetry_warnings", "not_measured",
+                                    "synthetic_data", "unisolated_executors"}
     asked = [(c["question"], c["baseline"], c["other"], c["verdict"]) for c in report["comparisons"]]
     assert asked == [
         ("speed-up", CPU_ID, GPU_93_ID, "faster"), ("speed-up", CPU_ID, GPU_95_ID, "faster"), ("speed-up", CPU_ID, GPU_98_ID, "faster"),
@@ -271,6 +272,20 @@ def test_a_cell_that_waits_for_input_is_marked_input_bound_with_the_advice():
     assert "compare devices on `input: cached`, or raise parallel_calls" in section
     assert section.strip().splitlines()[1:] == ["- cpu-tf2.21-fast: 35% of each step waiting for input"]
     assert json.loads(render([waiting("cpu-tf2.21-fast", 0.35)], "json"))["notes"]["input_bound"] == [{"cell_id": "cpu-tf2.21-fast", "input_wait_share": 0.35}]
+
+
+def test_a_jax_cell_that_compiled_in_a_timed_epoch_is_named_with_how_many_repeats_did():
+    def compiled(cell_id, compiles, repeat):
+        data = measurement([epoch(5.0, 10.0), epoch(1.0, 2000.0), epoch(1.0, 2000.0)])
+        data["model"] = {"compiles_in_timed_epochs": compiles}
+        return record(cell_id, measurement=data, repeat=repeat)
+
+    loaded = [compiled("cpu-jax0.10-mnist", 1, 0), compiled("cpu-jax0.10-mnist", 0, 1), compiled("cpu-jax0.10-dogs-vs-cats", 0, 0),
+              compiled("cpu-torch2.11-mnist", "not applicable (counted for jax)", 0)]
+    section = render(loaded).split("Compiled while timed:")[1].split("\n\n")[0]
+    assert "one more warm-up epoch, warmup_epochs, keeps it out" in section
+    assert section.strip().splitlines()[1:] == ["- cpu-jax0.10-mnist: in 1 of 2 repeat(s)"]
+    assert json.loads(render(loaded, "json"))["notes"]["compiled_while_timed"] == [{"cell_id": "cpu-jax0.10-mnist", "repeats": 1}]
 
 
 # --- telemetry: what the machine did, on constructed records ---------------------------------------

@@ -6,11 +6,14 @@ version tests/test_augment.py checks against Keras 1.
 """
 
 import json
+import sys
 
 import pytest
 
-from conftest import runner
-from workload import flop_count
+from conftest import REPO, runner
+
+sys.path.insert(0, str(REPO / "workload"))  # as the workload runs: its modules side by side
+import flop_count  # noqa: E402
 
 pytestmark = pytest.mark.docker
 

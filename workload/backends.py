@@ -170,6 +170,14 @@ def cached_batches(name, framework):
     return (lambda array: array), "in host memory (numpy; Keras copies each batch to the device in its step)"
 
 
+def lowered_train_step(jax, model, batch):
+    """Keras' jax training step on one batch, lowered by jax (the jit train_on_batch runs), for what XLA says of it."""
+    state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True, optimizer_variables=True,
+                                 metrics_variables=True, purge_model_variables=False)
+    inputs, labels = batch
+    return jax.jit(model.train_step, donate_argnums=0).lower(state, (inputs, labels, None))
+
+
 def compile_counter(name, framework):
     """A function giving how many XLA compilations jax has made so far, or None where the framework is not jax."""
     if name != "jax":

@@ -171,15 +171,16 @@ def main(argv):
     record["telemetry"] = sampler.stop() if sampler else telemetry_sampler.OFF
 
     flops = models.training_flops(model)
-    compute = compute_step_seconds(model, train, synchronize, min(COMPUTE_STEPS, timer.epochs[-1].steps))
-    record["kernel_time"] = kernels(job, framework, model, first_batch(train), synchronize, bool(record["gpu"]["registered"]))
+    batch = first_batch(train)  # once: every measurement after training steps on the same batch (tf.data's reshuffles)
+    compute = compute_step_seconds(model, batch, synchronize, min(COMPUTE_STEPS, timer.epochs[-1].steps))
+    record["kernel_time"] = kernels(job, framework, model, batch, synchronize, bool(record["gpu"]["registered"]))
     record["epochs"] = [with_rates(epoch, job.batch_size, flops, compute) for epoch in timer.epochs]
     record["timeline"] = timeline
     record["model"] = {"parameters": int(model.count_params()), "forward_flops_per_image": models.forward_flops(model),
                        "training_flops_per_image": flops, "compute_step_seconds": compute,
                        "train_step_python_calls": fit_train_step_calls, "compiles_in_timed_epochs": timed_compiles,
-                       "counted_flops": flop_count.counted(job.framework, framework, model, first_batch(train))}
-    record["convolution_ops"] = backends.convolution_ops(job.framework, framework, one_step(model, train))
+                       "counted_flops": flop_count.counted(job.framework, framework, model, batch)}
+    record["convolution_ops"] = backends.convolution_ops(job.framework, framework, one_step(model, batch))
     record["gpu"] = gpu_facts.gpu_facts(backends.gpus(job.framework, framework), backends.built_with(job.framework, framework))
     # Again after training: cuDNN is loaded only by the first convolution.
     finish(record, gpu_facts.gpu_failure(job.expect_cudnn, record["gpu"], name) if job.expect_gpu else None)
@@ -267,14 +268,14 @@ def first_batch(train):
     return train[0] if hasattr(train, "__getitem__") else next(iter(train))
 
 
-def compute_step_seconds(model, train, synchronize, steps):
+def compute_step_seconds(model, batch, synchronize, steps):
     """What a training step costs with no input to wait for: the median of steps on one batch already in memory.
 
     Measured after the timed epochs, so it changes none of them. Set against an epoch's mean
     step it gives the share of the step spent waiting for the next batch (and in the loop's own
     overhead): the input_wait_share of each epoch.
     """
-    inputs, labels = first_batch(train)
+    inputs, labels = batch
     model.train_on_batch(inputs, labels)  # the first call may trace or compile
     synchronize()
     seconds = []
@@ -286,11 +287,11 @@ def compute_step_seconds(model, train, synchronize, steps):
     return statistics.median(seconds)
 
 
-def one_step(model, train):
+def one_step(model, batch):
     """A training step on the first batch, for the profiler: after the timed epochs, so it times nothing."""
 
     def step():
-        model.train_on_batch(*first_batch(train))
+        model.train_on_batch(*batch)
 
     return step
 

@@ -10,6 +10,8 @@ optimiser's update), so they come out a little above the layer count; torch's co
 matrix products and convolutions only, as the layer count does.
 """
 
+import backends
+
 METHODS = {"jax": "XLA cost analysis of the jitted training step",
            "torch": "torch.utils.flop_counter over one training step",
            "tensorflow": "TensorFlow's profiler (float_operation) over the traced training step's graph"}
@@ -26,10 +28,7 @@ def counted(name, framework, model, batch):
 
 def _jax(jax, model, batch):
     """The same step train_on_batch runs, lowered (not compiled again): XLA's estimate of its floating-point operations."""
-    state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True, optimizer_variables=True,
-                                 metrics_variables=True, purge_model_variables=False)
-    inputs, labels = batch
-    analysis = jax.jit(model.train_step).lower(state, (inputs, labels, None)).cost_analysis()
+    analysis = backends.lowered_train_step(jax, model, batch).cost_analysis()
     return float((analysis[0] if isinstance(analysis, list) else analysis)["flops"])  # a list of one in older jax
 
 

@@ -14,6 +14,7 @@ import glob
 import re
 import tempfile
 
+import backends
 import contract
 
 PROFILED_STEPS = 3
@@ -120,10 +121,7 @@ def _jax(jax, model, batch, synchronize, gpu):
 
 def _compiled_hlo(jax, model, batch):
     """The HLO of the step train_on_batch runs (the same jit of the same function, so jax's cache has it compiled)."""
-    state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True, optimizer_variables=True,
-                                 metrics_variables=True, purge_model_variables=False)
-    inputs, labels = batch
-    return jax.jit(model.train_step, donate_argnums=0).lower(state, (inputs, labels, None)).compile().as_text()
+    return backends.lowered_train_step(jax, model, batch).compile().as_text()
 
 
 # An instruction of HLO text: its name, the dimensions of its (array) output and its opcode; what it calls and the op
